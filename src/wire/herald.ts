@@ -1,0 +1,130 @@
+import { ProtocolError } from "../errors.js";
+import { canonicalJson, isJsonObject, type JsonObject } from "./json.js";
+import { DEFAULT_MAX_BODY_BYTES, type Headers, type Message, validateMessage } from "./message.js";
+
+/**
+ * herald's own envelope on the wire: two ZeroMQ frames `[topic, envelope]`, the envelope being the
+ * canonical JSON (RFC 8785) of the object below with `v: 1`. See docs/wire-format.md.
+ */
+export const HERALD_WIRE_VERSION = 1;
+
+interface WireEnvelope {
+  v: number;
+  id: string;
+  topic: string;
+  sent_at: string;
+  schema: string;
+  schema_version: number;
+  headers: Headers;
+  body: JsonObject;
+  origin: { host: string; app: string; pid: number; user?: string };
+  seq?: number;
+  stream?: string;
+}
+
+export function toWireObject(msg: Message): WireEnvelope {
+  const env: WireEnvelope = {
+    v: HERALD_WIRE_VERSION,
+    id: msg.id,
+    topic: msg.topic,
+    sent_at: msg.sentAt,
+    schema: msg.schema,
+    schema_version: msg.schemaVersion,
+    headers: msg.headers,
+    body: msg.body,
+    origin: { host: msg.origin.host, app: msg.origin.app, pid: msg.origin.pid },
+  };
+  if (msg.origin.user !== undefined) env.origin.user = msg.origin.user;
+  if (msg.seq !== undefined) env.seq = msg.seq;
+  if (msg.stream !== undefined) env.stream = msg.stream;
+  return env;
+}
+
+/** The canonical bytes of a message; equal messages always give equal bytes. */
+export function encodeEnvelope(msg: Message): Buffer {
+  return Buffer.from(canonicalJson(toWireObject(msg)), "utf8");
+}
+
+export function encodeHeraldFrames(msg: Message): [Buffer, Buffer] {
+  return [Buffer.from(msg.topic, "utf8"), encodeEnvelope(msg)];
+}
+
+/** Decode envelope bytes, throwing a ProtocolError that names the field at fault. */
+export function decodeEnvelope(
+  bytes: Buffer | Uint8Array,
+  maxBodyBytes = DEFAULT_MAX_BODY_BYTES * 2,
+): Message {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ProtocolError(`herald envelope is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isJsonObject(raw)) throw new ProtocolError("herald envelope must be a JSON object");
+  if (raw["v"] !== HERALD_WIRE_VERSION)
+    throw new ProtocolError(
+      `herald envelope version ${JSON.stringify(raw["v"])} is not supported (expected 1)`,
+    );
+  const origin = raw["origin"];
+  if (!isJsonObject(origin)) throw new ProtocolError("herald envelope field 'origin' must be an object");
+  const msg: Message = {
+    id: field(raw, "id", "string"),
+    topic: field(raw, "topic", "string"),
+    sentAt: field(raw, "sent_at", "string"),
+    schema: field(raw, "schema", "string"),
+    schemaVersion: field(raw, "schema_version", "number"),
+    headers: objectField(raw, "headers") as Headers,
+    body: objectField(raw, "body"),
+    origin: {
+      host: field(origin, "host", "string"),
+      app: field(origin, "app", "string"),
+      pid: field(origin, "pid", "number"),
+    },
+  };
+  if (typeof origin["user"] === "string") msg.origin.user = origin["user"];
+  if (raw["seq"] !== undefined) msg.seq = field(raw, "seq", "number");
+  if (raw["stream"] !== undefined) msg.stream = field(raw, "stream", "string");
+  try {
+    validateMessage(msg, maxBodyBytes);
+  } catch (err) {
+    throw new ProtocolError(`herald envelope is invalid: ${(err as Error).message}`, { cause: err });
+  }
+  return msg;
+}
+
+function field<T extends "string" | "number">(
+  obj: JsonObject,
+  key: string,
+  type: T,
+): T extends "string" ? string : number {
+  const v = obj[key];
+  if (typeof v !== type) throw new ProtocolError(`herald envelope field '${key}' must be a ${type}`);
+  return v as T extends "string" ? string : number;
+}
+
+function objectField(obj: JsonObject, key: string): JsonObject {
+  const v = obj[key];
+  if (!isJsonObject(v)) throw new ProtocolError(`herald envelope field '${key}' must be an object`);
+  return v;
+}
+
+/** CloudEvents 1.0 attributes for a message (structured JSON mode). */
+export function toCloudEvent(msg: Message): Record<string, unknown> {
+  return {
+    specversion: "1.0",
+    id: msg.id,
+    source: `herald://${msg.origin.host}/${msg.origin.app}`,
+    type: msg.topic,
+    time: msg.sentAt,
+    dataschema: `herald:${msg.schema}/${msg.schemaVersion}`,
+    datacontenttype: "application/json",
+    data: msg.body,
+    ...Object.fromEntries(Object.entries(msg.headers).map(([k, v]) => [cloudEventExtensionName(k), v])),
+  };
+}
+
+/** CloudEvents extension names are lowercase alphanumerics: `fedmsg.i` becomes `heraldfedmsgi`. */
+function cloudEventExtensionName(header: string): string {
+  return `herald${header.toLowerCase().replace(/[^a-z0-9]/g, "")}`;
+}

@@ -1,0 +1,167 @@
+import { ProtocolError } from "../errors.js";
+import { isJsonObject, type JsonObject, pythonJson } from "./json.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_SCHEMA,
+  type Headers,
+  type Message,
+  validateMessage,
+} from "./message.js";
+
+/**
+ * fedmsg's wire format: two frames `[topic, envelope]`, the envelope being
+ * `simplejson.dumps(d, sort_keys=True, separators=(',', ':'))` of
+ * `{topic, msg, timestamp, msg_id, i, username[, crypto, signature, certificate][, seq_id]}`.
+ *
+ * Legacy-only fields travel in herald headers under `fedmsg.*` so that a message ingested from a
+ * legacy publisher is re-emitted byte for byte.
+ */
+export const LEGACY_HEADER = {
+  i: "fedmsg.i",
+  timestamp: "fedmsg.timestamp",
+  username: "fedmsg.username",
+  crypto: "fedmsg.crypto",
+  signature: "fedmsg.signature",
+  certificate: "fedmsg.certificate",
+  seqId: "fedmsg.seq_id",
+  /** Top-level envelope fields fedmsg does not define, as canonical JSON of an object. */
+  extra: "fedmsg.extra",
+} as const;
+
+const KNOWN_FIELDS = new Set([
+  "topic",
+  "msg",
+  "timestamp",
+  "msg_id",
+  "i",
+  "username",
+  "crypto",
+  "signature",
+  "certificate",
+  "seq_id",
+]);
+const OPTIONAL_STRING_FIELDS = [
+  ["crypto", LEGACY_HEADER.crypto],
+  ["signature", LEGACY_HEADER.signature],
+  ["certificate", LEGACY_HEADER.certificate],
+] as const;
+
+const UUID_V7_ID = /^\d{4}-([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$/;
+
+/** The fedmsg envelope object for a message. `i` is the publishing socket's counter when not restored. */
+export function toLegacyObject(msg: Message, i: number): JsonObject {
+  const h = msg.headers;
+  const obj: JsonObject = {
+    topic: msg.topic,
+    msg: msg.body,
+    timestamp: numberHeader(h, LEGACY_HEADER.timestamp) ?? Math.floor(Date.parse(msg.sentAt) / 1000),
+    msg_id: legacyMsgId(msg),
+    i: numberHeader(h, LEGACY_HEADER.i) ?? i,
+    username: stringHeader(h, LEGACY_HEADER.username) ?? msg.origin.user ?? "herald",
+  };
+  for (const [field, header] of OPTIONAL_STRING_FIELDS) {
+    const v = stringHeader(h, header);
+    if (v !== undefined) obj[field] = v;
+  }
+  const seqId = numberHeader(h, LEGACY_HEADER.seqId);
+  if (seqId !== undefined) obj["seq_id"] = seqId;
+  const extra = stringHeader(h, LEGACY_HEADER.extra);
+  if (extra !== undefined) Object.assign(obj, JSON.parse(extra) as JsonObject);
+  return obj;
+}
+
+/** herald ids become `<YEAR>-<id>` like fedmsg's; ids that came from fedmsg are kept as they were. */
+export function legacyMsgId(msg: Message): string {
+  if (/^\d{4}-/.test(msg.id)) return msg.id;
+  return `${new Date(msg.sentAt).getUTCFullYear()}-${msg.id}`;
+}
+
+export function encodeLegacyFrames(msg: Message, i: number): [Buffer, Buffer] {
+  return [Buffer.from(msg.topic, "utf8"), Buffer.from(pythonJson(toLegacyObject(msg, i)), "utf8")];
+}
+
+export interface DecodedLegacy {
+  message: Message;
+  /** fedmsg's `i` as sent. */
+  i: number | undefined;
+}
+
+/**
+ * Decode the envelope frame of a fedmsg message. `defaults` supplies what fedmsg does not carry
+ * (origin host and app, usually from the endpoint's service name).
+ */
+export function decodeLegacyEnvelope(
+  bytes: Buffer | Uint8Array,
+  defaults: { host?: string; app?: string } = {},
+  maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
+): DecodedLegacy {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ProtocolError(`fedmsg envelope is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isJsonObject(raw)) throw new ProtocolError("fedmsg envelope must be a JSON object");
+  const { topic, msg, msg_id: msgId, timestamp } = raw;
+  if (typeof topic !== "string") throw new ProtocolError("fedmsg envelope field 'topic' must be a string");
+  if (!isJsonObject(msg)) throw new ProtocolError("fedmsg envelope field 'msg' must be a JSON object");
+  if (typeof msgId !== "string") throw new ProtocolError("fedmsg envelope field 'msg_id' must be a string");
+  if (typeof timestamp !== "number")
+    throw new ProtocolError("fedmsg envelope field 'timestamp' must be a number");
+  const headers = legacyHeaders(raw);
+  const v7 = UUID_V7_ID.exec(msgId);
+  const message: Message = {
+    id: v7 ? v7[1]! : msgId,
+    topic,
+    sentAt: new Date(timestamp * 1000).toISOString(),
+    schema: DEFAULT_SCHEMA,
+    schemaVersion: 1,
+    headers: v7 ? {} : headers,
+    body: msg,
+    origin: {
+      host: defaults.host ?? "legacy",
+      app: defaults.app ?? (topic.split(".")[2] || "legacy"),
+      pid: 0,
+      ...(typeof raw["username"] === "string" ? { user: raw["username"] } : {}),
+    },
+  };
+  try {
+    validateMessage(message, maxBodyBytes);
+  } catch (err) {
+    throw new ProtocolError(`fedmsg envelope is invalid: ${(err as Error).message}`, { cause: err });
+  }
+  return { message, i: typeof raw["i"] === "number" ? raw["i"] : undefined };
+}
+
+function legacyHeaders(raw: JsonObject): Headers {
+  const headers: Headers = { [LEGACY_HEADER.timestamp]: raw["timestamp"] as number };
+  if (typeof raw["i"] === "number") headers[LEGACY_HEADER.i] = raw["i"];
+  if (typeof raw["username"] === "string") headers[LEGACY_HEADER.username] = raw["username"];
+  for (const [field, header] of OPTIONAL_STRING_FIELDS) {
+    const v = raw[field];
+    if (typeof v === "string") headers[header] = v;
+  }
+  if (typeof raw["seq_id"] === "number") headers[LEGACY_HEADER.seqId] = raw["seq_id"];
+  const extra: JsonObject = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (
+      !KNOWN_FIELDS.has(k) ||
+      (k === "username" && typeof v !== "string") ||
+      (k === "i" && typeof v !== "number")
+    )
+      extra[k] = v;
+  }
+  if (Object.keys(extra).length > 0) headers[LEGACY_HEADER.extra] = JSON.stringify(extra);
+  return headers;
+}
+
+function numberHeader(h: Headers, key: string): number | undefined {
+  const v = h[key];
+  return typeof v === "number" ? v : undefined;
+}
+
+function stringHeader(h: Headers, key: string): string | undefined {
+  const v = h[key];
+  return typeof v === "string" ? v : undefined;
+}

@@ -1,0 +1,156 @@
+import { randomBytes } from "node:crypto";
+import { hostname, userInfo } from "node:os";
+import { basename } from "node:path";
+import { rejected } from "../errors.js";
+import { isJsonObject, type JsonObject } from "./json.js";
+import { topicProblem } from "./topic.js";
+
+/** Header values are scalars so that every transport (AMQP headers, CloudEvents attributes) carries them. */
+export type HeaderValue = string | number | boolean | null;
+export type Headers = Record<string, HeaderValue>;
+
+export interface Origin {
+  /** Host name of the publishing process. */
+  host: string;
+  /** Application name (fedmsg: the module name). */
+  app: string;
+  pid: number;
+  /** OS user of the publishing process (fedmsg's `username`). */
+  user?: string;
+}
+
+/**
+ * herald's one normalized message, whatever wire format it came from or goes to.
+ * `seq` and `stream` are set by the publishing socket (per-socket sequence, for gap detection);
+ * everything else is fixed when the message is created and survives every hop unchanged.
+ */
+export interface Message {
+  /** Unique, time-sortable (UUIDv7) for herald messages; legacy `msg_id` values are kept as they were. */
+  id: string;
+  topic: string;
+  /** UTC, ISO 8601 with milliseconds, e.g. `2026-11-30T08:18:08.123Z`. */
+  sentAt: string;
+  schema: string;
+  schemaVersion: number;
+  headers: Headers;
+  body: JsonObject;
+  origin: Origin;
+  /** Per-publisher-socket sequence number, starting at 1 for each `stream`. */
+  seq?: number;
+  /** Identifies one run of one publishing socket; a new stream resets `seq`. */
+  stream?: string;
+}
+
+/** Fields a publisher supplies; the rest is filled in. */
+export interface MessageInput {
+  topic: string;
+  body: JsonObject;
+  id?: string;
+  sentAt?: string;
+  schema?: string;
+  schemaVersion?: number;
+  headers?: Headers;
+  origin?: Partial<Origin>;
+}
+
+export const DEFAULT_SCHEMA = "base.message";
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+let lastMs = 0;
+let counter = 0;
+
+/** RFC 9562 UUIDv7: 48-bit millisecond time, then a counter and randomness; sortable as text. */
+export function newId(now: number = Date.now()): string {
+  if (now <= lastMs) counter = (counter + 1) & 0xfff;
+  else {
+    lastMs = now;
+    counter = randomBytes(2).readUInt16BE(0) & 0x7ff;
+  }
+  const ms = Math.max(now, lastMs);
+  const b = randomBytes(16);
+  b.writeUIntBE(ms, 0, 6);
+  b[6] = 0x70 | (counter >> 8);
+  b[7] = counter & 0xff;
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+let defaultOrigin: Origin | undefined;
+
+export function localOrigin(): Origin {
+  defaultOrigin ??= {
+    host: hostname(),
+    app:
+      process.env["HERALD_APP"] ??
+      (basename(process.argv[1] ?? "node").replace(/\.[cm]?[jt]s$/, "") || "node"),
+    pid: process.pid,
+    user: safeUser(),
+  };
+  return defaultOrigin;
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env["USER"] ?? "unknown";
+  }
+}
+
+export function isoNow(now: number = Date.now()): string {
+  return new Date(now).toISOString();
+}
+
+/** Build a complete message from publisher input, validating what can be checked locally. */
+export function createMessage(input: MessageInput, maxBodyBytes: number = DEFAULT_MAX_BODY_BYTES): Message {
+  const msg: Message = {
+    id: input.id ?? newId(),
+    topic: input.topic,
+    sentAt: input.sentAt ?? isoNow(),
+    schema: input.schema ?? DEFAULT_SCHEMA,
+    schemaVersion: input.schemaVersion ?? 1,
+    headers: input.headers ?? {},
+    body: input.body,
+    origin: { ...localOrigin(), ...input.origin },
+  };
+  validateMessage(msg, maxBodyBytes);
+  return msg;
+}
+
+/** Throws a typed MessageRejectedError naming the first problem found. */
+export function validateMessage(msg: Message, maxBodyBytes: number = DEFAULT_MAX_BODY_BYTES): void {
+  const problem = topicProblem(msg.topic);
+  if (problem) throw rejected("BAD_TOPIC", problem, { id: msg.id });
+  if (typeof msg.id !== "string" || !ID_RE.test(msg.id))
+    throw rejected(
+      "INVALID",
+      "id must be 1-128 characters of letters, digits and . _ : - (a UUIDv7 by default)",
+    );
+  if (typeof msg.sentAt !== "string" || Number.isNaN(Date.parse(msg.sentAt)))
+    throw rejected("INVALID", `sentAt must be an ISO 8601 time, got ${JSON.stringify(msg.sentAt)}`, {
+      id: msg.id,
+    });
+  if (typeof msg.schema !== "string" || msg.schema.length === 0 || msg.schema.length > 255)
+    throw rejected("INVALID", "schema must be a non-empty name such as 'base.message'", { id: msg.id });
+  if (!Number.isInteger(msg.schemaVersion) || msg.schemaVersion < 0)
+    throw rejected("INVALID", "schemaVersion must be a non-negative integer", { id: msg.id });
+  if (!isJsonObject(msg.body)) throw rejected("INVALID", "body must be a JSON object", { id: msg.id });
+  validateHeaders(msg.headers, msg.id);
+  const size = Buffer.byteLength(JSON.stringify(msg.body), "utf8");
+  if (size > maxBodyBytes)
+    throw rejected("TOO_LARGE", `body is ${size} bytes, the limit is ${maxBodyBytes} (limits.maxBodyBytes)`, {
+      id: msg.id,
+      size,
+      limit: maxBodyBytes,
+    });
+}
+
+function validateHeaders(headers: unknown, id: string): void {
+  if (!isJsonObject(headers)) throw rejected("INVALID", "headers must be an object of scalar values", { id });
+  for (const [k, v] of Object.entries(headers)) {
+    if (v !== null && typeof v === "object")
+      throw rejected("INVALID", `header '${k}' must be a string, number, boolean or null`, { id });
+  }
+}
