@@ -1,0 +1,137 @@
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { BrokerUnavailableError } from "../errors.js";
+
+/** Bumped when the table layout changes; an older herald refuses a newer file instead of misreading it. */
+export const SCHEMA_VERSION = 1;
+
+export interface OpenDbOptions {
+  path: string;
+  synchronous: "full" | "normal";
+  maxPageCount: number | undefined;
+}
+
+/**
+ * Open (or create) the outbox database: check it, quarantine it if it is damaged, set the pragmas and make
+ * sure the tables exist. Throws STORAGE_ERROR; never starts empty over a damaged file.
+ */
+export function openDatabase(opts: OpenDbOptions): Database.Database {
+  mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
+  const existed = existsSync(opts.path);
+  let db: Database.Database;
+  try {
+    db = new Database(opts.path);
+  } catch (err) {
+    throw storageError(`cannot open the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
+  }
+  if (existed) checkIntegrity(db, opts.path);
+  try {
+    applyPragmas(db, opts);
+    createSchema(db, opts.path);
+  } catch (err) {
+    db.close();
+    if (err instanceof BrokerUnavailableError) throw err;
+    throw storageError(`cannot prepare the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
+  }
+  return db;
+}
+
+function applyPragmas(db: Database.Database, opts: OpenDbOptions): void {
+  // WAL: a commit is one sequential append to the -wal file plus one fsync, and readers (`herald status`,
+  // dispatchers) never block the writer.
+  const mode = db.pragma("journal_mode = WAL", { simple: true });
+  if (mode !== "wal") throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode)})`);
+  // FULL: the WAL is fsynced at every commit, so an acknowledged message survives power loss. NORMAL only
+  // fsyncs at checkpoints: it survives a process crash but can lose the last commits on an OS crash.
+  db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+  // A second reader process (herald status) may hold a lock briefly; wait for it rather than fail.
+  db.pragma("busy_timeout = 5000");
+  // Checkpoint the WAL into the main file every ~4 MB (1000 pages), SQLite's default, stated explicitly so
+  // the WAL stays small and reopening after a crash replays little; truncate it back to 64 MB at most.
+  db.pragma("wal_autocheckpoint = 1000");
+  db.pragma("journal_size_limit = 67108864");
+  if (opts.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.floor(opts.maxPageCount)}`);
+}
+
+function createSchema(db: Database.Database, path: string): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS messages (
+      seq INTEGER PRIMARY KEY,          -- assigned by us, never reused (see meta.head_seq)
+      id TEXT NOT NULL UNIQUE,          -- the dedup index
+      accepted_at INTEGER NOT NULL,     -- ms since epoch, non-decreasing with seq
+      bytes INTEGER NOT NULL,           -- length of envelope, summed for the pending-bytes limit
+      envelope BLOB NOT NULL            -- encodeEnvelope(message) without seq/stream
+    );
+    CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+  `);
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+    | { value: string }
+    | undefined;
+  if (row === undefined) {
+    db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('head_seq', '0')").run(
+      String(SCHEMA_VERSION),
+    );
+  } else if (Number(row.value) > SCHEMA_VERSION) {
+    throw storageError(
+      `the outbox ${path} has schema version ${row.value}, newer than this herald understands ` +
+        `(${SCHEMA_VERSION}): upgrade herald, or point outbox.path at another file`,
+      undefined,
+      path,
+    );
+  }
+}
+
+/** `PRAGMA quick_check` (O(N) but cheap: no index cross-checks); on any failure, quarantine and throw. */
+function checkIntegrity(db: Database.Database, path: string): void {
+  let problem: string | undefined;
+  let cause: unknown;
+  try {
+    const rows = db.pragma("quick_check") as Array<{ quick_check: string }>;
+    const bad = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
+    if (bad.length > 0) problem = bad.slice(0, 3).join("; ");
+  } catch (err) {
+    problem = (err as Error).message;
+    cause = err;
+  }
+  if (problem === undefined) return;
+  db.close();
+  const moved = quarantine(path);
+  throw storageError(
+    `the outbox ${path} is damaged (${problem}); it was moved aside to ${moved} and herald did not start. ` +
+      `Fix: check the disk, then restart herald serve to begin with a new empty outbox (messages in the ` +
+      `damaged file are not delivered; try 'sqlite3 ${moved} .recover' to salvage them)`,
+    cause,
+    path,
+    { quarantined: moved },
+  );
+}
+
+/** Rename the file (and its -wal/-shm companions) to `<path>.corrupt-<ts>`; returns the new main path. */
+export function quarantine(path: string): string {
+  const target = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  for (const suffix of ["", "-wal", "-shm"]) {
+    if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+  }
+  return target;
+}
+
+export function storageError(
+  message: string,
+  cause: unknown,
+  path: string,
+  extra: Record<string, unknown> = {},
+): BrokerUnavailableError {
+  return new BrokerUnavailableError("STORAGE_ERROR", message, {
+    cause,
+    retryable: false,
+    details: { path, ...extra },
+  });
+}
+
+/** SQLite error code of a thrown value (`SQLITE_FULL`, `SQLITE_IOERR_FSYNC`, ...), or its errno code. */
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "";
+}

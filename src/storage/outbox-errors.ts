@@ -1,0 +1,57 @@
+import { BrokerUnavailableError, type HeraldError, MessageRejectedError } from "../errors.js";
+import { errorCode } from "./db.js";
+
+/** The one error every append gets once the outbox is in fail-stop. */
+export function failStopError(path: string, during: string, cause: unknown): BrokerUnavailableError {
+  const code = errorCode(cause) || "error";
+  const what = cause instanceof Error ? cause.message : String(cause);
+  return new BrokerUnavailableError(
+    "STORAGE_ERROR",
+    `the outbox ${path} failed during ${during} (${code}: ${what}); herald stopped accepting messages so that ` +
+      `nothing is acknowledged that may not be on disk. Fix: check the disk (dmesg, free space), then restart ` +
+      `herald serve; the outbox recovers from its WAL`,
+    { cause, retryable: true, details: { path, during, sqliteCode: code } },
+  );
+}
+
+export function storageFullError(path: string, cause: unknown): BrokerUnavailableError {
+  return new BrokerUnavailableError(
+    "STORAGE_FULL",
+    `the outbox ${path} is out of space (SQLITE_FULL): nothing in this batch was stored. Fix: free disk ` +
+      `space on that file system (or raise its quota); herald accepts again as soon as there is room`,
+    { cause, retryable: true, details: { path } },
+  );
+}
+
+export function busyError(path: string, cause: unknown): BrokerUnavailableError {
+  return new BrokerUnavailableError(
+    "STORAGE_ERROR",
+    `the outbox ${path} is locked by another process, nothing in this batch was stored. Fix: make sure only ` +
+      `one herald serve uses this file (outbox.path); retry`,
+    { cause, retryable: true, details: { path } },
+  );
+}
+
+export function outboxFullError(
+  limit: "maxMessages" | "maxBytes",
+  value: number,
+  pending: number,
+): BrokerUnavailableError {
+  const unit = limit === "maxBytes" ? " bytes" : " messages";
+  return new BrokerUnavailableError(
+    "OUTBOX_FULL",
+    `the outbox holds ${pending}${unit} not yet delivered, the limit is ${value} (outbox.${limit}): ` +
+      `a sink is behind: see \`herald status\`; raise outbox.${limit} or fix the slow sink. Retry later`,
+    { retryable: true, details: { limit: `outbox.${limit}`, value, pending } },
+  );
+}
+
+export function invalidForOutbox(id: string, reason: string): HeraldError {
+  return new MessageRejectedError(
+    "INVALID",
+    `message ${JSON.stringify(id)} cannot be stored: ${reason}. Fix: build messages with createMessage()`,
+    {
+      details: { id },
+    },
+  );
+}

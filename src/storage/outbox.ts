@@ -1,0 +1,520 @@
+import type Database from "better-sqlite3";
+import { ClosedError, HeraldError } from "../errors.js";
+import { decodeEnvelope, encodeEnvelope } from "../wire/herald.js";
+import type { Message } from "../wire/message.js";
+import { errorCode, openDatabase, storageError } from "./db.js";
+import { Failpoints, processFailpoints } from "./failpoints.js";
+import {
+  busyError,
+  failStopError,
+  invalidForOutbox,
+  outboxFullError,
+  storageFullError,
+} from "./outbox-errors.js";
+import { prepareStatements, type Statements } from "./statements.js";
+
+export interface OutboxOptions {
+  /** Database file; parent directories are created with mode 0700. */
+  path: string;
+  /** `full` (default): an ack survives power loss. `normal`: survives a process crash only. */
+  synchronous?: "full" | "normal";
+  /** Pending (undelivered) messages before appends get OUTBOX_FULL. Default 1,000,000. */
+  maxMessages?: number;
+  /** Pending bytes (stored envelopes) before appends get OUTBOX_FULL. Default 1 GiB. */
+  maxBytes?: number;
+  /** Delivered rows are kept this long. Default 10 min. */
+  retentionMs?: number;
+  /** Ids are recognised as duplicates at least this long; rows are never pruned earlier. Default 10 min. */
+  dedupWindowMs?: number;
+  /** `PRAGMA max_page_count`, to provoke SQLITE_FULL in tests. */
+  maxPageCount?: number;
+  /** Failpoint spec (see failpoints.ts); default: the process-wide `HERALD_FAILPOINTS`. */
+  failpoint?: string;
+  /** How often the background prune runs. Default 30 s. */
+  pruneIntervalMs?: number;
+}
+
+export interface StoredMessage {
+  seq: number;
+  acceptedAt: number;
+  message: Message;
+  bytes: number;
+}
+
+export type AppendResult =
+  | { ok: true; id: string; seq: number; acceptedAt: number; duplicate: boolean }
+  | { ok: false; id: string; error: HeraldError };
+
+export interface OutboxStats {
+  headSeq: number;
+  totalRows: number;
+  pendingMessages: number;
+  pendingBytes: number;
+  oldestPendingAt: number | undefined;
+  sinks: Record<string, { cursor: number; lag: number }>;
+  /** Committed append transactions since open (group commit makes this smaller than the append count). */
+  commits: number;
+  failed?: string;
+}
+
+const MiB = 1024 * 1024;
+const CURSOR_FLUSH_MS = 100;
+const PRUNE_CHUNK = 10_000;
+
+type Prepared = { id: string; envelope: Buffer } | { id: string; error: HeraldError };
+type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void };
+
+/**
+ * The durable outbox: the broker acknowledges a message only after `append` resolved with `ok: true`, which
+ * means the row is committed (WAL + fsync with synchronous=full). Every sink reads from here with its own
+ * persisted cursor.
+ *
+ * Rules worth knowing:
+ * - Sinks: registration is persisted. A NEW sink starts at the current head (adding a sink does not replay
+ *   history); a known sink gets its persisted cursor back. Registered sinks hold back pruning until they
+ *   are unregistered, so a sink removed from the configuration must be unregistered.
+ * - Dedup: an id is a duplicate for as long as its row is in the outbox. Rows are never pruned before
+ *   `dedupWindowMs` (nor before every sink has acked them), so a resubmission inside the window is always
+ *   recognised; after the window, once its row is pruned, the same id is accepted again as a new message.
+ * - Cursors are written lazily (every 100 ms or with the next append); after a crash a cursor may lag,
+ *   which only causes redelivery, and it can never run ahead of committed data.
+ */
+export class Outbox {
+  private readonly sql: Statements;
+  private readonly fp: Failpoints;
+  private readonly limits: { messages: number; bytes: number; keepMs: number };
+  private readonly cursors = new Map<string, number>();
+  private readonly dirty = new Map<string, number>();
+  private readonly waiters = new Set<{ after: number; resolve: () => void; reject: (e: unknown) => void }>();
+  private readonly failListeners: Array<(err: HeraldError) => void> = [];
+  private readonly pruneTimer: NodeJS.Timeout;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private queue: Job[] = [];
+  private scheduled = false;
+  private head = 0;
+  private lastAcceptedAt = 0;
+  private totalRows = 0;
+  /** Rows with seq > countedFloor, kept in step with appends and pruning; see syncPending(). */
+  private pendingCount = 0;
+  private pendingBytes = 0;
+  private countedFloor = 0;
+  private commits = 0;
+  private failure: HeraldError | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly path: string,
+    opts: OutboxOptions,
+  ) {
+    this.sql = prepareStatements(db);
+    this.fp = opts.failpoint === undefined ? processFailpoints() : new Failpoints(opts.failpoint);
+    this.limits = {
+      messages: opts.maxMessages ?? 1_000_000,
+      bytes: opts.maxBytes ?? 1024 * MiB,
+      keepMs: Math.max(opts.retentionMs ?? 10 * 60_000, opts.dedupWindowMs ?? 10 * 60_000),
+    };
+    this.loadState();
+    this.pruneTimer = setInterval(() => this.backgroundPrune(), opts.pruneIntervalMs ?? 30_000);
+    this.pruneTimer.unref();
+  }
+
+  /** Open or create the outbox. Throws STORAGE_ERROR (after quarantining the file) if it is damaged. */
+  static open(opts: OutboxOptions): Outbox {
+    const db = openDatabase({
+      path: opts.path,
+      synchronous: opts.synchronous ?? "full",
+      maxPageCount: opts.maxPageCount,
+    });
+    try {
+      return new Outbox(db, opts.path, opts);
+    } catch (err) {
+      db.close();
+      throw storageError(`cannot load the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
+    }
+  }
+
+  /** Counters come from indexed aggregates; nothing is loaded row by row. */
+  private loadState(): void {
+    const last = this.sql.lastRow.get();
+    // head_seq in meta survives pruning every row, so seqs are never reused.
+    this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
+    this.lastAcceptedAt = last?.accepted_at ?? 0;
+    this.totalRows = this.sql.countRows.get()?.n ?? 0;
+    for (const c of this.sql.cursors.all()) this.cursors.set(c.sink, c.seq);
+    this.countedFloor = this.floor();
+    const agg = this.sql.aggAfter.get(this.countedFloor);
+    this.pendingCount = agg?.n ?? 0;
+    this.pendingBytes = agg?.b ?? 0;
+  }
+
+  /** Group commit: all calls made in one event-loop turn share one transaction (one fsync). */
+  append(messages: readonly Message[]): Promise<AppendResult[]> {
+    return new Promise((resolve) => {
+      this.queue.push({ messages, resolve });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => this.drainQueue());
+    });
+  }
+
+  /** Commit `messages` now, in one transaction. */
+  appendSync(messages: readonly Message[]): AppendResult[] {
+    return this.commitBatch(messages);
+  }
+
+  private drainQueue(): void {
+    this.scheduled = false;
+    const jobs = this.queue;
+    this.queue = [];
+    if (jobs.length === 0) return;
+    const results = this.commitBatch(jobs.flatMap((j) => j.messages));
+    let offset = 0;
+    for (const job of jobs) {
+      job.resolve(results.slice(offset, offset + job.messages.length));
+      offset += job.messages.length;
+    }
+  }
+
+  private commitBatch(messages: readonly Message[]): AppendResult[] {
+    const stopped = this.closed ? new ClosedError("the outbox") : this.failure;
+    if (stopped !== undefined) return messages.map((m) => ({ ok: false, id: String(m.id), error: stopped }));
+    this.syncPending();
+    const prepared = messages.map(prepare);
+    const before = { head: this.head, n: this.pendingCount, b: this.pendingBytes, rows: this.totalRows };
+    let results: AppendResult[];
+    try {
+      results = this.db.transaction(() => this.writeBatch(prepared))();
+    } catch (err) {
+      // The rollback undid the rows; undo the counters that were moved along with them.
+      this.head = before.head;
+      this.pendingCount = before.n;
+      this.pendingBytes = before.b;
+      this.totalRows = before.rows;
+      return this.batchFailed(err, prepared);
+    }
+    this.commits += 1;
+    this.dirty.clear();
+    try {
+      this.fp.hit("outbox.after_commit");
+    } catch (err) {
+      return this.batchFailed(err, prepared);
+    }
+    this.notifyWaiters();
+    return results;
+  }
+
+  /** Runs inside the transaction: dedup, limits, inserts, lazy cursors, head. */
+  private writeBatch(prepared: readonly Prepared[]): AppendResult[] {
+    const acceptedAt = Math.max(Date.now(), this.lastAcceptedAt);
+    const inBatch = new Map<string, number>();
+    const results = prepared.map((p): AppendResult => {
+      if ("error" in p) return { ok: false, id: p.id, error: p.error };
+      const batchSeq = inBatch.get(p.id);
+      if (batchSeq !== undefined) return { ok: true, id: p.id, seq: batchSeq, acceptedAt, duplicate: true };
+      const found = this.sql.findId.get(p.id);
+      if (found !== undefined)
+        return { ok: true, id: p.id, seq: found.seq, acceptedAt: found.accepted_at, duplicate: true };
+      const full = this.limitProblem(p.envelope.length);
+      if (full !== undefined) return { ok: false, id: p.id, error: full };
+      this.head += 1;
+      this.sql.insert.run(this.head, p.id, acceptedAt, p.envelope.length, p.envelope);
+      inBatch.set(p.id, this.head);
+      this.pendingCount += 1;
+      this.pendingBytes += p.envelope.length;
+      this.totalRows += 1;
+      return { ok: true, id: p.id, seq: this.head, acceptedAt, duplicate: false };
+    });
+    if (inBatch.size > 0) this.sql.setHead.run(String(this.head));
+    for (const [sink, seq] of this.dirty) this.sql.saveCursor.run(sink, seq);
+    this.fp.hit("outbox.before_commit");
+    if (inBatch.size > 0) this.lastAcceptedAt = acceptedAt;
+    return results;
+  }
+
+  private limitProblem(bytes: number): HeraldError | undefined {
+    if (this.pendingCount + 1 > this.limits.messages)
+      return outboxFullError("maxMessages", this.limits.messages, this.pendingCount);
+    if (this.pendingBytes + bytes > this.limits.bytes)
+      return outboxFullError("maxBytes", this.limits.bytes, this.pendingBytes);
+    return undefined;
+  }
+
+  /** The whole transaction rolled back: decide between a retryable error and fail-stop. */
+  private batchFailed(err: unknown, prepared: readonly Prepared[]): AppendResult[] {
+    const error = this.classify(err, "an append commit");
+    return prepared.map((p) => ({ ok: false, id: p.id, error }));
+  }
+
+  /** SQLITE_FULL and SQLITE_BUSY are clean rollbacks; anything else (I/O, fsync, corruption) is fail-stop. */
+  private classify(err: unknown, during: string): HeraldError {
+    const code = errorCode(err);
+    if (code === "SQLITE_FULL") return storageFullError(this.path, err);
+    if (code.startsWith("SQLITE_BUSY")) return busyError(this.path, err);
+    return this.failStop(err, during);
+  }
+
+  private failStop(err: unknown, during: string): HeraldError {
+    if (this.failure !== undefined) return this.failure;
+    const failure = failStopError(this.path, during, err);
+    this.failure = failure;
+    clearInterval(this.pruneTimer);
+    for (const listener of this.failListeners) {
+      try {
+        listener(failure);
+      } catch {
+        // A listener's own bug must not hide the storage failure from the others.
+      }
+    }
+    return failure;
+  }
+
+  /** Called once when the outbox enters fail-stop (immediately if it already has). */
+  onFail(listener: (err: HeraldError) => void): void {
+    this.failListeners.push(listener);
+    if (this.failure !== undefined) listener(this.failure);
+  }
+
+  get failed(): HeraldError | undefined {
+    return this.failure;
+  }
+
+  /** Register a sink and return its cursor: the persisted one, or the current head for a new sink. */
+  registerSink(name: string): number {
+    this.assertOpen();
+    const known = this.cursors.get(name);
+    if (known !== undefined) return known;
+    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, this.head));
+    this.cursors.set(name, this.head);
+    return this.head;
+  }
+
+  unregisterSink(name: string): void {
+    this.assertOpen();
+    if (!this.cursors.has(name)) return;
+    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name));
+    this.cursors.delete(name);
+    this.dirty.delete(name);
+  }
+
+  /** Run a small write; throw STORAGE_FULL / STORAGE_ERROR (entering fail-stop for real I/O errors). */
+  private write(during: string, fn: () => unknown): void {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      this.db.transaction(fn)();
+    } catch (err) {
+      throw this.classify(err, during);
+    }
+  }
+
+  /** Up to `limit` messages with seq > afterSeq, stopping once `maxBytes` is reached (at least one row). */
+  read(afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredMessage[] {
+    this.assertOpen();
+    const out: StoredMessage[] = [];
+    let total = 0;
+    for (const row of this.sql.page.iterate(afterSeq, limit)) {
+      if (out.length > 0 && total + row.bytes > maxBytes) break;
+      total += row.bytes;
+      out.push({
+        seq: row.seq,
+        acceptedAt: row.accepted_at,
+        bytes: row.bytes,
+        message: decodeRow(row, this.path),
+      });
+    }
+    return out;
+  }
+
+  /** Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append. */
+  ack(sink: string, seq: number): void {
+    this.assertOpen();
+    const current = this.cursors.get(sink);
+    if (current === undefined)
+      throw new HeraldError(
+        "INTERNAL",
+        `sink '${sink}' is not registered: call registerSink('${sink}') first`,
+      );
+    if (!Number.isInteger(seq) || seq > this.head)
+      throw new HeraldError("INTERNAL", `sink '${sink}' acked seq ${seq}, beyond the head ${this.head}`);
+    if (seq <= current) return;
+    this.cursors.set(sink, seq);
+    this.dirty.set(sink, seq);
+    this.flushTimer ??= setTimeout(() => this.flushCursors(), CURSOR_FLUSH_MS).unref();
+  }
+
+  /** Write every changed cursor now. */
+  flushCursors(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.closed || this.failure !== undefined || this.dirty.size === 0) return;
+    try {
+      this.write("saving sink cursors", () => {
+        for (const [sink, seq] of this.dirty) this.sql.saveCursor.run(sink, seq);
+      });
+      this.dirty.clear();
+    } catch {
+      // Out of space or in fail-stop: the cursors stay dirty and are retried; a lagging cursor only
+      // means redelivery.
+    }
+  }
+
+  /** Resolves when a message with seq > afterSeq is committed; rejects on abort or close. */
+  waitForAppend(afterSeq: number, signal?: AbortSignal): Promise<void> {
+    if (this.head > afterSeq) return Promise.resolve();
+    if (this.closed) return Promise.reject(new ClosedError("the outbox"));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.waiters.delete(waiter);
+        reject(signal?.reason);
+      };
+      const waiter = {
+        after: afterSeq,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      this.waiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  private notifyWaiters(): void {
+    for (const w of this.waiters) {
+      if (this.head <= w.after) continue;
+      this.waiters.delete(w);
+      w.resolve();
+    }
+  }
+
+  /**
+   * Delete rows that every registered sink has acked AND that are older than max(retention, dedupWindow).
+   * With no sink registered nothing can ever read old rows (a new sink starts at the head), so only age
+   * counts. Deletes in chunks so one prune never holds the write lock for long. Returns rows deleted.
+   */
+  prune(now: number = Date.now()): number {
+    this.assertOpen();
+    if (this.failure !== undefined) return 0;
+    this.syncPending();
+    const delivered = this.cursors.size > 0 ? this.countedFloor : this.head;
+    const young = this.sql.firstYoung.get(delivered, now - this.limits.keepMs);
+    const upTo = young === undefined ? delivered : young.seq - 1;
+    let deleted = 0;
+    for (;;) {
+      const low = this.sql.minSeq.get()?.s;
+      if (low === null || low === undefined || low > upTo) break;
+      const end = Math.min(upTo, low + PRUNE_CHUNK - 1);
+      this.write("pruning delivered messages", () => {
+        const agg = this.sql.aggRange.get(0, end) ?? { n: 0, b: 0 };
+        const n = this.sql.deleteUpTo.run(end).changes;
+        deleted += n;
+        this.totalRows -= n;
+        // Deleted rows are pending only when no sink is registered (countedFloor is then 0).
+        if (this.cursors.size === 0) {
+          this.pendingCount -= agg.n;
+          this.pendingBytes -= agg.b;
+        }
+      });
+    }
+    return deleted;
+  }
+
+  private backgroundPrune(): void {
+    try {
+      if (!this.closed) this.prune();
+    } catch {
+      // SQLITE_FULL: retried at the next tick. Real I/O errors already put the outbox in fail-stop.
+    }
+  }
+
+  stats(): OutboxStats {
+    this.assertOpen();
+    this.syncPending();
+    const sinks: OutboxStats["sinks"] = {};
+    for (const [name, cursor] of this.cursors) sinks[name] = { cursor, lag: this.head - cursor };
+    const stats: OutboxStats = {
+      headSeq: this.head,
+      totalRows: this.totalRows,
+      pendingMessages: this.pendingCount,
+      pendingBytes: this.pendingBytes,
+      oldestPendingAt: this.sql.oldestAfter.get(this.countedFloor)?.accepted_at,
+      sinks,
+      commits: this.commits,
+    };
+    if (this.failure !== undefined) stats.failed = this.failure.message;
+    return stats;
+  }
+
+  /** Commit queued appends, flush cursors, close the database. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.drainQueue();
+    this.flushCursors();
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    clearTimeout(this.flushTimer);
+    for (const w of this.waiters) w.reject(new ClosedError("the outbox"));
+    this.waiters.clear();
+    try {
+      this.db.close();
+    } catch {
+      // After an I/O error SQLite may fail to close cleanly; the WAL recovers on the next open.
+    }
+  }
+
+  /** Pending = rows after the slowest sink's cursor (all rows when no sink is registered). */
+  private floor(): number {
+    let min: number | undefined;
+    for (const seq of this.cursors.values()) if (min === undefined || seq < min) min = seq;
+    return min ?? 0;
+  }
+
+  /** Move the pending counters to the current floor with one range aggregate over the rows in between. */
+  private syncPending(): void {
+    const floor = this.floor();
+    if (floor === this.countedFloor) return;
+    const lo = Math.min(floor, this.countedFloor);
+    const hi = Math.max(floor, this.countedFloor);
+    const agg = this.sql.aggRange.get(lo, hi) ?? { n: 0, b: 0 };
+    const sign = floor > this.countedFloor ? -1 : 1;
+    this.pendingCount += sign * agg.n;
+    this.pendingBytes += sign * agg.b;
+    this.countedFloor = floor;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ClosedError("the outbox");
+  }
+}
+
+/** Encode outside the transaction; a malformed message is rejected alone, never fail-stops the outbox. */
+function prepare(msg: Message): Prepared {
+  const id: unknown = msg?.id;
+  if (typeof id !== "string" || id.length === 0)
+    return { id: String(id), error: invalidForOutbox(String(id), "it has no id") };
+  try {
+    // seq/stream belong to one publishing socket, not to the stored message.
+    return { id, envelope: encodeEnvelope({ ...msg, seq: undefined, stream: undefined }) };
+  } catch (err) {
+    return { id, error: invalidForOutbox(id, (err as Error).message) };
+  }
+}
+
+function decodeRow(row: { seq: number; envelope: Buffer }, path: string): Message {
+  try {
+    return decodeEnvelope(row.envelope);
+  } catch (err) {
+    throw storageError(
+      `outbox row seq ${row.seq} in ${path} cannot be decoded (${(err as Error).message}): the file ` +
+        `is damaged. Fix: stop herald, move the file aside and restart (see 'herald status')`,
+      err,
+      path,
+      { seq: row.seq },
+    );
+  }
+}

@@ -1,0 +1,79 @@
+import type Database from "better-sqlite3";
+
+export interface Agg {
+  n: number;
+  b: number;
+}
+
+export interface MessageRow {
+  seq: number;
+  accepted_at: number;
+  bytes: number;
+  envelope: Buffer;
+}
+
+type S<P extends unknown[], R = unknown> = Database.Statement<P, R>;
+
+export interface Statements {
+  findId: S<[string], { seq: number; accepted_at: number }>;
+  insert: S<[number, string, number, number, Buffer]>;
+  setHead: S<[string]>;
+  getHead: S<[], { value: string }>;
+  lastRow: S<[], { seq: number; accepted_at: number }>;
+  countRows: S<[], { n: number }>;
+  minSeq: S<[], { s: number | null }>;
+  aggAfter: S<[number], Agg>;
+  aggRange: S<[number, number], Agg>;
+  page: S<[number, number], MessageRow>;
+  oldestAfter: S<[number], { accepted_at: number }>;
+  firstYoung: S<[number, number], { seq: number }>;
+  deleteUpTo: S<[number]>;
+  cursors: S<[], { sink: string; seq: number }>;
+  insertCursor: S<[string, number]>;
+  saveCursor: S<[string, number]>;
+  deleteCursor: S<[string]>;
+}
+
+/** Every SQL statement the outbox runs, prepared once. All of them are index (primary key) lookups or ranges. */
+export function prepareStatements(db: Database.Database): Statements {
+  return {
+    findId: db.prepare<[string], { seq: number; accepted_at: number }>(
+      "SELECT seq, accepted_at FROM messages WHERE id = ?",
+    ),
+    insert: db.prepare<[number, string, number, number, Buffer]>(
+      "INSERT INTO messages (seq, id, accepted_at, bytes, envelope) VALUES (?, ?, ?, ?, ?)",
+    ),
+    setHead: db.prepare<[string]>("UPDATE meta SET value = ? WHERE key = 'head_seq'"),
+    getHead: db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'head_seq'"),
+    lastRow: db.prepare<[], { seq: number; accepted_at: number }>(
+      "SELECT seq, accepted_at FROM messages ORDER BY seq DESC LIMIT 1",
+    ),
+    countRows: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM messages"),
+    minSeq: db.prepare<[], { s: number | null }>("SELECT min(seq) AS s FROM messages"),
+    // count/sum over a seq range (a primary-key range scan that stops at the range end).
+    aggAfter: db.prepare<[number], Agg>(
+      "SELECT count(*) AS n, total(bytes) AS b FROM messages WHERE seq > ?",
+    ),
+    aggRange: db.prepare<[number, number], Agg>(
+      "SELECT count(*) AS n, total(bytes) AS b FROM messages WHERE seq > ? AND seq <= ?",
+    ),
+    page: db.prepare<[number, number], MessageRow>(
+      "SELECT seq, accepted_at, bytes, envelope FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+    ),
+    oldestAfter: db.prepare<[number], { accepted_at: number }>(
+      "SELECT accepted_at FROM messages WHERE seq > ? ORDER BY seq LIMIT 1",
+    ),
+    // accepted_at is non-decreasing in seq, so walking from the oldest row stops at the first young one.
+    firstYoung: db.prepare<[number, number], { seq: number }>(
+      "SELECT seq FROM messages WHERE seq <= ? AND accepted_at >= ? ORDER BY seq LIMIT 1",
+    ),
+    deleteUpTo: db.prepare<[number]>("DELETE FROM messages WHERE seq <= ?"),
+    cursors: db.prepare<[], { sink: string; seq: number }>("SELECT sink, seq FROM cursors"),
+    insertCursor: db.prepare<[string, number]>("INSERT INTO cursors (sink, seq) VALUES (?, ?)"),
+    // Monotonic even in SQL: a stale write can never move a persisted cursor back.
+    saveCursor: db.prepare<[string, number]>(
+      "INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = max(seq, excluded.seq)",
+    ),
+    deleteCursor: db.prepare<[string]>("DELETE FROM cursors WHERE sink = ?"),
+  };
+}
