@@ -1,0 +1,191 @@
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
+import { AsyncQueue } from "../util/queue.js";
+import { decodeAmqp } from "../wire/fedora-messaging.js";
+import { compilePatterns, matchesAny, type TopicPattern } from "../wire/topic.js";
+import { backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
+import type { AmqpSession } from "./amqp-session.js";
+import {
+  bump,
+  type Delivery,
+  noteError,
+  type ReceiveOptions,
+  type Subscription,
+  type TransportHealth,
+} from "./types.js";
+
+/**
+ * One consumer: its own channel with a prefetch window, a named durable queue or a temporary exclusive
+ * one, one binding per pattern. Rebuilt after channel or connection loss. Messages are acked only when
+ * `Delivery.ack()` is called (manualAck) or, otherwise, when the reader asks for the next message.
+ */
+export class AmqpSubscription implements Subscription {
+  private readonly queue = new AsyncQueue<Delivery>();
+  private readonly patterns: TopicPattern[];
+  private readonly bindings: readonly string[];
+  private channel: Channel | undefined;
+  private chanGen = 0;
+  private opening = false;
+  private failures = 0;
+  private closed = false;
+  private queueName = "";
+  private readonly unlisten: () => void;
+  private lastYielded: Delivery | undefined;
+
+  constructor(
+    private readonly o: ResolvedAmqpOptions,
+    private readonly session: AmqpSession,
+    private readonly health: TransportHealth,
+    private readonly options: ReceiveOptions,
+    private readonly onClosed: (s: AmqpSubscription) => void,
+  ) {
+    this.bindings = options.patterns.length > 0 ? options.patterns : o.bindings;
+    this.patterns = compilePatterns(this.bindings);
+    this.unlisten = session.listen({
+      up: (model) => void this.openChannel(model),
+      down: () => this.lost(this.chanGen),
+    });
+  }
+
+  private async openChannel(model: ChannelModel): Promise<void> {
+    if (this.opening || this.channel || this.closed) return;
+    this.opening = true;
+    let ch: Channel | undefined;
+    try {
+      ch = await model.createChannel();
+      const gen = ++this.chanGen;
+      this.attach(ch, gen);
+      await ch.prefetch(this.o.prefetch);
+      if (this.o.declareExchange)
+        await ch.assertExchange(this.o.exchange, this.o.exchangeType, { durable: true });
+      else await ch.checkExchange(this.o.exchange);
+      const q = this.o.queue
+        ? await ch.assertQueue(this.o.queue, { durable: true, arguments: this.o.queueArguments })
+        : await ch.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
+      const prefix = this.o.topicPrefix;
+      for (const p of this.bindings)
+        await ch.bindQueue(q.queue, this.o.exchange, prefix ? `${prefix}.${p}` : p);
+      this.queueName = q.queue;
+      await ch.consume(q.queue, (m) => this.onMessage(ch!, gen, m), { noAck: false });
+      if (this.closed || gen !== this.chanGen) return;
+      this.channel = ch;
+      this.failures = 0;
+    } catch (err) {
+      noteError(this.health, err);
+      this.o.log("warn", `consumer setup failed: ${(err as Error).message}`);
+      ch?.close().catch(() => {});
+      this.retry(model);
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  private retry(model: ChannelModel): void {
+    if (this.closed) return;
+    const delay = backoffDelay(++this.failures, this.o.reconnectInitialDelay, this.o.reconnectMaxDelay);
+    setTimeout(() => {
+      if (this.session.model === model) void this.openChannel(model);
+    }, delay).unref();
+  }
+
+  private attach(ch: Channel, gen: number): void {
+    ch.on("error", (err: Error) => {
+      noteError(this.health, err);
+      this.o.log("warn", `consumer channel error: ${err.message}`);
+    });
+    ch.on("handler-error", (err: Error) => noteError(this.health, err));
+    ch.on("close", () => {
+      const wasOurs = this.channel === ch;
+      this.lost(gen);
+      const model = this.session.model;
+      if (wasOurs && model) this.retry(model);
+    });
+  }
+
+  private lost(gen: number): void {
+    if (gen !== this.chanGen) return;
+    this.chanGen++;
+    this.channel = undefined;
+  }
+
+  private onMessage(ch: Channel, gen: number, m: ConsumeMessage | null): void {
+    if (m === null) {
+      // The broker cancelled the consumer (queue deleted): rebuild.
+      this.o.log("warn", `consumer on '${this.queueName}' was cancelled by the broker; re-subscribing`);
+      ch.close().catch(() => {});
+      return;
+    }
+    let decoded: ReturnType<typeof decodeAmqp>;
+    try {
+      decoded = decodeAmqp(
+        { routingKey: m.fields.routingKey, content: m.content, properties: m.properties },
+        this.o.format,
+        this.o,
+      );
+    } catch (err) {
+      // Like fedora-messaging: undecodable bodies are rejected without requeue (dead-lettered if set up).
+      bump(this.health, "malformed");
+      noteError(this.health, err);
+      this.o.log("warn", `rejecting undecodable message from '${this.queueName}': ${(err as Error).message}`);
+      ch.nack(m, false, false);
+      return;
+    }
+    if (!matchesAny(this.patterns, decoded.message.topic)) {
+      // Bound through another pattern of a shared named queue: not for this reader.
+      bump(this.health, "filtered");
+      ch.ack(m);
+      return;
+    }
+    this.health.received++;
+    let settled = false;
+    const settle = (fn: () => void): Promise<void> => {
+      if (settled) return Promise.resolve();
+      settled = true;
+      // A delivery tag is only valid on its own channel; after a reconnect the broker redelivers instead.
+      if (gen === this.chanGen && this.channel === ch) fn();
+      return Promise.resolve();
+    };
+    this.queue.push({
+      message: decoded.message,
+      via: `amqp:${this.queueName}`,
+      format: decoded.format,
+      raw: m.content,
+      ack: () => settle(() => ch.ack(m)),
+      nack: () => settle(() => ch.nack(m, false, false)),
+    });
+  }
+
+  private async autoAckPrevious(): Promise<void> {
+    const prev = this.lastYielded;
+    this.lastYielded = undefined;
+    if (prev && !this.options.manualAck) await prev.ack();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unlisten();
+    await this.autoAckPrevious();
+    this.queue.close();
+    const ch = this.channel;
+    this.channel = undefined;
+    this.chanGen++;
+    // Closing the channel makes the broker requeue everything not acked.
+    await ch?.close().catch(() => {});
+    this.onClosed(this);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    return {
+      next: async () => {
+        await this.autoAckPrevious();
+        const r = await this.queue.next();
+        if (!r.done) this.lastYielded = r.value;
+        return r;
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}

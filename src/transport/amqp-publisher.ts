@@ -1,0 +1,321 @@
+import type { Message as AmqpMessage, ChannelModel, ConfirmChannel } from "amqplib";
+import { ClosedError } from "../errors.js";
+import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
+import type { Message } from "../wire/message.js";
+import { backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
+import type { AmqpSession } from "./amqp-session.js";
+import { bump, noteError, type TransportHealth } from "./types.js";
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** One message until the broker confirms it. Resent on nack, timeout or channel loss; never dropped. */
+interface Entry {
+  id: string;
+  order: number;
+  pub: AmqpPublish;
+  waiters: Waiter[];
+  /** Bumped on every publish: confirms for older attempts are ignored. */
+  attempt: number;
+  /** Channel generation it is in flight on, undefined when not in flight. */
+  inflightOn: number | undefined;
+  deadline: number;
+  nacks: number;
+  returned: boolean;
+  retryTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Publisher confirms with a window of `inFlight` unconfirmed messages on one ConfirmChannel.
+ * `send` resolves when every message of the batch is confirmed (or returned as unroutable, which is
+ * final); nacks are retried with capped backoff, confirm timeouts and channel or connection loss lead to
+ * republishing. It keeps waiting across reconnects: only `close()` makes it reject.
+ */
+export class AmqpPublisher {
+  private readonly pending = new Map<string, Entry>();
+  private ready: Entry[] = [];
+  private readonly inflight = new Set<Entry>();
+  private channel: ConfirmChannel | undefined;
+  private chanGen = 0;
+  private opening = false;
+  private channelFailures = 0;
+  private waitingDrain = false;
+  private blocked = false;
+  private closed = false;
+  private order = 0;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly format: AmqpFormat;
+  private readonly unlisten: () => void;
+  private firstReady: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+
+  constructor(
+    private readonly o: ResolvedAmqpOptions,
+    private readonly session: AmqpSession,
+    private readonly health: TransportHealth,
+  ) {
+    this.format = o.format === "fedora-messaging" ? "fedora-messaging" : "herald";
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => {});
+    this.firstReady = { promise, resolve, reject };
+    const tick = Math.max(20, Math.min(1000, Math.floor(o.confirmTimeout / 4)));
+    this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
+    this.sweeper.unref();
+    this.unlisten = session.listen({
+      up: (model) => void this.openChannel(model),
+      down: () => this.channelLost(this.chanGen, "connection lost"),
+      blocked: () => {
+        this.blocked = true;
+      },
+      unblocked: () => {
+        this.blocked = false;
+        // Time spent blocked does not count against the confirm timeout.
+        const deadline = Date.now() + this.o.confirmTimeout;
+        for (const e of this.inflight) e.deadline = deadline;
+        this.pump();
+      },
+    });
+  }
+
+  /** Resolves once the channel and exchange are ready the first time; rejects on a topology error. */
+  whenReady(): Promise<void> {
+    return this.firstReady.promise;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  send(batch: readonly Message[]): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError(`AMQP sink '${this.o.name}'`));
+    // Encode everything first: a bad message rejects the batch before anything is published.
+    const fresh: Array<{ id: string; pub: AmqpPublish }> = [];
+    for (const m of batch) {
+      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeAmqp(m, this.format, this.o) });
+    }
+    for (const { id, pub } of fresh) {
+      if (this.pending.has(id)) continue;
+      const e: Entry = {
+        id,
+        order: ++this.order,
+        pub,
+        waiters: [],
+        attempt: 0,
+        inflightOn: undefined,
+        deadline: 0,
+        nacks: 0,
+        returned: false,
+        retryTimer: undefined,
+      };
+      this.pending.set(id, e);
+      this.ready.push(e);
+    }
+    // A message already pending (a retried batch) shares the outcome of the first copy: no duplicate.
+    const waits = batch.map(
+      (m) =>
+        new Promise<void>((resolve, reject) => {
+          this.pending.get(m.id)!.waiters.push({ resolve, reject });
+        }),
+    );
+    this.pump();
+    return Promise.all(waits).then(() => {});
+  }
+
+  private async openChannel(model: ChannelModel): Promise<void> {
+    if (this.opening || this.channel || this.closed) return;
+    this.opening = true;
+    let ch: ConfirmChannel | undefined;
+    try {
+      ch = await model.createConfirmChannel();
+      const gen = ++this.chanGen;
+      this.attachChannel(ch, gen);
+      if (this.o.declareExchange)
+        await ch.assertExchange(this.o.exchange, this.o.exchangeType, { durable: true });
+      else await ch.checkExchange(this.o.exchange);
+      if (this.closed || gen !== this.chanGen) return;
+      this.channel = ch;
+      this.channelFailures = 0;
+      this.waitingDrain = false;
+      this.blocked = this.session.blockedReason !== undefined;
+      this.firstReady.resolve();
+      this.pump();
+    } catch (err) {
+      noteError(this.health, err);
+      this.o.log("warn", `publisher channel setup failed: ${(err as Error).message}`);
+      this.firstReady.reject(err);
+      ch?.close().catch(() => {});
+      this.retryChannel(model);
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  private retryChannel(model: ChannelModel): void {
+    if (this.closed) return;
+    const delay = backoffDelay(
+      ++this.channelFailures,
+      this.o.reconnectInitialDelay,
+      this.o.reconnectMaxDelay,
+    );
+    setTimeout(() => {
+      if (this.session.model === model) void this.openChannel(model);
+    }, delay).unref();
+  }
+
+  private attachChannel(ch: ConfirmChannel, gen: number): void {
+    // An unhandled channel error would take the whole connection (and process) down.
+    ch.on("error", (err: Error) => {
+      noteError(this.health, err);
+      this.o.log("warn", `publisher channel error: ${err.message}`);
+    });
+    ch.on("handler-error", (err: Error) => noteError(this.health, err));
+    ch.on("close", () => {
+      const model = this.session.model;
+      const wasOurs = gen === this.chanGen && this.channel === ch;
+      this.channelLost(gen, "channel closed");
+      if (wasOurs && model && !this.closed) this.retryChannel(model);
+    });
+    ch.on("drain", () => {
+      if (gen !== this.chanGen) return;
+      this.waitingDrain = false;
+      this.pump();
+    });
+    // The broker sends basic.return before basic.ack; it has no delivery tag, so match by message id.
+    ch.on("return", (m: AmqpMessage) => {
+      const e = this.pending.get(String(m.properties.messageId));
+      if (e && e.inflightOn === gen) e.returned = true;
+    });
+  }
+
+  /** Everything in flight on a lost channel goes back to the front of the queue, in original order. */
+  private channelLost(gen: number, why: string): void {
+    if (gen !== this.chanGen) return;
+    this.chanGen++;
+    this.channel = undefined;
+    this.waitingDrain = false;
+    const back = [...this.inflight].sort((a, b) => a.order - b.order);
+    this.inflight.clear();
+    for (const e of back) e.inflightOn = undefined;
+    if (back.length > 0) {
+      bump(this.health, "republished", back.length);
+      this.o.log("info", `${why}: republishing ${back.length} unconfirmed messages`);
+    }
+    this.ready = back.concat(this.ready);
+  }
+
+  private pump(): void {
+    const ch = this.channel;
+    if (!ch || this.closed || this.blocked || this.waitingDrain) return;
+    while (this.ready.length > 0 && this.inflight.size < this.o.inFlight) {
+      const e = this.ready.shift()!;
+      if (!this.pending.has(e.id)) continue;
+      if (!this.publishOne(ch, e)) {
+        // publish() returning false means "buffered, wait for drain": do not publish it again.
+        this.waitingDrain = true;
+        return;
+      }
+      if (this.channel !== ch) return;
+    }
+  }
+
+  private publishOne(ch: ConfirmChannel, e: Entry): boolean {
+    const gen = this.chanGen;
+    const attempt = ++e.attempt;
+    e.returned = false;
+    e.inflightOn = gen;
+    e.deadline = Date.now() + this.o.confirmTimeout;
+    this.inflight.add(e);
+    try {
+      return ch.publish(
+        this.o.exchange,
+        e.pub.routingKey,
+        e.pub.content,
+        { ...e.pub.properties, mandatory: true },
+        (err: unknown) => this.onConfirm(e, attempt, gen, err),
+      );
+    } catch (err) {
+      // The channel closed under us (IllegalOperationError): its close handler requeues.
+      noteError(this.health, err);
+      this.channelLost(gen, "publish on a closed channel");
+      return true;
+    }
+  }
+
+  private onConfirm(e: Entry, attempt: number, gen: number, err: unknown): void {
+    if (e.attempt !== attempt || e.inflightOn !== gen || this.pending.get(e.id) !== e) return;
+    if (err && !(err instanceof Error && err.message === "message nacked")) return; // channel closed: requeued
+    this.inflight.delete(e);
+    e.inflightOn = undefined;
+    if (!err) this.settle(e);
+    else this.nacked(e);
+    this.pump();
+  }
+
+  private settle(e: Entry): void {
+    this.pending.delete(e.id);
+    if (e.returned) {
+      bump(this.health, "returned");
+      const why = `unroutable: message ${e.id} (routing key '${e.pub.routingKey}') was returned by exchange '${this.o.exchange}' because no queue is bound for it; bind a queue or accept the loss`;
+      noteError(this.health, why);
+      this.o.log("warn", why);
+    } else this.health.sent++;
+    for (const w of e.waiters) w.resolve();
+  }
+
+  private nacked(e: Entry): void {
+    e.nacks++;
+    bump(this.health, "nacked");
+    const delay = backoffDelay(e.nacks, this.o.retryInitialDelay, this.o.retryMaxDelay);
+    noteError(this.health, `broker nacked message ${e.id} (attempt ${e.nacks}); retrying in ${delay} ms`);
+    e.retryTimer = setTimeout(() => {
+      e.retryTimer = undefined;
+      if (this.pending.get(e.id) !== e) return;
+      this.ready.push(e);
+      this.pump();
+    }, delay);
+  }
+
+  private sweepTimeouts(): void {
+    if (this.blocked || this.inflight.size === 0) return;
+    const now = Date.now();
+    const late = [...this.inflight].filter((e) => e.deadline <= now).sort((a, b) => a.order - b.order);
+    if (late.length === 0) return;
+    for (const e of late) {
+      this.inflight.delete(e);
+      e.inflightOn = undefined;
+      e.attempt++; // a late confirm of the old attempt is ignored
+    }
+    bump(this.health, "confirmTimeouts", late.length);
+    noteError(
+      this.health,
+      `${late.length} publishes not confirmed within ${this.o.confirmTimeout} ms; republishing`,
+    );
+    this.ready = late.concat(this.ready);
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unlisten();
+    clearInterval(this.sweeper);
+    const err = new ClosedError(`AMQP sink '${this.o.name}'`);
+    for (const e of this.pending.values()) {
+      if (e.retryTimer) clearTimeout(e.retryTimer);
+      for (const w of e.waiters) w.reject(err);
+    }
+    this.pending.clear();
+    this.ready = [];
+    this.inflight.clear();
+    this.firstReady.reject(err);
+    const ch = this.channel;
+    this.channel = undefined;
+    await ch?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,160 @@
+import type { ChannelModel } from "amqplib";
+import * as amqp from "amqplib";
+import { TransportError } from "../errors.js";
+import { backoffDelay, buildConnectArgs, type ResolvedAmqpOptions, redactUrl } from "./amqp-options.js";
+import { bump, noteError, type TransportHealth } from "./types.js";
+
+/** Reactions of the publisher and the consumers to connection changes. */
+export interface SessionListener {
+  up?(model: ChannelModel): void;
+  down?(): void;
+  blocked?(reason: string): void;
+  unblocked?(): void;
+}
+
+/**
+ * One AMQP connection with our own recovery: amqplib 2 restores connections only when asked and never
+ * restores channels, so herald reconnects itself (capped exponential backoff with jitter) and tells
+ * the publisher and consumers to rebuild their channels and topology.
+ */
+export class AmqpSession {
+  model: ChannelModel | undefined;
+  blockedReason: string | undefined;
+  private readonly listeners = new Set<SessionListener>();
+  private closed = false;
+  private attempts = 0;
+  private everConnected = false;
+  private timer: NodeJS.Timeout | undefined;
+  private connecting: Promise<void> | undefined;
+
+  constructor(
+    private readonly o: ResolvedAmqpOptions,
+    private readonly health: TransportHealth,
+  ) {}
+
+  listen(l: SessionListener): () => void {
+    this.listeners.add(l);
+    if (this.model) l.up?.(this.model);
+    return () => this.listeners.delete(l);
+  }
+
+  get isUp(): boolean {
+    return this.model !== undefined;
+  }
+
+  /**
+   * First connection attempt. Unreachable brokers are not an error (we keep retrying in the
+   * background, health says "down"); refused credentials or a missing vhost are, since retrying
+   * cannot fix configuration.
+   */
+  async start(): Promise<void> {
+    if (this.model || this.connecting) return this.connecting;
+    try {
+      await this.attempt();
+    } catch (err) {
+      if (isConfigProblem(err))
+        throw new TransportError(
+          "TRANSPORT",
+          `AMQP '${this.o.name}' at ${redactUrl(this.o.url)} refused the connection: ${(err as Error).message}; check the user, password and vhost in the url`,
+          { cause: err },
+        );
+      this.scheduleReconnect(err);
+    }
+  }
+
+  private attempt(): Promise<void> {
+    this.connecting = (async () => {
+      const { url, socketOptions } = buildConnectArgs(this.o);
+      const model = await amqp.connect(url, socketOptions);
+      if (this.closed) {
+        await model.close().catch(() => {});
+        return;
+      }
+      this.attach(model);
+      this.model = model;
+      this.attempts = 0;
+      if (this.everConnected) bump(this.health, "reconnects");
+      this.everConnected = true;
+      this.health.state = "up";
+      this.o.log("info", "connected", { url: redactUrl(this.o.url) });
+      for (const l of this.listeners) l.up?.(model);
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private attach(model: ChannelModel): void {
+    // Without an 'error' listener a connection error would be thrown as an uncaught exception.
+    model.on("error", (err: Error) => {
+      noteError(this.health, err);
+      this.o.log("warn", `connection error: ${err.message}`);
+    });
+    model.on("handler-error", (err: Error, event: string) => {
+      noteError(this.health, err);
+      this.o.log("error", `listener for '${event}' threw: ${err.message}`);
+    });
+    model.on("close", (err?: Error) => this.lost(model, err));
+    model.on("blocked", (reason: string) => {
+      this.blockedReason = reason;
+      this.health.state = "blocked";
+      bump(this.health, "blocked");
+      noteError(this.health, `broker blocked publishing: ${reason}`);
+      this.o.log("warn", `broker blocked the connection: ${reason}`);
+      for (const l of this.listeners) l.blocked?.(reason);
+    });
+    model.on("unblocked", () => {
+      this.blockedReason = undefined;
+      if (this.model === model) this.health.state = "up";
+      this.o.log("info", "broker unblocked the connection");
+      for (const l of this.listeners) l.unblocked?.();
+    });
+  }
+
+  private lost(model: ChannelModel, err?: Error): void {
+    if (this.model !== model) return;
+    this.model = undefined;
+    const wasBlocked = this.blockedReason !== undefined;
+    this.blockedReason = undefined;
+    if (this.closed) return;
+    this.health.state = "down";
+    noteError(this.health, err ?? new Error("connection closed by the broker"));
+    this.o.log("warn", `connection lost: ${err?.message ?? "closed"}`);
+    for (const l of this.listeners) {
+      if (wasBlocked) l.unblocked?.();
+      l.down?.();
+    }
+    this.scheduleReconnect(err);
+  }
+
+  private scheduleReconnect(err: unknown): void {
+    if (this.closed || this.timer) return;
+    this.health.state = "down";
+    if (err !== undefined) noteError(this.health, err);
+    this.attempts++;
+    const delay = backoffDelay(this.attempts, this.o.reconnectInitialDelay, this.o.reconnectMaxDelay);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.attempt().catch((e: unknown) => {
+        this.o.log("warn", `reconnect attempt ${this.attempts} failed: ${(e as Error).message}`);
+        this.scheduleReconnect(e);
+      });
+    }, delay);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.connecting?.catch(() => {});
+    const model = this.model;
+    this.model = undefined;
+    this.listeners.clear();
+    if (model) await model.close().catch(() => {});
+  }
+}
+
+function isConfigProblem(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|403|530|Expected amqp/.test(msg);
+}

@@ -1,0 +1,332 @@
+import { createHash } from "node:crypto";
+import { ProtocolError, rejected } from "../errors.js";
+import { decodeEnvelope, encodeEnvelope } from "./herald.js";
+import { isJsonObject } from "./json.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_SCHEMA,
+  type Headers,
+  type HeaderValue,
+  type Message,
+  validateMessage,
+} from "./message.js";
+import { MAX_TOPIC_BYTES } from "./topic.js";
+
+/**
+ * The two AMQP wire formats herald speaks (docs/amqp.md):
+ * - `herald`: content = the canonical herald envelope (`encodeEnvelope`), content type
+ *   `application/vnd.herald.envelope+json`; nothing else is needed to rebuild the message.
+ * - `fedora-messaging`: exactly what fedora-messaging 3.x publishes (JSON body, `fedora_messaging_*`
+ *   and `sent-at` headers), plus `herald_*` headers that fedora-messaging consumers ignore and that let
+ *   herald rebuild the original message losslessly.
+ * Pure functions: no I/O, no amqplib import.
+ */
+export const HERALD_CONTENT_TYPE = "application/vnd.herald.envelope+json";
+export const FM_CONTENT_TYPE = "application/json";
+export const DEFAULT_SEVERITY = 20;
+
+export type AmqpFormat = "herald" | "fedora-messaging";
+
+/** Header table values as they travel through amqplib (numbers may carry an explicit type tag). */
+export type AmqpHeaderValue = HeaderValue | { "!": "double"; value: number };
+
+export interface AmqpPublishProperties {
+  contentType: string;
+  contentEncoding?: string;
+  deliveryMode: 2;
+  messageId: string;
+  priority?: number;
+  headers: Record<string, AmqpHeaderValue>;
+}
+
+export interface AmqpPublish {
+  routingKey: string;
+  content: Buffer;
+  properties: AmqpPublishProperties;
+}
+
+/** What a consumer received, in the shape amqplib gives it (only the fields we read). */
+export interface AmqpIncoming {
+  routingKey: string;
+  content: Buffer;
+  properties: {
+    contentType?: unknown;
+    messageId?: unknown;
+    priority?: unknown;
+    timestamp?: unknown;
+    appId?: unknown;
+    headers?: Record<string, unknown> | undefined;
+  };
+}
+
+export interface CodecOptions {
+  /** fedora-messaging `topic_prefix`: routing key = `prefix.topic`. */
+  topicPrefix?: string;
+  maxBodyBytes?: number;
+}
+
+/** herald identity headers (fedora-messaging consumers ignore unknown headers). */
+export const HERALD_FM_HEADER = {
+  topic: "herald_topic",
+  sentAt: "herald_sent_at",
+  schemaVersion: "herald_schema_version",
+  host: "herald_origin_host",
+  app: "herald_origin_app",
+  pid: "herald_origin_pid",
+  user: "herald_origin_user",
+  seq: "herald_seq",
+  stream: "herald_stream",
+  /** Prefix of every herald message header: `herald_h_<name>`. */
+  headerPrefix: "herald_h_",
+} as const;
+
+const FM_SCHEMA = "fedora_messaging_schema";
+const FM_SEVERITY = "fedora_messaging_severity";
+const SENT_AT = "sent-at";
+const SEVERITY_NAMES: Record<string, number> = { debug: 10, info: 20, warning: 30, warn: 30, error: 40 };
+/** herald headers holding comma-separated names that become fedora-messaging filter headers. */
+const FILTER_KINDS: Record<string, string> = {
+  users: "user",
+  groups: "group",
+  packages: "rpm",
+  containers: "container",
+  modules: "module",
+  flatpaks: "flatpak",
+};
+
+export function routingKeyFor(topic: string, topicPrefix = ""): string {
+  const key = topicPrefix ? `${topicPrefix}.${topic}` : topic;
+  const bytes = Buffer.byteLength(key, "utf8");
+  if (bytes > MAX_TOPIC_BYTES)
+    throw rejected(
+      "BAD_TOPIC",
+      `routing key '${key.slice(0, 60)}...' is ${bytes} bytes, AMQP allows ${MAX_TOPIC_BYTES}: shorten the topic or the topicPrefix`,
+    );
+  return key;
+}
+
+export function encodeAmqp(msg: Message, format: AmqpFormat, options: CodecOptions = {}): AmqpPublish {
+  return format === "herald" ? encodeHeraldAmqp(msg, options) : encodeFedoraMessaging(msg, options);
+}
+
+/** herald format: the canonical envelope bytes; the routing key is the (optionally prefixed) topic. */
+export function encodeHeraldAmqp(msg: Message, options: CodecOptions = {}): AmqpPublish {
+  return {
+    routingKey: routingKeyFor(msg.topic, options.topicPrefix),
+    content: encodeEnvelope(msg),
+    properties: { contentType: HERALD_CONTENT_TYPE, deliveryMode: 2, messageId: msg.id, headers: {} },
+  };
+}
+
+/** `2019-07-30T19:12:22+00:00`: what fedora-messaging writes in `sent-at` (seconds, explicit offset). */
+export function fmSentAt(sentAt: string): string {
+  return `${new Date(sentAt).toISOString().slice(0, 19)}+00:00`;
+}
+
+export function severityOf(headers: Headers): number {
+  const fm = headers[FM_SEVERITY];
+  if (typeof fm === "number") return fm;
+  const s = headers["severity"];
+  if (typeof s === "number" && Number.isInteger(s)) return s;
+  if (typeof s === "string") return SEVERITY_NAMES[s.toLowerCase()] ?? DEFAULT_SEVERITY;
+  return DEFAULT_SEVERITY;
+}
+
+export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}): AmqpPublish {
+  const h = msg.headers;
+  const headers: Record<string, AmqpHeaderValue> = {};
+  // Pass-through first: fedora-messaging headers a message already carries (e.g. ingested from FM).
+  for (const [k, v] of Object.entries(h)) {
+    if (k.startsWith("fedora_messaging_") || k === SENT_AT) headers[k] = amqpValue(v);
+  }
+  for (const [kind, prefix] of Object.entries(FILTER_KINDS)) {
+    const names = h[kind];
+    if (typeof names !== "string") continue;
+    for (const n of names.split(",").map((x) => x.trim())) {
+      if (n) headers[`fedora_messaging_${prefix}_${n}`] = true;
+    }
+  }
+  headers[FM_SCHEMA] = msg.schema;
+  headers[FM_SEVERITY] = severityOf(h);
+  headers[SENT_AT] = typeof h[SENT_AT] === "string" ? h[SENT_AT] : fmSentAt(msg.sentAt);
+  Object.assign(headers, heraldIdentityHeaders(msg));
+  const properties: AmqpPublishProperties = {
+    contentType: FM_CONTENT_TYPE,
+    contentEncoding: "utf-8",
+    deliveryMode: 2,
+    messageId: msg.id,
+    headers,
+  };
+  const priority = h["priority"];
+  if (typeof priority === "number" && Number.isInteger(priority) && priority >= 0 && priority <= 255)
+    properties.priority = priority;
+  return {
+    routingKey: routingKeyFor(msg.topic, options.topicPrefix),
+    content: Buffer.from(JSON.stringify(msg.body), "utf8"),
+    properties,
+  };
+}
+
+function heraldIdentityHeaders(msg: Message): Record<string, AmqpHeaderValue> {
+  const out: Record<string, AmqpHeaderValue> = {
+    [HERALD_FM_HEADER.topic]: msg.topic,
+    [HERALD_FM_HEADER.sentAt]: msg.sentAt,
+    [HERALD_FM_HEADER.schemaVersion]: msg.schemaVersion,
+    [HERALD_FM_HEADER.host]: msg.origin.host,
+    [HERALD_FM_HEADER.app]: msg.origin.app,
+    [HERALD_FM_HEADER.pid]: msg.origin.pid,
+  };
+  if (msg.origin.user !== undefined) out[HERALD_FM_HEADER.user] = msg.origin.user;
+  if (msg.seq !== undefined) out[HERALD_FM_HEADER.seq] = msg.seq;
+  if (msg.stream !== undefined) out[HERALD_FM_HEADER.stream] = msg.stream;
+  for (const [k, v] of Object.entries(msg.headers)) out[HERALD_FM_HEADER.headerPrefix + k] = amqpValue(v);
+  return out;
+}
+
+/** amqplib guesses integer widths; numbers it would mis-encode (huge or unsafe) go as explicit doubles. */
+function amqpValue(v: HeaderValue): AmqpHeaderValue {
+  if (typeof v === "number" && !Number.isSafeInteger(v) && Number.isInteger(v))
+    return { "!": "double", value: v };
+  return v;
+}
+
+export interface DecodedAmqp {
+  message: Message;
+  format: AmqpFormat;
+}
+
+/**
+ * Normalize one AMQP message. `format: "auto"` picks by content type: herald's envelope type, else
+ * fedora-messaging (`application/json` or none). Throws ProtocolError for anything undecodable.
+ */
+export function decodeAmqp(
+  incoming: AmqpIncoming,
+  format: AmqpFormat | "auto" = "auto",
+  options: CodecOptions = {},
+): DecodedAmqp {
+  const ct = incoming.properties.contentType;
+  const chosen: AmqpFormat =
+    format !== "auto" ? format : ct === HERALD_CONTENT_TYPE ? "herald" : "fedora-messaging";
+  if (format === "auto" && ct !== undefined && ct !== HERALD_CONTENT_TYPE && ct !== FM_CONTENT_TYPE)
+    throw new ProtocolError(
+      `AMQP content type ${JSON.stringify(ct)} is neither ${HERALD_CONTENT_TYPE} nor ${FM_CONTENT_TYPE}: publish herald or fedora-messaging messages, or set the source's format explicitly`,
+    );
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES * 2;
+  if (chosen === "herald") return { message: decodeEnvelope(incoming.content, maxBody), format: chosen };
+  return { message: decodeFedoraMessaging(incoming, options), format: chosen };
+}
+
+export function decodeFedoraMessaging(incoming: AmqpIncoming, options: CodecOptions = {}): Message {
+  let body: unknown;
+  try {
+    body = JSON.parse(incoming.content.toString("utf8"));
+  } catch (err) {
+    throw new ProtocolError(`fedora-messaging body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isJsonObject(body)) throw new ProtocolError("fedora-messaging body must be a JSON object");
+  const raw = incoming.properties.headers ?? {};
+  const message =
+    typeof raw[HERALD_FM_HEADER.sentAt] === "string"
+      ? fromHeraldHeaders(incoming, raw, body)
+      : fromNativeHeaders(incoming, raw, body, options.topicPrefix ?? "");
+  try {
+    validateMessage(message, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES * 2);
+  } catch (err) {
+    throw new ProtocolError(`fedora-messaging message is invalid: ${(err as Error).message}`, { cause: err });
+  }
+  return message;
+}
+
+function fromHeraldHeaders(
+  incoming: AmqpIncoming,
+  raw: Record<string, unknown>,
+  body: Message["body"],
+): Message {
+  const H = HERALD_FM_HEADER;
+  const headers: Headers = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith(H.headerPrefix)) headers[k.slice(H.headerPrefix.length)] = scalar(v);
+  }
+  const msg: Message = {
+    id: str(incoming.properties.messageId, "message_id"),
+    topic: str(raw[H.topic], H.topic),
+    sentAt: str(raw[H.sentAt], H.sentAt),
+    schema: typeof raw[FM_SCHEMA] === "string" ? raw[FM_SCHEMA] : DEFAULT_SCHEMA,
+    schemaVersion: num(raw[H.schemaVersion], H.schemaVersion),
+    headers,
+    body,
+    origin: { host: str(raw[H.host], H.host), app: str(raw[H.app], H.app), pid: num(raw[H.pid], H.pid) },
+  };
+  const { [H.user]: user, [H.seq]: seq, [H.stream]: stream } = raw;
+  if (typeof user === "string") msg.origin.user = user;
+  if (typeof seq === "number") msg.seq = seq;
+  if (typeof stream === "string") msg.stream = stream;
+  return msg;
+}
+
+/** A message from a real fedora-messaging publisher: keep every header so re-publishing is faithful. */
+function fromNativeHeaders(
+  incoming: AmqpIncoming,
+  raw: Record<string, unknown>,
+  body: Message["body"],
+  topicPrefix: string,
+): Message {
+  const headers: Headers = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k !== FM_SCHEMA && k !== SENT_AT) headers[k] = scalar(v);
+  }
+  if (typeof headers[FM_SEVERITY] === "number") headers["severity"] = headers[FM_SEVERITY];
+  const { priority, messageId, appId } = incoming.properties;
+  if (typeof priority === "number" && headers["priority"] === undefined) headers["priority"] = priority;
+  const sentAt = nativeSentAt(raw[SENT_AT], incoming.properties.timestamp);
+  // Keep a sent-at we would not reproduce exactly (other offset, microseconds) for faithful re-publishing.
+  if (typeof raw[SENT_AT] === "string" && raw[SENT_AT] !== fmSentAt(sentAt)) headers[SENT_AT] = raw[SENT_AT];
+  const rk = incoming.routingKey;
+  return {
+    id: typeof messageId === "string" && messageId.length > 0 ? messageId : contentId(incoming),
+    topic: topicPrefix && rk.startsWith(`${topicPrefix}.`) ? rk.slice(topicPrefix.length + 1) : rk,
+    sentAt,
+    schema: typeof raw[FM_SCHEMA] === "string" && raw[FM_SCHEMA] ? raw[FM_SCHEMA] : DEFAULT_SCHEMA,
+    schemaVersion: 1,
+    headers,
+    body,
+    origin: { host: "unknown", app: typeof appId === "string" ? appId : "fedora-messaging", pid: 0 },
+  };
+}
+
+function nativeSentAt(sentAt: unknown, timestamp: unknown): string {
+  if (typeof sentAt === "string") {
+    // Python isoformat may carry microseconds; JavaScript dates keep milliseconds.
+    const t = Date.parse(sentAt.replace(/(\.\d{3})\d+/, "$1"));
+    if (!Number.isNaN(t)) return new Date(t).toISOString();
+  }
+  if (typeof timestamp === "number") return new Date(timestamp * 1000).toISOString();
+  throw new ProtocolError("fedora-messaging message has no usable 'sent-at' header or timestamp property");
+}
+
+/** A stable id for id-less messages, so a redelivery is recognised as the same message. */
+function contentId(incoming: AmqpIncoming): string {
+  const h = createHash("sha256").update(incoming.routingKey).update("\0").update(incoming.content);
+  return `fm-${h.digest("hex").slice(0, 40)}`;
+}
+
+function scalar(v: unknown): HeaderValue {
+  if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v;
+  if (v === undefined) return null;
+  if (Buffer.isBuffer(v)) return v.toString("utf8");
+  if (typeof v === "object" && "!" in v && "value" in v) {
+    const inner = (v as { value: unknown }).value;
+    if (typeof inner === "number") return inner;
+  }
+  return JSON.stringify(v);
+}
+
+function str(v: unknown, name: string): string {
+  if (typeof v !== "string") throw new ProtocolError(`AMQP field '${name}' must be a string`);
+  return v;
+}
+
+function num(v: unknown, name: string): number {
+  if (typeof v !== "number") throw new ProtocolError(`AMQP header '${name}' must be a number`);
+  return v;
+}
