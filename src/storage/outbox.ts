@@ -198,7 +198,9 @@ export class Outbox {
     try {
       this.fp.hit("outbox.after_commit");
     } catch (err) {
-      return this.batchFailed(err, prepared);
+      // The rows are committed: report them as stored (an error reply must mean "not stored"), but stop
+      // accepting anything more.
+      this.failStop(err, "the step after an append commit");
     }
     this.notifyWaiters();
     return results;
