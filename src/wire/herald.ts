@@ -20,6 +20,7 @@ interface WireEnvelope {
   origin: { host: string; app: string; pid: number; user?: string };
   seq?: number;
   stream?: string;
+  via?: string[];
 }
 
 export function toWireObject(msg: Message): WireEnvelope {
@@ -37,6 +38,7 @@ export function toWireObject(msg: Message): WireEnvelope {
   if (msg.origin.user !== undefined) env.origin.user = msg.origin.user;
   if (msg.seq !== undefined) env.seq = msg.seq;
   if (msg.stream !== undefined) env.stream = msg.stream;
+  if (msg.via !== undefined && msg.via.length > 0) env.via = msg.via;
   return env;
 }
 
@@ -85,6 +87,12 @@ export function decodeEnvelope(
   if (typeof origin["user"] === "string") msg.origin.user = origin["user"];
   if (raw["seq"] !== undefined) msg.seq = field(raw, "seq", "number");
   if (raw["stream"] !== undefined) msg.stream = field(raw, "stream", "string");
+  const via = raw["via"];
+  if (via !== undefined) {
+    if (!Array.isArray(via) || !via.every((v) => typeof v === "string"))
+      throw new ProtocolError("herald envelope field 'via' must be a list of broker names");
+    msg.via = via as string[];
+  }
   try {
     validateMessage(msg, maxBodyBytes);
   } catch (err) {

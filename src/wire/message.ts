@@ -39,6 +39,8 @@ export interface Message {
   seq?: number;
   /** Identifies one run of one publishing socket; a new stream resets `seq`. */
   stream?: string;
+  /** Names of the herald brokers this message was forwarded through (loop detection); not signed. */
+  via?: string[];
 }
 
 /** Fields a publisher supplies; the rest is filled in. */

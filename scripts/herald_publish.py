@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Publish to a herald broker from Python, using only Debian's python3-zmq.
+
+Copy this into a legacy fedmsg application: it replaces `fedmsg.publish(topic=..., msg=...)` with an
+acknowledged, durable submit. See docs/submit-protocol.md.
+
+    herald_publish.py [--endpoint ipc:///run/herald/submit.sock] TOPIC '{"json": "body"}'
+"""
+import argparse
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+
+import zmq
+
+PROTOCOL = b"HERALD1"
+
+
+class HeraldError(Exception):
+    def __init__(self, code, message):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+
+
+def default_endpoint():
+    runtime = os.environ.get("HERALD_PATHS__RUNTIME_DIR")
+    if not runtime:
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        runtime = os.path.join(xdg, "herald") if xdg else (
+            "/run/herald" if os.geteuid() == 0 else "/tmp/herald-%d" % os.getuid())
+    return "ipc://" + os.path.join(runtime, "submit.sock")
+
+
+def new_id():
+    """A UUIDv7: time-sortable, like herald's own ids."""
+    ms = int(time.time() * 1000)
+    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    b[6] = 0x70 | (b[6] & 0x0F)
+    b[8] = 0x80 | (b[8] & 0x3F)
+    return str(uuid.UUID(bytes=bytes(b)))
+
+
+class Publisher(object):
+    """Lazy Pirate client: on timeout, reconnect and resend the SAME ids (the broker deduplicates)."""
+
+    def __init__(self, endpoint=None, timeout_ms=2500, retries=3, app=None):
+        self.endpoint = endpoint or default_endpoint()
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.ctx = zmq.Context.instance()
+        self.sock = None
+        self.origin = {"host": socket.gethostname(), "app": app or os.path.basename(sys.argv[0]),
+                       "pid": os.getpid(), "user": getpass.getuser()}
+
+    def _socket(self):
+        if self.sock is None:
+            self.sock = self.ctx.socket(zmq.DEALER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.connect(self.endpoint)
+        return self.sock
+
+    def publish(self, topic, body, headers=None):
+        """Returns the broker's ack dict; raises HeraldError with the broker's error code."""
+        msg = {"id": new_id(), "topic": topic, "body": body, "origin": self.origin,
+               "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"}
+        if headers:
+            msg["headers"] = headers
+        result = self.publish_many([msg])[0]
+        if not result["ok"]:
+            raise HeraldError(result["error"]["code"], result["error"]["message"])
+        return result
+
+    def publish_many(self, messages):
+        request_id = uuid.uuid4().hex.encode()
+        payload = json.dumps({"messages": messages}).encode("utf-8")
+        for _ in range(self.retries + 1):
+            sock = self._socket()
+            sock.send_multipart([PROTOCOL, request_id, payload])
+            if sock.poll(self.timeout_ms, zmq.POLLIN):
+                proto, rid, reply = sock.recv_multipart()
+                if rid != request_id:
+                    continue
+                reply = json.loads(reply.decode("utf-8"))
+                if "error" in reply:
+                    raise HeraldError(reply["error"]["code"], reply["error"]["message"])
+                return reply["results"]
+            self.sock.close()
+            self.sock = None
+        raise HeraldError("TIMEOUT", "no answer from %s: is `herald serve` running?" % self.endpoint)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--endpoint", default=None)
+    p.add_argument("--timeout-ms", type=int, default=2500)
+    p.add_argument("topic")
+    p.add_argument("body", nargs="?", default="{}")
+    args = p.parse_args()
+    pub = Publisher(args.endpoint, args.timeout_ms)
+    try:
+        ack = pub.publish(args.topic, json.loads(args.body))
+        print(json.dumps(ack))
+    except HeraldError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        pub.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+import { chmodSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { type HeraldError, rejected } from "../errors.js";
+import { Outbox, type OutboxOptions } from "../storage/outbox.js";
+import type { Transport } from "../transport/types.js";
+import { type Logger, silentLogger } from "../util/log.js";
+import type { Message } from "../wire/message.js";
+import type { SubmitResult } from "../wire/submit.js";
+import { Dispatcher, type SinkStatus } from "./dispatcher.js";
+import { SubmitServer } from "./submit-server.js";
+
+export const HERALD_VERSION = "0.1.0";
+
+/** Checks run on each accepted message before it is stored (signature, topic policy). */
+export type AdmissionCheck = (msg: Message, peer: string) => HeraldError | undefined;
+
+export interface BrokerOptions {
+  /** This broker's name; forwarding sinks add it to `via` and loops are stopped on it. */
+  name: string;
+  /** Submit endpoints, e.g. `ipc:///run/herald/submit.sock`, `tcp://0.0.0.0:9939`. */
+  submitEndpoints: string[];
+  outbox: OutboxOptions;
+  sinks: Transport[];
+  maxBodyBytes: number;
+  maxBatch: number;
+  shutdownGraceMs?: number;
+  /** Delay before PUB dispatch after start, so subscribers reconnecting after a restart see the backlog. */
+  publishDelayMs?: number;
+  admission?: AdmissionCheck[];
+  submitSocketOptions?: Record<string, unknown>;
+  log?: Logger;
+  /** Called after a fail-stop storage error; `herald serve` exits non-zero. */
+  onFatal?: (err: HeraldError) => void;
+}
+
+export interface BrokerStatus {
+  broker: string;
+  version: string;
+  pid: number;
+  startedAt: string;
+  accepting: boolean;
+  endpoints: string[];
+  outbox: ReturnType<Outbox["stats"]>;
+  sinks: SinkStatus[];
+  submit: SubmitServer["counters"] & { loopsStopped: number; admissionRejected: number };
+}
+
+/**
+ * The per-host broker: accepts messages on the submit socket(s), acknowledges them only once they are
+ * committed to the outbox, and feeds every sink from the outbox with its own cursor.
+ */
+export class Broker {
+  private outbox: Outbox | undefined;
+  private server: SubmitServer | undefined;
+  private readonly dispatchers: Dispatcher[] = [];
+  private endpoints: string[] = [];
+  private readonly startedAt = new Date().toISOString();
+  private accepting = false;
+  private loopsStopped = 0;
+  private admissionRejected = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: BrokerOptions) {
+    this.log = opts.log ?? silentLogger;
+  }
+
+  get boundEndpoints(): readonly string[] {
+    return this.endpoints;
+  }
+
+  async start(): Promise<void> {
+    for (const ep of this.opts.submitEndpoints) prepareIpcDir(ep);
+    this.outbox = Outbox.open(this.opts.outbox);
+    this.outbox.onFail((err) => this.fatal(err));
+    for (const sink of this.opts.sinks) await sink.open();
+    for (const sink of this.opts.sinks) {
+      const d = new Dispatcher(sink, this.outbox, this.log.child("sink"), {
+        startDelayMs: sink.kind === "zeromq" ? (this.opts.publishDelayMs ?? 0) : 0,
+      });
+      this.dispatchers.push(d);
+      d.start();
+    }
+    this.server = new SubmitServer(this, {
+      endpoints: this.opts.submitEndpoints,
+      maxRequestBytes: this.opts.maxBodyBytes * 4 + (1 << 20),
+      log: this.log.child("submit"),
+      ...(this.opts.submitSocketOptions ? { socketOptions: this.opts.submitSocketOptions } : {}),
+    });
+    this.endpoints = await this.server.start();
+    this.accepting = true;
+    this.log.info("broker ready", {
+      name: this.opts.name,
+      submit: this.endpoints.join(","),
+      pending: this.outbox.stats().pendingMessages,
+    });
+  }
+
+  get maxBatch(): number {
+    return this.opts.maxBatch;
+  }
+
+  get maxBodyBytes(): number {
+    return this.opts.maxBodyBytes;
+  }
+
+  /** SubmitHandler: admission checks, loop stop, then one group-committed append. */
+  async accept(messages: Message[], peer: string): Promise<SubmitResult[]> {
+    const outbox = this.outbox;
+    if (!outbox || !this.accepting) {
+      return messages.map((m) =>
+        failure(m.id, rejected("SHUTTING_DOWN", "broker is shutting down: retry with the same ids")),
+      );
+    }
+    const results: SubmitResult[] = new Array(messages.length);
+    const toStore: Message[] = [];
+    const slots: number[] = [];
+    messages.forEach((m, i) => {
+      if (m.via?.includes(this.opts.name)) {
+        // Forwarding loop (A -> B -> A): answer ok so the sender's cursor moves, but never store twice.
+        this.loopsStopped++;
+        results[i] = { ok: true, id: m.id, seq: 0, accepted_at: new Date().toISOString(), duplicate: true };
+        return;
+      }
+      const denied = this.admit(m, peer);
+      if (denied) {
+        results[i] = failure(m.id, denied);
+        return;
+      }
+      toStore.push(m);
+      slots.push(i);
+    });
+    if (toStore.length > 0) {
+      const stored = await outbox.append(toStore);
+      stored.forEach((r, k) => {
+        results[slots[k]!] = r.ok
+          ? {
+              ok: true,
+              id: r.id,
+              seq: r.seq,
+              accepted_at: new Date(r.acceptedAt).toISOString(),
+              duplicate: r.duplicate,
+            }
+          : failure(r.id, r.error);
+      });
+    }
+    return results;
+  }
+
+  private admit(m: Message, peer: string): HeraldError | undefined {
+    for (const check of this.opts.admission ?? []) {
+      const err = check(m, peer);
+      if (err) {
+        this.admissionRejected++;
+        this.log.warn("message refused", {
+          id: m.id,
+          topic: m.topic,
+          code: err.code,
+          peer,
+          reason: err.message,
+        });
+        return err;
+      }
+    }
+    return undefined;
+  }
+
+  async command(name: string): Promise<unknown> {
+    if (name === "status") return this.status();
+    if (name === "ping") return { pong: true, broker: this.opts.name };
+    throw rejected("BAD_REQUEST", `unknown command '${name}': use status or ping`);
+  }
+
+  status(): BrokerStatus {
+    const stats = this.outbox!.stats();
+    return {
+      broker: this.opts.name,
+      version: HERALD_VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      accepting: this.accepting,
+      endpoints: this.endpoints,
+      outbox: stats,
+      sinks: this.dispatchers.map((d) => d.status(stats.headSeq)),
+      submit: {
+        ...this.server!.counters,
+        loopsStopped: this.loopsStopped,
+        admissionRejected: this.admissionRejected,
+      },
+    };
+  }
+
+  /** Graceful stop: refuse new work with SHUTTING_DOWN, answer what is in flight, let sinks catch up, close. */
+  async stop(): Promise<void> {
+    const deadline = Date.now() + (this.opts.shutdownGraceMs ?? 5000);
+    this.accepting = false;
+    this.server?.stopAccepting();
+    await this.server?.settle(deadline);
+    const head = this.outbox?.stats().headSeq ?? 0;
+    // Give sinks a short, bounded chance to publish what is stored; the rest replays on the next start.
+    const drainDeadline = Math.min(deadline, Date.now() + 1000);
+    await Promise.all(this.dispatchers.map((d) => d.drainTo(head, drainDeadline)));
+    await Promise.all(this.dispatchers.map((d) => d.stop()));
+    await this.server?.close();
+    await Promise.all(this.opts.sinks.map((s) => s.close().catch(() => {})));
+    this.outbox?.close();
+    this.log.info("broker stopped", { name: this.opts.name });
+  }
+
+  private fatal(err: HeraldError): void {
+    // Fail-stop: once storage failed, nothing more may be acknowledged.
+    this.accepting = false;
+    this.server?.stopAccepting();
+    this.log.error("storage failed; refusing all submissions (fail-stop)", { err: err.message });
+    this.opts.onFatal?.(err);
+  }
+}
+
+function failure(id: string, err: HeraldError): SubmitResult {
+  return { ok: false, id, error: { code: err.code, message: err.message, retryable: err.retryable } };
+}
+
+/** IPC sockets live in a directory only the broker's user (and group) can enter: file permissions guard submit. */
+function prepareIpcDir(endpoint: string): void {
+  if (!endpoint.startsWith("ipc://")) return;
+  const dir = dirname(endpoint.slice("ipc://".length));
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  try {
+    chmodSync(dir, 0o750);
+  } catch {
+    // not ours to change (shared /tmp parent); the socket file itself still has our umask
+  }
+}

@@ -1,0 +1,261 @@
+import { Router } from "zeromq";
+import { HeraldError, rejected, toHeraldError } from "../errors.js";
+import type { Logger } from "../util/log.js";
+import { isJsonObject } from "../wire/json.js";
+import { isoNow, type Message, validateMessage } from "../wire/message.js";
+import {
+  type DecodedRequest,
+  decodeSubmitRequest,
+  encodeReply,
+  errorReply,
+  type SubmitReply,
+  type SubmitResult,
+  type SubmittedInput,
+} from "../wire/submit.js";
+
+/** What the submit server needs from the broker: store (group commit) and answer control commands. */
+export interface SubmitHandler {
+  accept(messages: Message[], peer: string): Promise<SubmitResult[]>;
+  command(name: string, args: Record<string, unknown>): Promise<unknown>;
+  readonly maxBatch: number;
+  readonly maxBodyBytes: number;
+}
+
+export interface SubmitServerOptions {
+  endpoints: string[];
+  maxRequestBytes: number;
+  log: Logger;
+  /** Extra socket options (CURVE server keys, zapDomain...). */
+  socketOptions?: Record<string, unknown>;
+}
+
+/**
+ * The broker's ROUTER socket(s). One reader loop per socket; requests are handled without awaiting in
+ * the loop, so every request already queued is read before the outbox commits (group commit happens
+ * on setImmediate). Replies go through one writer queue: zeromq.js allows one pending send per socket.
+ */
+export class SubmitServer {
+  private readonly sockets: Router[] = [];
+  private readonly writers: ReplyWriter[] = [];
+  private accepting = true;
+  private inFlight = 0;
+  readonly counters = { requests: 0, badRequests: 0, messages: 0, rejected: 0 };
+
+  constructor(
+    private readonly handler: SubmitHandler,
+    private readonly opts: SubmitServerOptions,
+  ) {}
+
+  async start(): Promise<string[]> {
+    const bound: string[] = [];
+    for (const endpoint of this.opts.endpoints) {
+      const sock = new Router({
+        linger: 0,
+        maxMessageSize: this.opts.maxRequestBytes,
+        sendHighWaterMark: 100_000,
+        ...this.opts.socketOptions,
+      });
+      try {
+        await sock.bind(endpoint);
+      } catch (err) {
+        sock.close();
+        throw bindError(endpoint, err);
+      }
+      this.sockets.push(sock);
+      const writer = new ReplyWriter(sock, this.opts.log);
+      this.writers.push(writer);
+      bound.push(sock.lastEndpoint ?? endpoint);
+      void this.readLoop(sock, writer);
+    }
+    return bound;
+  }
+
+  /** Stop taking messages: from now on every request is answered SHUTTING_DOWN. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Wait (bounded) for requests being stored to be answered. */
+  async settle(deadline: number): Promise<void> {
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all(this.writers.map((w) => w.flush(deadline)));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.close();
+    this.sockets.length = 0;
+  }
+
+  private async readLoop(sock: Router, writer: ReplyWriter): Promise<void> {
+    try {
+      for await (const frames of sock) this.onRequest(frames, writer);
+    } catch (err) {
+      if (!sock.closed) this.opts.log.error("submit socket failed", { err });
+    }
+  }
+
+  private onRequest(frames: Buffer[], writer: ReplyWriter): void {
+    this.counters.requests++;
+    const routing = frames[0]!;
+    // A REQ peer puts an empty delimiter after its routing id; mirror it so REQ sockets work too.
+    const reqStyle = frames.length > 1 && frames[1]!.length === 0;
+    const envelope = reqStyle ? [routing, Buffer.alloc(0)] : [routing];
+    const body = frames.slice(envelope.length);
+    const reply: Reply = (requestId, r) => writer.push([...envelope, ...encodeReply(requestId, r)]);
+    const cmd = tryCommand(body);
+    if (cmd) {
+      this.runCommand(cmd, body[1]!, reply);
+      return;
+    }
+    let decoded: DecodedRequest;
+    try {
+      decoded = this.decode(body);
+    } catch (err) {
+      this.counters.badRequests++;
+      const requestId = body[1] && body[1].length <= 64 ? body[1] : Buffer.alloc(0);
+      reply(requestId, errorReply(toHeraldError(err, "BAD_REQUEST")));
+      return;
+    }
+    this.inFlight++;
+    this.handle(decoded, routing.toString("hex"))
+      .then((r) => reply(decoded.requestId, r))
+      .catch((err) => reply(decoded.requestId, errorReply(toHeraldError(err, "STORAGE_ERROR"))))
+      .finally(() => this.inFlight--);
+  }
+
+  private decode(body: Buffer[]): DecodedRequest {
+    try {
+      return decodeSubmitRequest(body, this.handler.maxBatch);
+    } catch (err) {
+      throw new HeraldError("BAD_REQUEST", (err as Error).message, { cause: err });
+    }
+  }
+
+  private async handle(req: DecodedRequest, peer: string): Promise<SubmitReply> {
+    if (!this.accepting) {
+      return errorReply(rejected("SHUTTING_DOWN", "broker is shutting down: retry in a moment (same ids)"));
+    }
+    const results: SubmitResult[] = new Array(req.messages.length);
+    const valid: Message[] = [];
+    const slots: number[] = [];
+    req.messages.forEach((m, i) => {
+      if (!m.ok) {
+        results[i] = { ok: false, id: m.id, error: { code: "INVALID", message: m.problem } };
+        return;
+      }
+      try {
+        valid.push(this.toMessage(m.input));
+        slots.push(i);
+      } catch (err) {
+        const e = toHeraldError(err, "INVALID");
+        results[i] = { ok: false, id: m.input.id, error: { code: e.code, message: e.message } };
+      }
+    });
+    this.counters.messages += req.messages.length;
+    if (valid.length > 0) {
+      const stored = await this.handler.accept(valid, peer);
+      stored.forEach((r, k) => {
+        results[slots[k]!] = r;
+      });
+    }
+    this.counters.rejected += results.filter((r) => !r.ok).length;
+    return { results };
+  }
+
+  private toMessage(input: SubmittedInput): Message {
+    const msg: Message = {
+      id: input.id,
+      topic: input.topic,
+      sentAt: input.sentAt ?? isoNow(),
+      schema: input.schema ?? "base.message",
+      schemaVersion: input.schemaVersion ?? 1,
+      headers: input.headers ?? {},
+      body: input.body,
+      origin: {
+        host: String(input.origin?.host ?? "unknown"),
+        app: String(input.origin?.app ?? "unknown"),
+        pid: Number(input.origin?.pid ?? 0),
+        ...(input.origin?.user !== undefined ? { user: String(input.origin.user) } : {}),
+      },
+    };
+    if (input.via && input.via.length > 0) msg.via = input.via;
+    validateMessage(msg, this.handler.maxBodyBytes);
+    return msg;
+  }
+
+  private runCommand(
+    cmd: { name: string; args: Record<string, unknown> },
+    requestId: Buffer,
+    reply: Reply,
+  ): void {
+    this.handler
+      .command(cmd.name, cmd.args)
+      .then((result) => reply(requestId, { result } as unknown as SubmitReply))
+      .catch((err) => reply(requestId, errorReply(toHeraldError(err))));
+  }
+}
+
+type Reply = (requestId: Buffer, r: SubmitReply) => void;
+
+const COMMAND_PREFIX = Buffer.from('{"command":');
+
+/** Control commands share the socket: payload `{"command": "status", "args": {...}}`. */
+function tryCommand(body: Buffer[]): { name: string; args: Record<string, unknown> } | undefined {
+  const payload = body[2];
+  if (body.length !== 3 || !payload || !payload.subarray(0, COMMAND_PREFIX.length).equals(COMMAND_PREFIX))
+    return undefined;
+  try {
+    const v: unknown = JSON.parse(payload.toString("utf8"));
+    if (isJsonObject(v) && typeof v["command"] === "string") {
+      return { name: v["command"], args: isJsonObject(v["args"]) ? v["args"] : {} };
+    }
+  } catch {
+    // not a command: decodeSubmitRequest reports the protocol error
+  }
+  return undefined;
+}
+
+function bindError(endpoint: string, err: unknown): HeraldError {
+  const code = (err as { code?: string }).code;
+  const hint =
+    code === "EADDRINUSE"
+      ? "another herald serve is already running there: stop it or change broker.submit"
+      : "check the path or address and its permissions";
+  return new HeraldError("TRANSPORT", `cannot listen on ${endpoint}: ${(err as Error).message}; ${hint}`, {
+    cause: err,
+  });
+}
+
+/** One writer per socket: queues replies and sends them one at a time. */
+class ReplyWriter {
+  private readonly queue: Buffer[][] = [];
+  private running = false;
+
+  constructor(
+    private readonly sock: Router,
+    private readonly log: Logger,
+  ) {}
+
+  push(frames: Buffer[]): void {
+    this.queue.push(frames);
+    if (!this.running) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    while (this.queue.length > 0 && !this.sock.closed) {
+      const frames = this.queue.shift()!;
+      try {
+        await this.sock.send(frames);
+      } catch (err) {
+        this.log.debug("reply dropped", { err });
+      }
+    }
+    this.running = false;
+  }
+
+  async flush(deadline: number): Promise<void> {
+    while ((this.running || this.queue.length > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+  }
+}

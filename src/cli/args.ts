@@ -1,0 +1,47 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { HeraldError } from "../errors.js";
+
+/** Exit codes, documented in docs/cli.md. */
+export const EXIT = {
+  ok: 0,
+  /** The operation ran and failed (message rejected, check failed, refused). */
+  failed: 1,
+  /** Wrong command line. */
+  usage: 2,
+  /** Configuration (herald YAML or legacy fedmsg files) is wrong. */
+  config: 3,
+  /** No broker answered / a service is unreachable. */
+  unavailable: 4,
+  /** Storage failure (fail-stop) in `herald serve`. */
+  storage: 5,
+} as const;
+
+export class UsageError extends HeraldError {
+  constructor(message: string) {
+    super("BAD_REQUEST", message);
+  }
+}
+
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+export const COMMON_OPTIONS = {
+  config: { type: "string", short: "c" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies Options;
+
+export function parse<O extends Options>(argv: string[], options: O, usage: string) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${usage}`);
+  }
+}
+
+export function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}

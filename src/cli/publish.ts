@@ -1,0 +1,110 @@
+import { createInterface } from "node:readline";
+import { createClient } from "../client/index.js";
+import type { Ack, HeraldClient } from "../client/publisher.js";
+import { HeraldError } from "../errors.js";
+import { isJsonObject, type JsonObject } from "../wire/json.js";
+import { EXIT, out, parse, UsageError } from "./args.js";
+import { context } from "./context.js";
+
+const USAGE = `usage: herald publish TOPIC [JSON | -] [--endpoint E] [--json] [--header K=V ...]
+
+Publish one message (JSON body given as an argument) or many (\`-\`, or no JSON with stdin not a
+terminal: one JSON body per line). Prints one line per acknowledged message; exits 1 if any was refused.`;
+
+export async function publish(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      endpoint: { type: "string", short: "e" },
+      json: { type: "boolean" },
+      header: { type: "string", multiple: true },
+      schema: { type: "string" },
+    },
+    USAGE,
+  );
+  if (values.help) {
+    out(USAGE);
+    return EXIT.ok;
+  }
+  const [topic, body] = positionals;
+  if (!topic) throw new UsageError(`TOPIC is required\n\n${USAGE}`);
+  const ctx = context(values.config);
+  const client = createClient({
+    config: ctx.config,
+    ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+  });
+  const headers = parseHeaders(values.header ?? []);
+  const extra = { headers, ...(values.schema ? { schema: values.schema } : {}) };
+  try {
+    if (body !== undefined && body !== "-") {
+      return report([await one(client, topic, parseBody(body, "argument"), extra)], values.json ?? false);
+    }
+    if (body === undefined && process.stdin.isTTY)
+      throw new UsageError(`give a JSON body or pipe lines to stdin\n\n${USAGE}`);
+    return await fromStdin(client, topic, extra, values.json ?? false);
+  } finally {
+    await client.close();
+  }
+}
+
+type Extra = { headers: Record<string, string>; schema?: string };
+
+async function one(
+  client: HeraldClient,
+  topic: string,
+  body: JsonObject,
+  extra: Extra,
+): Promise<Ack | HeraldError> {
+  try {
+    return await client.publish(topic, body, extra);
+  } catch (err) {
+    if (err instanceof HeraldError && err.code !== "NO_BROKER" && err.code !== "TIMEOUT") return err;
+    throw err;
+  }
+}
+
+async function fromStdin(client: HeraldClient, topic: string, extra: Extra, json: boolean): Promise<number> {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+  const inputs = [];
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (line.trim() === "") continue;
+    inputs.push({ topic, body: parseBody(line, `stdin line ${n}`), ...extra });
+  }
+  const results = await client.publishMany(inputs);
+  return report(results, json);
+}
+
+function report(results: Array<Ack | HeraldError>, json: boolean): number {
+  let failed = 0;
+  for (const r of results) {
+    if (r instanceof HeraldError) {
+      failed++;
+      process.stderr.write(`refused: ${r.code}: ${r.message}\n`);
+    } else if (json) out(JSON.stringify(r));
+    else out(`ok ${r.id} seq=${r.seq}${r.duplicate ? " (duplicate)" : ""}`);
+  }
+  return failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+function parseBody(text: string, where: string): JsonObject {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isJsonObject(v)) throw new UsageError(`${where} must be a JSON object, e.g. '{"build": 42}'`);
+  return v;
+}
+
+function parseHeaders(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of list) {
+    const eq = h.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--header takes KEY=VALUE, got '${h}'`);
+    out[h.slice(0, eq)] = h.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,72 @@
+import type { BrokerStatus } from "../broker/broker.js";
+import { createClient } from "../client/index.js";
+import { EXIT, out, parse } from "./args.js";
+import { context } from "./context.js";
+
+const USAGE = `usage: herald status [--json] [--endpoint E]
+
+Is the broker up; outbox depth; each sink's cursor, lag, state and last error. Exit 4 when no broker answers.`;
+
+export async function status(argv: string[]): Promise<number> {
+  const { values } = parse(
+    argv,
+    { json: { type: "boolean" }, endpoint: { type: "string", short: "e" } },
+    USAGE,
+  );
+  if (values.help) {
+    out(USAGE);
+    return EXIT.ok;
+  }
+  const ctx = context(values.config);
+  const client = createClient({
+    config: ctx.config,
+    retries: 0,
+    timeoutMs: 2000,
+    ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+  });
+  try {
+    const s = (await client.status()) as BrokerStatus;
+    out(values.json ? JSON.stringify(s, null, 2) : render(s));
+    return EXIT.ok;
+  } finally {
+    await client.close();
+  }
+}
+
+export function render(s: BrokerStatus): string {
+  const o = s.outbox;
+  const lines = [
+    `broker ${s.broker} (herald ${s.version}, pid ${s.pid}) up since ${s.startedAt}${s.accepting ? "" : "  NOT ACCEPTING"}`,
+    `submit: ${s.endpoints.join(", ")}`,
+    `outbox: head seq ${o.headSeq}, ${o.totalRows} rows, ${o.pendingMessages} pending (${o.pendingBytes} bytes)` +
+      (o.oldestPendingAt ? `, oldest pending ${new Date(o.oldestPendingAt).toISOString()}` : "") +
+      (o.failed ? `, FAILED: ${o.failed}` : ""),
+    `requests ${s.submit.requests}, messages ${s.submit.messages}, refused ${s.submit.rejected}, bad requests ${s.submit.badRequests}`,
+    "",
+    pad(["SINK", "KIND", "STATE", "CURSOR", "LAG", "DELIVERED", "RETRIES", "LAST ERROR"]),
+  ];
+  for (const k of s.sinks) {
+    const counters = Object.entries(k.health.counters)
+      .filter(([, v]) => v > 0)
+      .map(([c, v]) => `${c}=${v}`)
+      .join(" ");
+    lines.push(
+      pad([
+        k.name,
+        k.kind,
+        k.health.state,
+        String(k.cursor),
+        String(k.lag),
+        String(k.delivered),
+        String(k.retries),
+        `${k.lastError ?? k.health.lastError ?? "-"}${counters ? ` (${counters})` : ""}`,
+      ]),
+    );
+  }
+  return lines.join("\n");
+}
+
+function pad(cols: string[]): string {
+  const widths = [14, 9, 9, 8, 8, 10, 8, 0];
+  return cols.map((c, i) => (widths[i] ? c.padEnd(widths[i]!) : c)).join(" ");
+}

@@ -1,0 +1,63 @@
+import { subscribe } from "../client/index.js";
+import type { ReceivedMessage } from "../client/subscriber.js";
+import { encodeHeraldFrames } from "../wire/herald.js";
+import { pythonJson } from "../wire/json.js";
+import { toLegacyObject } from "../wire/legacy.js";
+import { EXIT, out, parse, UsageError } from "./args.js";
+import { context } from "./context.js";
+
+const USAGE = `usage: herald tail [PATTERN...] [--json] [--format herald|legacy|both] [--endpoint E ...] [--count N]
+
+Print every message matching the AMQP-style patterns (\`*\` one word, \`#\` any words; default \`#\`), one
+readable line each. --json prints the herald envelope (or, with --format legacy, the fedmsg envelope).`;
+
+export async function tail(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      json: { type: "boolean" },
+      format: { type: "string", default: "herald" },
+      endpoint: { type: "string", multiple: true },
+      count: { type: "string" },
+    },
+    USAGE,
+  );
+  if (values.help) {
+    out(USAGE);
+    return EXIT.ok;
+  }
+  const format = values.format;
+  if (format !== "herald" && format !== "legacy" && format !== "both")
+    throw new UsageError(`--format is herald, legacy or both, not '${format}'`);
+  const count = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
+  if (!(count > 0)) throw new UsageError("--count takes a positive number");
+  const ctx = context(values.config);
+  const formats: Array<"herald" | "legacy"> = format === "both" ? ["herald", "legacy"] : [format];
+  const sub = subscribe(positionals, {
+    config: ctx.config,
+    formats,
+    log: ctx.log,
+    ...(values.endpoint ? { endpoints: { [formats[0]!]: values.endpoint } } : {}),
+  });
+  const stop = (): void => void sub.close();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  let seen = 0;
+  for await (const m of sub) {
+    out(values.json ? asJson(m, format) : line(m));
+    if (++seen >= count) break;
+  }
+  await sub.close();
+  return EXIT.ok;
+}
+
+function line(m: ReceivedMessage): string {
+  const body = JSON.stringify(m.message.body);
+  const short = body.length > 120 ? `${body.slice(0, 117)}...` : body;
+  return `${m.message.sentAt} ${m.message.topic} ${m.message.id} [${m.format}] ${short}`;
+}
+
+function asJson(m: ReceivedMessage, format: string): string {
+  if (format === "legacy") return pythonJson(toLegacyObject(m.message, m.message.seq ?? 0));
+  return encodeHeraldFrames(m.message)[1].toString("utf8");
+}

@@ -1,0 +1,231 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { Dealer } from "zeromq";
+import { ClosedError, ConnectionError, errorFromWire, type HeraldError, ProtocolError } from "../errors.js";
+import type { JsonObject } from "../wire/json.js";
+import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput } from "../wire/message.js";
+import {
+  decodeReply,
+  encodeCommand,
+  encodeSubmitRequest,
+  type SubmitReply,
+  type SubmitResult,
+} from "../wire/submit.js";
+
+export interface ClientOptions {
+  /** Submit endpoint, e.g. `ipc:///run/herald/submit.sock` or `tcp://broker:9939`. Default: from configuration. */
+  endpoint?: string;
+  /** Per-try timeout (ms); default 2500. */
+  timeoutMs?: number;
+  /** Tries after the first; default 3 (Lazy Pirate: same ids every time). */
+  retries?: number;
+  maxBodyBytes?: number;
+  /** Messages per request for publishBatch; default 1000 (the broker's default maxBatch). */
+  maxBatch?: number;
+  /** Extra Dealer socket options (CURVE client keys, routingId). */
+  socketOptions?: Record<string, unknown>;
+}
+
+/** The broker's acknowledgement: the message is durably stored. */
+export interface Ack {
+  id: string;
+  /** Position in the broker's outbox. */
+  seq: number;
+  acceptedAt: string;
+  /** True when the broker already had this id (a retry): stored and published once. */
+  duplicate: boolean;
+}
+
+export type PublishOptions = Omit<MessageInput, "topic" | "body">;
+
+interface Pending {
+  resolve: (r: SubmitReply) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Publishes to the local herald broker. Connects lazily; any number of concurrent callers share one
+ * DEALER socket (requests are matched by id). A request that times out is sent again with the SAME
+ * message ids on a fresh socket, so the broker's dedup window makes retries safe.
+ */
+export class HeraldClient {
+  private sock: Dealer | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private sendChain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  readonly endpoint: string;
+
+  constructor(private readonly opts: ClientOptions & { endpoint: string }) {
+    this.endpoint = opts.endpoint;
+    this.timeoutMs = opts.timeoutMs ?? 2500;
+    this.retries = opts.retries ?? 3;
+  }
+
+  /** Publish one message; resolves with the broker's acknowledgement or throws a typed HeraldError. */
+  async publish(topic: string, body: JsonObject, options: PublishOptions = {}): Promise<Ack> {
+    const [result] = await this.publishMany([{ ...options, topic, body }]);
+    const r = result!;
+    if (r instanceof Error) throw r;
+    return r;
+  }
+
+  /** Publish many; every message's outcome is returned in order (an Ack or a HeraldError), nothing thrown per message. */
+  async publishMany(inputs: readonly MessageInput[]): Promise<Array<Ack | HeraldError>> {
+    const maxBody = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const messages = inputs.map((i) => createMessage(i, maxBody));
+    return this.submit(messages);
+  }
+
+  /** Like publishMany but throws the first error (after all were tried). */
+  async publishBatch(inputs: readonly MessageInput[]): Promise<Ack[]> {
+    const results = await this.publishMany(inputs);
+    const err = results.find((r): r is HeraldError => r instanceof Error);
+    if (err) throw err;
+    return results as Ack[];
+  }
+
+  /** Submit already-built messages (forwarding, replay, the shim). */
+  async submit(messages: readonly Message[]): Promise<Array<Ack | HeraldError>> {
+    const chunk = this.opts.maxBatch ?? 1000;
+    const out: Array<Ack | HeraldError> = [];
+    for (let i = 0; i < messages.length; i += chunk) {
+      const part = messages.slice(i, i + chunk);
+      const reply = await this.request((rid) => encodeSubmitRequest(rid, part));
+      if ("error" in reply) {
+        const err = errorFromWire(reply.error);
+        for (const _ of part) out.push(err);
+      } else if ("results" in reply) {
+        out.push(...reply.results.map(toOutcome));
+      } else {
+        throw new ProtocolError("broker answered a submit with a command result");
+      }
+    }
+    return out;
+  }
+
+  /** Ask the broker for its status (outbox depth, sinks' lag and errors). */
+  async status(): Promise<unknown> {
+    return this.command("status");
+  }
+
+  async command(name: string, args: Record<string, unknown> = {}): Promise<unknown> {
+    const reply = await this.request((rid) => encodeCommand(rid, name, args));
+    if ("error" in reply) throw errorFromWire(reply.error);
+    if ("result" in reply) return reply.result;
+    throw new ProtocolError("broker answered a command with submit results");
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.sock?.close();
+    this.sock = undefined;
+    for (const p of this.pending.values()) p.reject(new ClosedError("herald client"));
+    this.pending.clear();
+  }
+
+  private async request(build: (requestId: string) => Buffer[]): Promise<SubmitReply> {
+    if (this.closed) throw new ClosedError("herald client");
+    const requestId = randomBytes(8).toString("hex");
+    const frames = build(requestId);
+    if (this.ipcMissing()) throw this.noAnswer();
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      const reply = await this.tryOnce(requestId, frames);
+      if (reply !== undefined) return reply;
+      // Lazy Pirate: a socket that timed out may be wedged on a dead peer; start afresh, same ids.
+      this.resetSocket();
+    }
+    throw this.noAnswer();
+  }
+
+  private tryOnce(requestId: string, frames: Buffer[]): Promise<SubmitReply | undefined> {
+    const sock = this.socket();
+    return new Promise<SubmitReply | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        resolve(undefined);
+      }, this.timeoutMs);
+      this.pending.set(requestId, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      // One pending send per socket (zeromq.js): chain sends.
+      this.sendChain = this.sendChain
+        .then(() => (sock.closed ? undefined : sock.send(frames)))
+        .catch(() => {});
+    });
+  }
+
+  private socket(): Dealer {
+    if (this.sock && !this.sock.closed) return this.sock;
+    const sock = new Dealer({
+      linger: 0,
+      sendHighWaterMark: 0,
+      reconnectInterval: 100,
+      reconnectMaxInterval: 1000,
+      ...this.opts.socketOptions,
+    });
+    sock.connect(this.endpoint);
+    this.sock = sock;
+    void this.readLoop(sock);
+    return sock;
+  }
+
+  private async readLoop(sock: Dealer): Promise<void> {
+    try {
+      for await (const frames of sock) {
+        let decoded: ReturnType<typeof decodeReply>;
+        try {
+          decoded = decodeReply(frames);
+        } catch {
+          continue; // not ours to answer; a late reply to a reset socket or garbage
+        }
+        const p = this.pending.get(decoded.requestId);
+        if (p) {
+          this.pending.delete(decoded.requestId);
+          p.resolve(decoded.reply);
+        }
+      }
+    } catch {
+      // socket closed by resetSocket/close
+    }
+  }
+
+  private resetSocket(): void {
+    this.sock?.close();
+    this.sock = undefined;
+    this.sendChain = Promise.resolve();
+  }
+
+  private ipcMissing(): boolean {
+    return this.endpoint.startsWith("ipc://") && !existsSync(this.endpoint.slice(6));
+  }
+
+  private noAnswer(): ConnectionError {
+    const tries = this.retries + 1;
+    if (this.ipcMissing()) {
+      return new ConnectionError("NO_BROKER", `no broker at ${this.endpoint}: start \`herald serve\``, {
+        retryable: true,
+        details: { endpoint: this.endpoint },
+      });
+    }
+    return new ConnectionError(
+      "TIMEOUT",
+      `no answer from the broker at ${this.endpoint} after ${tries} tries of ${this.timeoutMs} ms: ` +
+        "check that `herald serve` is running (`herald status`); retrying with the same ids is safe",
+      { retryable: true, details: { endpoint: this.endpoint, tries } },
+    );
+  }
+}
+
+function toOutcome(r: SubmitResult): Ack | HeraldError {
+  if (r.ok) return { id: r.id, seq: r.seq, acceptedAt: r.accepted_at, duplicate: r.duplicate };
+  return errorFromWire({ ...r.error, details: { id: r.id } });
+}
