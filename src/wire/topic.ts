@@ -52,7 +52,9 @@ export class TopicPattern {
   prefixOf(): string {
     const out: string[] = [];
     for (const w of this.words) {
-      if (w === "*" || w === "#") return out.length === 0 ? "" : `${out.join(".")}.`;
+      // `*` needs one more word (so "a." is safe), `#` may match zero words ("a.#" matches "a").
+      if (w === "#") return out.join(".");
+      if (w === "*") return out.length === 0 ? "" : `${out.join(".")}.`;
       out.push(w);
     }
     // A fully literal pattern: the exact topic is a prefix of itself (and of longer topics; matches() decides).
