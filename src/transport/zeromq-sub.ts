@@ -1,0 +1,277 @@
+import * as zmq from "zeromq";
+import { ClosedError, HeraldError } from "../errors.js";
+import { AsyncQueue } from "../util/queue.js";
+import type { Message } from "../wire/message.js";
+import { compilePatterns, type TopicPattern } from "../wire/topic.js";
+import {
+  bump,
+  type Delivery,
+  initialHealth,
+  noteError,
+  type ReceiveOptions,
+  type Subscription,
+  type Transport,
+  type TransportHealth,
+} from "./types.js";
+import {
+  type CurveClientOptions,
+  commonSocketOptions,
+  curveClientOptions,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_RECONNECT_INTERVAL,
+  DEFAULT_RECONNECT_MAX_INTERVAL,
+  type HeartbeatOptions,
+  stderrLogger,
+  type TransportLogger,
+  translateZmqError,
+} from "./zeromq-common.js";
+import { decodeFrames, type FrameFormat } from "./zeromq-decode.js";
+
+export interface ZmqSubscribeOptions {
+  name: string;
+  /** PUB endpoints to connect to (all of them). Unreachable ones are retried forever by libzmq. */
+  endpoints: readonly string[];
+  format: FrameFormat;
+  curve?: CurveClientOptions | undefined;
+  /** Largest envelope frame accepted; libzmq disconnects (then reconnects) a peer that sends more. Default 4 MiB. */
+  maxMessageBytes?: number;
+  /** ms before the first reconnect attempt. Default 100. */
+  reconnectInterval?: number;
+  /** Upper bound of the exponential reconnect backoff, ms. Default 5000. */
+  reconnectMaxInterval?: number;
+  heartbeat?: HeartbeatOptions | false;
+  /** Messages libzmq queues per connection before the publisher starts dropping for us. Default 10000. */
+  receiveHighWaterMark?: number;
+  /** Deliveries buffered per subscription before the readers stop reading (then libzmq's queue fills). Default 1000. */
+  bufferSize?: number;
+  /** What fedmsg envelopes do not carry (origin host/app), by endpoint; e.g. from the legacy service name. */
+  legacyDefaults?: (endpoint: string) => { host?: string; app?: string };
+  /** Default 0: a SUB socket has nothing worth waiting for at close. */
+  linger?: number;
+  /** Malformed-frame warnings go here. Default: stderr, sampled after the first 10. */
+  logger?: TransportLogger;
+}
+
+/**
+ * Reads herald or fedmsg frames from one or more bound PUB sockets.
+ *
+ * One SUB socket per endpoint (not one socket connected to all): zeromq.js does not say which connection
+ * a message came from, and the migration shim needs exactly that: `Delivery.via` names the endpoint, so a
+ * legacy message can be attributed to its fedmsg service and gaps in `i`/`seq` can be tracked per publisher.
+ * ZeroMQ filters by byte prefix only, so each socket subscribes to `TopicPattern.prefixOf()` and every
+ * message is matched exactly afterwards. Malformed frames are counted (`counters.malformed`), logged and
+ * skipped; they never end the iteration.
+ */
+export class ZmqSubscribeTransport implements Transport {
+  readonly kind = "zeromq";
+  readonly name: string;
+  private readonly opts: ZmqSubscribeOptions;
+  private readonly log: TransportLogger;
+  private readonly state: TransportHealth = initialHealth();
+  private readonly subs = new Set<ZmqSubscription>();
+  private closed = false;
+  private connected = 0;
+
+  constructor(opts: ZmqSubscribeOptions) {
+    this.opts = opts;
+    this.name = opts.name;
+    this.log = opts.logger ?? stderrLogger(`zeromq-sub ${opts.name}`);
+  }
+
+  async open(): Promise<void> {
+    if (this.closed) throw new ClosedError(this.what());
+    if (this.state.state === "starting") this.state.state = "up";
+  }
+
+  async send(_batch: readonly Message[]): Promise<void> {
+    throw new HeraldError(
+      "UNSUPPORTED",
+      `${this.what()} only receives: publish with a ZmqPublishTransport bound to one of ${this.opts.endpoints.join(", ")}`,
+    );
+  }
+
+  receive(options: ReceiveOptions): Subscription {
+    if (this.closed) throw new ClosedError(this.what());
+    if (this.state.state === "starting") this.state.state = "up";
+    const sub = new ZmqSubscription(this, compilePatterns(options.patterns), this.opts.bufferSize ?? 1000);
+    this.subs.add(sub);
+    try {
+      for (const endpoint of this.opts.endpoints) sub.attach(endpoint, this.makeSocket(sub, endpoint));
+    } catch (err) {
+      void sub.close();
+      throw err;
+    }
+    return sub;
+  }
+
+  private makeSocket(sub: ZmqSubscription, endpoint: string): zmq.Subscriber {
+    const o = this.opts;
+    const socket = new zmq.Subscriber({
+      ...commonSocketOptions({
+        linger: o.linger ?? 0,
+        maxMessageSize: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        heartbeat: o.heartbeat,
+      }),
+      ...curveClientOptions(o.curve),
+      reconnectInterval: o.reconnectInterval ?? DEFAULT_RECONNECT_INTERVAL,
+      reconnectMaxInterval: o.reconnectMaxInterval ?? DEFAULT_RECONNECT_MAX_INTERVAL,
+      receiveHighWaterMark: o.receiveHighWaterMark ?? 10_000,
+    });
+    socket.events.on("connect", () => {
+      this.connected++;
+      bump(this.state, "connects");
+    });
+    socket.events.on("disconnect", () => {
+      this.connected = Math.max(0, this.connected - 1);
+      bump(this.state, "disconnects");
+    });
+    socket.events.on("connect:retry", () => bump(this.state, "reconnects"));
+    socket.events.on("handshake:error:auth", () => bump(this.state, "authFailures"));
+    for (const prefix of sub.prefixes()) socket.subscribe(prefix);
+    try {
+      socket.connect(endpoint);
+    } catch (err) {
+      socket.close();
+      throw translateZmqError(err, "connect", endpoint, this.what());
+    }
+    return socket;
+  }
+
+  /** @internal called by a subscription's reader for every multipart message. */
+  handle(sub: ZmqSubscription, frames: Buffer[], endpoint: string): void {
+    const o = this.opts;
+    const decoded = decodeFrames(frames, o.format, {
+      maxBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      legacyDefaults: o.legacyDefaults?.(endpoint) ?? {},
+    });
+    if ("problem" in decoded) {
+      bump(this.state, "malformed");
+      this.log.warn("skipping a malformed ZeroMQ message", {
+        transport: this.name,
+        via: endpoint,
+        problem: decoded.problem,
+      });
+      return;
+    }
+    if (!sub.matches(decoded.message.topic)) {
+      bump(this.state, "filtered");
+      return;
+    }
+    this.state.received++;
+    sub.push({
+      message: decoded.message,
+      via: endpoint,
+      format: decoded.format,
+      raw: decoded.raw,
+      ack: async () => {},
+      nack: async () => {},
+    });
+  }
+
+  /** @internal */
+  readerFailed(endpoint: string, err: unknown): void {
+    const e = translateZmqError(err, "receive", endpoint, this.what());
+    noteError(this.state, e);
+    this.log.warn("ZeroMQ reader stopped", { transport: this.name, via: endpoint, error: e.message });
+  }
+
+  /** @internal */
+  forget(sub: ZmqSubscription): void {
+    this.subs.delete(sub);
+  }
+
+  health(): TransportHealth {
+    const h = structuredClone(this.state);
+    h.counters["connected"] = this.connected;
+    if (!this.closed && this.subs.size > 0)
+      h.state = this.connected > 0 ? "up" : (h.counters["reconnects"] ?? 0) > 0 ? "down" : "starting";
+    return h;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.state.state = "closed";
+    await Promise.all([...this.subs].map((s) => s.close()));
+  }
+
+  private what(): string {
+    return `ZeroMQ ${this.opts.format} subscriber '${this.name}'`;
+  }
+}
+
+/** One receive() call: a SUB socket per endpoint, one reader loop each, one bounded delivery queue. */
+class ZmqSubscription implements Subscription {
+  private readonly queue = new AsyncQueue<Delivery>();
+  private readonly sockets: zmq.Subscriber[] = [];
+  private readonly spaceWaiters: (() => void)[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly owner: ZmqSubscribeTransport,
+    private readonly patterns: readonly TopicPattern[],
+    private readonly limit: number,
+  ) {}
+
+  prefixes(): string[] {
+    const all = new Set(this.patterns.map((p) => p.prefixOf()));
+    return all.has("") ? [""] : [...all];
+  }
+
+  matches(topic: string): boolean {
+    return this.patterns.some((p) => p.matches(topic));
+  }
+
+  attach(endpoint: string, socket: zmq.Subscriber): void {
+    this.sockets.push(socket);
+    void this.read(endpoint, socket);
+  }
+
+  private async read(endpoint: string, socket: zmq.Subscriber): Promise<void> {
+    while (!this.stopped) {
+      // Backpressure: stop reading while the consumer is behind; libzmq's own queue then fills and
+      // the publisher drops for this subscriber alone (it is never blocked by us).
+      if (this.queue.size >= this.limit) await new Promise<void>((r) => this.spaceWaiters.push(r));
+      if (this.stopped) return;
+      let frames: Buffer[];
+      try {
+        frames = await socket.receive();
+      } catch (err) {
+        if (!this.stopped && !socket.closed) this.owner.readerFailed(endpoint, err);
+        return;
+      }
+      this.owner.handle(this, frames, endpoint);
+    }
+  }
+
+  push(d: Delivery): void {
+    this.queue.push(d);
+  }
+
+  private wake(): void {
+    while (this.queue.size < this.limit && this.spaceWaiters.length > 0) this.spaceWaiters.shift()?.();
+  }
+
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const s of this.sockets) s.close();
+    for (const w of this.spaceWaiters.splice(0)) w();
+    this.queue.close();
+    this.owner.forget(this);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    return {
+      next: async () => {
+        const r = await this.queue.next();
+        this.wake();
+        return r;
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
