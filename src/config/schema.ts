@@ -1,0 +1,289 @@
+/**
+ * The JSON Schema of herald.yaml (what a user may write) and the TypeScript type of the loaded,
+ * fully-resolved configuration (what code reads). The schema is the single list of allowed keys: the
+ * env-override mapper, the "did you mean" suggester, the unit normaliser and the docs test all walk it.
+ *
+ * Every object has `additionalProperties: false` so typos fail loudly. Durations and sizes are
+ * `number | string` marked with the custom `x-unit` keyword (checked by ajv, normalised after validation).
+ */
+
+/** Custom keyword payload: how a leaf is normalised after validation. */
+export interface UnitSpec {
+  kind: "duration" | "size" | "path";
+  /** Smallest allowed normalised value (ms or bytes). */
+  min?: number;
+}
+
+/** The subset of JSON Schema herald uses; enough to walk it without `any`. */
+export interface SchemaNode {
+  type?: string | string[];
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  required?: string[];
+  additionalProperties?: boolean | SchemaNode;
+  items?: SchemaNode;
+  oneOf?: SchemaNode[];
+  discriminator?: { propertyName: string };
+  enum?: ReadonlyArray<string | null>;
+  const?: string;
+  pattern?: string;
+  minLength?: number;
+  minimum?: number;
+  maximum?: number;
+  uniqueItems?: boolean;
+  "x-unit"?: UnitSpec;
+}
+
+// ---- Resolved configuration type (durations in ms, sizes in bytes, paths absolute) ----
+
+export type PublishFormat = "herald" | "legacy";
+
+export interface PublishSocketConfig {
+  name: string;
+  endpoint: string;
+  format: PublishFormat;
+}
+
+export interface TlsConfig {
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+}
+
+export interface AmqpSinkConfig {
+  name: string;
+  type: "amqp";
+  url: string;
+  exchange: string;
+  exchangeType: "topic" | "direct" | "fanout" | "headers";
+  declareExchange: boolean;
+  format: "herald" | "fedora-messaging";
+  topicPrefix: string;
+  inFlight: number;
+  heartbeat: number;
+  tls: TlsConfig | null;
+}
+
+export interface ForwardSinkConfig {
+  name: string;
+  type: "forward";
+  endpoint: string;
+  timeout: number;
+}
+
+/** An extra ZeroMQ PUB socket declared among the sinks; same fields as a broker.publish item. */
+export interface ZeromqSinkConfig extends PublishSocketConfig {
+  type: "zeromq";
+}
+
+export type SinkConfig = AmqpSinkConfig | ForwardSinkConfig | ZeromqSinkConfig;
+
+export interface AmqpSourceConfig {
+  name: string;
+  type: "amqp";
+  url: string;
+  exchange: string;
+  queue: string;
+  bindings: string[];
+  format: "auto" | "herald" | "fedora-messaging";
+}
+
+export type SourceConfig = AmqpSourceConfig;
+
+export type LegacyStage = "legacy" | "bridged" | "retired";
+
+export interface LegacyServiceConfig {
+  stage: LegacyStage;
+  /** null = take the endpoints from the legacy fedmsg config. */
+  endpoints: string[] | null;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface HeraldConfig {
+  paths: { runtimeDir: string; dataDir: string };
+  broker: {
+    name: string;
+    submit: { ipc: boolean; tcp: string[]; maxBatch: number };
+    publish: PublishSocketConfig[];
+    sendHighWaterMark: number;
+    shutdownGrace: number;
+  };
+  outbox: {
+    path: string;
+    synchronous: "full" | "normal";
+    maxMessages: number;
+    maxBytes: number;
+    retention: number;
+    dedupWindow: number;
+  };
+  limits: { maxBodyBytes: number };
+  client: { timeout: number; retries: number };
+  sinks: SinkConfig[];
+  sources: SourceConfig[];
+  legacy: {
+    enabled: boolean;
+    config: string | null;
+    shimInBroker: boolean;
+    topicPrefix: string;
+    environment: string;
+    relayInbound: string | null;
+    grace: number;
+    services: Record<string, LegacyServiceConfig>;
+  };
+  security: {
+    keysDir: string;
+    trustDir: string;
+    identity: string | null;
+    curve: boolean;
+    requireSignatures: boolean;
+    strictTopics: boolean;
+    clockSkew: number;
+    reloadInterval: number;
+    policy: Record<string, string[]>;
+  };
+  log: { level: LogLevel; format: "text" | "json" };
+}
+
+// ---- Schema building blocks ----
+
+function obj(properties: Record<string, SchemaNode>, required: string[] = []): SchemaNode {
+  const node: SchemaNode = { type: "object", properties, additionalProperties: false };
+  if (required.length > 0) node.required = required;
+  return node;
+}
+
+const oneOfValues = (...values: Array<string | null>): SchemaNode => ({ enum: values });
+const bool: SchemaNode = { type: "boolean" };
+const text: SchemaNode = { type: "string" };
+const name: SchemaNode = {
+  type: "string",
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+  description: "a name of letters, digits, '.', '_' or '-' (e.g. rabbit-1)",
+};
+const int = (minimum: number, maximum = 2 ** 31 - 1): SchemaNode => ({ type: "integer", minimum, maximum });
+const duration = (min = 0): SchemaNode => ({
+  type: ["number", "string"],
+  "x-unit": { kind: "duration", min },
+});
+const size = (min = 0): SchemaNode => ({ type: ["number", "string"], "x-unit": { kind: "size", min } });
+const path: SchemaNode = { type: "string", minLength: 1, "x-unit": { kind: "path" } };
+const nullablePath: SchemaNode = { type: ["string", "null"], minLength: 1, "x-unit": { kind: "path" } };
+const endpoint: SchemaNode = {
+  type: "string",
+  pattern: "^(tcp|ipc|inproc|pgm|epgm)://\\S+$",
+  description: "a ZeroMQ endpoint such as tcp://127.0.0.1:9941 or ipc:///run/herald/x.sock",
+};
+const amqpUrl: SchemaNode = {
+  type: "string",
+  pattern: "^amqps?://\\S*$",
+  description: "an AMQP URL such as amqp://user:password@host:5672/%2F",
+};
+const list = (items: SchemaNode): SchemaNode => ({ type: "array", items });
+
+const publishFields: Record<string, SchemaNode> = {
+  name,
+  endpoint,
+  format: oneOfValues("herald", "legacy"),
+};
+
+/** null (the default) = plain AMQP unless the URL is amqps://, which then uses the system CAs. */
+const tls: SchemaNode = { ...obj({ ca: path, cert: path, key: path }), type: ["object", "null"] };
+
+const amqpSink = obj(
+  {
+    name,
+    type: { const: "amqp" },
+    url: amqpUrl,
+    exchange: text,
+    exchangeType: oneOfValues("topic", "direct", "fanout", "headers"),
+    declareExchange: bool,
+    format: oneOfValues("herald", "fedora-messaging"),
+    topicPrefix: text,
+    inFlight: int(1, 65535),
+    heartbeat: duration(),
+    tls,
+  },
+  ["name", "type"],
+);
+
+const forwardSink = obj({ name, type: { const: "forward" }, endpoint, timeout: duration(1) }, [
+  "name",
+  "type",
+  "endpoint",
+]);
+
+const zeromqSink = obj({ ...publishFields, type: { const: "zeromq" } }, ["name", "type", "endpoint"]);
+
+const amqpSource = obj(
+  {
+    name,
+    type: { const: "amqp" },
+    url: amqpUrl,
+    exchange: text,
+    queue: text,
+    bindings: list(text),
+    format: oneOfValues("auto", "herald", "fedora-messaging"),
+  },
+  ["name", "type"],
+);
+
+const byType = (...branches: SchemaNode[]): SchemaNode => ({
+  type: "object",
+  discriminator: { propertyName: "type" },
+  oneOf: branches,
+});
+
+const legacyService = obj({
+  stage: oneOfValues("legacy", "bridged", "retired"),
+  endpoints: { type: ["array", "null"], items: endpoint },
+});
+
+/** The whole document. Nothing is required: an empty file (or no file) is a valid configuration. */
+export const CONFIG_SCHEMA: SchemaNode = obj({
+  paths: obj({ runtimeDir: path, dataDir: path }),
+  broker: obj({
+    name: { type: "string", pattern: "^\\S+$", description: "a non-empty name without spaces" },
+    submit: obj({ ipc: bool, tcp: list(endpoint), maxBatch: int(1, 1_000_000) }),
+    publish: list(obj(publishFields, ["name", "endpoint"])),
+    sendHighWaterMark: int(0),
+    shutdownGrace: duration(),
+  }),
+  outbox: obj({
+    path,
+    synchronous: oneOfValues("full", "normal"),
+    maxMessages: int(1, Number.MAX_SAFE_INTEGER),
+    maxBytes: size(1),
+    retention: duration(),
+    dedupWindow: duration(),
+  }),
+  limits: obj({ maxBodyBytes: size(1) }),
+  client: obj({ timeout: duration(1), retries: int(0, 1000) }),
+  sinks: list(byType(amqpSink, forwardSink, zeromqSink)),
+  sources: list(byType(amqpSource)),
+  legacy: obj({
+    enabled: bool,
+    config: nullablePath,
+    shimInBroker: bool,
+    topicPrefix: text,
+    environment: text,
+    relayInbound: { ...endpoint, type: ["string", "null"] },
+    grace: duration(),
+    services: { type: "object", additionalProperties: legacyService },
+  }),
+  security: obj({
+    keysDir: path,
+    trustDir: path,
+    identity: { type: ["string", "null"], minLength: 1 },
+    curve: bool,
+    requireSignatures: bool,
+    strictTopics: bool,
+    clockSkew: duration(),
+    reloadInterval: duration(1),
+    policy: { type: "object", additionalProperties: list(text) },
+  }),
+  log: obj({
+    level: oneOfValues("debug", "info", "warn", "error"),
+    format: oneOfValues("text", "json"),
+  }),
+});

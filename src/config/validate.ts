@@ -1,0 +1,234 @@
+/**
+ * ajv validation of the merged document, with ajv's errors translated into problems an operator can
+ * act on: unknown keys get a "did you mean", wrong types say expected vs got, enums list the choices.
+ * The schema is compiled once per process, lazily (loadConfig runs at every CLI start).
+ */
+import { Ajv, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
+import type { ConfigProblem } from "./problems.js";
+import { CONFIG_SCHEMA, type SchemaNode, type UnitSpec } from "./schema.js";
+import { formatDuration, formatSize, parseDuration, parseSize } from "./units.js";
+import { allowedKeys, dotted, isPlainObject, type KeyPath, type Segment, suggest } from "./walk.js";
+
+/** Where a key path came from, for error messages. */
+export interface Location {
+  file?: string;
+  line?: number;
+  column?: number;
+  envVar?: string;
+}
+
+export type Locator = (path: KeyPath, at: "key" | "value") => Location;
+
+const checkUnit: SchemaValidateFunction = (spec: UnitSpec, data: unknown): boolean => {
+  if (spec.kind === "path") return true;
+  try {
+    const n = spec.kind === "duration" ? parseDuration(data) : parseSize(data);
+    const min = spec.min ?? 0;
+    if (n < min) {
+      const shown = spec.kind === "duration" ? formatDuration(min) : formatSize(min);
+      checkUnit.errors = [{ keyword: "x-unit", message: `must be at least ${shown}`, params: {} }];
+      return false;
+    }
+    return true;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    checkUnit.errors = [{ keyword: "x-unit", message, params: {} }];
+    return false;
+  }
+};
+
+let compiled: ValidateFunction | undefined;
+
+/** The compiled validator (module-level lazy singleton). */
+export function validator(): ValidateFunction {
+  if (compiled === undefined) {
+    // optimize: false: the validator runs once per process, so a faster compile beats a faster check.
+    const ajv = new Ajv({
+      allErrors: true,
+      verbose: true,
+      discriminator: true,
+      strict: true,
+      allowUnionTypes: true,
+      code: { optimize: false },
+    });
+    ajv.addKeyword({
+      keyword: "x-unit",
+      type: ["string", "number"],
+      schemaType: "object",
+      errors: true,
+      validate: checkUnit,
+    });
+    compiled = ajv.compile(CONFIG_SCHEMA);
+  }
+  return compiled;
+}
+
+function pathOf(instancePath: string): Segment[] {
+  if (instancePath === "") return [];
+  return instancePath
+    .slice(1)
+    .split("/")
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+/** A short description of what was found, for "expected X, got Y". */
+export function describeValue(v: unknown): string {
+  if (v === null) return "null (empty)";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  if (typeof v === "string") return `string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+const TYPE_WORDS: Readonly<Record<string, string>> = {
+  object: "a mapping (key: value)",
+  array: "a list",
+  string: "a string",
+  number: "a number",
+  integer: "a whole number",
+  boolean: "true or false",
+  null: "null",
+};
+
+const UNIT_WORDS: Readonly<Record<UnitSpec["kind"], string>> = {
+  duration: 'a duration (milliseconds, or a string like "500ms", "10m", "1h")',
+  size: 'a size (bytes, or a string like "512KiB", "1MiB", "1GiB")',
+  path: "a file system path",
+};
+
+function expectedType(t: unknown): string {
+  const types = Array.isArray(t) ? t : String(t).split(",");
+  return types.map((x) => TYPE_WORDS[String(x)] ?? String(x)).join(" or ");
+}
+
+type Translated = { path: Segment[]; at: "key" | "value"; message: string; suggestion?: string };
+
+function translateUnknownKey(e: ErrorObject, path: Segment[]): Translated {
+  const key = String(e.params["additionalProperty"]);
+  const parent = (e.parentSchema ?? {}) as SchemaNode;
+  const keys = allowedKeys(parent, e.data);
+  const guess = suggest(key, keys);
+  const where = path.length === 0 ? "at the top level" : `in ${dotted(path)}`;
+  const message =
+    guess === undefined
+      ? `unknown key "${key}" ${where}; allowed keys: ${keys.join(", ")}`
+      : `unknown key "${key}" ${where}; did you mean "${guess}"?`;
+  return { path: [...path, key], at: "key", message, suggestion: guess };
+}
+
+function translateTag(e: ErrorObject, path: Segment[]): Translated {
+  const parent = (e.parentSchema ?? {}) as SchemaNode;
+  const types = (parent.oneOf ?? []).map((b) => String(b.properties?.["type"]?.const));
+  const value = e.params["tagValue"];
+  if (value === undefined)
+    return { path, at: "value", message: `missing "type" (one of ${types.join(", ")})` };
+  const guess = typeof value === "string" ? suggest(value, types) : undefined;
+  const hint = guess === undefined ? "" : `; did you mean "${guess}"?`;
+  return {
+    path: [...path, "type"],
+    at: "value",
+    message: `unknown type ${typeof value === "string" ? JSON.stringify(value) : describeValue(value)}; expected one of ${types.join(", ")}${hint}`,
+    suggestion: guess,
+  };
+}
+
+function translate(e: ErrorObject): Translated {
+  const path = pathOf(e.instancePath);
+  const got = describeValue(e.data);
+  switch (e.keyword) {
+    case "additionalProperties":
+      return translateUnknownKey(e, path);
+    case "discriminator":
+      return translateTag(e, path);
+    case "type": {
+      const unit = ((e.parentSchema ?? {}) as SchemaNode)["x-unit"]?.kind;
+      const expected = unit === undefined ? expectedType(e.params["type"]) : UNIT_WORDS[unit];
+      return { path, at: "value", message: `expected ${expected}, got ${got}` };
+    }
+    case "enum": {
+      const allowed = (e.params["allowedValues"] as unknown[]).map(String);
+      const guess = typeof e.data === "string" ? suggest(e.data, allowed) : undefined;
+      const hint = guess === undefined ? "" : `; did you mean "${guess}"?`;
+      return {
+        path,
+        at: "value",
+        message: `expected one of ${allowed.join(", ")}, got ${got}${hint}`,
+        suggestion: guess,
+      };
+    }
+    case "required":
+      return { path, at: "value", message: `missing required key "${String(e.params["missingProperty"])}"` };
+    case "pattern": {
+      const hint =
+        ((e.parentSchema ?? {}) as SchemaNode).description ??
+        `a string matching ${String(e.params["pattern"])}`;
+      return { path, at: "value", message: `expected ${hint}, got ${got}` };
+    }
+    case "minimum":
+    case "maximum":
+      return {
+        path,
+        at: "value",
+        message: `must be ${e.keyword === "minimum" ? ">=" : "<="} ${String(e.params["limit"])}, got ${got}`,
+      };
+    case "minLength":
+      return { path, at: "value", message: "must not be empty" };
+    default:
+      return { path, at: "value", message: e.message ?? `invalid (${e.keyword})` };
+  }
+}
+
+/** Validate the merged document; returns problems (empty when valid). */
+export function validateDocument(doc: unknown, locate: Locator): ConfigProblem[] {
+  const validate = validator();
+  if (validate(doc)) return [];
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const e of validate.errors ?? []) {
+    const t = translate(e);
+    const key = `${dotted(t.path)}\u0000${t.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push({
+      path: dotted(t.path),
+      ...locate(t.path, t.at),
+      message: t.message,
+      suggestion: t.suggestion,
+    });
+  }
+  return problems;
+}
+
+/** Names must be unique among publish sockets + sinks (all are outputs), and among sources. */
+export function checkUniqueNames(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const broker = isPlainObject(doc["broker"]) ? doc["broker"] : {};
+  const groups: Array<Array<[KeyPath, unknown]>> = [
+    [...listItems(broker["publish"], ["broker", "publish"]), ...listItems(doc["sinks"], ["sinks"])],
+    listItems(doc["sources"], ["sources"]),
+  ];
+  for (const group of groups) {
+    const first = new Map<string, KeyPath>();
+    for (const [path, item] of group) {
+      const name = isPlainObject(item) ? item["name"] : undefined;
+      if (typeof name !== "string") continue;
+      const prev = first.get(name);
+      if (prev === undefined) {
+        first.set(name, path);
+        continue;
+      }
+      const namePath = [...path, "name"];
+      problems.push({
+        path: dotted(namePath),
+        ...locate(namePath, "value"),
+        message: `duplicate name "${name}" (already used by ${dotted(prev)}); give each output a unique name`,
+      });
+    }
+  }
+  return problems;
+}
+
+function listItems(list: unknown, path: KeyPath): Array<[KeyPath, unknown]> {
+  return Array.isArray(list) ? list.map((item, i) => [[...path, i], item] as [KeyPath, unknown]) : [];
+}
