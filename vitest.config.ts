@@ -8,5 +8,7 @@ export default defineConfig({
     // Real sockets and child processes: keep parallelism modest on 2 cores.
     maxWorkers: 2,
     pool: "forks",
+    // Memory-flatness tests force a collection before measuring.
+    execArgv: ["--expose-gc"],
   },
 });

@@ -1,0 +1,188 @@
+import { randomBytes } from "node:crypto";
+import { Dealer } from "zeromq";
+import { afterEach, describe, expect, it } from "vitest";
+import { HeraldError } from "../src/errors.js";
+import { createMessage } from "../src/wire/message.js";
+import { decodeReply, SUBMIT_PROTOCOL } from "../src/wire/submit.js";
+import { collectIds, linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
+
+let tb: TestBroker | undefined;
+afterEach(async () => {
+  await tb?.stop();
+  tb = undefined;
+});
+
+async function raw(endpoint: string, frames: Buffer[]): Promise<unknown> {
+  const d = new Dealer({ linger: 0, receiveTimeout: 5000 });
+  d.connect(endpoint);
+  try {
+    await d.send(frames);
+    const reply = await d.receive();
+    return decodeReply(reply).reply;
+  } finally {
+    d.close();
+  }
+}
+
+describe("broker: submit, store, fan out", () => {
+  it("acknowledges, then publishes every message on both the herald and the legacy socket", async () => {
+    tb = await startTestBroker();
+    const h = collectIds(tb.subscriber(["herald"]));
+    const l = collectIds(tb.subscriber(["legacy"]));
+    const client = tb.client();
+    await linkUp(client, [h.ids, l.ids]);
+    const acks = await client.publishBatch(
+      Array.from({ length: 300 }, (_, i) => ({ topic: `org.example.prod.app.event${i % 3}`, body: { i } })),
+    );
+    expect(acks.every((a) => a.seq > 0 && !a.duplicate)).toBe(true);
+    const ids = acks.map((a) => a.id);
+    expect(await waitFor(() => ids.every((id) => h.ids.includes(id) && l.ids.includes(id)))).toBe(true);
+  });
+
+  it("stores and publishes an id submitted twice only once", async () => {
+    tb = await startTestBroker();
+    const h = collectIds(tb.subscriber(["herald"]));
+    const client = tb.client();
+    await linkUp(client, [h.ids]);
+    const msg = createMessage({ topic: "dup.test", body: { x: 1 } });
+    const [first] = await client.submit([msg]);
+    const [second] = await client.submit([msg]);
+    expect(first).toMatchObject({ id: msg.id, duplicate: false });
+    expect(second).toMatchObject({ id: msg.id, duplicate: true });
+    expect((second as { seq: number }).seq).toBe((first as { seq: number }).seq);
+    const marker = await client.publish("dup.marker", {});
+    expect(await waitFor(() => h.ids.includes(marker.id))).toBe(true);
+    expect(h.ids.filter((id) => id === msg.id)).toHaveLength(1);
+  });
+
+  it("filters by AMQP patterns exactly and dedups across the two formats", async () => {
+    tb = await startTestBroker();
+    const sub = tb.subscriber(["herald", "legacy"], ["org.*.build", "probe.#"]);
+    const got = collectIds(sub);
+    const client = tb.client();
+    await linkUp(client, [got.ids]);
+    const yes = await client.publish("org.x.build", {});
+    const no1 = await client.publish("org.x.buildx", {});
+    const no2 = await client.publish("org.x.build.more", {});
+    const end = await client.publish("probe.end", {});
+    expect(await waitFor(() => got.ids.includes(end.id))).toBe(true);
+    expect(got.ids).toContain(yes.id);
+    expect(got.ids).not.toContain(no1.id);
+    expect(got.ids).not.toContain(no2.id);
+    expect(got.ids.filter((i) => i === yes.id)).toHaveLength(1);
+    expect(sub.stats().duplicates).toBeGreaterThan(0);
+  });
+
+  it("answers bad input with clear errors and keeps serving other clients", async () => {
+    tb = await startTestBroker();
+    const P = Buffer.from(SUBMIT_PROTOCOL);
+    const rid = Buffer.from("r1");
+    const bad: Array<[Buffer[], RegExp]> = [
+      [[randomBytes(50)], /3 frames/],
+      [[P, rid], /3 frames/],
+      [[Buffer.from("NOPE1"), rid, Buffer.from("{}")], /HERALD1/],
+      [[P, rid, Buffer.from("{not json")], /not valid JSON/],
+      [[P, rid, Buffer.from('{"messages": []}')], /no messages/],
+      [[P, Buffer.alloc(100), Buffer.from('{"messages": [{}]}')], /request id/],
+    ];
+    const client = tb.client();
+    for (const [frames, re] of bad) {
+      const reply = (await raw(tb.submit, frames)) as { error: { code: string; message: string } };
+      expect(reply.error.code).toBe("BAD_REQUEST");
+      expect(reply.error.message).toMatch(re);
+      // Another client is unaffected.
+      expect((await client.publish("still.ok", {})).seq).toBeGreaterThan(0);
+    }
+    const perMessage = (await raw(tb.submit, [
+      P,
+      rid,
+      Buffer.from(
+        JSON.stringify({
+          messages: [
+            { id: "a1", topic: "a.*", body: {} },
+            { id: "a2", topic: "ok.topic", body: { big: "x".repeat((1 << 20) + 1) } },
+            { id: "a3", topic: "ok.topic", body: [] },
+            { topic: "ok.topic", body: {} },
+            { id: "a5", topic: "ok.topic", body: {}, headers: { h: { nested: true } } },
+            { id: "a6", topic: "ok.topic", body: { fine: true } },
+          ],
+        }),
+      ),
+    ])) as { results: Array<{ ok: boolean; error?: { code: string } }> };
+    expect(perMessage.results.map((r) => (r.ok ? "ok" : r.error!.code))).toEqual([
+      "BAD_TOPIC",
+      "TOO_LARGE",
+      "INVALID",
+      "INVALID",
+      "INVALID",
+      "ok",
+    ]);
+  });
+
+  it("keeps memory flat under a stream of garbage", async () => {
+    tb = await startTestBroker();
+    const d = new Dealer({ linger: 0 });
+    d.connect(tb.submit);
+    const round = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        await d.send([Buffer.from(SUBMIT_PROTOCOL), Buffer.from(String(i)), randomBytes(200)]);
+        await d.receive();
+      }
+    };
+    const heap = (): number => {
+      global.gc?.();
+      return process.memoryUsage().heapUsed;
+    };
+    await round(2000);
+    const before = heap();
+    await round(10_000);
+    const growth = heap() - before;
+    d.close();
+    expect(typeof global.gc).toBe("function");
+    expect(growth).toBeLessThan(10 * 1024 * 1024);
+    expect(tb.broker.status().submit.badRequests).toBeGreaterThanOrEqual(12_000);
+  });
+
+  it("reports status and refuses with SHUTTING_DOWN while stopping", async () => {
+    tb = await startTestBroker();
+    const client = tb.client({ retries: 0 });
+    await client.publish("s.one", {});
+    const status = (await client.status()) as ReturnType<typeof tb.broker.status>;
+    expect(status.broker).toBe("test");
+    expect(status.outbox.headSeq).toBe(1);
+    expect(status.sinks.map((s) => s.name)).toEqual(["herald", "legacy"]);
+    const stopping = tb.broker.stop();
+    const err = await client.publish("s.two", {}).catch((e: unknown) => e);
+    await stopping;
+    tb = undefined;
+    expect(err).toBeInstanceOf(HeraldError);
+    expect(["SHUTTING_DOWN", "TIMEOUT", "NO_BROKER"]).toContain((err as HeraldError).code);
+  });
+});
+
+describe("client", () => {
+  it("says there is no broker, naming the fix", async () => {
+    const { HeraldClient } = await import("../src/client/publisher.js");
+    const c = new HeraldClient({ endpoint: "ipc:///tmp/herald-nowhere/submit.sock", timeoutMs: 200, retries: 1 });
+    const err = (await c.publish("a.b", {}).catch((e: unknown) => e)) as HeraldError;
+    await c.close();
+    expect(err.code).toBe("NO_BROKER");
+    expect(err.message).toMatch(/start `herald serve`/);
+  });
+
+  it("rejects a bad topic or oversized body before sending", async () => {
+    const { HeraldClient } = await import("../src/client/publisher.js");
+    const c = new HeraldClient({ endpoint: "ipc:///tmp/herald-nowhere/submit.sock", maxBodyBytes: 10 });
+    await expect(c.publish("a.#", {})).rejects.toMatchObject({ code: "BAD_TOPIC" });
+    await expect(c.publish("a.b", { x: "01234567890" })).rejects.toMatchObject({ code: "TOO_LARGE" });
+    await c.close();
+  });
+
+  it("serves many concurrent callers on one socket", async () => {
+    tb = await startTestBroker();
+    const client = tb.client();
+    const acks = await Promise.all(Array.from({ length: 500 }, (_, i) => client.publish("conc.test", { i })));
+    expect(new Set(acks.map((a) => a.id)).size).toBe(500);
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(500);
+  });
+});
