@@ -190,7 +190,29 @@ describe("outbox pruning", () => {
   });
 });
 
+describe("outbox background prune", () => {
+  it("runs on its own timer", async () => {
+    const { box } = openTemp({ retentionMs: 0, dedupWindowMs: 0, pruneIntervalMs: 10 });
+    box.registerSink("a");
+    box.appendSync(msgs(5));
+    box.ack("a", 3);
+    const deadline = Date.now() + 10_000;
+    while (box.stats().totalRows !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(box.stats().totalRows).toBe(2);
+    expect(box.read(0, 10).map((s) => s.seq)).toEqual([4, 5]);
+  });
+});
+
 describe("outbox limits", () => {
+  it("with no sink registered every unpruned row counts as pending", () => {
+    const { box } = openTemp({ maxMessages: 3, retentionMs: 0, dedupWindowMs: 0 });
+    expect(box.appendSync(msgs(4)).map((r) => r.ok)).toEqual([true, true, true, false]);
+    expect(box.stats().pendingMessages).toBe(3);
+    expect(box.prune(Date.now() + 1)).toBe(3);
+    expect(box.stats()).toMatchObject({ pendingMessages: 0, pendingBytes: 0, totalRows: 0 });
+    expect(box.appendSync(msgs(3, 10)).every((r) => r.ok)).toBe(true);
+  });
+
   it("OUTBOX_FULL at maxMessages, naming the limit and the fix, never evicting; room again after acks", () => {
     const { box } = openTemp({ maxMessages: 5 });
     box.registerSink("slow");
