@@ -1,67 +1,20 @@
 import type Database from "better-sqlite3";
 import { ClosedError, HeraldError } from "../errors.js";
-import { decodeEnvelope, encodeEnvelope } from "../wire/herald.js";
 import type { Message } from "../wire/message.js";
+import { decodeRow, type Prepared, prepare } from "./codec.js";
 import { errorCode, openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
-import {
-  busyError,
-  failStopError,
-  invalidForOutbox,
-  outboxFullError,
-  storageFullError,
-} from "./outbox-errors.js";
+import { busyError, failStopError, outboxFullError, storageFullError } from "./outbox-errors.js";
 import { prepareStatements, type Statements } from "./statements.js";
+import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
+import { AppendWaiters } from "./waiters.js";
 
-export interface OutboxOptions {
-  /** Database file; parent directories are created with mode 0700. */
-  path: string;
-  /** `full` (default): an ack survives power loss. `normal`: survives a process crash only. */
-  synchronous?: "full" | "normal";
-  /** Pending (undelivered) messages before appends get OUTBOX_FULL. Default 1,000,000. */
-  maxMessages?: number;
-  /** Pending bytes (stored envelopes) before appends get OUTBOX_FULL. Default 1 GiB. */
-  maxBytes?: number;
-  /** Delivered rows are kept this long. Default 10 min. */
-  retentionMs?: number;
-  /** Ids are recognised as duplicates at least this long; rows are never pruned earlier. Default 10 min. */
-  dedupWindowMs?: number;
-  /** `PRAGMA max_page_count`, to provoke SQLITE_FULL in tests. */
-  maxPageCount?: number;
-  /** Failpoint spec (see failpoints.ts); default: the process-wide `HERALD_FAILPOINTS`. */
-  failpoint?: string;
-  /** How often the background prune runs. Default 30 s. */
-  pruneIntervalMs?: number;
-}
-
-export interface StoredMessage {
-  seq: number;
-  acceptedAt: number;
-  message: Message;
-  bytes: number;
-}
-
-export type AppendResult =
-  | { ok: true; id: string; seq: number; acceptedAt: number; duplicate: boolean }
-  | { ok: false; id: string; error: HeraldError };
-
-export interface OutboxStats {
-  headSeq: number;
-  totalRows: number;
-  pendingMessages: number;
-  pendingBytes: number;
-  oldestPendingAt: number | undefined;
-  sinks: Record<string, { cursor: number; lag: number }>;
-  /** Committed append transactions since open (group commit makes this smaller than the append count). */
-  commits: number;
-  failed?: string;
-}
+export type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 
 const MiB = 1024 * 1024;
 const CURSOR_FLUSH_MS = 100;
 const PRUNE_CHUNK = 10_000;
 
-type Prepared = { id: string; envelope: Buffer } | { id: string; error: HeraldError };
 type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void };
 
 /**
@@ -85,7 +38,7 @@ export class Outbox {
   private readonly limits: { messages: number; bytes: number; keepMs: number };
   private readonly cursors = new Map<string, number>();
   private readonly dirty = new Map<string, number>();
-  private readonly waiters = new Set<{ after: number; resolve: () => void; reject: (e: unknown) => void }>();
+  private readonly waiters = new AppendWaiters();
   private readonly failListeners: Array<(err: HeraldError) => void> = [];
   private readonly pruneTimer: NodeJS.Timeout;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -202,7 +155,7 @@ export class Outbox {
       // accepting anything more.
       this.failStop(err, "the step after an append commit");
     }
-    this.notifyWaiters();
+    this.waiters.notify(this.head);
     return results;
   }
 
@@ -364,34 +317,7 @@ export class Outbox {
   waitForAppend(afterSeq: number, signal?: AbortSignal): Promise<void> {
     if (this.head > afterSeq) return Promise.resolve();
     if (this.closed) return Promise.reject(new ClosedError("the outbox"));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        this.waiters.delete(waiter);
-        reject(signal?.reason);
-      };
-      const waiter = {
-        after: afterSeq,
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        reject: (e: unknown) => {
-          signal?.removeEventListener("abort", onAbort);
-          reject(e);
-        },
-      };
-      this.waiters.add(waiter);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
-  private notifyWaiters(): void {
-    for (const w of this.waiters) {
-      if (this.head <= w.after) continue;
-      this.waiters.delete(w);
-      w.resolve();
-    }
+    return this.waiters.wait(afterSeq, signal);
   }
 
   /**
@@ -460,8 +386,7 @@ export class Outbox {
     this.closed = true;
     clearInterval(this.pruneTimer);
     clearTimeout(this.flushTimer);
-    for (const w of this.waiters) w.reject(new ClosedError("the outbox"));
-    this.waiters.clear();
+    this.waiters.rejectAll(new ClosedError("the outbox"));
     try {
       this.db.close();
     } catch {
@@ -491,32 +416,5 @@ export class Outbox {
 
   private assertOpen(): void {
     if (this.closed) throw new ClosedError("the outbox");
-  }
-}
-
-/** Encode outside the transaction; a malformed message is rejected alone, never fail-stops the outbox. */
-function prepare(msg: Message): Prepared {
-  const id: unknown = msg?.id;
-  if (typeof id !== "string" || id.length === 0)
-    return { id: String(id), error: invalidForOutbox(String(id), "it has no id") };
-  try {
-    // seq/stream belong to one publishing socket, not to the stored message.
-    return { id, envelope: encodeEnvelope({ ...msg, seq: undefined, stream: undefined }) };
-  } catch (err) {
-    return { id, error: invalidForOutbox(id, (err as Error).message) };
-  }
-}
-
-function decodeRow(row: { seq: number; envelope: Buffer }, path: string): Message {
-  try {
-    return decodeEnvelope(row.envelope);
-  } catch (err) {
-    throw storageError(
-      `outbox row seq ${row.seq} in ${path} cannot be decoded (${(err as Error).message}): the file ` +
-        `is damaged. Fix: stop herald, move the file aside and restart (see 'herald status')`,
-      err,
-      path,
-      { seq: row.seq },
-    );
   }
 }

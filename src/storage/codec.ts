@@ -1,0 +1,34 @@
+import type { HeraldError } from "../errors.js";
+import { decodeEnvelope, encodeEnvelope } from "../wire/herald.js";
+import type { Message } from "../wire/message.js";
+import { storageError } from "./db.js";
+import { invalidForOutbox } from "./outbox-errors.js";
+
+export type Prepared = { id: string; envelope: Buffer } | { id: string; error: HeraldError };
+
+/** Encode outside the transaction; a malformed message is rejected alone, never fail-stops the outbox. */
+export function prepare(msg: Message): Prepared {
+  const id: unknown = msg?.id;
+  if (typeof id !== "string" || id.length === 0)
+    return { id: String(id), error: invalidForOutbox(String(id), "it has no id") };
+  try {
+    // seq/stream belong to one publishing socket, not to the stored message.
+    return { id, envelope: encodeEnvelope({ ...msg, seq: undefined, stream: undefined }) };
+  } catch (err) {
+    return { id, error: invalidForOutbox(id, (err as Error).message) };
+  }
+}
+
+export function decodeRow(row: { seq: number; envelope: Buffer }, path: string): Message {
+  try {
+    return decodeEnvelope(row.envelope);
+  } catch (err) {
+    throw storageError(
+      `outbox row seq ${row.seq} in ${path} cannot be decoded (${(err as Error).message}): the file ` +
+        `is damaged. Fix: stop herald, move the file aside and restart (see 'herald status')`,
+      err,
+      path,
+      { seq: row.seq },
+    );
+  }
+}

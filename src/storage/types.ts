@@ -1,0 +1,46 @@
+import type { HeraldError } from "../errors.js";
+import type { Message } from "../wire/message.js";
+
+export interface OutboxOptions {
+  /** Database file; parent directories are created with mode 0700. */
+  path: string;
+  /** `full` (default): an ack survives power loss. `normal`: survives a process crash only. */
+  synchronous?: "full" | "normal";
+  /** Pending (undelivered) messages before appends get OUTBOX_FULL. Default 1,000,000. */
+  maxMessages?: number;
+  /** Pending bytes (stored envelopes) before appends get OUTBOX_FULL. Default 1 GiB. */
+  maxBytes?: number;
+  /** Delivered rows are kept this long. Default 10 min. */
+  retentionMs?: number;
+  /** Ids are recognised as duplicates at least this long; rows are never pruned earlier. Default 10 min. */
+  dedupWindowMs?: number;
+  /** `PRAGMA max_page_count`, to provoke SQLITE_FULL in tests. */
+  maxPageCount?: number;
+  /** Failpoint spec (see failpoints.ts); default: the process-wide `HERALD_FAILPOINTS`. */
+  failpoint?: string;
+  /** How often the background prune runs. Default 30 s. */
+  pruneIntervalMs?: number;
+}
+
+export interface StoredMessage {
+  seq: number;
+  acceptedAt: number;
+  message: Message;
+  bytes: number;
+}
+
+export type AppendResult =
+  | { ok: true; id: string; seq: number; acceptedAt: number; duplicate: boolean }
+  | { ok: false; id: string; error: HeraldError };
+
+export interface OutboxStats {
+  headSeq: number;
+  totalRows: number;
+  pendingMessages: number;
+  pendingBytes: number;
+  oldestPendingAt: number | undefined;
+  sinks: Record<string, { cursor: number; lag: number }>;
+  /** Committed append transactions since open (group commit makes this smaller than the append count). */
+  commits: number;
+  failed?: string;
+}
