@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { type HeraldError, rejected } from "../errors.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
@@ -26,6 +26,8 @@ export interface BrokerOptions {
   shutdownGraceMs?: number;
   /** Delay before PUB dispatch after start, so subscribers reconnecting after a restart see the backlog. */
   publishDelayMs?: number;
+  /** After an unclean stop, ZeroMQ sinks resend this many messages before their cursor (default 10,000 = HWM). */
+  crashRewind?: number;
   admission?: AdmissionCheck[];
   submitSocketOptions?: Record<string, unknown>;
   log?: Logger;
@@ -72,10 +74,14 @@ export class Broker {
     for (const ep of this.opts.submitEndpoints) prepareIpcDir(ep);
     this.outbox = Outbox.open(this.opts.outbox);
     this.outbox.onFail((err) => this.fatal(err));
+    const crashed = !this.consumeCleanMarker();
+    if (crashed) this.log.warn("previous run did not stop cleanly: ZeroMQ sinks resend their recent messages");
     for (const sink of this.opts.sinks) await sink.open();
     for (const sink of this.opts.sinks) {
+      const zmq = sink.kind === "zeromq";
       const d = new Dispatcher(sink, this.outbox, this.log.child("sink"), {
-        startDelayMs: sink.kind === "zeromq" ? (this.opts.publishDelayMs ?? 0) : 0,
+        startDelayMs: zmq ? (this.opts.publishDelayMs ?? 0) : 0,
+        rewindOnStart: zmq && crashed ? (this.opts.crashRewind ?? 10_000) : 0,
       });
       this.dispatchers.push(d);
       d.start();
@@ -203,7 +209,21 @@ export class Broker {
     await this.server?.close();
     await Promise.all(this.opts.sinks.map((s) => s.close().catch(() => {})));
     this.outbox?.close();
+    if (this.outbox && !this.outbox.failed) writeFileSync(this.cleanMarker(), new Date().toISOString());
     this.log.info("broker stopped", { name: this.opts.name });
+  }
+
+  private cleanMarker(): string {
+    return `${this.opts.outbox.path}.clean-stop`;
+  }
+
+  /** True when the last run stopped cleanly (marker present); removes the marker for this run. */
+  private consumeCleanMarker(): boolean {
+    const marker = this.cleanMarker();
+    const clean = existsSync(marker);
+    rmSync(marker, { force: true });
+    // A brand-new outbox has nothing to resend either way.
+    return clean || this.outbox!.stats().headSeq === 0;
   }
 
   private fatal(err: HeraldError): void {

@@ -21,6 +21,12 @@ export interface DispatcherOptions {
   maxBatchBytes?: number;
   /** Wait this long after start before the first send (subscribers reconnecting after a broker restart). */
   startDelayMs?: number;
+  /**
+   * Resend this many messages before the persisted cursor on start. A PUB socket's send resolves once
+   * libzmq has queued the message, not transmitted it; after a crash, up to a high-water mark of queued
+   * messages may never have left. Subscribers deduplicate by id.
+   */
+  rewindOnStart?: number;
 }
 
 /**
@@ -46,7 +52,8 @@ export class Dispatcher {
   ) {}
 
   start(): void {
-    this.cursor = this.outbox.registerSink(this.transport.name);
+    const persisted = this.outbox.registerSink(this.transport.name);
+    this.cursor = Math.max(0, persisted - (this.opts.rewindOnStart ?? 0));
     this.loop = this.run().catch((err) =>
       this.log.error("dispatcher stopped", { sink: this.transport.name, err }),
     );
@@ -63,7 +70,8 @@ export class Dispatcher {
         this.opts.maxBatchBytes ?? 4 << 20,
       );
       if (page.length === 0) {
-        await this.outbox.waitForAppend(this.cursor, signal);
+        // Rejects with an AbortError on stop; the loop condition then ends the loop.
+        await this.outbox.waitForAppend(this.cursor, signal).catch(() => {});
         continue;
       }
       try {

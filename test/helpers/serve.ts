@@ -1,0 +1,97 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { HeraldClient } from "../../src/client/publisher.js";
+import { waitFor } from "./broker.js";
+
+export const ROOT = resolve(import.meta.dirname, "..", "..");
+export const CLI = join(ROOT, "dist", "cli", "main.js");
+export const PY = "/usr/bin/python3";
+
+export interface ServeProcess {
+  child: ChildProcess;
+  submit: string;
+  env: NodeJS.ProcessEnv;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Environment for a `herald serve` child that keeps all its state under `dir`. */
+export function serveEnv(dir: string, ports: { herald: number; legacy: number }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  mkdirSync(dir, { recursive: true });
+  return {
+    ...process.env,
+    HERALD_CONFIG: "",
+    HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
+    HERALD_PATHS__DATA_DIR: join(dir, "data"),
+    HERALD_BROKER__PUBLISH__0__ENDPOINT: `tcp://127.0.0.1:${ports.herald}`,
+    HERALD_BROKER__PUBLISH__1__ENDPOINT: `tcp://127.0.0.1:${ports.legacy}`,
+    ...extra,
+  };
+}
+
+/** Start `herald serve` from dist/ and wait until it answers a ping. */
+export async function startServe(env: NodeJS.ProcessEnv, args: string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, "serve", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  const submit = `ipc://${join(env["HERALD_PATHS__RUNTIME_DIR"]!, "submit.sock")}`;
+  const client = new HeraldClient({ endpoint: submit, timeoutMs: 300, retries: 0 });
+  let up = false;
+  let exitedEarly = false;
+  void exited.then(() => {
+    exitedEarly = true;
+  });
+  await waitFor(() => up || exitedEarly, 15_000, 50);
+  const deadline = Date.now() + 15_000;
+  while (!up && !exitedEarly && Date.now() < deadline) {
+    up = await client.command("ping").then(
+      () => true,
+      () => false,
+    );
+  }
+  await client.close();
+  if (!up) {
+    child.kill("SIGKILL");
+    throw new Error(`herald serve did not come up:\n${err}`);
+  }
+  return { child, submit, env, stderr: () => err, exited };
+}
+
+/** Free TCP ports on 127.0.0.1. */
+export async function freePorts(n: number): Promise<number[]> {
+  const { createServer } = await import("node:net");
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<import("node:net").Server>((r) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => r(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** Run a command to completion; resolves with its stdout lines parsed as JSON. */
+export function runJsonLines(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Array<Record<string, string>>> {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { env: env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on("error", rej);
+    child.on("close", (code) => {
+      if (code !== 0) return rej(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err}`));
+      res(out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, string>));
+    });
+  });
+}
