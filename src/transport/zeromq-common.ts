@@ -147,6 +147,7 @@ export function translateZmqError(
         `address ${endpoint} does not belong to this host: bind to one of its own addresses, 127.0.0.1 or 0.0.0.0 (${what})`,
       );
     case "EPROTONOSUPPORT":
+    case "ENOCOMPATPROTO":
     case "EINVAL":
       return fail(
         `endpoint '${endpoint}' is not a usable ZeroMQ address: write tcp://host:port, tcp://127.0.0.1:* or ipc:///path (${what})`,
