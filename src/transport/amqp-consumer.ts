@@ -27,9 +27,13 @@ export class AmqpSubscription implements Subscription {
   private opening = false;
   private failures = 0;
   private closed = false;
-  private queueName = "";
+  private currentQueue = "";
   private readonly unlisten: () => void;
   private lastYielded: Delivery | undefined;
+  private markReady!: () => void;
+  private readonly ready = new Promise<void>((resolve) => {
+    this.markReady = resolve;
+  });
 
   constructor(
     private readonly o: ResolvedAmqpOptions,
@@ -64,11 +68,12 @@ export class AmqpSubscription implements Subscription {
       const prefix = this.o.topicPrefix;
       for (const p of this.bindings)
         await ch.bindQueue(q.queue, this.o.exchange, prefix ? `${prefix}.${p}` : p);
-      this.queueName = q.queue;
+      this.currentQueue = q.queue;
       await ch.consume(q.queue, (m) => this.onMessage(ch!, gen, m), { noAck: false });
       if (this.closed || gen !== this.chanGen) return;
       this.channel = ch;
       this.failures = 0;
+      this.markReady();
     } catch (err) {
       noteError(this.health, err);
       this.o.log("warn", `consumer setup failed: ${(err as Error).message}`);
@@ -77,6 +82,16 @@ export class AmqpSubscription implements Subscription {
     } finally {
       this.opening = false;
     }
+  }
+
+  /** Resolves once the queue is bound and the consumer runs (the first time). Not part of Subscription. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** The queue consumed from (server-named for temporary queues; changes after a reconnect). */
+  get queueName(): string {
+    return this.currentQueue;
   }
 
   private retry(model: ChannelModel): void {

@@ -9,14 +9,9 @@ import {
 } from "./amqp-options.js";
 import { AmqpPublisher } from "./amqp-publisher.js";
 import { AmqpSession } from "./amqp-session.js";
-import {
-  initialHealth,
-  type ReceiveOptions,
-  type Subscription,
-  type Transport,
-  type TransportHealth,
-} from "./types.js";
+import { initialHealth, type ReceiveOptions, type Transport, type TransportHealth } from "./types.js";
 
+export { AmqpSubscription } from "./amqp-consumer.js";
 export type { AmqpLogger, AmqpTransportOptions } from "./amqp-options.js";
 export { buildConnectArgs, resolveAmqpOptions } from "./amqp-options.js";
 
@@ -95,7 +90,8 @@ export class AmqpTransport implements Transport {
     await this.publisher.send(batch);
   }
 
-  receive(options: ReceiveOptions): Subscription {
+  /** The returned subscription is an AmqpSubscription: `whenReady()` says when the queue is bound. */
+  receive(options: ReceiveOptions): AmqpSubscription {
     if (this.closed) throw new ClosedError(`AMQP transport '${this.name}'`);
     if (!this.opened) void this.open().catch(() => {});
     const sub = new AmqpSubscription(this.o, this.session, this.state, options, (s) => this.subs.delete(s));
