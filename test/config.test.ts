@@ -479,6 +479,42 @@ describe("checkConfigFile", () => {
   });
 });
 
+describe("edge cases", () => {
+  it("rejects __proto__ keys as unknown without polluting prototypes", () => {
+    const { problems } = problemsOf(() =>
+      loadText("__proto__: {polluted: true}\nlog:\n  __proto__: {x: 1}\n"),
+    );
+    expect(problems.map((p) => p.path)).toEqual(["__proto__", "log.__proto__"]);
+    expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
+  });
+
+  it("rejects an empty env key segment", () => {
+    const { problems } = problemsOf(() => load({ env: { HERALD_LOG____LEVEL: "info", HERALD_LOG___LEVEL: "info" } }));
+    expect(problems[0]?.message).toContain("empty key segment");
+    expect(problems[1]?.suggestion).toBe("HERALD_LOG__LEVEL (log.level)");
+  });
+
+  it("attributes values reached through YAML aliases to the file", () => {
+    const file = writeConfig(
+      "client:\n  timeout: &t 3s\nsinks:\n  - &hub {name: hub, type: forward, endpoint: 'tcp://h:1', timeout: *t}\n",
+    );
+    const { config, provenance } = load({ configPath: file });
+    expect(config.sinks[0]).toMatchObject({ timeout: 3000 });
+    expect(provenance.get("sinks.0.timeout")).toMatchObject({ source: "file", line: 4 });
+    expect(provenance.get("client.retries")).toEqual({ source: "default" });
+  });
+
+  it("enforces minimums on durations and sizes written with units", () => {
+    const { problems } = problemsOf(() =>
+      loadText("client:\n  timeout: 0s\nlimits:\n  maxBodyBytes: 0KiB\n"),
+    );
+    expect(problems.map((p) => [p.path, p.message])).toEqual([
+      ["client.timeout", "must be at least 1ms"],
+      ["limits.maxBodyBytes", "must be at least 1B"],
+    ]);
+  });
+});
+
 describe("loadConfigText", () => {
   it("works without any file", () => {
     expect(loadConfigText(undefined, { env: {}, machine: MACHINE }).config.broker.name).toBe("host-a");

@@ -94,6 +94,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
 class Origins {
   constructor(
     private readonly file: string | undefined,
+    /** The file's data as parsed (aliases resolved): a leaf is "from the file" iff it is in here. */
+    private readonly fileData: unknown,
     private readonly positions: Map<string, NodePosition>,
     private readonly overrides: readonly EnvOverride[],
   ) {}
@@ -113,9 +115,9 @@ class Origins {
     return best;
   }
 
-  /** Position in the file: exact, or the nearest ancestor present (e.g. the item missing a key). */
-  position(keyPath: KeyPath, exact: boolean): NodePosition | undefined {
-    for (let n = keyPath.length; n >= (exact ? keyPath.length : 1); n--) {
+  /** Position in the file: exact, or the nearest ancestor present (an item missing a key, an alias). */
+  position(keyPath: KeyPath): NodePosition | undefined {
+    for (let n = keyPath.length; n >= 1; n--) {
       const p = this.positions.get(dotted(keyPath.slice(0, n)));
       if (p !== undefined) return p;
     }
@@ -125,7 +127,7 @@ class Origins {
   locate: Locator = (keyPath, at): Location => {
     const env = this.envFor(keyPath);
     if (env !== undefined) return { envVar: env.envVar };
-    const p = this.position(keyPath, false);
+    const p = this.position(keyPath);
     if (p === undefined || this.file === undefined) return this.file === undefined ? {} : { file: this.file };
     const where = at === "key" ? (p.key ?? p.value) : p.value;
     return { file: this.file, line: where.line, column: where.column };
@@ -138,9 +140,11 @@ class Origins {
       const rest = keyPath.slice(env.path.length);
       return hasPath(env.value, rest) ? { source: "env", envVar: env.envVar } : { source: "default" };
     }
-    const p = this.position(keyPath, true);
-    if (p === undefined || this.file === undefined) return { source: "default" };
-    return { source: "file", file: this.file, line: (p.key ?? p.value).line };
+    if (this.file === undefined || !hasPath(this.fileData, keyPath)) return { source: "default" };
+    const p = this.position(keyPath);
+    return p === undefined
+      ? { source: "file", file: this.file }
+      : { source: "file", file: this.file, line: (p.key ?? p.value).line };
   }
 }
 
@@ -185,7 +189,7 @@ export function loadConfigText(
   const doc = deepClone(STATIC_DEFAULTS) as unknown as Record<string, unknown>;
   if (parsed?.data !== undefined) deepMerge(doc, parsed.data);
   const { overrides, problems: envProblems } = applyEnvOverrides(doc, env);
-  const origins = new Origins(file, parsed?.positions ?? new Map(), overrides);
+  const origins = new Origins(file, parsed?.data, parsed?.positions ?? new Map(), overrides);
 
   const problems: ConfigProblem[] = [
     ...envProblems,
