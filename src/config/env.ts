@@ -28,7 +28,9 @@ export const ENV_PREFIX = "HERALD_";
  * HERALD_* variables that are not configuration keys. HERALD_CONFIG names the file. Other parts of
  * herald that read their own HERALD_* variable must add it here, or every CLI start fails on it.
  */
-export const NON_CONFIG_ENV: Set<string> = new Set(["HERALD_CONFIG"]);
+// Variables herald reads that are not configuration keys (the file itself, failpoints for crash tests, the app name
+// stamped into message origins, the library logger level before config is loaded).
+export const NON_CONFIG_ENV: Set<string> = new Set(["HERALD_CONFIG", "HERALD_FAILPOINTS", "HERALD_APP", "HERALD_LOG_LEVEL"]);
 
 export interface EnvOverride {
   path: KeyPath;
