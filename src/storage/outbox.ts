@@ -132,8 +132,12 @@ export class Outbox {
   private commitBatch(messages: readonly Message[]): AppendResult[] {
     const stopped = this.closed ? new ClosedError("the outbox") : this.failure;
     if (stopped !== undefined) return messages.map((m) => ({ ok: false, id: String(m.id), error: stopped }));
-    this.syncPending();
     const prepared = messages.map(prepare);
+    try {
+      this.syncPending(); // a read; if even that fails, the disk is in trouble
+    } catch (err) {
+      return this.batchFailed(err, prepared);
+    }
     const before = { head: this.head, n: this.pendingCount, b: this.pendingBytes, rows: this.totalRows };
     let results: AppendResult[];
     try {
