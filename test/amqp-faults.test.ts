@@ -1,0 +1,105 @@
+/**
+ * Tests that disrupt the whole RabbitMQ node (memory alarm, application restart). Kept apart from
+ * test/amqp.test.ts so they can be run serially; every test restores the broker in a `finally` block:
+ * the alarm is cleared and the application is running and started before the test ends.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { AmqpTransport, type AmqpTransportOptions } from "../src/transport/amqp.js";
+import { Admin, AMQP_URL, burst, makeMessages, rabbitmqctl, uniq, waitFor } from "./amqp-helpers.js";
+
+const transports: AmqpTransport[] = [];
+const admins: Admin[] = [];
+
+function transport(o: Partial<AmqpTransportOptions> & { exchange: string }): AmqpTransport {
+  const t = new AmqpTransport({ name: uniq("t"), url: AMQP_URL, log: () => {}, ...o });
+  transports.push(t);
+  return t;
+}
+
+async function admin(): Promise<Admin> {
+  const a = await Admin.open();
+  admins.push(a);
+  return a;
+}
+
+/** Whatever happened, leave RabbitMQ running and without alarms. */
+async function restoreBroker(): Promise<void> {
+  await rabbitmqctl("start_app").catch(() => {});
+  await rabbitmqctl("await_startup");
+  await rabbitmqctl("set_vm_memory_high_watermark", "0.4");
+}
+
+afterEach(async () => {
+  for (const t of transports.splice(0)) await t.close();
+  for (const a of admins.splice(0)) await a.close();
+});
+
+describe("AMQP under broker faults", () => {
+  it("shows 'blocked' in health during a memory alarm and delivers once it clears (lost = 0)", async () => {
+    const exchange = uniq("ex");
+    const t = transport({ exchange });
+    await t.open();
+    const a = await admin();
+    const q = await a.queue(uniq("q"), exchange);
+    const [m] = makeMessages(1);
+    let sending: Promise<void> | undefined;
+    try {
+      await rabbitmqctl("set_vm_memory_high_watermark", "0.0000001");
+      // RabbitMQ blocks a connection when it next publishes; the notification says why.
+      sending = t.send([m!]);
+      await waitFor("blocked state", () => t.health().state === "blocked", 30_000);
+      expect(t.health().lastError).toMatch(/blocked/i);
+      expect(t.health().counters["blocked"]).toBeGreaterThanOrEqual(1);
+    } finally {
+      await restoreBroker();
+    }
+    await sending;
+    await waitFor("unblocked state", () => t.health().state === "up", 30_000);
+    const got = await a.drain(q, 1);
+    expect([...got.keys()]).toEqual([m!.id]);
+  });
+
+  it("loses nothing when RabbitMQ restarts mid-burst of 10,000 (duplicates counted)", async () => {
+    const exchange = uniq("ex");
+    const queue = uniq("q");
+    const t = transport({ exchange, reconnectMaxDelay: 1000 });
+    await t.open();
+    const a = await admin();
+    await a.queue(queue, exchange);
+    const msgs = makeMessages(10_000);
+    let restart: Promise<void> | undefined;
+    try {
+      await burst(t, msgs, {
+        batch: 100,
+        concurrency: 4,
+        onProgress: (n) => {
+          if (n >= 1000 && !restart)
+            restart = (async () => {
+              await rabbitmqctl("stop_app");
+              await rabbitmqctl("start_app");
+            })();
+        },
+        // The tail of the burst waits for the reconnect, so it always spans the restart.
+        gate: async (n) => {
+          if (n >= 8000)
+            await waitFor("reconnect", () => (t.health().counters["reconnects"] ?? 0) >= 1, 90_000);
+        },
+      });
+      await restart;
+    } finally {
+      await restoreBroker();
+    }
+    const after = await admin(); // the first admin connection died with the restart
+    await after.exchange(exchange);
+    await after.queue(queue, exchange);
+    const seen = await after.drain(queue, 10_000, 3000);
+    const dups = [...seen.values()].filter((c) => c > 1).length;
+    const h = t.health();
+    console.log(
+      `RabbitMQ restart mid-burst: distinct=${seen.size} lost=${msgs.filter((m) => !seen.has(m.id)).length} duplicates=${dups} republished=${h.counters["republished"]} reconnects=${h.counters["reconnects"]}`,
+    );
+    expect(h.counters["reconnects"]).toBeGreaterThanOrEqual(1);
+    expect(msgs.filter((m) => !seen.has(m.id))).toEqual([]);
+    expect(seen.size).toBe(10_000);
+  }, 180_000);
+});
