@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import net from "node:net";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AmqpTransport, type AmqpTransportOptions } from "../src/transport/amqp.js";
@@ -186,6 +187,29 @@ describe("AMQP sink", () => {
     expect(seen.size).toBe(2000);
     expect(h.counters["republished"]).toBeGreaterThan(0); // the close really hit unconfirmed messages
     for (const m of msgs) expect(seen.has(m.id)).toBe(true);
+  });
+});
+
+describe("AMQP open", () => {
+  it("rejects refused credentials and a missing exchange with a TRANSPORT error naming the fix", async () => {
+    const bad = transport({ exchange: uniq("ex"), url: "amqp://guest:wrong@127.0.0.1:5672/%2F" });
+    await expect(bad.open()).rejects.toThrow(/refused the connection.*check the user, password/);
+    await expect(bad.send(makeMessages(1))).rejects.toMatchObject({ code: "TRANSPORT", retryable: false });
+    const missing = transport({ exchange: uniq("missing"), declareExchange: false });
+    await expect(missing.open()).rejects.toThrow(/declareExchange is false/);
+  });
+
+  it("resolves open() while the broker is unreachable and reports 'down'", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const t = transport({ exchange: uniq("ex"), url: `amqp://guest:guest@127.0.0.1:${port}/%2F` });
+    await t.open();
+    expect(t.health().state).toBe("down");
+    expect(t.health().lastError).toMatch(/ECONNREFUSED/);
   });
 });
 

@@ -56,7 +56,11 @@ export class AmqpTransport implements Transport {
    */
   open(): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError(`AMQP transport '${this.name}'`));
-    this.opened ??= this.doOpen();
+    // A refused open is not memoized: the next open() or send() tries again.
+    this.opened ??= this.doOpen().catch((err: unknown) => {
+      this.opened = undefined;
+      throw err;
+    });
     return this.opened;
   }
 
@@ -67,7 +71,6 @@ export class AmqpTransport implements Transport {
       await this.publisher.whenReady();
     } catch (err) {
       if (!this.session.isUp || this.closed) return; // connection lost meanwhile: keep retrying
-      this.opened = undefined;
       throw new TransportError(
         "TRANSPORT",
         `AMQP '${this.name}' at ${redactUrl(this.o.url)} cannot use exchange '${this.o.exchange}': ${(err as Error).message}; ${
@@ -82,11 +85,13 @@ export class AmqpTransport implements Transport {
 
   /**
    * Resolves when the broker has confirmed every message (returned unroutable ones count as handled).
-   * Waits across reconnects and republishes what was unconfirmed; rejects only with CLOSED.
+   * Waits across reconnects and republishes what was unconfirmed; rejects with CLOSED, or with a
+   * non-retryable TRANSPORT error when the broker refuses the credentials or the exchange.
    */
   async send(batch: readonly Message[]): Promise<void> {
     if (this.closed) throw new ClosedError(`AMQP transport '${this.name}'`);
-    if (!this.opened) void this.open().catch(() => {});
+    // Rejects only for refused credentials or a bad exchange; an unreachable broker resolves ("down").
+    await this.open();
     await this.publisher.send(batch);
   }
 
