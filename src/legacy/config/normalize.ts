@@ -24,7 +24,10 @@ interface Ctx {
 }
 
 function fileOf(ctx: Ctx, key: string): string {
-  return ctx.ev.origins[key] ?? ctx.ev.origins[key.split(".")[0] ?? ""] ?? ctx.configPath;
+  const origins = ctx.ev.origins;
+  const top = key.split(".")[0] ?? "";
+  if (Object.hasOwn(origins, key)) return origins[key]!;
+  return Object.hasOwn(origins, top) ? origins[top]! : ctx.configPath;
 }
 
 function typeName(v: Json | undefined): string {

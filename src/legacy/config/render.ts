@@ -84,7 +84,11 @@ function policyOf(cfg: LegacyConfig): Record<string, string[]> {
       policy.set(name, list);
     }
   }
-  return Object.fromEntries([...policy.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  // Sorted both ways: python's merged dict order depends on set iteration, so only sorting is stable.
+  const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return Object.fromEntries(
+    [...policy.entries()].sort(([a], [b]) => byName(a, b)).map(([k, topics]) => [k, topics.sort(byName)]),
+  );
 }
 
 /**

@@ -66,10 +66,15 @@ const PARENT: Record<string, string> = {
 };
 
 export function exceptionMatches(raised: string, handler: string): boolean {
-  for (let t: string | undefined = raised; t !== undefined; t = PARENT[t]) if (t === handler) return true;
+  for (
+    let t: string | undefined = raised;
+    t !== undefined;
+    t = Object.hasOwn(PARENT, t) ? PARENT[t] : undefined
+  )
+    if (t === handler) return true;
   return handler === "BaseException";
 }
 
 export function isKnownException(name: string): boolean {
-  return name in PARENT || name === "BaseException";
+  return Object.hasOwn(PARENT, name) || name === "BaseException";
 }

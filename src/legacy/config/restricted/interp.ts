@@ -81,7 +81,8 @@ export class Interpreter {
     try {
       this.stmtInner(st, scope);
     } catch (e) {
-      if (e instanceof PyException && e.line === 0) e.line = st.line;
+      // budget.line is the line of the innermost expression evaluated last: where Python reports it.
+      if (e instanceof PyException && e.line === 0) e.line = this.budget.line || st.line;
       throw e;
     }
   }
@@ -307,6 +308,7 @@ export class Interpreter {
 
   eval(e: Expr, scope: Scope): PyValue {
     this.budget.tick();
+    this.budget.line = e.line;
     switch (e.t) {
       case "const":
         return e.v !== null && typeof e.v === "object" ? new PyBytes(e.v.bytes) : e.v;
@@ -349,7 +351,7 @@ export class Interpreter {
         return getAttr(obj, e.attr, this.budget);
       }
       case "subscript":
-        return getItem(this.eval(e.value, scope), this.index(e.index, scope));
+        return this.subscript(e, scope);
       case "comp":
         return this.comprehension(e, scope);
       case "star":
@@ -357,6 +359,13 @@ export class Interpreter {
       case "slice":
         throw new RestrictedError("syntax", "slices are only allowed inside []", this.file, e.line);
     }
+  }
+
+  private subscript(e: Extract<Expr, { t: "subscript" }>, scope: Scope): PyValue {
+    const obj = this.eval(e.value, scope);
+    const idx = this.index(e.index, scope);
+    this.budget.line = e.line;
+    return getItem(obj, idx);
   }
 
   private elements(elts: Expr[], scope: Scope): PyValue[] {

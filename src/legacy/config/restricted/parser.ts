@@ -52,7 +52,7 @@ class Parser {
   }
 
   private unsupported(word: string, line = this.tok.line): never {
-    const what = UNSUPPORTED_STMT[word] ?? `${word} is`;
+    const what = (Object.hasOwn(UNSUPPORTED_STMT, word) ? UNSUPPORTED_STMT[word] : undefined) ?? `${word} is`;
     throw new RestrictedError("unsupported", what, this.file, line, word === "class" ? CLASS_FIX : undefined);
   }
 
@@ -126,7 +126,7 @@ class Parser {
       if (t.value === "if") return [this.ifStmt()];
       if (t.value === "for") return [this.forStmt()];
       if (t.value === "try") return [this.tryStmt()];
-      if (t.value in UNSUPPORTED_STMT && t.value !== "lambda" && t.value !== "await")
+      if (Object.hasOwn(UNSUPPORTED_STMT, t.value) && t.value !== "lambda" && t.value !== "await")
         this.unsupported(t.value);
     }
     return this.simpleLine();
@@ -158,7 +158,7 @@ class Parser {
         const targets = this.exprList();
         return { t: "del", targets: targets.t === "tuple" ? targets.elts : [targets], line };
       }
-      if (w in UNSUPPORTED_STMT && w !== "lambda" && w !== "await") this.unsupported(w);
+      if (Object.hasOwn(UNSUPPORTED_STMT, w) && w !== "lambda" && w !== "await") this.unsupported(w);
     }
     return this.exprStmt(line);
   }
@@ -631,7 +631,7 @@ class Parser {
       this.i++;
       return { t: "const", v: id === "None" ? null : id === "True", line };
     }
-    if (id in UNSUPPORTED_STMT) this.unsupported(id);
+    if (Object.hasOwn(UNSUPPORTED_STMT, id)) this.unsupported(id);
     if (KEYWORDS.has(id)) this.fail(`invalid syntax${this.describe()}`);
     this.i++;
     return { t: "name", id, line };
