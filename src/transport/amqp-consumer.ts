@@ -81,6 +81,9 @@ export class AmqpSubscription implements Subscription {
       this.retry(model);
     } finally {
       this.opening = false;
+      // The connection was replaced while we were setting up: set up on the new one.
+      const now = this.session.model;
+      if (now && now !== model && !this.channel && !this.closed) void this.openChannel(now);
     }
   }
 
@@ -156,7 +159,12 @@ export class AmqpSubscription implements Subscription {
       if (settled) return Promise.resolve();
       settled = true;
       // A delivery tag is only valid on its own channel; after a reconnect the broker redelivers instead.
-      if (gen === this.chanGen && this.channel === ch) fn();
+      if (gen !== this.chanGen) return Promise.resolve();
+      try {
+        fn();
+      } catch (err) {
+        noteError(this.health, err); // the channel is closing: the broker will redeliver
+      }
       return Promise.resolve();
     };
     this.queue.push({

@@ -153,6 +153,9 @@ export class AmqpPublisher {
       this.retryChannel(model);
     } finally {
       this.opening = false;
+      // The connection was replaced while we were setting up: set up on the new one.
+      const now = this.session.model;
+      if (now && now !== model && !this.channel && !this.closed) void this.openChannel(now);
     }
   }
 

@@ -23,6 +23,7 @@ const COUNTERS = [
   "confirmTimeouts",
   "republished",
   "blocked",
+  "filtered",
 ];
 
 /**
