@@ -247,6 +247,23 @@ describe("normalization", () => {
     expect(cfg.relayInbound).toBeUndefined();
   });
 
+  test("python evaluator has no network but gethostname() works", async () => {
+    const err = await failure(
+      loadOne(
+        `import socket\nh = socket.gethostname()\nsocket.create_connection(("127.0.0.1", 9))\nconfig = {}\n`,
+        PYTHON,
+      ),
+    );
+    expect(err.message).toMatch(/a\.py:3: the file raised OSError: network access is disabled/);
+    const dns = await failure(loadOne(`import socket\nsocket.getaddrinfo("example.org", 80)\n`, PYTHON));
+    expect(dns.message).toContain("network access is disabled");
+    const cfg = await loadOne(
+      `import socket\nconfig = {"h": socket.gethostname(), "f": socket.getfqdn()}\n`,
+      PYTHON,
+    );
+    expect(cfg.raw).toEqual({ h: HOST, f: HOST });
+  });
+
   test("wrong types name the key and the file", async () => {
     const err = await failure(loadOne(`config = {"topic_prefix": 42}\n`, false));
     expect(err.message).toMatch(/a\.py: `topic_prefix` must be a string, got int/);
