@@ -9,10 +9,12 @@ import { Admin, AMQP_URL, burst, makeMessages, rabbitmqctl, uniq, waitFor } from
 
 const transports: AmqpTransport[] = [];
 const admins: Admin[] = [];
+const exchanges: string[] = [];
 
 function transport(o: Partial<AmqpTransportOptions> & { exchange: string }): AmqpTransport {
   const t = new AmqpTransport({ name: uniq("t"), url: AMQP_URL, log: () => {}, ...o });
   transports.push(t);
+  exchanges.push(o.exchange);
   return t;
 }
 
@@ -31,6 +33,8 @@ async function restoreBroker(): Promise<void> {
 
 afterEach(async () => {
   for (const t of transports.splice(0)) await t.close();
+  const cleaner = await admin();
+  for (const e of exchanges.splice(0)) cleaner.track(e);
   for (const a of admins.splice(0)) await a.close();
 });
 

@@ -42,6 +42,11 @@ export class Admin {
     return new Admin(conn, ch);
   }
 
+  /** Delete this exchange on close (it was declared by a transport under test). */
+  track(exchange: string): void {
+    this.exchanges.push(exchange);
+  }
+
   async exchange(name: string): Promise<string> {
     await this.ch.assertExchange(name, "topic", { durable: true });
     this.exchanges.push(name);

@@ -25,6 +25,7 @@ const transports: AmqpTransport[] = [];
 function transport(o: Partial<AmqpTransportOptions> & { exchange: string }): AmqpTransport {
   const t = new AmqpTransport({ name: uniq("t"), url: AMQP_URL, log: () => {}, ...o });
   transports.push(t);
+  admin.track(o.exchange);
   return t;
 }
 

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { Broker, type BrokerOptions } from "../../src/broker/broker.js";
 import { HeraldClient } from "../../src/client/publisher.js";
 import { Subscriber } from "../../src/client/subscriber.js";
+import type { Transport } from "../../src/transport/types.js";
 import { ZmqPublishTransport } from "../../src/transport/zeromq-pub.js";
 import { ZmqSubscribeTransport } from "../../src/transport/zeromq-sub.js";
-import type { Transport } from "../../src/transport/types.js";
 
 export interface TestBroker {
   broker: Broker;
@@ -19,11 +19,23 @@ export interface TestBroker {
 }
 
 /** An in-process broker on a temp dir, IPC submit and PUB sockets on free ports. */
-export async function startTestBroker(extra: Partial<BrokerOptions> & { extraSinks?: Transport[] } = {}): Promise<TestBroker> {
+export async function startTestBroker(
+  extra: Partial<BrokerOptions> & { extraSinks?: Transport[] } = {},
+): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), "herald-test-"));
   const pubs = {
-    herald: new ZmqPublishTransport({ name: "herald", endpoint: "tcp://127.0.0.1:*", format: "herald", brokerName: "test" }),
-    legacy: new ZmqPublishTransport({ name: "legacy", endpoint: "tcp://127.0.0.1:*", format: "legacy", brokerName: "test" }),
+    herald: new ZmqPublishTransport({
+      name: "herald",
+      endpoint: "tcp://127.0.0.1:*",
+      format: "herald",
+      brokerName: "test",
+    }),
+    legacy: new ZmqPublishTransport({
+      name: "legacy",
+      endpoint: "tcp://127.0.0.1:*",
+      format: "legacy",
+      brokerName: "test",
+    }),
   };
   const submit = `ipc://${join(dir, "run", "submit.sock")}`;
   const broker = new Broker({
@@ -51,7 +63,12 @@ export async function startTestBroker(extra: Partial<BrokerOptions> & { extraSin
     },
     subscriber(formats, patterns = ["#"]) {
       const sources = formats.map(
-        (f) => new ZmqSubscribeTransport({ name: `t-${f}`, endpoints: [f === "herald" ? pubs.herald.lastEndpoint! : pubs.legacy.lastEndpoint!], format: f }),
+        (f) =>
+          new ZmqSubscribeTransport({
+            name: `t-${f}`,
+            endpoints: [f === "herald" ? pubs.herald.lastEndpoint! : pubs.legacy.lastEndpoint!],
+            format: f,
+          }),
       );
       const s = new Subscriber({ sources, patterns });
       subs.push(s);

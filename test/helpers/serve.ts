@@ -17,7 +17,11 @@ export interface ServeProcess {
 }
 
 /** Environment for a `herald serve` child that keeps all its state under `dir`. */
-export function serveEnv(dir: string, ports: { herald: number; legacy: number }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+export function serveEnv(
+  dir: string,
+  ports: { herald: number; legacy: number },
+  extra: NodeJS.ProcessEnv = {},
+): NodeJS.ProcessEnv {
   mkdirSync(dir, { recursive: true });
   return {
     ...process.env,
@@ -66,10 +70,14 @@ export async function startServe(env: NodeJS.ProcessEnv, args: string[] = []): P
 export async function freePorts(n: number): Promise<number[]> {
   const { createServer } = await import("node:net");
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import("node:net").Server>((r) => {
-      const s = createServer();
-      s.listen(0, "127.0.0.1", () => r(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import("node:net").Server>((r) => {
+          const s = createServer();
+          s.listen(0, "127.0.0.1", () => r(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -77,7 +85,11 @@ export async function freePorts(n: number): Promise<number[]> {
 }
 
 /** Run a command to completion; resolves with its stdout lines parsed as JSON. */
-export function runJsonLines(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Array<Record<string, string>>> {
+export function runJsonLines(
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<Array<Record<string, string>>> {
   return new Promise((res, rej) => {
     const child = spawn(cmd, args, { env: env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -91,7 +103,12 @@ export function runJsonLines(cmd: string, args: string[], env?: NodeJS.ProcessEn
     child.on("error", rej);
     child.on("close", (code) => {
       if (code !== 0) return rej(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err}`));
-      res(out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, string>));
+      res(
+        out
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as Record<string, string>),
+      );
     });
   });
 }
