@@ -16,9 +16,9 @@ for (let i = 0; i < count; i += batch) {
     msgs.push(createMessage({ topic, body: { k, pid: process.pid } }));
   try {
     const results = await client.submit(msgs);
-    results.forEach((r, j) =>
-      lines.push(r instanceof Error ? { err: msgs[j].id, code: r.code } : { ack: r.id }),
-    );
+    for (const [j, r] of results.entries()) {
+      lines.push(r instanceof Error ? { err: msgs[j].id, code: r.code } : { ack: r.id });
+    }
   } catch (e) {
     for (const m of msgs) lines.push({ err: m.id, code: e.code ?? "THROWN" });
   }
