@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
+import { AmqpTransport } from "../transport/amqp.js";
 import { ForwardTransport } from "../transport/forward.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
@@ -42,7 +43,7 @@ export function buildSinks(config: HeraldConfig, log: Logger): Transport[] {
   return [...pubs, ...config.sinks.map((s) => buildSink(s, config, log))];
 }
 
-function buildSink(s: SinkConfig, config: HeraldConfig, _log: Logger): Transport {
+function buildSink(s: SinkConfig, config: HeraldConfig, log: Logger): Transport {
   switch (s.type) {
     case "zeromq":
       return new ZmqPublishTransport({
@@ -61,12 +62,27 @@ function buildSink(s: SinkConfig, config: HeraldConfig, _log: Logger): Transport
         timeoutMs: s.timeout,
       });
     case "amqp":
-      return amqpSink(s);
+      return amqpSink(s, log);
   }
 }
 
-function amqpSink(_s: Extract<SinkConfig, { type: "amqp" }>): Transport {
-  throw new Error("amqp sinks are wired once the AMQP transport lands");
+function amqpSink(s: Extract<SinkConfig, { type: "amqp" }>, log: Logger): Transport {
+  const tls = s.tls
+    ? Object.fromEntries(Object.entries(s.tls).filter((e): e is [string, string] => typeof e[1] === "string"))
+    : undefined;
+  return new AmqpTransport({
+    name: s.name,
+    url: s.url,
+    exchange: s.exchange,
+    exchangeType: s.exchangeType,
+    declareExchange: s.declareExchange,
+    format: s.format,
+    topicPrefix: s.topicPrefix,
+    inFlight: s.inFlight,
+    heartbeat: s.heartbeat,
+    ...(tls ? { tls } : {}),
+    log: (level, message, fields) => log.child(s.name)[level](message, fields),
+  });
 }
 
 export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): BrokerOptions {
