@@ -6,7 +6,7 @@ import { HeraldClient } from "../src/client/publisher.js";
 import { Subscriber } from "../src/client/subscriber.js";
 import { ForwardTransport } from "../src/transport/forward.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
-import { collectIds, linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
+import { collectIds, linkUp, startTestBroker, waitFor } from "./helpers/broker.js";
 import { freePorts, type ServeProcess, serveEnv, startServe } from "./helpers/serve.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];

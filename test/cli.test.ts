@@ -1,0 +1,145 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, freePorts, type ServeProcess, serveEnv, startServe } from "./helpers/serve.js";
+
+function herald(args: string[], env: NodeJS.ProcessEnv, input?: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: "utf8", timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("herald CLI against a running broker", () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let serve: ServeProcess;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "herald-cli-"));
+    const [hp, lp] = await freePorts(2);
+    env = serveEnv(dir, { herald: hp!, legacy: lp! });
+    serve = await startServe(env);
+  });
+  afterAll(async () => {
+    serve.child.kill("SIGTERM");
+    await serve.exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("publish prints an acknowledgement and tail sees it", async () => {
+    const { spawn } = await import("node:child_process");
+    const tail = spawn(process.execPath, [CLI, "tail", "cli.#", "--count", "1"], { env });
+    let out = "";
+    tail.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const ended = new Promise<number | null>((r) => tail.on("close", r));
+    // tail connects asynchronously: publish until it has printed a line.
+    let published = "";
+    for (let i = 0; i < 100 && out === ""; i++) {
+      const r = herald(["publish", "cli.test", `{"n": ${i}}`], env);
+      expect(r.code, r.stderr).toBe(0);
+      published = r.stdout;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(await ended).toBe(0);
+    expect(published).toMatch(/^ok [0-9a-f-]{36} seq=\d+/);
+    expect(out).toMatch(/cli\.test [0-9a-f-]{36} \[herald\] \{"n":\d+\}/);
+  });
+
+  it("publish reads JSON lines from stdin and reports refusals with exit 1", () => {
+    const ok = herald(["publish", "cli.lines", "-", "--json"], env, '{"a":1}\n{"a":2}\n\n{"a":3}\n');
+    expect(ok.code).toBe(0);
+    const acks = ok.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; seq: number });
+    expect(acks).toHaveLength(3);
+    const bad = herald(["publish", "cli.*", "{}"], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/BAD_TOPIC/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /); // no stack trace for a user mistake
+    const notJson = herald(["publish", "cli.x", "{nope"], env);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/not valid JSON/);
+  });
+
+  it("status shows the outbox and each sink", () => {
+    const r = herald(["status"], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/outbox: head seq \d+/);
+    expect(r.stdout).toMatch(/^herald\s+zeromq\s+up/m);
+    expect(r.stdout).toMatch(/^legacy\s+zeromq\s+up/m);
+    const j = herald(["status", "--json"], env);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      accepting: true,
+      sinks: [{ name: "herald" }, { name: "legacy" }],
+    });
+  });
+});
+
+describe("herald CLI without a broker", () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-cli-nb-"));
+  const env = {
+    ...process.env,
+    HERALD_CONFIG: "",
+    HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
+    HERALD_PATHS__DATA_DIR: join(dir, "data"),
+  };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("says there is no broker and how to start one (exit 4)", () => {
+    const r = herald(["publish", "a.b", "{}"], env);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no broker at ipc:\/\/.*submit\.sock: start `herald serve`/);
+    expect(herald(["status"], env).code).toBe(4);
+  });
+
+  it("has --help everywhere and documented usage errors (exit 2)", () => {
+    for (const cmd of ["serve", "publish", "tail", "status", "config", "legacy", "demo"]) {
+      const r = herald([cmd, "--help"], env);
+      expect(r.code, cmd).toBe(0);
+      expect(r.stdout, cmd).toMatch(/usage: herald/);
+    }
+    expect(herald([], env).code).toBe(2);
+    expect(herald(["frobnicate"], env).code).toBe(2);
+    expect(herald(["publish", "--nope"], env).code).toBe(2);
+  });
+
+  it("config show gives provenance; config check names file, line and a suggestion (exit 3)", () => {
+    const file = join(dir, "herald.yaml");
+    writeFileSync(file, "outbox:\n  maxMesages: 10\nlimits:\n  maxBodyBytes: lots\n");
+    const check = herald(["config", "check", file], env);
+    expect(check.code).toBe(3);
+    expect(check.stderr).toMatch(/herald\.yaml:2/);
+    expect(check.stderr).toMatch(/maxMessages/);
+    expect(check.stderr).toMatch(/limits\.maxBodyBytes/);
+    const serve = herald(["serve", "--config", file], env);
+    expect(serve.code).toBe(3);
+    writeFileSync(file, "outbox:\n  maxMessages: 10\n");
+    expect(herald(["config", "check", file], env).code).toBe(0);
+    const show = herald(["config", "show", "--config", file], {
+      ...env,
+      HERALD_LIMITS__MAX_BODY_BYTES: "2MiB",
+    });
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/maxMessages: 10 +# herald\.yaml:2/);
+    expect(show.stdout).toMatch(/maxBodyBytes: 2MiB +# env HERALD_LIMITS__MAX_BODY_BYTES/);
+    expect(show.stdout).toMatch(/maxBatch: 1000 +# default/);
+  });
+
+  it("legacy show and import read a fedmsg.d tree", () => {
+    const show = herald(
+      ["legacy", "show", join(import.meta.dirname, "..", "legacy-config", "small", "fedmsg.d")],
+      env,
+    );
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/47\d\d\d/);
+    const imp = herald(
+      ["legacy", "import", join(import.meta.dirname, "..", "legacy-config", "small", "fedmsg.d")],
+      env,
+    );
+    expect(imp.code).toBe(0);
+    expect(imp.stdout).toMatch(/^legacy:/m);
+  });
+});
