@@ -1,6 +1,11 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Broker } from "../broker/broker.js";
-import { createBroker } from "../broker/from-config.js";
+import { buildSinks, createBroker } from "../broker/from-config.js";
+import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
+import { startShim } from "../shim/shim.js";
+import type { ShimHandle, ShimOptions } from "../shim/types.js";
 import type { Logger } from "../util/log.js";
 import { EXIT, out, parse } from "./args.js";
 import { context } from "./context.js";
@@ -8,10 +13,14 @@ import { context } from "./context.js";
 const USAGE = `usage: herald serve [--config FILE]
 
 Run the broker: accept messages on the submit socket, store them durably, publish them on every sink.
-SIGTERM/SIGINT stop it gracefully (clear SHUTTING_DOWN replies, flush, exit within broker.shutdownGrace).`;
+With legacy.enabled and legacy.shimInBroker it also runs the fedmsg migration shim (docs/migration.md).
+SIGTERM/SIGINT stop it gracefully (clear SHUTTING_DOWN replies, flush, exit within broker.shutdownGrace).
+SIGHUP (or a change of the config file) reloads the legacy: section: stage changes apply without a restart.`;
 
 export interface RunningBroker {
   broker: Broker;
+  /** The in-broker migration shim, when legacy.enabled && legacy.shimInBroker. */
+  shim: ShimHandle | undefined;
   stop(): Promise<void>;
 }
 
@@ -19,14 +28,52 @@ export async function startBroker(
   config: HeraldConfig,
   log: Logger,
   onFatal?: () => void,
+  shimOptions: ShimOptions = {},
 ): Promise<RunningBroker> {
+  const withShim = config.legacy.enabled && config.legacy.shimInBroker;
+  // In-process feed: the shim is a sink with its own durable outbox cursor, so bridged ports miss nothing.
+  const shim = withShim
+    ? await startShim(config, log.child("shim"), { ...shimOptions, feed: "sink" })
+    : undefined;
   const broker = createBroker(config, log, {
+    ...(shim ? { sinks: [...buildSinks(config, log), shim.sink] } : {}),
     onFatal: () => {
       onFatal?.();
     },
   });
-  await broker.start();
-  return { broker, stop: () => broker.stop() };
+  try {
+    await broker.start();
+  } catch (err) {
+    await shim?.stop();
+    throw err;
+  }
+  return {
+    broker,
+    shim,
+    stop: async () => {
+      // Stop the shim first: ingested messages still in flight are submitted while the broker accepts.
+      await shim?.stop();
+      await broker.stop();
+    },
+  };
+}
+
+/** `<runtimeDir>/herald.pid`: `herald cutover` sends SIGHUP here after editing the config file. */
+export function pidFile(config: HeraldConfig): string {
+  return join(config.paths.runtimeDir, "herald.pid");
+}
+
+export function writePidFile(config: HeraldConfig): () => void {
+  const file = pidFile(config);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${process.pid}\n`);
+  return () => {
+    try {
+      if (existsSync(file) && readFileSync(file, "utf8").trim() === String(process.pid)) rmSync(file);
+    } catch {
+      // best effort
+    }
+  };
 }
 
 export async function serve(argv: string[]): Promise<number> {
@@ -36,12 +83,34 @@ export async function serve(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const ctx = context(values.config);
+  const reloadConfig = (): HeraldConfig =>
+    loadConfig(values.config === undefined ? {} : { configPath: values.config }).config;
   let fatal = false;
-  const running = await startBroker(ctx.config, ctx.log, () => {
-    fatal = true;
-    void running.stop().finally(() => process.exit(EXIT.storage));
-  });
+  const running = await startBroker(
+    ctx.config,
+    ctx.log,
+    () => {
+      fatal = true;
+      void running.stop().finally(() => process.exit(EXIT.storage));
+    },
+    ctx.file ? { watch: { file: ctx.file, load: reloadConfig } } : {},
+  );
+  const removePid = running.shim ? writePidFile(ctx.config) : () => {};
   ctx.log.info("config", { file: ctx.file ?? "(defaults)" });
+  process.on("SIGHUP", () => {
+    if (!running.shim) {
+      ctx.log.info("SIGHUP: nothing to reload (the shim is not running in this process)");
+      return;
+    }
+    ctx.log.info("SIGHUP: reloading the legacy: section (other changes need a restart)");
+    try {
+      void running.shim
+        .reload(reloadConfig())
+        .catch((err: unknown) => ctx.log.error("reload failed", { err: (err as Error).message }));
+    } catch (err) {
+      ctx.log.error("reload failed; keeping the running stages", { err: (err as Error).message });
+    }
+  });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -50,7 +119,10 @@ export async function serve(argv: string[]): Promise<number> {
       ctx.log.info("stopping", { signal });
       const hard = setTimeout(() => process.exit(EXIT.failed), ctx.config.broker.shutdownGrace + 2000);
       hard.unref();
-      void running.stop().then(() => resolve(fatal ? EXIT.storage : EXIT.ok));
+      void running.stop().then(() => {
+        removePid();
+        resolve(fatal ? EXIT.storage : EXIT.ok);
+      });
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));

@@ -1,0 +1,204 @@
+import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
+import { backoffDelay, sleep } from "../util/backoff.js";
+import type { Logger } from "../util/log.js";
+import type { Message } from "../wire/message.js";
+import { bindAddress } from "./services.js";
+
+export interface PortState {
+  endpoint: string;
+  bound: boolean;
+  boundSince?: number;
+  /** True for the one port this service's messages are published on. */
+  serving: boolean;
+  connected: number;
+  lastSeenAt?: number;
+  prefixes: string[];
+  lastError?: string;
+}
+
+export interface BridgedOptions {
+  service: string;
+  /** The service's endpoints on this host, in configuration order. */
+  endpoints: string[];
+  brokerName: string;
+  log: Logger;
+  sendHighWaterMark?: number;
+  /** After the first bind, wait this long (or for a first subscription) before sending held messages. */
+  settleMs?: number;
+  /** Messages held while no port is bound yet; beyond it the oldest are dropped and counted. */
+  maxHeld?: number;
+  /** Called once per endpoint when it is bound (the shim then stops ingesting from it). */
+  onBound?: (endpoint: string) => Promise<void> | void;
+}
+
+interface Port {
+  endpoint: string;
+  t: ZmqPublishTransport | undefined;
+  boundSince?: number;
+  lastError?: string;
+}
+
+/**
+ * A bridged service: the app moved to herald, so the shim binds the app's old per-thread ports on this
+ * host and publishes that service's herald traffic there in fedmsg framing. Each message goes out on
+ * exactly one port (the first bound one in configuration order): old subscribers connect to every
+ * endpoint of the list, so one port reaches each of them once. Binding retries with backoff while the
+ * old app still holds a port; messages arriving meanwhile are held (bounded) and sent once bound.
+ */
+export class BridgedService {
+  private readonly ports: Port[];
+  private held: Message[] = [];
+  private ready = false;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private chain: Promise<void> = Promise.resolve();
+  private readonly recent = new Set<string>();
+  sent = 0;
+  droppedHeld = 0;
+  sendErrors = 0;
+
+  constructor(private readonly opts: BridgedOptions) {
+    this.ports = opts.endpoints.map((endpoint) => ({ endpoint, t: undefined }));
+    for (const p of this.ports) void this.bindLoop(p);
+  }
+
+  get endpoints(): string[] {
+    return this.opts.endpoints;
+  }
+
+  private async bindLoop(p: Port): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      const t = new ZmqPublishTransport({
+        name: `shim-${this.opts.service}`,
+        endpoint: bindAddress(p.endpoint),
+        format: "legacy",
+        xpub: true,
+        brokerName: this.opts.brokerName,
+        sendHighWaterMark: this.opts.sendHighWaterMark ?? 10_000,
+        linger: 0,
+      });
+      try {
+        await t.open();
+      } catch (err) {
+        p.lastError = (err as Error).message;
+        if (attempt % 10 === 0)
+          this.opts.log.warn("cannot bind a legacy port yet (is the old app still running?); retrying", {
+            service: this.opts.service,
+            endpoint: p.endpoint,
+            err: p.lastError,
+          });
+        await sleep(backoffDelay(attempt, 200, 3000), this.abort.signal);
+        continue;
+      }
+      if (this.stopped) {
+        await t.close();
+        return;
+      }
+      p.t = t;
+      p.boundSince = Date.now();
+      delete p.lastError;
+      this.opts.log.info("legacy port bound: serving herald traffic in fedmsg format", {
+        service: this.opts.service,
+        endpoint: p.endpoint,
+      });
+      await this.opts.onBound?.(p.endpoint);
+      if (!this.ready) void this.settle(t);
+      return;
+    }
+  }
+
+  /** Give old subscribers a moment to reconnect (ZeroMQ's slow joiner) before sending held messages. */
+  private async settle(t: ZmqPublishTransport): Promise<void> {
+    const deadline = Date.now() + (this.opts.settleMs ?? 1000);
+    while (Date.now() < deadline && !this.stopped && t.subscribers().prefixes.length === 0)
+      await sleep(20, this.abort.signal);
+    if (this.stopped || this.ready) return;
+    this.ready = true;
+    const held = this.held;
+    this.held = [];
+    this.send(held);
+  }
+
+  /** Messages that belong to this service, in broker order. */
+  publish(messages: readonly Message[]): void {
+    const fresh = messages.filter((m) => this.remember(m.id));
+    if (fresh.length === 0 || this.stopped) return;
+    if (!this.ready) {
+      this.held.push(...fresh);
+      const over = this.held.length - (this.opts.maxHeld ?? 100_000);
+      if (over > 0) {
+        this.held.splice(0, over);
+        this.droppedHeld += over;
+      }
+      return;
+    }
+    this.send(fresh);
+  }
+
+  /** The broker may hand a batch over twice (sink retry, crash rewind): serve each id once per run. */
+  private remember(id: string): boolean {
+    if (this.recent.has(id)) return false;
+    this.recent.add(id);
+    if (this.recent.size > 50_000) {
+      const oldest = this.recent.values().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
+    return true;
+  }
+
+  private send(batch: Message[]): void {
+    if (batch.length === 0) return;
+    this.chain = this.chain.then(async () => {
+      const port = this.ports.find((p) => p.t !== undefined);
+      if (!port?.t || this.stopped) return;
+      try {
+        await port.t.send(batch);
+        this.sent += batch.length;
+      } catch (err) {
+        this.sendErrors++;
+        this.opts.log.warn("could not publish on a legacy port", {
+          service: this.opts.service,
+          endpoint: port.endpoint,
+          err: (err as Error).message,
+        });
+      }
+    });
+  }
+
+  /** Wait until everything handed over so far has been written to the socket. */
+  async flushed(): Promise<void> {
+    await this.chain;
+  }
+
+  portStates(): PortState[] {
+    const serving = this.ports.find((p) => p.t !== undefined);
+    return this.ports.map((p) => {
+      const info = p.t?.subscribers() ?? { connected: 0, prefixes: [] };
+      const s: PortState = {
+        endpoint: p.endpoint,
+        bound: p.t !== undefined,
+        serving: p === serving,
+        connected: info.connected,
+        prefixes: info.prefixes,
+      };
+      if (p.boundSince !== undefined) s.boundSince = p.boundSince;
+      if (info.lastSeenAt !== undefined) s.lastSeenAt = info.lastSeenAt;
+      if (p.lastError !== undefined) s.lastError = p.lastError;
+      return s;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    await this.chain;
+    this.stopped = true;
+    this.abort.abort();
+    if (this.held.length > 0)
+      this.opts.log.warn("closing a legacy port set with messages never sent (no port was ever bound)", {
+        service: this.opts.service,
+        held: this.held.length,
+      });
+    await Promise.all(this.ports.map((p) => p.t?.close()));
+    for (const p of this.ports) p.t = undefined;
+  }
+}

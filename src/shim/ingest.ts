@@ -1,0 +1,253 @@
+import * as zmq from "zeromq";
+import type { HeraldClient } from "../client/publisher.js";
+import { HeraldError } from "../errors.js";
+import type { Subscription } from "../transport/types.js";
+import { decodeFrames } from "../transport/zeromq-decode.js";
+import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
+import { backoffDelay, sleep } from "../util/backoff.js";
+import type { Logger } from "../util/log.js";
+import type { Message } from "../wire/message.js";
+
+/** Header naming the service (or `relay_inbound`) a legacy message was ingested from. */
+export const INGESTED_FROM = "herald.ingested-from";
+export const INGESTED_BY = "herald.ingested-by";
+export const VOUCHED = "herald.vouched";
+/** Pseudo service name for messages from active publishers (fedmsg-logger, scripts) via relay_inbound. */
+export const RELAY_INBOUND = "relay_inbound";
+
+export interface IngestCounters {
+  ingested: number;
+  duplicates: number;
+  malformed: number;
+  rejected: number;
+  dropped: number;
+  /** Date.now() of the last message read from this service's endpoints. */
+  lastSeenAt?: number;
+}
+
+interface Pending {
+  service: string;
+  message: Message;
+}
+
+export interface IngestOptions {
+  client: HeraldClient;
+  brokerName: string;
+  log: Logger;
+  maxBatch?: number;
+  /** Messages waiting for the broker before new ones are dropped (and counted). Default 100,000. */
+  maxQueued?: number;
+  maxMessageBytes?: number;
+}
+
+const MAX_BODY = 4 * 1024 * 1024;
+
+/**
+ * Reads legacy publishers (fedmsg PUB sockets that apps bind, and a bound SUB for active publishers) and
+ * submits what they send to the broker, batching whatever arrived while the previous submit was in flight.
+ * Ids are fedmsg's msg_id, so the broker's dedup drops a message read twice (two paths, a retry).
+ */
+export class Ingest {
+  private readonly readers = new Map<
+    string,
+    { service: string; sub: Subscription; t: ZmqSubscribeTransport }
+  >();
+  private readonly stats = new Map<string, IngestCounters>();
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private relay: { socket: zmq.Subscriber; endpoint: string; abort: AbortController } | undefined;
+  private closed = false;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: IngestOptions) {}
+
+  /** Services' endpoints currently read (endpoint -> service). */
+  endpoints(): Map<string, string> {
+    return new Map([...this.readers].map(([ep, r]) => [ep, r.service]));
+  }
+
+  counters(service: string): IngestCounters {
+    let c = this.stats.get(service);
+    if (!c) {
+      c = { ingested: 0, duplicates: 0, malformed: 0, rejected: 0, dropped: 0 };
+      this.stats.set(service, c);
+    }
+    return c;
+  }
+
+  /** Seed `lastSeenAt` from a previous run's evidence so "recent activity" survives restarts. */
+  seedLastSeen(service: string, at: number): void {
+    const c = this.counters(service);
+    if (c.lastSeenAt === undefined || c.lastSeenAt < at) c.lastSeenAt = at;
+  }
+
+  /** Start reading one endpoint of a service (idempotent). */
+  read(service: string, endpoint: string, defaults: { host?: string; app?: string }): void {
+    if (this.closed || this.readers.has(endpoint)) return;
+    const t = new ZmqSubscribeTransport({
+      name: `shim-${service}`,
+      endpoints: [endpoint],
+      format: "legacy",
+      legacyDefaults: () => defaults,
+      maxMessageBytes: this.opts.maxMessageBytes ?? MAX_BODY,
+      logger: {
+        warn: (msg, f) => {
+          this.counters(service).malformed++;
+          this.opts.log.warn(msg, { service, ...f });
+        },
+        debug: () => {},
+      },
+    });
+    const sub = t.receive({ patterns: ["#"] });
+    this.readers.set(endpoint, { service, sub, t });
+    void this.pump(service, sub);
+    this.opts.log.info("ingesting legacy endpoint", { service, endpoint });
+  }
+
+  /** Stop reading one endpoint; what was already read is still submitted. */
+  async unread(endpoint: string): Promise<void> {
+    const r = this.readers.get(endpoint);
+    if (!r) return;
+    this.readers.delete(endpoint);
+    await r.sub.close();
+    await r.t.close();
+    this.opts.log.info("stopped ingesting legacy endpoint", { service: r.service, endpoint });
+  }
+
+  private async pump(service: string, sub: Subscription): Promise<void> {
+    try {
+      for await (const d of sub) this.enqueue(service, d.message);
+    } catch {
+      // closed
+    }
+  }
+
+  /** Bind relay_inbound (a SUB socket) for active publishers; retries while another process holds it. */
+  async bindRelay(endpoint: string): Promise<void> {
+    if (this.relay?.endpoint === endpoint) return;
+    await this.unbindRelay();
+    const abort = new AbortController();
+    for (let attempt = 0; !abort.signal.aborted && !this.closed; attempt++) {
+      const socket = new zmq.Subscriber({ linger: 0, maxMessageSize: this.opts.maxMessageBytes ?? MAX_BODY });
+      socket.subscribe();
+      try {
+        await socket.bind(endpoint);
+        this.relay = { socket, endpoint, abort };
+        this.opts.log.info("relay_inbound bound: active publishers are ingested", { endpoint });
+        void this.readRelay(socket);
+        return;
+      } catch (err) {
+        socket.close();
+        if (attempt % 10 === 0)
+          this.opts.log.warn("cannot bind relay_inbound yet (fedmsg-relay still running?); retrying", {
+            endpoint,
+            err: (err as Error).message,
+          });
+        await sleep(backoffDelay(attempt, 200, 5000), this.abort.signal);
+      }
+    }
+  }
+
+  async unbindRelay(): Promise<void> {
+    const r = this.relay;
+    this.relay = undefined;
+    if (!r) return;
+    r.abort.abort();
+    r.socket.close();
+  }
+
+  get relayEndpoint(): string | undefined {
+    return this.relay?.endpoint;
+  }
+
+  private async readRelay(socket: zmq.Subscriber): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        const d = decodeFrames(frames, "legacy", {
+          maxBytes: this.opts.maxMessageBytes ?? MAX_BODY,
+          legacyDefaults: { host: "relay" },
+        });
+        if ("problem" in d) {
+          this.counters(RELAY_INBOUND).malformed++;
+          this.opts.log.warn("malformed message on relay_inbound skipped", { problem: d.problem });
+          continue;
+        }
+        this.enqueue(RELAY_INBOUND, d.message);
+      }
+    } catch {
+      // socket closed
+    }
+  }
+
+  private enqueue(service: string, message: Message): void {
+    const c = this.counters(service);
+    c.lastSeenAt = Date.now();
+    if (this.queue.length >= (this.opts.maxQueued ?? 100_000)) {
+      if (c.dropped++ % 1000 === 0)
+        this.opts.log.warn("ingest queue full (broker unreachable?): dropping legacy messages", { service });
+      return;
+    }
+    const headers = {
+      ...message.headers,
+      [VOUCHED]: "legacy",
+      [INGESTED_BY]: this.opts.brokerName,
+      [INGESTED_FROM]: service,
+    };
+    this.queue.push({ service, message: { ...message, headers } });
+    this.flushing ??= this.flush().finally(() => {
+      this.flushing = undefined;
+    });
+  }
+
+  /** Group commit: submit whatever is queued, in order; a failed request is retried with the same ids. */
+  private async flush(): Promise<void> {
+    let attempt = 0;
+    while (this.queue.length > 0 && !this.closed) {
+      const batch = this.queue.slice(0, this.opts.maxBatch ?? 1000);
+      try {
+        const results = await this.opts.client.submit(batch.map((p) => p.message));
+        this.queue.splice(0, batch.length);
+        attempt = 0;
+        results.forEach((r, k) => {
+          this.account(batch[k]!, r);
+        });
+      } catch (err) {
+        if (this.closed) return;
+        if (attempt % 5 === 0)
+          this.opts.log.warn("cannot submit ingested legacy messages yet; retrying with the same ids", {
+            err: err instanceof Error ? err.message : String(err),
+            queued: this.queue.length,
+          });
+        await sleep(backoffDelay(attempt++, 100, 5000), this.abort.signal);
+      }
+    }
+  }
+
+  private account(p: Pending, r: { duplicate: boolean } | HeraldError): void {
+    const c = this.counters(p.service);
+    if (r instanceof HeraldError) {
+      c.rejected++;
+      this.opts.log.warn("broker refused an ingested legacy message", {
+        service: p.service,
+        id: p.message.id,
+        topic: p.message.topic,
+        code: r.code,
+        reason: r.message,
+      });
+    } else if (r.duplicate) c.duplicates++;
+    else c.ingested++;
+  }
+
+  /** Wait (bounded) until everything read so far was submitted. */
+  async drain(deadline: number): Promise<void> {
+    while ((this.queue.length > 0 || this.flushing) && Date.now() < deadline) await sleep(10);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.readers.keys()].map((ep) => this.unread(ep)));
+    await this.unbindRelay();
+    await this.drain(Date.now() + 2000);
+    this.closed = true;
+    this.abort.abort();
+  }
+}

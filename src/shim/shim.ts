@@ -1,0 +1,260 @@
+import { statSync } from "node:fs";
+import { clientSubmitEndpoint, connectable } from "../broker/from-config.js";
+import { HeraldClient } from "../client/publisher.js";
+import type { HeraldConfig } from "../config/schema.js";
+import { loadLegacyConfig } from "../legacy/config/load.js";
+import type { LegacyConfig } from "../legacy/config/types.js";
+import type { Logger } from "../util/log.js";
+import type { Message } from "../wire/message.js";
+import { BridgedService } from "./bridged.js";
+import { EvidenceWriter, evidencePath, readEvidence } from "./evidence.js";
+import { ownerOf, PubFeed, ShimSink } from "./feed.js";
+import { Ingest } from "./ingest.js";
+import {
+  defaultLocalHosts,
+  isLocalEndpoint,
+  resolvePlan,
+  type ShimPlan,
+  type ShimService,
+} from "./services.js";
+import { History, snapshot } from "./snapshot.js";
+import type { ShimHandle, ShimOptions, ShimStatus } from "./types.js";
+
+/**
+ * Start the migration shim: ingest `legacy` services, serve `bridged` services' old ports, close
+ * `retired` ones; record who still listens. Runs inside `herald serve` (opts.feed = "sink": add
+ * `handle.sink` to the broker's sinks) or alone (`herald shim`, feed = "subscribe": reads the herald PUB).
+ */
+export async function startShim(
+  config: HeraldConfig,
+  log: Logger,
+  opts: ShimOptions = {},
+): Promise<ShimHandle> {
+  const shim = new Shim(config, log, opts);
+  await shim.start();
+  return shim;
+}
+
+class Shim implements ShimHandle {
+  readonly sink: ShimSink;
+  private plan: ShimPlan | undefined;
+  private readonly ingest: Ingest;
+  private readonly client: HeraldClient;
+  private readonly bridged = new Map<string, BridgedService>();
+  private readonly history: History;
+  private readonly writer: EvidenceWriter;
+  private feed: PubFeed | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private lastMtime = 0;
+  private applying: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly localHosts: string[];
+
+  constructor(
+    private config: HeraldConfig,
+    private readonly log: Logger,
+    private readonly opts: ShimOptions,
+  ) {
+    this.localHosts = opts.localHosts ?? defaultLocalHosts(config);
+    this.client = new HeraldClient({
+      endpoint: opts.submitEndpoint ?? clientSubmitEndpoint(config),
+      timeoutMs: config.client.timeout,
+      retries: config.client.retries,
+      maxBatch: config.broker.submit.maxBatch,
+      maxBodyBytes: config.limits.maxBodyBytes,
+    });
+    this.ingest = new Ingest({
+      client: this.client,
+      brokerName: config.broker.name,
+      log: log.child("ingest"),
+      maxBatch: config.broker.submit.maxBatch,
+      maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
+    });
+    const path = opts.evidencePath ?? evidencePath(config.paths.dataDir);
+    this.history = new History(readEvidence(path));
+    for (const [name, at] of this.history.ingestSeen()) this.ingest.seedLastSeen(name, at);
+    this.sink = new ShimSink((batch) => this.route(batch));
+    this.writer = new EvidenceWriter(path, () => this.status());
+  }
+
+  async start(): Promise<void> {
+    await this.apply(this.config, this.opts.legacyConfig);
+    if ((this.opts.feed ?? "subscribe") === "subscribe") {
+      const herald = this.opts.heraldEndpoint ?? heraldPub(this.config);
+      if (herald === undefined) this.log.warn("no herald PUB socket configured: bridged ports stay silent");
+      else this.feed = new PubFeed(herald, (batch) => this.route(batch));
+    }
+    this.writer.start();
+    this.watch();
+  }
+
+  /** Herald traffic from the broker: hand each message to the bridged service it belongs to. */
+  private route(batch: readonly Message[]): void {
+    const plan = this.plan;
+    if (!plan || this.bridged.size === 0) return;
+    const names = new Set(this.bridged.keys());
+    const byOwner = new Map<string, Message[]>();
+    for (const m of batch) {
+      const owner = ownerOf(m, plan, names);
+      if (owner === undefined) continue;
+      const list = byOwner.get(owner) ?? [];
+      list.push(m);
+      byOwner.set(owner, list);
+    }
+    for (const [owner, msgs] of byOwner) this.bridged.get(owner)?.publish(msgs);
+  }
+
+  reload(config: HeraldConfig): Promise<void> {
+    const run = this.applying.then(() => this.apply(config, undefined));
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private async apply(config: HeraldConfig, preloaded: LegacyConfig | undefined): Promise<void> {
+    if (this.stopped) return;
+    const legacy =
+      preloaded ??
+      (config.legacy.config
+        ? await loadLegacyConfig(config.legacy.config, this.opts.legacyLoad ?? {})
+        : undefined);
+    for (const w of legacy?.warnings ?? []) this.log.warn("legacy config", { warning: w });
+    const next = resolvePlan(config, legacy);
+    const prev = this.plan;
+    this.config = config;
+    for (const [name, old] of prev?.services ?? []) {
+      const now = next.services.get(name);
+      if (!now || now.endpoints.join(" ") !== old.endpoints.join(" ")) await this.teardown(old);
+    }
+    for (const svc of next.services.values()) await this.applyService(svc, prev?.services.get(svc.name));
+    this.plan = next;
+    if (next.relayInbound !== this.ingest.relayEndpoint) {
+      if (next.relayInbound === undefined) await this.ingest.unbindRelay();
+      else void this.ingest.bindRelay(next.relayInbound);
+    }
+    this.writer.flush();
+  }
+
+  private async applyService(svc: ShimService, old: ShimService | undefined): Promise<void> {
+    if (old?.stage !== svc.stage) {
+      this.history.stageChanged(svc.name, svc.stage);
+      this.log.info("legacy service stage", {
+        service: svc.name,
+        from: old?.stage ?? "(new)",
+        to: svc.stage,
+      });
+    }
+    const defaults = { host: svc.host || "legacy", app: svc.module };
+    if (svc.stage === "legacy") {
+      await this.closeBridged(svc.name);
+      for (const ep of svc.endpoints) this.ingest.read(svc.name, ep, defaults);
+      return;
+    }
+    if (svc.stage === "retired") {
+      await this.closeBridged(svc.name);
+      for (const ep of svc.endpoints) await this.ingest.unread(ep);
+      return;
+    }
+    // bridged: keep ingesting a local port until we hold it (the old app may still be publishing there).
+    const local = svc.endpoints.filter((ep) => isLocalEndpoint(ep, this.localHosts));
+    for (const ep of svc.endpoints) if (!local.includes(ep)) await this.ingest.unread(ep);
+    if (this.bridged.has(svc.name)) return;
+    if (local.length === 0) {
+      this.log.warn("bridged service has no endpoint on this host: the shim on its host serves it", {
+        service: svc.name,
+        endpoints: svc.endpoints.join(","),
+      });
+      return;
+    }
+    if (old?.stage !== "retired") for (const ep of local) this.ingest.read(svc.name, ep, defaults);
+    this.bridged.set(
+      svc.name,
+      new BridgedService({
+        service: svc.name,
+        endpoints: local,
+        brokerName: this.config.broker.name,
+        log: this.log.child("bridged"),
+        sendHighWaterMark: this.config.broker.sendHighWaterMark,
+        ...(this.opts.settleMs !== undefined ? { settleMs: this.opts.settleMs } : {}),
+        onBound: (ep) => this.ingest.unread(ep),
+      }),
+    );
+  }
+
+  private async closeBridged(name: string): Promise<void> {
+    const b = this.bridged.get(name);
+    if (!b) return;
+    this.history.recordPorts(name, b.portStates(), Date.now());
+    this.bridged.delete(name);
+    await b.close();
+  }
+
+  private async teardown(svc: ShimService): Promise<void> {
+    await this.closeBridged(svc.name);
+    for (const ep of svc.endpoints) await this.ingest.unread(ep);
+  }
+
+  /** Poll the config file's mtime (SIGHUP does the same at once). */
+  private watch(): void {
+    const w = this.opts.watch;
+    if (!w) return;
+    this.lastMtime = mtime(w.file);
+    this.poll = setInterval(() => {
+      const m = mtime(w.file);
+      if (m === this.lastMtime) return;
+      this.lastMtime = m;
+      this.log.info("config file changed: reloading the shim", { file: w.file });
+      let next: HeraldConfig;
+      try {
+        next = w.load();
+      } catch (err) {
+        this.log.error("config reload failed; keeping the running stages", { err: (err as Error).message });
+        return;
+      }
+      void this.reload(next).catch((err: unknown) =>
+        this.log.error("applying the reloaded config failed", { err: (err as Error).message }),
+      );
+    }, w.intervalMs ?? 1000);
+    this.poll.unref();
+  }
+
+  status(): ShimStatus {
+    return snapshot({
+      broker: this.config.broker.name,
+      plan: this.plan,
+      bridged: this.bridged,
+      ingest: this.ingest,
+      history: this.history,
+    });
+  }
+
+  /** Wait until every message routed so far has been written to its legacy port (tests, shutdown). */
+  async flushed(): Promise<void> {
+    await Promise.all([...this.bridged.values()].map((b) => b.flushed()));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    await this.applying;
+    if (this.poll) clearInterval(this.poll);
+    await this.feed?.close();
+    for (const name of [...this.bridged.keys()]) await this.closeBridged(name);
+    await this.ingest.close();
+    this.writer.stop();
+    this.stopped = true;
+    await this.sink.close();
+    await this.client.close();
+  }
+}
+
+function heraldPub(config: HeraldConfig): string | undefined {
+  const p = config.broker.publish.find((s) => s.format === "herald");
+  return p ? connectable(p.endpoint) : undefined;
+}
+
+function mtime(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
