@@ -1,0 +1,96 @@
+// Figure group 3: 8 concurrent publisher processes (group commit), each one message at a time, against
+// fedmsg's fire-and-forget publish reproduced in Python (1 process, one SUB connected) in the same run.
+import { figure } from "../lib/figure.mjs";
+import { nodeWorker, startChild } from "../lib/procs.mjs";
+import { newBrokerHome, startServe } from "../lib/serve.mjs";
+import { median, medianOf, PY, repeat } from "../lib/util.mjs";
+
+export const PROCS = 8;
+const FIRE = new URL("../py/fedmsg_fire.py", import.meta.url).pathname;
+
+/** One run of PROCS publisher processes started together; the aggregate acked rate. */
+export async function burst(ctx, broker, { procs = PROCS, count, batch = 1, window = 1 } = {}) {
+  const per = Math.ceil((count ?? ctx.n(16_000, 1600)) / procs);
+  const workers = Array.from({ length: procs }, () =>
+    nodeWorker("herald-pub.mjs", [
+      "--connect",
+      broker.submit,
+      "--count",
+      String(per),
+      "--batch",
+      String(batch),
+      "--window",
+      String(window),
+      "--barrier",
+    ]),
+  );
+  try {
+    await Promise.all(workers.map((w) => w.waitLine((l) => l.ready)));
+    for (const w of workers) w.send("go");
+    const res = await Promise.all(workers.map((w) => w.waitLine((l) => l.count !== undefined, 600_000)));
+    const total = res.reduce((a, r) => a + r.count - r.errors, 0);
+    const span = (Math.max(...res.map((r) => r.tEnd)) - Math.min(...res.map((r) => r.tStart))) / 1000;
+    return {
+      rate: total / span,
+      errors: res.reduce((a, r) => a + r.errors, 0),
+      p50_us: median(res.map((r) => r.p50_us)),
+      p99_us: Math.max(...res.map((r) => r.p99_us)),
+    };
+  } finally {
+    for (const w of workers) w.kill();
+  }
+}
+
+export async function fedmsgFire(ctx) {
+  return ctx.memo("py.fedmsg_fire", () =>
+    repeat(ctx.reps, async () => {
+      const py = startChild(PY, [FIRE, "--count", String(ctx.n(60_000, 6000)), "--subscribers", "1"]);
+      let sub;
+      try {
+        const { bound } = await py.waitLine((l) => l.bound);
+        sub = nodeWorker("sub-collect.mjs", ["--connect", bound, "--expect", "1000000000", "--noprobe"]);
+        return await py.waitLine((l) => l.rate !== undefined, 300_000);
+      } finally {
+        sub?.kill();
+        py.kill();
+      }
+    }),
+  );
+}
+
+export async function profile(ctx, name) {
+  const broker = await startServe(await newBrokerHome(), { profileName: name });
+  try {
+    await burst(ctx, broker);
+  } finally {
+    await broker.stop();
+  }
+}
+
+export async function run(ctx) {
+  const fire = await fedmsgFire(ctx);
+  const broker = await startServe(await newBrokerHome());
+  let herald;
+  try {
+    herald = await repeat(ctx.reps, () => burst(ctx, broker));
+  } finally {
+    await broker.stop();
+  }
+  const errors = herald.reduce((a, r) => a + r.errors, 0);
+  return [
+    figure({
+      figure: "multi.8proc_vs_fedmsg_fire",
+      values: herald.map((r) => r.rate),
+      unit: "msg/s",
+      reference: {
+        name: "fedmsg fire-and-forget (python, 1 proc, 1 SUB)",
+        value: median(fire.map((f) => f.rate)),
+      },
+      target: { kind: "ratio>=", x: 1.0 },
+      p50_us: medianOf(herald, "p50_us"),
+      p99_us: medianOf(herald, "p99_us"),
+      profileGroup: "multi",
+      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit)${errors ? `; ${errors} errors` : ""}`,
+    }),
+  ];
+}

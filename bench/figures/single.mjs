@@ -1,0 +1,93 @@
+// Figure group 2: one caller, durable acknowledged publish, one at a time.
+// References from this run: the physical limit 1/(raw round trip + fsync), and fedora-messaging's
+// pattern (pika, persistent, confirms, one at a time) against the local RabbitMQ.
+import { figure, notMeasured } from "../lib/figure.mjs";
+import { runJson } from "../lib/procs.mjs";
+import { newBrokerHome, startServe } from "../lib/serve.mjs";
+import { AMQP_URL, median, medianOf, PY, repeat } from "../lib/util.mjs";
+import { refs } from "./raw.mjs";
+
+const PUB = new URL("../workers/herald-pub.mjs", import.meta.url).pathname;
+const PIKA = new URL("../py/pika_confirm.py", import.meta.url).pathname;
+
+export function load(ctx, broker, reps = ctx.reps) {
+  return repeat(reps, () =>
+    runJson(process.execPath, [PUB, "--connect", broker.submit, "--count", String(ctx.n(3000, 300))]),
+  );
+}
+
+export async function profile(ctx, name) {
+  const broker = await startServe(await newBrokerHome(), { profileName: name });
+  try {
+    await load(ctx, broker, 1);
+  } finally {
+    await broker.stop();
+  }
+}
+
+export async function run(ctx) {
+  const rr = await refs.roundTrip(ctx);
+  const fsync = await refs.fsync(ctx);
+  const broker = await startServe(await newBrokerHome());
+  let herald;
+  try {
+    herald = await load(ctx, broker);
+  } finally {
+    await broker.stop();
+  }
+  const rtUs = 1e6 / median(rr.map((r) => r.rate));
+  const fsyncUs = median(fsync.map((f) => f.p50Us));
+  const limit = 1e6 / (rtUs + fsyncUs);
+  const rates = herald.map((r) => r.rate);
+  const lat = { p50_us: medianOf(herald, "p50_us"), p99_us: medianOf(herald, "p99_us") };
+  const errors = herald.reduce((a, r) => a + r.errors, 0);
+  const out = [
+    figure({
+      figure: "single.durable_vs_limit",
+      values: rates,
+      unit: "msg/s",
+      reference: { name: "1/(raw rt + fsync p50)", value: limit },
+      target: { kind: "ratio>=", x: 0.8 },
+      ...lat,
+      profileGroup: "single",
+      note: `raw rt ${Math.round(rtUs)} us + fsync ${Math.round(fsyncUs)} us; herald client one at a time over IPC${errors ? `; ${errors} errors` : ""}`,
+    }),
+  ];
+  out.push(await vsPika(ctx, rates, lat));
+  out.push(
+    figure({
+      figure: "single.p99_latency",
+      values: herald.map((r) => r.p99_us),
+      unit: "us",
+      target: { kind: "value<", x: 2000 },
+      ...lat,
+      profileGroup: "single",
+      note: "submit -> durable ack, p99 per repetition",
+    }),
+  );
+  return out;
+}
+
+async function vsPika(ctx, rates, lat) {
+  let pika;
+  try {
+    pika = await repeat(ctx.reps, () =>
+      runJson(PY, [PIKA, "--url", AMQP_URL, "--count", String(ctx.n(1500, 150))]),
+    );
+  } catch (err) {
+    return notMeasured(
+      "single.durable_vs_pika_confirm",
+      `pika/RabbitMQ failed: ${err.message.slice(0, 200)}`,
+    );
+  }
+  ctx.versions.rabbitmqServer ??= pika[0]?.server;
+  return figure({
+    figure: "single.durable_vs_pika_confirm",
+    values: rates,
+    unit: "msg/s",
+    reference: { name: "pika confirm, persistent, one at a time", value: median(pika.map((p) => p.rate)) },
+    target: { kind: "ratio>=", x: 4 },
+    ...lat,
+    note: `pika p50 ${medianOf(pika, "p50_us")} us, p99 ${medianOf(pika, "p99_us")} us`,
+  });
+}

@@ -1,0 +1,69 @@
+// The machine and every version, recorded next to each result.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import { measureFsync } from "../../dist/storage/fsync-probe.js";
+import { PY, ROOT } from "./util.mjs";
+
+const require = createRequire(import.meta.url);
+
+function tryRun(cmd, args, timeout = 20_000) {
+  try {
+    return execFileSync(cmd, args, { timeout, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function pkgVersion(name) {
+  try {
+    return JSON.parse(readFileSync(require.resolve(`${name}/package.json`, { paths: [ROOT] }), "utf8"))
+      .version;
+  } catch {
+    return undefined;
+  }
+}
+
+export function machine() {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? "unknown";
+  const fsync = measureFsync(os.tmpdir(), 200);
+  return {
+    cores: os.cpus().length,
+    cpu: model,
+    memory_gb: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    fsync_p50_us: fsync.p50Us,
+    fsync_p99_us: fsync.p99Us,
+    fsync_dir: os.tmpdir(),
+    loadavg_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+export async function versions() {
+  const zmq = await import("zeromq");
+  const Database = require(require.resolve("better-sqlite3", { paths: [ROOT] }));
+  const db = new Database(":memory:");
+  const sqlite = db.prepare("select sqlite_version()").pluck().get();
+  db.close();
+  const py = tryRun(PY, [
+    "-c",
+    "import sys,zmq,pika;print(sys.version.split()[0], zmq.__version__, zmq.zmq_version(), pika.__version__)",
+  ])?.split(" ");
+  const rabbit = tryRun("rabbitmqctl", ["version"]);
+  return {
+    herald: `${JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")).version} (${tryRun("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) ?? "?"})`,
+    node: process.version,
+    zeromq: pkgVersion("zeromq"),
+    libzmq: zmq.version,
+    amqplib: pkgVersion("amqplib"),
+    "better-sqlite3": pkgVersion("better-sqlite3"),
+    sqlite,
+    rabbitmq: rabbit ? `${rabbit} (rabbitmqctl version)` : undefined,
+    python3: py?.[0],
+    pyzmq: py?.[1],
+    "libzmq (pyzmq)": py?.[2],
+    pika: py?.[3],
+  };
+}

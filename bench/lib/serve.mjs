@@ -1,0 +1,107 @@
+// `herald serve` children on temp dirs and free ports, as the test helpers start them.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HeraldClient } from "../../dist/client/publisher.js";
+import { freePorts, startChild } from "./procs.mjs";
+import { CLI, nowMs, OUT, sleep } from "./util.mjs";
+
+const dirs = new Set();
+process.on("exit", () => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh state directory and ports for one broker (reuse it to restart the same broker). */
+export async function newBrokerHome(extraEnv = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "herald-bench-"));
+  dirs.add(dir);
+  const [herald, legacy] = await freePorts(2);
+  const env = {
+    ...process.env,
+    HERALD_CONFIG: "",
+    HERALD_LOG_LEVEL: "warn",
+    HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
+    HERALD_PATHS__DATA_DIR: join(dir, "data"),
+    HERALD_BROKER__PUBLISH__0__ENDPOINT: `tcp://127.0.0.1:${herald}`,
+    HERALD_BROKER__PUBLISH__1__ENDPOINT: `tcp://127.0.0.1:${legacy}`,
+    ...extraEnv,
+  };
+  return {
+    dir,
+    env,
+    submit: `ipc://${join(dir, "run", "submit.sock")}`,
+    pub: { herald: `tcp://127.0.0.1:${herald}`, legacy: `tcp://127.0.0.1:${legacy}` },
+  };
+}
+
+/**
+ * Start `node dist/cli/main.js serve` for `home` and wait until it answers a ping.
+ * `profileName`: run under `--cpu-prof` writing `bench/out/<profileName>.cpuprofile` at exit.
+ */
+export async function startServe(home, { profileName, readyTimeoutMs = 120_000 } = {}) {
+  const nodeArgs = [];
+  if (profileName) {
+    mkdirSync(OUT, { recursive: true });
+    nodeArgs.push("--cpu-prof", "--cpu-prof-dir", OUT, "--cpu-prof-name", `${profileName}.cpuprofile`);
+  }
+  const t0 = nowMs();
+  const proc = startChild(process.execPath, [CLI, "serve"], { env: home.env, stdin: "ignore", nodeArgs });
+  const client = new HeraldClient({ endpoint: home.submit, timeoutMs: 250, retries: 0 });
+  const deadline = Date.now() + readyTimeoutMs;
+  let up = false;
+  let exited = false;
+  void proc.exited.then(() => {
+    exited = true;
+  });
+  try {
+    while (!up && !exited && Date.now() < deadline) {
+      up = await client.command("ping").then(
+        () => true,
+        () => false,
+      );
+      if (!up) await sleep(10);
+    }
+  } finally {
+    await client.close();
+  }
+  if (!up) {
+    proc.kill();
+    throw new Error(`herald serve did not come up: ${proc.stderr().slice(-3000)}`);
+  }
+  const readyMs = nowMs() - t0;
+  return {
+    home,
+    proc,
+    pid: proc.child.pid,
+    readyMs,
+    submit: home.submit,
+    pub: home.pub,
+    async status() {
+      const c = new HeraldClient({ endpoint: home.submit, timeoutMs: 10_000, retries: 1 });
+      try {
+        return await c.status();
+      } finally {
+        await c.close();
+      }
+    },
+    /** SIGTERM, wait for a clean exit (a CPU profile is written then); SIGKILL after `graceMs`. */
+    async stop(graceMs = 15_000) {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Poll `herald status` until `cond(status)` holds; returns the elapsed ms, or undefined on timeout. */
+export async function waitStatus(broker, cond, timeoutMs = 600_000, stepMs = 100) {
+  const t0 = nowMs();
+  while (nowMs() - t0 < timeoutMs) {
+    const s = await broker.status().catch(() => undefined);
+    if (s && cond(s)) return nowMs() - t0;
+    await sleep(stepMs);
+  }
+  return undefined;
+}
