@@ -14,10 +14,10 @@ export const refs = {
   pipelined: (ctx, window = PIPE_WINDOW) =>
     ctx.memo(`raw.pipe.${window}`, () => rawRoundTrips(ctx.reps, { count: ctx.n(30_000, 3000), window })),
   fsync: (ctx) => ctx.memo("raw.fsync", () => fsyncReps(ctx.reps, ctx.n(300, 50))),
-  pubsub: (ctx, subs = 1) =>
-    ctx.memo(`raw.pubsub.${subs}`, async () => {
+  pubsub: (ctx, subs = 1, count = ctx.n(100_000, 10_000)) =>
+    ctx.memo(`raw.pubsub.${subs}.${count}`, async () => {
       const [port] = await freePorts(1);
-      return rawPubSub(ctx.reps, { count: ctx.n(100_000, 10_000), subs, port });
+      return rawPubSub(ctx.reps, { count, subs, port });
     }),
 };
 

@@ -65,6 +65,8 @@ function targetText(t) {
       return `< ${t.x}`;
     case "value<=":
       return `<= ${t.x}`;
+    case "value>=":
+      return `>= ${t.x}`;
     default:
       return String(t.kind);
   }
@@ -81,6 +83,8 @@ function met(t, value, ratio) {
       return value === null ? false : value < t.x;
     case "value<=":
       return value === null ? false : value <= t.x;
+    case "value>=":
+      return value === null ? false : value >= t.x;
     default:
       return null;
   }

@@ -2,6 +2,7 @@
 // usage: herald-pub.mjs --connect EP --count N [--batch B --window W] [--barrier] [--probe] [--topic T]
 //   --barrier  after warm-up print {"ready":true} and wait for a line on stdin before measuring
 //   --probe    while waiting at the barrier, publish a bench.probe message every 50 ms (subscribers' link check)
+//   --warmup N messages sent before measuring (default 50 requests' worth)
 //   --pad N    body text length (default 64); every body carries {t: send time in ms, k}
 import { HeraldClient } from "../../dist/client/publisher.js";
 import { createMessage } from "../../dist/wire/message.js";
@@ -43,7 +44,7 @@ async function run(n, record) {
   await Promise.all(Array.from({ length: Math.min(window, requests) }, lane));
 }
 
-await run(Math.min(50 * batch, count)); // warm-up: connect, JIT
+await run(Math.min(Number(a.warmup ?? 50 * batch), count)); // warm-up: connect, JIT
 if (a.barrier) {
   emit({ ready: true });
   const go = stdinLine();

@@ -41,6 +41,7 @@ async function read(i) {
         }
         continue;
       }
+      if (!ready[i]) continue; // before our first probe: the publisher's warm-up, not measured
       if (counts[i] === 0) first[i] = now;
       counts[i]++;
       last[i] = now;
@@ -56,6 +57,7 @@ async function read(i) {
 if (a.noprobe) {
   // The publisher waits for our subscription itself (XPUB): nothing to probe.
   announced = true;
+  ready.fill(true);
   emit({ ready: true });
 }
 const readers = socks.map((_, i) => read(i));
