@@ -41,7 +41,7 @@ interface Port {
 /**
  * A bridged service: the app moved to herald, so the shim binds the app's old per-thread ports on this
  * host and publishes that service's herald traffic there in fedmsg framing. Each message goes out on
- * exactly one port (the first bound one in configuration order): old subscribers connect to every
+ * exactly one port (the first one bound, kept for the life of this port set): old subscribers connect to every
  * endpoint of the list, so one port reaches each of them once. Binding retries with backoff while the
  * old app still holds a port; messages arriving meanwhile are held (bounded) and sent once bound.
  */
@@ -53,6 +53,8 @@ export class BridgedService {
   private readonly abort = new AbortController();
   private chain: Promise<void> = Promise.resolve();
   private readonly recent = new Set<string>();
+  /** Chosen once, at the first bind, and kept: switching ports would send to a port old subscribers may not have rejoined yet. */
+  private serving: Port | undefined;
   sent = 0;
   droppedHeld = 0;
   sendErrors = 0;
@@ -96,6 +98,7 @@ export class BridgedService {
       }
       p.t = t;
       p.boundSince = Date.now();
+      this.serving ??= p;
       delete p.lastError;
       this.opts.log.info("legacy port bound: serving herald traffic in fedmsg format", {
         service: this.opts.service,
@@ -149,7 +152,7 @@ export class BridgedService {
   private send(batch: Message[]): void {
     if (batch.length === 0) return;
     this.chain = this.chain.then(async () => {
-      const port = this.ports.find((p) => p.t !== undefined);
+      const port = this.serving;
       if (!port?.t || this.stopped) return;
       try {
         await port.t.send(batch);
@@ -171,7 +174,7 @@ export class BridgedService {
   }
 
   portStates(): PortState[] {
-    const serving = this.ports.find((p) => p.t !== undefined);
+    const serving = this.serving;
     return this.ports.map((p) => {
       const info = p.t?.subscribers() ?? { connected: 0, prefixes: [] };
       const s: PortState = {
@@ -200,5 +203,6 @@ export class BridgedService {
       });
     await Promise.all(this.ports.map((p) => p.t?.close()));
     for (const p of this.ports) p.t = undefined;
+    this.serving = undefined;
   }
 }
