@@ -17,6 +17,7 @@ export {
   publicKeyText,
   toPublic,
 } from "./keys.js";
+export { type Peer, PeerIdentities, routingIdFor } from "./peer.js";
 export {
   fromLegacyRoutingPolicy,
   mergeRules,
@@ -66,7 +67,6 @@ export {
   curveDealerOptions,
   curveServerOptions,
   DEFAULT_ZAP_DOMAIN,
-  identityOf,
   onDeath,
   requireZap,
   startZap,
