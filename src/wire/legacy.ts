@@ -109,7 +109,18 @@ export function decodeLegacyEnvelope(
   if (typeof msgId !== "string") throw new ProtocolError("fedmsg envelope field 'msg_id' must be a string");
   if (typeof timestamp !== "number")
     throw new ProtocolError("fedmsg envelope field 'timestamp' must be a number");
-  const headers = legacyHeaders(raw);
+  // Date covers +-8.64e15 ms; beyond that toISOString() throws RangeError (found by test/wire-fuzz).
+  if (!(Math.abs(timestamp) <= 8.64e12))
+    throw new ProtocolError(`fedmsg envelope field 'timestamp' is out of range: ${timestamp}`);
+  let headers: Headers;
+  try {
+    headers = legacyHeaders(raw);
+  } catch (err) {
+    // JSON.stringify of absurdly nested unknown fields overflows the stack.
+    throw new ProtocolError(`fedmsg envelope has unencodable extra fields: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   const v7 = UUID_V7_ID.exec(msgId);
   const message: Message = {
     id: v7 ? v7[1]! : msgId,
