@@ -21,6 +21,8 @@ for (let i = 0; i < count; i += batch) {
     }
   } catch (e) {
     for (const m of msgs) lines.push({ err: m.id, code: e.code ?? "THROWN" });
+    // STOP_ON_DOWN=1: a broker that went away stays away (SIGTERM tests); stop instead of timing out forever.
+    if (process.env.STOP_ON_DOWN === "1") break;
   }
   if (lines.length >= 500)
     process.stdout.write(
