@@ -9,7 +9,7 @@ export const PROCS = 8;
 const FIRE = new URL("../py/fedmsg_fire.py", import.meta.url).pathname;
 
 /** One run of PROCS publisher processes started together; the aggregate acked rate. */
-export async function burst(ctx, broker, { procs = PROCS, count, batch = 1, window = 1 } = {}) {
+export async function burst(ctx, broker, { procs = PROCS, count, batch = 1, window = 1, warmup } = {}) {
   const per = Math.ceil((count ?? ctx.n(16_000, 1600)) / procs);
   const workers = Array.from({ length: procs }, () =>
     nodeWorker("herald-pub.mjs", [
@@ -21,6 +21,7 @@ export async function burst(ctx, broker, { procs = PROCS, count, batch = 1, wind
       String(batch),
       "--window",
       String(window),
+      ...(warmup === undefined ? [] : ["--warmup", String(warmup)]),
       "--barrier",
     ]),
   );

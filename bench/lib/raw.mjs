@@ -39,9 +39,15 @@ export function fsyncReps(reps, samples) {
  * A raw zeromq.js PUB sending herald-shaped JSON envelopes to `subs` SUB sockets (spread over processes
  * of at most 10 sockets). Returns per repetition {rate (slowest subscriber's receive rate), p50/p99, ...}.
  */
-export async function rawPubSub(reps, { count, subs, port }) {
+export async function rawPubSub(reps, { count, subs, port, legacy }) {
   return repeat(reps, async () => {
-    const pub = nodeWorker("raw-pub.mjs", ["--bind", `tcp://127.0.0.1:${port}`, "--count", String(count)]);
+    const pub = nodeWorker("raw-pub.mjs", [
+      "--bind",
+      `tcp://127.0.0.1:${port}`,
+      "--count",
+      String(count),
+      ...(legacy ? ["--legacy", legacy] : []),
+    ]);
     try {
       const { bound } = await pub.waitLine((l) => l.bound);
       const result = await collectFrom([[bound, subs]], count, () => pub.send("go"));

@@ -1,0 +1,93 @@
+// Figure group 7: one-shot publish of one message from a fresh process (broker running): wall time of
+// `herald publish` against the Python equivalents: herald's own scripts/herald_publish.py, a
+// fedmsg-logger reproduction (PUB connect, post_init_sleep 0.5 s, send) and a `fedora-messaging publish`
+// reproduction (pika connect, confirm, publish).
+import { spawn } from "node:child_process";
+import { resolve } from "node:path";
+import { figure } from "../lib/figure.mjs";
+import { freePorts, nodeWorker } from "../lib/procs.mjs";
+import { newBrokerHome, startServe } from "../lib/serve.mjs";
+import { AMQP_URL, CLI, median, PY, ROOT, repeat } from "../lib/util.mjs";
+
+const py = (f) => new URL(`../py/${f}`, import.meta.url).pathname;
+
+/** Wall time (ms) of one process run to a successful exit. */
+function wall(cmd, args, env) {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    const c = spawn(cmd, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    c.stderr.on("data", (d) => {
+      err += d.toString();
+    });
+    c.on("error", rej);
+    c.on("exit", (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) res(ms);
+      else rej(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-500)}`));
+    });
+  });
+}
+
+/** Per repetition: the median wall time of `runs` consecutive runs. */
+async function timeIt(ctx, cmd, args, env) {
+  const runs = ctx.n(5, 2);
+  await wall(cmd, args, env); // warm the page cache
+  return repeat(ctx.reps, async () => median(await repeat(runs, () => wall(cmd, args, env))));
+}
+
+export async function run(ctx) {
+  const broker = await startServe(await newBrokerHome());
+  const [relayPort] = await freePorts(1);
+  const relay = nodeWorker("sub-bind.mjs", ["--bind", `tcp://127.0.0.1:${relayPort}`]);
+  try {
+    await relay.waitLine((l) => l.bound);
+    const env = broker.home.env;
+    const herald = await timeIt(ctx, process.execPath, [CLI, "publish", "bench.cli", "{}"], env);
+    const refs = [
+      [
+        "herald_publish.py",
+        PY,
+        [resolve(ROOT, "scripts", "herald_publish.py"), "--endpoint", broker.submit, "bench.cli", "{}"],
+      ],
+      ["fedmsg-logger (python reproduction)", PY, [py("oneshot_fedmsg.py"), `tcp://127.0.0.1:${relayPort}`]],
+      ["fedora-messaging publish (pika reproduction)", PY, [py("oneshot_pika.py"), AMQP_URL]],
+    ];
+    const out = [];
+    for (const [name, cmd, args] of refs) {
+      let ref;
+      try {
+        ref = await timeIt(ctx, cmd, args, env);
+      } catch (err) {
+        out.push({
+          ...figure({ figure: `cli.herald_publish_vs_${slug(name)}`, values: herald, unit: "ms" }),
+          note: `reference failed: ${err.message.slice(0, 200)}`,
+        });
+        continue;
+      }
+      out.push(
+        figure({
+          figure: `cli.herald_publish_vs_${slug(name)}`,
+          values: herald,
+          unit: "ms",
+          reference: { name, value: median(ref) },
+          // herald's own Python client is a comparison, not a predecessor to beat.
+          target: name.startsWith("herald") ? undefined : { kind: "ratio<=", x: 1.0 },
+          note: `wall time of \`node dist/cli/main.js publish bench.cli '{}'\` (acked) vs ${name}; median of ${ctx.n(5, 2)} runs per repetition; ratio < 1 means herald is faster`,
+        }),
+      );
+    }
+    return out;
+  } finally {
+    relay.kill();
+    await broker.stop();
+  }
+}
+
+function slug(name) {
+  return name
+    .split(" ")[0]
+    .replace(/[^a-z0-9]+/gi, "_")
+    .replace(/_py$/, "")
+    .toLowerCase();
+}

@@ -1,0 +1,100 @@
+// Figure group 8: the broker's footprint: RSS and CPU idle and under load, RSS with a large backlog of
+// pending messages (a forward sink to a dead endpoint keeps everything pending), and the time until a
+// restarted broker answers with that backlog.
+import { figure } from "../lib/figure.mjs";
+import { freePorts, procUsage, sampleUsage } from "../lib/procs.mjs";
+import { newBrokerHome, startServe } from "../lib/serve.mjs";
+import { repeat, sleep } from "../lib/util.mjs";
+import { burst } from "./multi.mjs";
+
+const MB = 1024 * 1024;
+
+async function idleAndLoad(ctx) {
+  const broker = await startServe(await newBrokerHome());
+  try {
+    await sleep(1500); // past the publish delay and start-up work
+    const idle = await sampleUsage(broker.pid, () => sleep(ctx.n(5000, 2000)));
+    const load = await sampleUsage(broker.pid, () => burst(ctx, broker, { count: ctx.n(16_000, 1600) }));
+    return { idle, load };
+  } finally {
+    await broker.stop();
+  }
+}
+
+async function backlog(ctx) {
+  const [dead] = await freePorts(1);
+  const n = ctx.backlog;
+  const home = await newBrokerHome({
+    HERALD_SINKS__0__NAME: "down",
+    HERALD_SINKS__0__TYPE: "forward",
+    HERALD_SINKS__0__ENDPOINT: `tcp://127.0.0.1:${dead}`,
+    HERALD_OUTBOX__MAX_MESSAGES: String(Math.ceil(n * 1.2) + 10_000),
+    HERALD_OUTBOX__MAX_BYTES: "8GiB",
+  });
+  let broker = await startServe(home);
+  try {
+    const t0 = performance.now();
+    const fill = await burst(ctx, broker, { procs: 4, count: n, batch: 1000, window: 2, warmup: 0 });
+    const fillSecs = (performance.now() - t0) / 1000;
+    const status = await broker.status();
+    await sleep(1000);
+    const held = await sampleUsage(broker.pid, () => sleep(3000));
+    const restarts = await repeat(ctx.reps, async () => {
+      await broker.stop();
+      broker = await startServe(home);
+      await sleep(2000);
+      return { readyMs: broker.readyMs, rss: procUsage(broker.pid).rss };
+    });
+    return { n, fill, fillSecs, pending: status.outbox.pendingMessages, held, restarts };
+  } finally {
+    await broker.stop();
+  }
+}
+
+export async function run(ctx) {
+  const { idle, load } = await idleAndLoad(ctx);
+  const b = await backlog(ctx);
+  const k = b.n >= 1_000_000 ? `${b.n / 1_000_000}M` : `${Math.round(b.n / 1000)}k`;
+  return [
+    figure({
+      figure: "footprint.idle_rss",
+      values: [idle.peakRss / MB],
+      unit: "MB",
+      note: `idle CPU ${idle.cpuPct.toFixed(1)}% of one core over ${idle.secs.toFixed(0)} s`,
+    }),
+    figure({ figure: "footprint.idle_cpu", values: [idle.cpuPct], unit: "% core" }),
+    figure({
+      figure: "footprint.load_rss",
+      values: [load.peakRss / MB],
+      unit: "MB",
+      note: `peak RSS while 8 processes publish one at a time (${Math.round(load.result.rate)} msg/s acked)`,
+    }),
+    figure({
+      figure: "footprint.load_cpu",
+      values: [load.cpuPct],
+      unit: "% core",
+      note: "broker CPU under the 8-process load",
+    }),
+    figure({
+      figure: `footprint.backlog_${k}_rss`,
+      values: [b.held.peakRss / MB],
+      unit: "MB",
+      target: { kind: "value<", x: 150 },
+      note: `peak RSS over 3 s right after accepting them: ${b.pending} pending messages (forward sink to a dead endpoint); filled by 4 processes with batches of 1000 at ${Math.round(b.n / b.fillSecs)} msg/s${b.fill.errors ? `, ${b.fill.errors} errors` : ""}`,
+    }),
+    figure({
+      figure: `footprint.backlog_${k}_rss_after_restart`,
+      values: b.restarts.map((r) => r.rss / MB),
+      unit: "MB",
+      target: { kind: "value<", x: 150 },
+      note: "RSS 2 s after a restart with the backlog still pending (nothing loaded into memory)",
+    }),
+    figure({
+      figure: `footprint.backlog_${k}_restart_ready`,
+      values: b.restarts.map((r) => r.readyMs),
+      unit: "ms",
+      target: { kind: "value<", x: 2000 },
+      note: "from spawning `herald serve` to its first answered ping, with the backlog pending",
+    }),
+  ];
+}
