@@ -10,6 +10,10 @@ const USAGE = `usage: herald COMMAND [options]   (herald COMMAND --help for deta
   status                broker, outbox and sinks
   config show|check     effective configuration with provenance; validate a file
   legacy show|import    read fedmsg configuration files
+  record FILE [PAT...]  record real traffic to a cassette (JSON lines, exact bytes)
+  replay FILE           submit a cassette's messages to the broker again
+  shim                  run the fedmsg migration shim in its own process
+  cutover status|plan|retire|restore   move fedmsg services off their old ports, with evidence
   demo                  start a broker on embedded defaults and show it working
 
 Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 broker unavailable, 5 storage failure.`;
@@ -24,6 +28,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   config: async () => (await import("./config.js")).config,
   legacy: async () => (await import("./legacy.js")).legacy,
   demo: async () => (await import("./demo.js")).demo,
+  record: async () => (await import("./record.js")).record,
+  replay: async () => (await import("./record.js")).replay,
+  shim: async () => (await import("./shim.js")).shim,
+  cutover: async () => (await import("./cutover.js")).cutover,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,3 @@
+/** `herald/testing`: what users' own tests need. */
+export { MemoryBus, MemoryTransport } from "../transport/memory.js";
+export { type CassetteEntry, Recorder, readCassette } from "./recording.js";
