@@ -1,1 +1,272 @@
-export {};
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseDocument } from "yaml";
+import type { HeraldConfig, LegacyStage } from "../config/schema.js";
+import { formatDuration } from "../config/units.js";
+import { ConfigError, HeraldError } from "../errors.js";
+import {
+  type EvidenceFile,
+  evidencePath,
+  readEvidence,
+  type ServiceEvidence,
+  writeAtomic,
+} from "./evidence.js";
+
+/** Evidence older than this (no write by a live shim) says nothing about who is connected now. */
+export const STALE_EVIDENCE_MS = 120_000;
+
+export interface Verdict {
+  ok: boolean;
+  /** One sentence a person can act on. */
+  reason: string;
+}
+
+export interface PlanEntry {
+  service: string;
+  stage: LegacyStage;
+  /** What can happen next: bridge (move the app to herald), retire, wait, or nothing. */
+  next: "bridge" | "retire" | "wait" | "done";
+  reason: string;
+  listeners: string[];
+}
+
+export interface CutoverResult {
+  action: "retire" | "restore";
+  service: string;
+  done: boolean;
+  dryRun: boolean;
+  reason: string;
+  signalled: string;
+}
+
+export function cutoverLogPath(config: HeraldConfig): string {
+  return join(config.paths.dataDir, "cutover.log");
+}
+
+export function loadEvidence(config: HeraldConfig): EvidenceFile | undefined {
+  return readEvidence(evidencePath(config.paths.dataDir));
+}
+
+/** Is the shim that wrote the evidence alive and writing? */
+export function evidenceProblem(ev: EvidenceFile | undefined, now = Date.now()): string | undefined {
+  if (!ev)
+    return "no shim evidence yet: start the shim (`herald serve` with legacy.enabled, or `herald shim`)";
+  if (!pidAlive(ev.pid)) return `the shim that wrote the evidence (pid ${ev.pid}) is not running: start it`;
+  const age = now - Date.parse(ev.updatedAt);
+  if (age > STALE_EVIDENCE_MS) return `the shim's evidence is ${formatDuration(age)} old: is the shim stuck?`;
+  return undefined;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+const ago = (iso: string, now: number): string => `${formatDuration(Math.max(0, now - Date.parse(iso)))} ago`;
+
+/** Who listens on a service's ports now or within the grace period, one line each. */
+export function listeners(s: ServiceEvidence, graceMs: number, now = Date.now()): string[] {
+  const out: string[] = [];
+  for (const p of Object.values(s.ports)) {
+    const prefixes = (p.prefixes.length > 0 ? p.prefixes : p.prefixesSeen)
+      .map((x) => JSON.stringify(x))
+      .join(", ");
+    if (p.connected > 0)
+      out.push(
+        `${p.endpoint}: ${p.connected} subscriber(s) connected now (prefixes ${prefixes || "none yet"})`,
+      );
+    else if (p.lastSeenAt && now - Date.parse(p.lastSeenAt) < graceMs)
+      out.push(
+        `${p.endpoint}: a subscriber was seen ${ago(p.lastSeenAt, now)} (prefixes ${prefixes || "unknown"})`,
+      );
+  }
+  return out;
+}
+
+/** May this service be retired now? Conservative: no evidence for the whole grace period means no. */
+export function checkRetire(
+  service: string,
+  stage: LegacyStage,
+  ev: EvidenceFile | undefined,
+  graceMs: number,
+  now = Date.now(),
+): Verdict {
+  if (stage === "retired") return { ok: true, reason: `${service} is already retired` };
+  const problem = evidenceProblem(ev, now);
+  if (problem) return { ok: false, reason: problem };
+  const s = ev!.services[service];
+  if (!s)
+    return {
+      ok: false,
+      reason: `the shim has no evidence for ${service}: is it in legacy.services or legacy.config?`,
+    };
+  const grace = formatDuration(graceMs);
+  if (s.stage !== stage)
+    return {
+      ok: false,
+      reason: `the running shim still has ${service} at stage ${s.stage}, not ${stage}: reload it (SIGHUP) and retry`,
+    };
+  const since = Date.parse(s.stageSince);
+  if (stage === "legacy") {
+    if (s.ingest.lastSeenAt && now - Date.parse(s.ingest.lastSeenAt) < graceMs)
+      return {
+        ok: false,
+        reason: `${service} still publishes the old way (last message ${ago(s.ingest.lastSeenAt, now)}, grace ${grace}): move its app to herald and set it to bridged first`,
+      };
+    if (now - since < graceMs)
+      return {
+        ok: false,
+        reason: `${service} has been watched for only ${ago(s.stageSince, now).replace(" ago", "")}; wait the grace period (${grace})`,
+      };
+    return { ok: true, reason: `${service} published nothing for ${grace}` };
+  }
+  const who = listeners(s, graceMs, now);
+  if (who.length > 0) return { ok: false, reason: `${service} still has listeners: ${who.join("; ")}` };
+  for (const p of Object.values(s.ports)) {
+    if (!p.bound || !p.boundSince)
+      return {
+        ok: false,
+        reason: `${p.endpoint} is not bound by the shim (${p.lastError ?? "binding"}), so nobody can be watched there yet`,
+      };
+    if (now - Date.parse(p.boundSince) < graceMs)
+      return {
+        ok: false,
+        reason: `${p.endpoint} has been watched only since ${p.boundSince}; retire after the grace period (${grace})`,
+      };
+  }
+  return { ok: true, reason: `no subscriber on ${Object.keys(s.ports).length} port(s) for ${grace}` };
+}
+
+/** Which services can move next, and what still listens where. */
+export function planCutover(
+  config: HeraldConfig,
+  stages: Map<string, LegacyStage>,
+  ev: EvidenceFile | undefined,
+  now = Date.now(),
+): PlanEntry[] {
+  const grace = config.legacy.grace;
+  return [...stages].map(([service, stage]) => {
+    const s = ev?.services[service];
+    const who = s ? listeners(s, grace, now) : [];
+    if (stage === "retired") return { service, stage, next: "done", reason: "retired", listeners: who };
+    const v = checkRetire(service, stage, ev, grace, now);
+    if (v.ok) return { service, stage, next: "retire", reason: v.reason, listeners: who };
+    if (stage === "legacy")
+      return {
+        service,
+        stage,
+        next: "bridge",
+        reason: `move its app to herald, then set stage bridged (${v.reason})`,
+        listeners: who,
+      };
+    return { service, stage, next: "wait", reason: v.reason, listeners: who };
+  });
+}
+
+/** Set `legacy.services.<service>.stage` in the YAML file, keeping its comments and layout. */
+export function setStageInFile(file: string, service: string, stage: LegacyStage): void {
+  const doc = parseDocument(readFileSync(file, "utf8"));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      "CONFIG",
+      `${file} does not parse as YAML (${doc.errors[0]!.message}): fix it first`,
+    );
+  doc.setIn(["legacy", "services", service, "stage"], stage);
+  writeAtomic(file, doc.toString());
+}
+
+/** Tell the running shim to reload: SIGHUP to `<runtimeDir>/herald.pid`. Returns what happened. */
+export function signalShim(config: HeraldConfig): string {
+  const file = join(config.paths.runtimeDir, "herald.pid");
+  if (!existsSync(file))
+    return `no ${file}: a running shim picks the change up from the file within a second`;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  try {
+    process.kill(pid, "SIGHUP");
+    return `sent SIGHUP to pid ${pid}`;
+  } catch (err) {
+    return `could not signal pid ${pid} (${(err as NodeJS.ErrnoException).code}): the change applies when the shim next starts or polls the file`;
+  }
+}
+
+export function appendCutoverLog(config: HeraldConfig, entry: Record<string, unknown>): void {
+  mkdirSync(config.paths.dataDir, { recursive: true });
+  appendFileSync(cutoverLogPath(config), `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`);
+}
+
+export interface CutoverOptions {
+  config: HeraldConfig;
+  /** The herald YAML file to edit (the one `herald serve` reads). */
+  file: string | undefined;
+  service: string;
+  stage: LegacyStage;
+  graceMs?: number;
+  dryRun?: boolean;
+}
+
+/** Retire a service: refuse (CUTOVER_REFUSED) while anyone listens or listened within the grace period. */
+export function retire(o: CutoverOptions): CutoverResult {
+  const graceMs = o.graceMs ?? o.config.legacy.grace;
+  const ev = loadEvidence(o.config);
+  const v = checkRetire(o.service, o.stage, ev, graceMs);
+  const evidence = ev?.services[o.service];
+  if (!v.ok) {
+    appendCutoverLog(o.config, {
+      action: "retire",
+      service: o.service,
+      result: "refused",
+      reason: v.reason,
+      graceMs,
+      evidence,
+    });
+    throw new HeraldError("CUTOVER_REFUSED", `cannot retire ${o.service}: ${v.reason}`, {
+      details: { service: o.service },
+    });
+  }
+  return change(o, "retire", "retired", v.reason, evidence, { graceMs });
+}
+
+/** Bring a retired service's ports back (stage bridged). */
+export function restore(o: CutoverOptions): CutoverResult {
+  const ev = loadEvidence(o.config)?.services[o.service];
+  return change(o, "restore", "bridged", `was ${o.stage}`, ev, {});
+}
+
+function change(
+  o: CutoverOptions,
+  action: "retire" | "restore",
+  stage: LegacyStage,
+  reason: string,
+  evidence: ServiceEvidence | undefined,
+  extra: Record<string, unknown>,
+): CutoverResult {
+  if (o.file === undefined)
+    throw new ConfigError(
+      "CONFIG",
+      "no herald config file to edit: pass --config FILE (the one `herald serve` reads)",
+    );
+  const dryRun = o.dryRun ?? false;
+  let signalled = "";
+  if (!dryRun && o.stage !== stage) {
+    setStageInFile(o.file, o.service, stage);
+    signalled = signalShim(o.config);
+  }
+  const result = dryRun ? "dry-run" : o.stage === stage ? "unchanged" : "done";
+  appendCutoverLog(o.config, {
+    action,
+    service: o.service,
+    from: o.stage,
+    to: stage,
+    result,
+    reason,
+    file: o.file,
+    signalled,
+    evidence,
+    ...extra,
+  });
+  return { action, service: o.service, done: !dryRun, dryRun, reason, signalled };
+}

@@ -97,7 +97,9 @@ export class EvidenceWriter {
     const anyone = Object.values(snap.services).some((s) =>
       Object.values(s.ports).some((p) => p.connected > 0),
     );
-    if (!force && key === this.last && !(anyone && now - this.lastWriteAt >= this.heartbeatMs)) return;
+    // Rewrite unchanged evidence periodically too: its updatedAt tells `herald cutover` the shim is alive.
+    const period = anyone ? this.heartbeatMs : 30_000;
+    if (!force && key === this.last && now - this.lastWriteAt < period) return;
     try {
       writeAtomic(this.path, `${JSON.stringify(snap, null, 2)}\n`);
       this.last = key;

@@ -1,0 +1,136 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config/load.js";
+import { HeraldError } from "../src/errors.js";
+import {
+  checkRetire,
+  cutoverLogPath,
+  loadEvidence,
+  planCutover,
+  restore,
+  retire,
+} from "../src/shim/cutover.js";
+import { waitFor } from "./helpers/broker.js";
+import { freePorts } from "./helpers/serve.js";
+import { PythonPeer } from "./peers/python-peer.js";
+import { endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
+
+let setup: ShimSetup | undefined;
+const peers: PythonPeer[] = [];
+
+afterEach(async () => {
+  await Promise.all(peers.splice(0).map((p) => p.stop()));
+  await setup?.stop();
+  setup = undefined;
+});
+
+describe("herald cutover", () => {
+  it("retire refuses while a legacy subscriber listens, succeeds after it left and the grace passed; restore brings the ports back", async () => {
+    const endpoints = endpointsOn(await freePorts(2));
+    setup = await startShimBroker({
+      services: { "wiki.test": { stage: "bridged", endpoints } },
+      grace: "1s",
+    });
+    const s = setup;
+    writeFileSync(
+      s.file,
+      `# site settings: this comment must survive cutover edits\n${readFileSync(s.file, "utf8")}`,
+    );
+    const reload = () => s.running.shim!.reload(loadConfig({ configPath: s.file, env: {} }).config);
+    const base = { config: s.config, file: s.file, service: "wiki.test" };
+    const ports = () => loadEvidence(s.config)?.services["wiki.test"]?.ports ?? {};
+
+    const sub = PythonPeer.start("fedmsg_sub.py", [
+      ...endpoints.flatMap((e) => ["--connect", e]),
+      "--subscribe",
+      "org.example.dev.wiki",
+      "--timeout",
+      "60",
+    ]);
+    peers.push(sub);
+    // The evidence file (what `herald cutover` reads) shows the subscriber and its prefix on both ports.
+    expect(
+      await waitFor(
+        () =>
+          Object.values(ports()).filter((p) => p.connected > 0 && p.prefixes.includes("org.example.dev.wiki"))
+            .length === 2,
+        15_000,
+      ),
+    ).toBe(true);
+
+    let refused: unknown;
+    try {
+      retire({ ...base, stage: "bridged" });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(HeraldError);
+    expect((refused as HeraldError).code).toBe("CUTOVER_REFUSED");
+    expect((refused as HeraldError).message).toMatch(/connected now.*org\.example\.dev\.wiki/);
+    const plan = planCutover(s.config, new Map([["wiki.test", "bridged"]]), loadEvidence(s.config));
+    expect(plan[0]).toMatchObject({ next: "wait" });
+    expect(plan[0]!.listeners).toHaveLength(2);
+
+    await sub.stop();
+    expect(await waitFor(() => Object.values(ports()).every((p) => p.connected === 0), 10_000)).toBe(true);
+    // Gone, but seen within a longer grace: still refused, naming when.
+    expect(() => retire({ ...base, stage: "bridged", graceMs: 600_000 })).toThrow(/seen .* ago/);
+    // Dry run after the 1 s grace passes: allowed, nothing changed.
+    expect(
+      await waitFor(() => checkRetire("wiki.test", "bridged", loadEvidence(s.config), 1000).ok, 10_000),
+    ).toBe(true);
+    const dry = retire({ ...base, stage: "bridged", dryRun: true });
+    expect(dry).toMatchObject({ done: false, dryRun: true });
+    expect(readFileSync(s.file, "utf8")).not.toMatch(/stage: retired/);
+
+    const done = retire({ ...base, stage: "bridged" });
+    expect(done.done).toBe(true);
+    const text = readFileSync(s.file, "utf8");
+    expect(text).toMatch(/# site settings: this comment must survive cutover edits/);
+    expect(loadConfig({ configPath: s.file, env: {} }).config.legacy.services["wiki.test"]!.stage).toBe(
+      "retired",
+    );
+    await reload();
+    expect(await waitFor(() => Object.values(ports()).every((p) => !p.bound), 5000)).toBe(true);
+    expect(loadEvidence(s.config)!.services["wiki.test"]!.stage).toBe("retired");
+
+    // Restore: ports come back and an old subscriber receives again.
+    restore({ ...base, stage: "retired" });
+    expect(loadConfig({ configPath: s.file, env: {} }).config.legacy.services["wiki.test"]!.stage).toBe(
+      "bridged",
+    );
+    await reload();
+    const again = PythonPeer.start("fedmsg_sub.py", [
+      ...endpoints.flatMap((e) => ["--connect", e]),
+      "--subscribe",
+      "org.example.dev.wiki",
+      "--count",
+      "1",
+      "--timeout",
+      "30",
+    ]);
+    peers.push(again);
+    expect(
+      await waitFor(
+        () => Object.values(ports()).some((p) => p.bound && p.serving && p.connected > 0),
+        15_000,
+      ),
+    ).toBe(true);
+    const ack = await s.client.publish("org.example.dev.wiki.article.edit", { page: "Main" });
+    const got = await again.waitFor((l) => l.event === "message", "message after restore");
+    expect((got["envelope"] as { msg_id: string }).msg_id.endsWith(ack.id)).toBe(true);
+
+    const log = readFileSync(cutoverLogPath(s.config), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { action: string; result: string; evidence?: unknown });
+    expect(log.map((l) => `${l.action}:${l.result}`)).toEqual([
+      "retire:refused",
+      "retire:refused",
+      "retire:dry-run",
+      "retire:done",
+      "restore:done",
+    ]);
+    expect(log[0]!.evidence).toBeDefined();
+  });
+});
