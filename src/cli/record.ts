@@ -1,5 +1,4 @@
-import { subscribe } from "../client/index.js";
-import { createClient } from "../client/index.js";
+import { createClient, subscribe } from "../client/index.js";
 import { Recorder, readCassette } from "../testing/recording.js";
 import type { Message } from "../wire/message.js";
 import { EXIT, out, parse, UsageError } from "./args.js";
@@ -15,7 +14,11 @@ Submit every message of a cassette to the broker again. Ids are kept (the broker
 messages it already has); --new-ids gives each a fresh id so tests can replay the same traffic again.`;
 
 export async function record(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { format: { type: "string", default: "herald" }, count: { type: "string" } }, RECORD_USAGE);
+  const { values, positionals } = parse(
+    argv,
+    { format: { type: "string", default: "herald" }, count: { type: "string" } },
+    RECORD_USAGE,
+  );
   if (values.help) {
     out(RECORD_USAGE);
     return EXIT.ok;
@@ -23,9 +26,14 @@ export async function record(argv: string[]): Promise<number> {
   const [file, ...patterns] = positionals;
   if (!file) throw new UsageError(`FILE is required\n\n${RECORD_USAGE}`);
   const f = values.format;
-  if (f !== "herald" && f !== "legacy" && f !== "both") throw new UsageError("--format is herald, legacy or both");
+  if (f !== "herald" && f !== "legacy" && f !== "both")
+    throw new UsageError("--format is herald, legacy or both");
   const ctx = context(values.config);
-  const sub = subscribe(patterns, { config: ctx.config, formats: f === "both" ? ["herald", "legacy"] : [f], log: ctx.log });
+  const sub = subscribe(patterns, {
+    config: ctx.config,
+    formats: f === "both" ? ["herald", "legacy"] : [f],
+    log: ctx.log,
+  });
   const rec = new Recorder(file);
   const limit = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
   const stop = (): void => void sub.close();
@@ -42,7 +50,11 @@ export async function record(argv: string[]): Promise<number> {
 }
 
 export async function replay(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { endpoint: { type: "string", short: "e" }, "new-ids": { type: "boolean" } }, REPLAY_USAGE);
+  const { values, positionals } = parse(
+    argv,
+    { endpoint: { type: "string", short: "e" }, "new-ids": { type: "boolean" } },
+    REPLAY_USAGE,
+  );
   if (values.help) {
     out(REPLAY_USAGE);
     return EXIT.ok;
@@ -50,7 +62,10 @@ export async function replay(argv: string[]): Promise<number> {
   const [file] = positionals;
   if (!file) throw new UsageError(`FILE is required\n\n${REPLAY_USAGE}`);
   const ctx = context(values.config);
-  const client = createClient({ config: ctx.config, ...(values.endpoint ? { endpoint: values.endpoint } : {}) });
+  const client = createClient({
+    config: ctx.config,
+    ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+  });
   const { newId } = await import("../wire/message.js");
   let sent = 0;
   let refused = 0;

@@ -50,7 +50,9 @@ export class Recorder {
 }
 
 /** Read a cassette back as messages (decoded from the recorded bytes), in order. */
-export async function* readCassette(path: string): AsyncGenerator<{ entry: CassetteEntry; message: Message }> {
+export async function* readCassette(
+  path: string,
+): AsyncGenerator<{ entry: CassetteEntry; message: Message }> {
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
   let n = 0;
   for await (const line of lines) {
