@@ -9,6 +9,7 @@ import { clientSubmitEndpoint } from "../broker/from-config.js";
 import { createClient, subscribe } from "../client/index.js";
 import type { Subscriber } from "../client/subscriber.js";
 import { loadConfig } from "../config/load.js";
+import { DEMO_PORTS, portsFree, runShimDemo, sampleLegacyConfig } from "../shim/demo.js";
 import { createLogger } from "../util/log.js";
 import { EXIT, out, parse } from "./args.js";
 import { startBroker } from "./serve.js";
@@ -18,7 +19,10 @@ const USAGE = `usage: herald demo [--processes N] [--messages M] [--keep]
 
 Start a broker on embedded defaults (state in a temporary directory, nothing else needed), then a pool of
 short-lived publisher processes (Node CLI, and Python with the documented protocol when python3-zmq is
-installed) while a herald-format and a legacy-format subscriber listen. Every message must reach both.`;
+installed) while a herald-format and a legacy-format subscriber listen. Every message must reach both.
+With python3-zmq, the migration shim runs too on legacy-config/small: a fedmsg publisher on a legacy-stage
+service reaches herald subscribers, and herald messages for a bridged service reach a fedmsg subscriber on
+that service's old port.`;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..", "..");
@@ -41,10 +45,17 @@ export async function demo(argv: string[]): Promise<number> {
   const procs = Number(values.processes);
   const perProc = Number(values.messages);
   const dir = mkdtempSync(join(tmpdir(), "herald-demo-"));
-  const env = await demoEnv(dir);
+  const python = hasPythonZmq();
+  const legacyDir = sampleLegacyConfig(ROOT);
+  const shimOn = python && legacyDir !== undefined && (await portsFree(DEMO_PORTS));
+  const env = await demoEnv(dir, shimOn ? legacyDir : undefined);
   const config = loadConfig({ env }).config;
   const log = createLogger({ level: "warn" });
   out(`herald demo: state in ${dir}`);
+  if (!python)
+    out("note: /usr/bin/python3 with python3-zmq not found: skipping the Python and migration-shim parts");
+  else if (!shimOn)
+    out("note: legacy-config/small or its ports 47001/47002/47011/47900 unavailable: skipping the shim part");
   const running = await startBroker(config, log);
   const endpoint = clientSubmitEndpoint(config);
   out(
@@ -53,12 +64,12 @@ export async function demo(argv: string[]): Promise<number> {
   const subs = {
     herald: subscribe(["demo.#"], { config, formats: ["herald"] }),
     legacy: subscribe(["demo.#"], { config, formats: ["legacy"] }),
+    shim: subscribe(["org.example.#"], { config, formats: ["herald"] }),
   };
-  const seen = { herald: new Set<string>(), legacy: new Set<string>() };
+  const seen = { herald: new Set<string>(), legacy: new Set<string>(), shim: new Set<string>() };
   const readers = Object.entries(subs).map(([k, s]) => collect(s, seen[k as keyof typeof seen]));
   try {
     await waitForLink(endpoint, seen);
-    const python = hasPythonZmq();
     const expected = await runPool(endpoint, procs, perProc, python, env);
     out(
       `published ${expected.size} messages from ${procs} Node processes${python ? " and 2 Python processes" : ""}`,
@@ -69,14 +80,27 @@ export async function demo(argv: string[]): Promise<number> {
       out(`${k.padEnd(6)} subscriber saw ${got}/${expected.size}`);
     }
     const client = createClient({ config });
+    let shimOk = true;
+    if (shimOn && running.shim) {
+      const r = await runShimDemo({
+        root: ROOT,
+        python: PY,
+        client,
+        heraldSub: seen.shim,
+        shim: running.shim,
+      });
+      for (const l of r.lines) out(l);
+      shimOk = r.ok;
+    }
     out(`\n${render((await client.status()) as BrokerStatus)}`);
     await client.close();
+    const all = ok && shimOk;
     out(
-      ok
-        ? "\ndemo ok: every acknowledged message reached both subscribers"
-        : "\ndemo FAILED: messages missing",
+      all
+        ? `\ndemo ok: every acknowledged message reached both subscribers${shimOn ? "; the shim bridged legacy and herald both ways" : ""}`
+        : `\ndemo FAILED: messages missing${shimOk ? "" : " (migration shim part)"}`,
     );
-    return ok ? EXIT.ok : EXIT.failed;
+    return all ? EXIT.ok : EXIT.failed;
   } finally {
     await Promise.all(Object.values(subs).map((s) => s.close()));
     await Promise.all(readers);
@@ -85,10 +109,20 @@ export async function demo(argv: string[]): Promise<number> {
   }
 }
 
-async function demoEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+async function demoEnv(dir: string, legacyConfig: string | undefined): Promise<NodeJS.ProcessEnv> {
   const [herald, legacy] = await Promise.all([portOr(9941), portOr(9940)]);
+  const shim = legacyConfig
+    ? {
+        HERALD_LEGACY__ENABLED: "true",
+        HERALD_LEGACY__CONFIG: legacyConfig,
+        HERALD_LEGACY__TOPIC_PREFIX: "org.example",
+        HERALD_LEGACY__ENVIRONMENT: "dev",
+        HERALD_LEGACY__SERVICES: "{koji.demo: {stage: bridged, endpoints: null}}",
+      }
+    : {};
   return {
     ...process.env,
+    ...shim,
     HERALD_CONFIG: "",
     HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
     HERALD_PATHS__DATA_DIR: join(dir, "data"),

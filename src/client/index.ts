@@ -56,3 +56,46 @@ export function subscribe(patterns: string[], opts: SubscribeOptions = {}): Subs
   });
   return new Subscriber({ ...opts, sources, patterns });
 }
+
+/**
+ * Dual-format consumer for the migration: the broker's herald PUB plus every legacy fedmsg endpoint
+ * (from `legacy.config` and `legacy.services`), each id delivered once whichever path it came by. A
+ * consumer written this way sees services in every stage: legacy ones (ingested, or read directly) and
+ * bridged ones.
+ */
+export async function subscribeLegacyAndHerald(
+  patterns: string[],
+  opts: Omit<SubscribeOptions, "formats" | "endpoints"> & { legacy?: LegacyConfig } = {},
+): Promise<Subscriber> {
+  const config = opts.config ?? loadConfig({}).config;
+  const legacy =
+    opts.legacy ?? (config.legacy.config ? await loadLegacyConfig(config.legacy.config) : undefined);
+  const owner = new Map<string, { host: string; app: string }>();
+  for (const s of resolvePlan(config, legacy).services.values()) {
+    if (s.stage === "retired") continue;
+    for (const ep of s.endpoints) owner.set(ep, { host: s.host || "legacy", app: s.module });
+  }
+  const herald = config.broker.publish
+    .filter((p) => p.format === "herald")
+    .map((p) => connectable(p.endpoint));
+  const sources = [
+    ...(herald.length > 0
+      ? [new ZmqSubscribeTransport({ name: "sub-herald", endpoints: herald, format: "herald" })]
+      : []),
+    ...(owner.size > 0
+      ? [
+          new ZmqSubscribeTransport({
+            name: "sub-legacy",
+            endpoints: [...owner.keys()],
+            format: "legacy",
+            legacyDefaults: (ep) => owner.get(ep) ?? {},
+          }),
+        ]
+      : []),
+  ];
+  return new Subscriber({ ...opts, sources, patterns });
+}
+
+import { loadLegacyConfig } from "../legacy/config/load.js";
+import type { LegacyConfig } from "../legacy/config/types.js";
+import { resolvePlan } from "../shim/services.js";
