@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { subscribeLegacyAndHerald } from "../src/client/index.js";
 import { readEvidence } from "../src/shim/evidence.js";
 import { pythonJson } from "../src/wire/json.js";
 import { legacyMsgId, toLegacyObject } from "../src/wire/legacy.js";
@@ -185,5 +186,35 @@ describe("shim bridged stage", () => {
     const seenHerald = new Set(seen.map((id) => id.slice(5)));
     const missing = herald_acks.filter((id) => !seenHerald.has(id));
     expect(missing).toEqual([]);
+  });
+
+  it("subscribeLegacyAndHerald reads the herald PUB and the old ports and delivers each id once", async () => {
+    const endpoints = endpointsOn(await freePorts(2));
+    setup = await startShimBroker({ services: { "bodhi.test": { stage: "bridged", endpoints } } });
+    const s = setup;
+    const dual = await subscribeLegacyAndHerald(["org.example.#"], { config: s.config });
+    const got = collect(dual);
+    const served = endpoints[0]!;
+    expect(
+      await waitFor(
+        () => (s.running.shim!.status().services["bodhi.test"]!.ports[served]?.connected ?? 0) > 0,
+        10_000,
+      ),
+    ).toBe(true);
+    // Both paths up: a probe for the service arrives by herald and by the old port.
+    for (let i = 0; i < 200 && dual.stats().duplicates === 0; i++) {
+      await s.client.publish("org.example.dev.bodhi.probe", { i });
+      await waitFor(() => dual.stats().duplicates > 0, 100);
+    }
+    const acks = await s.client.publishBatch(
+      Array.from({ length: 20 }, (_, n) => ({ topic: "org.example.dev.bodhi.update.edit", body: { n } })),
+    );
+    const ids = acks.map((a) => a.id);
+    expect(await waitFor(() => ids.every((id) => got.msgs.some((m) => m.id === id)), 10_000)).toBe(true);
+    // Give the second copies time to arrive and be dropped: the stats must show them as duplicates.
+    expect(await waitFor(() => dual.stats().duplicates >= 21, 10_000)).toBe(true);
+    const delivered = got.msgs.filter((m) => ids.includes(m.id)).map((m) => m.id);
+    expect(delivered.sort()).toEqual([...ids].sort());
+    await dual.close();
   });
 });
