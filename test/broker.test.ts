@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { Dealer } from "zeromq";
 import { afterEach, describe, expect, it } from "vitest";
+import { Dealer } from "zeromq";
 import { HeraldError } from "../src/errors.js";
 import { createMessage } from "../src/wire/message.js";
 import { decodeReply, SUBMIT_PROTOCOL } from "../src/wire/submit.js";
@@ -163,7 +163,11 @@ describe("broker: submit, store, fan out", () => {
 describe("client", () => {
   it("says there is no broker, naming the fix", async () => {
     const { HeraldClient } = await import("../src/client/publisher.js");
-    const c = new HeraldClient({ endpoint: "ipc:///tmp/herald-nowhere/submit.sock", timeoutMs: 200, retries: 1 });
+    const c = new HeraldClient({
+      endpoint: "ipc:///tmp/herald-nowhere/submit.sock",
+      timeoutMs: 200,
+      retries: 1,
+    });
     const err = (await c.publish("a.b", {}).catch((e: unknown) => e)) as HeraldError;
     await c.close();
     expect(err.code).toBe("NO_BROKER");

@@ -21,15 +21,32 @@ function pyDumps(values: unknown[]): string[] {
 }
 
 const jsonValue = fc.jsonValue({ maxDepth: 4, stringUnit: "binary" }) as fc.Arbitrary<unknown>;
-const jsonObject = fc.dictionary(fc.string(), jsonValue, { maxKeys: 6 }) as fc.Arbitrary<Record<string, never>>;
+const jsonObject = fc.dictionary(fc.string(), jsonValue, { maxKeys: 6 }) as fc.Arbitrary<
+  Record<string, never>
+>;
 
 describe("legacy fedmsg encoding", () => {
   it("is byte-identical to Python's json.dumps(sort_keys=True, separators=(',', ':')) for random values", () => {
     const samples = fc.sample(
-      fc.oneof(jsonObject, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ unit: "binary" })),
+      fc.oneof(
+        jsonObject,
+        fc.double({ noNaN: true, noDefaultInfinity: true }),
+        fc.string({ unit: "binary" }),
+      ),
       1500,
     );
-    const extra = [1e16, 1e-5, 0.1, -0.0, 1.5e300, 123456789.125, 1e21, 5e-324, "\u007f\u2028\ud83d\ude00", { "\ud83d\ude00": 1, "\uffff": 2 }];
+    const extra = [
+      1e16,
+      1e-5,
+      0.1,
+      -0.0,
+      1.5e300,
+      123456789.125,
+      1e21,
+      5e-324,
+      "\u007f\u2028\ud83d\ude00",
+      { "\ud83d\ude00": 1, "\uffff": 2 },
+    ];
     const values = [...samples, ...extra];
     const expected = pyDumps(values);
     values.forEach((v, i) => {
@@ -48,7 +65,10 @@ describe("legacy fedmsg encoding", () => {
   });
 
   it("a herald message in legacy format matches what fedmsg would emit for the same fields", () => {
-    const msg = createMessage({ topic: "org.fedoraproject.prod.bodhi.update.comment", body: { a: "é", n: 1.5, z: [1, 2] } });
+    const msg = createMessage({
+      topic: "org.fedoraproject.prod.bodhi.update.comment",
+      body: { a: "é", n: 1.5, z: [1, 2] },
+    });
     const [topic, env] = encodeLegacyFrames(msg, 7);
     expect(topic.toString()).toBe(msg.topic);
     const obj = toLegacyObject(msg, 7);
@@ -91,24 +111,30 @@ describe("legacy fedmsg encoding", () => {
   it("rejects malformed legacy envelopes with a ProtocolError naming the field", () => {
     expect(() => decodeLegacyEnvelope(Buffer.from("{"))).toThrow(/not valid JSON/);
     expect(() => decodeLegacyEnvelope(Buffer.from('{"topic":"a","msg":1}'))).toThrow(/'msg'/);
-    expect(() => decodeLegacyEnvelope(Buffer.from('{"topic":"a","msg":{},"msg_id":"x"}'))).toThrow(/'timestamp'/);
+    expect(() => decodeLegacyEnvelope(Buffer.from('{"topic":"a","msg":{},"msg_id":"x"}'))).toThrow(
+      /'timestamp'/,
+    );
   });
 });
 
 describe("herald envelope", () => {
   it("round-trips byte-exactly for random messages", () => {
     fc.assert(
-      fc.property(jsonObject, fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null))), (raw, headers) => {
-        // A body is JSON: -0 and the like have already become what JSON text can say.
-        const body = JSON.parse(JSON.stringify(raw)) as Record<string, never>;
-        const m = createMessage({ topic: "org.example.test", body, headers });
-        m.seq = 5;
-        m.stream = "b/s/x";
-        const bytes = encodeEnvelope(m);
-        const back = decodeEnvelope(bytes);
-        expect(back).toEqual(m);
-        expect(encodeEnvelope(back).equals(bytes)).toBe(true);
-      }),
+      fc.property(
+        jsonObject,
+        fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null))),
+        (raw, headers) => {
+          // A body is JSON: -0 and the like have already become what JSON text can say.
+          const body = JSON.parse(JSON.stringify(raw)) as Record<string, never>;
+          const m = createMessage({ topic: "org.example.test", body, headers });
+          m.seq = 5;
+          m.stream = "b/s/x";
+          const bytes = encodeEnvelope(m);
+          const back = decodeEnvelope(bytes);
+          expect(back).toEqual(m);
+          expect(encodeEnvelope(back).equals(bytes)).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -174,7 +200,8 @@ describe("topics and patterns", () => {
 describe("ids", () => {
   it("are UUIDv7 and sort by time", () => {
     const ids = Array.from({ length: 2000 }, () => newId());
-    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    for (const id of ids)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(new Set(ids).size).toBe(ids.length);
     const later = newId(Date.now() + 1000);
     expect(later > ids[0]!).toBe(true);

@@ -11,8 +11,30 @@ import { SubmitServer } from "./submit-server.js";
 
 export const HERALD_VERSION = "0.1.0";
 
-/** Checks run on each accepted message before it is stored (signature, topic policy). */
-export type AdmissionCheck = (msg: Message, peer: string) => HeraldError | undefined;
+/**
+ * Who submitted a request. `routingId` is the ROUTER's id for the connection; for CURVE clients it is a
+ * signed claim that acts as a bearer token for this broker (security/peer.ts): never log or forward it.
+ */
+export interface SubmitPeer {
+  routingId: Buffer;
+  /** The submit endpoint the request arrived on (as configured). */
+  endpoint: string;
+}
+
+/**
+ * Checks run on each accepted message before it is stored (signature, topic policy). A refusal is
+ * counted and logged with `error.details.identity` / `keyId` (never the routing id) and never stored.
+ */
+export type AdmissionCheck = (msg: Message, peer: SubmitPeer) => HeraldError | undefined;
+
+/** Started first and stopped last by the broker (trust store polling, ZAP handler); see security.ts. */
+export interface BrokerSecurityHook {
+  /** `fatal` stops the broker (fail closed), e.g. when the ZAP handler dies. */
+  start(fatal: (err: HeraldError) => void): Promise<void>;
+  /** Throws unless it is safe to bind CURVE server sockets now. */
+  requireZap(): void;
+  stop(): Promise<void>;
+}
 
 export interface BrokerOptions {
   /** This broker's name; forwarding sinks add it to `via` and loops are stopped on it. */
@@ -29,7 +51,11 @@ export interface BrokerOptions {
   /** After an unclean stop, ZeroMQ sinks resend this many messages before their cursor (default 10,000 = HWM). */
   crashRewind?: number;
   admission?: AdmissionCheck[];
+  /** Socket options for every submit endpoint (e.g. test overrides). */
   submitSocketOptions?: Record<string, unknown>;
+  /** Per-endpoint socket options (CURVE on tcp:// submit endpoints only), merged over submitSocketOptions. */
+  submitSocketOptionsFor?: (endpoint: string) => Record<string, unknown> | undefined;
+  security?: BrokerSecurityHook;
   log?: Logger;
   /** Called after a fail-stop storage error; `herald serve` exits non-zero. */
   onFatal?: (err: HeraldError) => void;
@@ -44,7 +70,12 @@ export interface BrokerStatus {
   endpoints: string[];
   outbox: ReturnType<Outbox["stats"]>;
   sinks: SinkStatus[];
-  submit: SubmitServer["counters"] & { loopsStopped: number; admissionRejected: number };
+  submit: SubmitServer["counters"] & {
+    loopsStopped: number;
+    admissionRejected: number;
+    /** Admission refusals by error code (BAD_SIGNATURE, UNKNOWN_KEY, ..., UNAUTHORIZED_TOPIC). */
+    admissionByCode: Record<string, number>;
+  };
 }
 
 /**
@@ -60,6 +91,7 @@ export class Broker {
   private accepting = false;
   private loopsStopped = 0;
   private admissionRejected = 0;
+  private readonly admissionByCode: Record<string, number> = {};
   private readonly log: Logger;
 
   constructor(private readonly opts: BrokerOptions) {
@@ -72,10 +104,23 @@ export class Broker {
 
   async start(): Promise<void> {
     for (const ep of this.opts.submitEndpoints) prepareIpcDir(ep);
+    // Trust store and ZAP handler before any socket binds: CURVE servers must never run unguarded.
+    await this.opts.security?.start((err) => this.fatal(err));
+    try {
+      await this.startServing();
+    } catch (err) {
+      await this.opts.security?.stop();
+      throw err;
+    }
+  }
+
+  private async startServing(): Promise<void> {
     this.outbox = Outbox.open(this.opts.outbox);
     this.outbox.onFail((err) => this.fatal(err));
     const crashed = !this.consumeCleanMarker();
-    if (crashed) this.log.warn("previous run did not stop cleanly: ZeroMQ sinks resend their recent messages");
+    if (crashed)
+      this.log.warn("previous run did not stop cleanly: ZeroMQ sinks resend their recent messages");
+    this.opts.security?.requireZap();
     for (const sink of this.opts.sinks) await sink.open();
     for (const sink of this.opts.sinks) {
       const zmq = sink.kind === "zeromq";
@@ -91,7 +136,9 @@ export class Broker {
       maxRequestBytes: this.opts.maxBodyBytes * 4 + (1 << 20),
       log: this.log.child("submit"),
       ...(this.opts.submitSocketOptions ? { socketOptions: this.opts.submitSocketOptions } : {}),
+      ...(this.opts.submitSocketOptionsFor ? { socketOptionsFor: this.opts.submitSocketOptionsFor } : {}),
     });
+    this.opts.security?.requireZap();
     this.endpoints = await this.server.start();
     this.accepting = true;
     this.log.info("broker ready", {
@@ -110,7 +157,7 @@ export class Broker {
   }
 
   /** SubmitHandler: admission checks, loop stop, then one group-committed append. */
-  async accept(messages: Message[], peer: string): Promise<SubmitResult[]> {
+  async accept(messages: Message[], peer: SubmitPeer): Promise<SubmitResult[]> {
     const outbox = this.outbox;
     if (!outbox || !this.accepting) {
       return messages.map((m) =>
@@ -152,16 +199,19 @@ export class Broker {
     return results;
   }
 
-  private admit(m: Message, peer: string): HeraldError | undefined {
+  private admit(m: Message, peer: SubmitPeer): HeraldError | undefined {
     for (const check of this.opts.admission ?? []) {
       const err = check(m, peer);
       if (err) {
         this.admissionRejected++;
+        this.admissionByCode[err.code] = (this.admissionByCode[err.code] ?? 0) + 1;
+        // The identity (signer or CURVE peer), never the routing id: that is a bearer token.
         this.log.warn("message refused", {
           id: m.id,
           topic: m.topic,
           code: err.code,
-          peer,
+          identity: err.details["identity"] ?? null,
+          ...(err.details["keyId"] !== undefined ? { keyId: err.details["keyId"] } : {}),
           reason: err.message,
         });
         return err;
@@ -191,6 +241,7 @@ export class Broker {
         ...this.server!.counters,
         loopsStopped: this.loopsStopped,
         admissionRejected: this.admissionRejected,
+        admissionByCode: { ...this.admissionByCode },
       },
     };
   }
@@ -205,10 +256,14 @@ export class Broker {
     // Give sinks a short, bounded chance to publish what is stored; the rest replays on the next start.
     const drainDeadline = Math.min(deadline, Date.now() + 1000);
     await Promise.all(this.dispatchers.map((d) => d.drainTo(head, drainDeadline)));
-    await Promise.all(this.dispatchers.map((d) => d.stop()));
+    // Abort the loops, then close the sinks: a sink stuck in a send (AMQP waiting for a broker that is down)
+    // rejects it with CLOSED on close, which lets its loop end.
+    for (const d of this.dispatchers) d.abortLoop();
     await this.server?.close();
     await Promise.all(this.opts.sinks.map((s) => s.close().catch(() => {})));
+    await Promise.all(this.dispatchers.map((d) => d.stop()));
     this.outbox?.close();
+    await this.opts.security?.stop();
     if (this.outbox && !this.outbox.failed) writeFileSync(this.cleanMarker(), new Date().toISOString());
     this.log.info("broker stopped", { name: this.opts.name });
   }
@@ -227,10 +282,16 @@ export class Broker {
   }
 
   private fatal(err: HeraldError): void {
-    // Fail-stop: once storage failed, nothing more may be acknowledged.
+    // Fail-stop: once storage (or the ZAP guard of CURVE sockets) failed, nothing more may be acknowledged.
     this.accepting = false;
     this.server?.stopAccepting();
-    this.log.error("storage failed; refusing all submissions (fail-stop)", { err: err.message });
+    const what = err.code.startsWith("STORAGE") ? "storage failed" : `${err.code}`;
+    this.log.error(`${what}; refusing all submissions (fail-stop)`, { err: err.message });
+    if (!err.code.startsWith("STORAGE")) {
+      // Unguarded CURVE servers would admit anyone: close every listening socket now, not at stop().
+      void this.server?.close();
+      for (const sink of this.opts.sinks) if (sink.kind === "zeromq") void sink.close().catch(() => {});
+    }
     this.opts.onFatal?.(err);
   }
 }

@@ -121,6 +121,11 @@ export class Dispatcher {
     return s;
   }
 
+  /** Stop the loop. A send still in flight ends when its transport closes (sends then reject with CLOSED). */
+  abortLoop(): void {
+    this.abort.abort();
+  }
+
   async stop(): Promise<void> {
     this.abort.abort();
     await this.loop;
