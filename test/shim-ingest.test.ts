@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { INGESTED_BY, INGESTED_FROM, VOUCHED } from "../src/shim/ingest.js";
-import { linkUp, waitFor } from "./helpers/broker.js";
+import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
 import { collect, endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
