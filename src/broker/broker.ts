@@ -117,6 +117,7 @@ export class Broker {
   private async startServing(): Promise<void> {
     this.outbox = Outbox.open(this.opts.outbox);
     this.outbox.onFail((err) => this.fatal(err));
+    this.forgetRemovedSinks();
     const crashed = !this.consumeCleanMarker();
     if (crashed)
       this.log.warn("previous run did not stop cleanly: ZeroMQ sinks resend their recent messages");
@@ -266,6 +267,19 @@ export class Broker {
     await this.opts.security?.stop();
     if (this.outbox && !this.outbox.failed) writeFileSync(this.cleanMarker(), new Date().toISOString());
     this.log.info("broker stopped", { name: this.opts.name });
+  }
+
+  /**
+   * A sink removed from the configuration would otherwise hold back pruning and count towards OUTBOX_FULL
+   * forever: drop its cursor (logged, so the operator sees it).
+   */
+  private forgetRemovedSinks(): void {
+    const current = new Set(this.opts.sinks.map((s) => s.name));
+    for (const name of Object.keys(this.outbox!.stats().sinks)) {
+      if (current.has(name)) continue;
+      this.outbox!.unregisterSink(name);
+      this.log.warn("sink no longer configured: its cursor is dropped", { sink: name });
+    }
   }
 
   private cleanMarker(): string {
