@@ -49,7 +49,7 @@ export async function run(ctx) {
       unit: "msg/s",
       p50_us: medianOf(pubsub, "p50_us"),
       p99_us: medianOf(pubsub, "p99_us"),
-      note: `PUB->1 SUB over TCP loopback, JSON.stringify per message (~300 B); received ${Math.min(...pubsub.map((r) => r.minReceived))}/${pubsub[0]?.expected} at worst (HWM 10000 drops)`,
+      note: `PUB->1 SUB over TCP loopback, JSON.stringify per message (~300 B); received ${Math.min(...pubsub.map((r) => r.minReceived))}/${pubsub[0]?.expected} at worst (HWM 10000 drops); latency includes queueing behind a PUB sending flat out`,
     }),
     figure({
       figure: "raw.fsync_4k",
