@@ -1,11 +1,54 @@
 import { join } from "node:path";
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
+import { ConfigError } from "../errors.js";
+import { type Identity, loadIdentity } from "../security/keys.js";
 import { AmqpTransport } from "../transport/amqp.js";
 import { ForwardTransport } from "../transport/forward.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import type { Logger } from "../util/log.js";
 import { Broker, type BrokerOptions } from "./broker.js";
+import { BrokerSecurity, securityWanted } from "./security.js";
+
+/**
+ * One BrokerSecurity per loaded configuration, shared by buildSinks and brokerOptionsFromConfig (and
+ * by callers such as `herald serve` that build the sinks themselves), so PUB sockets and the broker
+ * agree on the ZAP domain. undefined when the security: section asks for nothing.
+ */
+const securityByConfig = new WeakMap<HeraldConfig, BrokerSecurity | null>();
+
+export function brokerSecurity(config: HeraldConfig, log: Logger): BrokerSecurity | undefined {
+  let sec = securityByConfig.get(config);
+  if (sec === undefined) {
+    const s = config.security;
+    sec = securityWanted(s)
+      ? new BrokerSecurity({
+          trustDir: s.trustDir,
+          reloadIntervalMs: s.reloadInterval,
+          requireSignatures: s.requireSignatures,
+          clockSkewMs: s.clockSkew,
+          policy: s.policy,
+          strictTopics: s.strictTopics,
+          curve: s.curve ? curveIdentity(config) : undefined,
+          brokerName: config.broker.name,
+          log: log.child("security"),
+        })
+      : null;
+    securityByConfig.set(config, sec);
+  }
+  return sec ?? undefined;
+}
+
+/** security.identity's key pair; refuses a secret key file others can read (loadIdentity). */
+function curveIdentity(config: HeraldConfig): Identity {
+  const name = config.security.identity;
+  if (name === null)
+    throw new ConfigError(
+      "CONFIG",
+      "security.curve is true but security.identity is null: generate a key pair ('herald keys generate NAME') and set security.identity: NAME",
+    );
+  return loadIdentity(name, config.security.keysDir);
+}
 
 /** The IPC submit endpoint every client finds without configuration. */
 export function ipcSubmitEndpoint(config: HeraldConfig): string {
@@ -29,41 +72,57 @@ export function submitEndpoints(config: HeraldConfig): string[] {
 }
 
 export function buildSinks(config: HeraldConfig, log: Logger): Transport[] {
-  const pubs = config.broker.publish.map(
-    (p) =>
-      new ZmqPublishTransport({
-        name: p.name,
-        endpoint: p.endpoint,
-        format: p.format,
-        brokerName: config.broker.name,
-        sendHighWaterMark: config.broker.sendHighWaterMark,
-        maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
-      }),
-  );
+  const pubs = config.broker.publish.map((p) => publishSink(p, config, log));
   return [...pubs, ...config.sinks.map((s) => buildSink(s, config, log))];
+}
+
+/** A PUB socket; herald-format ones on tcp:// are CURVE servers when security.curve (legacy ones never). */
+function publishSink(
+  p: { name: string; endpoint: string; format: "herald" | "legacy" },
+  config: HeraldConfig,
+  log: Logger,
+): ZmqPublishTransport {
+  const sec = brokerSecurity(config, log);
+  const curve = sec?.publishCurve(p.endpoint, p.format);
+  return new ZmqPublishTransport({
+    name: p.name,
+    endpoint: p.endpoint,
+    format: p.format,
+    brokerName: config.broker.name,
+    sendHighWaterMark: config.broker.sendHighWaterMark,
+    maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
+    ...(curve && sec ? { curve, zapDomain: sec.zapDomain } : {}),
+  });
 }
 
 function buildSink(s: SinkConfig, config: HeraldConfig, log: Logger): Transport {
   switch (s.type) {
     case "zeromq":
-      return new ZmqPublishTransport({
-        name: s.name,
-        endpoint: s.endpoint,
-        format: s.format,
-        brokerName: config.broker.name,
-        sendHighWaterMark: config.broker.sendHighWaterMark,
-        maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
-      });
+      return publishSink(s, config, log);
     case "forward":
       return new ForwardTransport({
         name: s.name,
         endpoint: s.endpoint,
         brokerName: config.broker.name,
         timeoutMs: s.timeout,
+        ...(s.serverKey
+          ? { curve: { identity: forwardIdentity(config, s.name), serverKey: s.serverKey } }
+          : {}),
       });
     case "amqp":
       return amqpSink(s, log);
   }
+}
+
+/** A forward sink with a serverKey speaks CURVE as this broker's identity. */
+function forwardIdentity(config: HeraldConfig, sink: string): Identity {
+  const name = config.security.identity;
+  if (name === null)
+    throw new ConfigError(
+      "CONFIG",
+      `sinks '${sink}' has a serverKey (CURVE) but security.identity is null: set security.identity to this broker's key pair`,
+    );
+  return loadIdentity(name, config.security.keysDir);
 }
 
 function amqpSink(s: Extract<SinkConfig, { type: "amqp" }>, log: Logger): Transport {
@@ -86,7 +145,15 @@ function amqpSink(s: Extract<SinkConfig, { type: "amqp" }>, log: Logger): Transp
 }
 
 export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): BrokerOptions {
+  const sec = brokerSecurity(config, log);
   return {
+    ...(sec
+      ? {
+          security: sec,
+          admission: [sec.admission],
+          submitSocketOptionsFor: (endpoint: string) => sec.submitSocketOptions(endpoint),
+        }
+      : {}),
     name: config.broker.name,
     submitEndpoints: submitEndpoints(config),
     outbox: {

@@ -12,10 +12,11 @@ import {
   type SubmitResult,
   type SubmittedInput,
 } from "../wire/submit.js";
+import type { SubmitPeer } from "./broker.js";
 
 /** What the submit server needs from the broker: store (group commit) and answer control commands. */
 export interface SubmitHandler {
-  accept(messages: Message[], peer: string): Promise<SubmitResult[]>;
+  accept(messages: Message[], peer: SubmitPeer): Promise<SubmitResult[]>;
   command(name: string, args: Record<string, unknown>): Promise<unknown>;
   readonly maxBatch: number;
   readonly maxBodyBytes: number;
@@ -25,8 +26,10 @@ export interface SubmitServerOptions {
   endpoints: string[];
   maxRequestBytes: number;
   log: Logger;
-  /** Extra socket options (CURVE server keys, zapDomain...). */
+  /** Extra socket options for every endpoint. */
   socketOptions?: Record<string, unknown>;
+  /** Per-endpoint extra options (CURVE server keys and zapDomain on tcp:// only). */
+  socketOptionsFor?: (endpoint: string) => Record<string, unknown> | undefined;
 }
 
 /**
@@ -54,6 +57,7 @@ export class SubmitServer {
         maxMessageSize: this.opts.maxRequestBytes,
         sendHighWaterMark: 100_000,
         ...this.opts.socketOptions,
+        ...this.opts.socketOptionsFor?.(endpoint),
       });
       try {
         await sock.bind(endpoint);
@@ -65,7 +69,7 @@ export class SubmitServer {
       const writer = new ReplyWriter(sock, this.opts.log);
       this.writers.push(writer);
       bound.push(sock.lastEndpoint ?? endpoint);
-      void this.readLoop(sock, writer);
+      void this.readLoop(sock, writer, endpoint);
     }
     return bound;
   }
@@ -86,15 +90,15 @@ export class SubmitServer {
     this.sockets.length = 0;
   }
 
-  private async readLoop(sock: Router, writer: ReplyWriter): Promise<void> {
+  private async readLoop(sock: Router, writer: ReplyWriter, endpoint: string): Promise<void> {
     try {
-      for await (const frames of sock) this.onRequest(frames, writer);
+      for await (const frames of sock) this.onRequest(frames, writer, endpoint);
     } catch (err) {
       if (!sock.closed) this.opts.log.error("submit socket failed", { err });
     }
   }
 
-  private onRequest(frames: Buffer[], writer: ReplyWriter): void {
+  private onRequest(frames: Buffer[], writer: ReplyWriter, endpoint: string): void {
     this.counters.requests++;
     const routing = frames[0]!;
     // A REQ peer puts an empty delimiter after its routing id; mirror it so REQ sockets work too.
@@ -117,7 +121,8 @@ export class SubmitServer {
       return;
     }
     this.inFlight++;
-    this.handle(decoded, routing.toString("hex"))
+    // The raw routing id goes to admission only (a CURVE client's is a bearer token): never logged.
+    this.handle(decoded, { routingId: routing, endpoint })
       .then((r) => reply(decoded.requestId, r))
       .catch((err) => reply(decoded.requestId, errorReply(toHeraldError(err, "STORAGE_ERROR"))))
       .finally(() => this.inFlight--);
@@ -131,7 +136,7 @@ export class SubmitServer {
     }
   }
 
-  private async handle(req: DecodedRequest, peer: string): Promise<SubmitReply> {
+  private async handle(req: DecodedRequest, peer: SubmitPeer): Promise<SubmitReply> {
     if (!this.accepting) {
       return errorReply(rejected("SHUTTING_DOWN", "broker is shutting down: retry in a moment (same ids)"));
     }

@@ -2,6 +2,7 @@ import { clientSubmitEndpoint } from "../broker/from-config.js";
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { type ClientOptions, HeraldClient } from "./publisher.js";
+import { clientSecurity, subscriberCurve } from "./security.js";
 
 export type { Ack, ClientOptions, PublishOptions } from "./publisher.js";
 export { HeraldClient } from "./publisher.js";
@@ -10,13 +11,18 @@ export { Subscriber } from "./subscriber.js";
 
 /**
  * A client for the local broker with zero configuration: the endpoint, timeout and retries come from
- * herald's configuration (file, environment or defaults) unless given.
+ * herald's configuration (file, environment or defaults) unless given. With `security.requireSignatures`
+ * every message is signed with `security.identity` when this user can read its key; with
+ * `security.curve` a tcp:// endpoint is spoken to over CURVE with that identity.
  */
 export function createClient(opts: ClientOptions & { config?: HeraldConfig } = {}): HeraldClient {
   const config = opts.config ?? (opts.endpoint === undefined ? loadConfig({}).config : undefined);
+  const endpoint = opts.endpoint ?? clientSubmitEndpoint(config!);
+  const sec = config && !opts.sign && !opts.curve ? clientSecurity(config, endpoint) : {};
   return new HeraldClient({
+    ...sec,
     ...opts,
-    endpoint: opts.endpoint ?? clientSubmitEndpoint(config!),
+    endpoint,
     timeoutMs: opts.timeoutMs ?? config?.client.timeout ?? 2500,
     retries: opts.retries ?? config?.client.retries ?? 3,
     maxBodyBytes: opts.maxBodyBytes ?? config?.limits.maxBodyBytes ?? 1 << 20,
@@ -50,9 +56,12 @@ export function subscribe(patterns: string[], opts: SubscribeOptions = {}): Subs
       opts.endpoints?.[format] ??
       config?.broker.publish.filter((p) => p.format === format).map((p) => connectable(p.endpoint)) ??
       [];
-    return endpoints.length === 0
-      ? []
-      : [new ZmqSubscribeTransport({ name: `sub-${format}`, endpoints, format })];
+    if (endpoints.length === 0) return [];
+    // CURVE (herald format on tcp:// only): one key pair for all of them, the broker's server key.
+    const curve = format === "herald" && config ? subscriberCurve(config, endpoints[0]!) : undefined;
+    return [
+      new ZmqSubscribeTransport({ name: `sub-${format}`, endpoints, format, ...(curve ? { curve } : {}) }),
+    ];
   });
   return new Subscriber({ ...opts, sources, patterns });
 }

@@ -1,7 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { Dealer } from "zeromq";
-import { ClosedError, ConnectionError, errorFromWire, type HeraldError, ProtocolError } from "../errors.js";
+import {
+  ClosedError,
+  ConnectionError,
+  errorFromWire,
+  type HeraldError,
+  ProtocolError,
+  SecurityError,
+} from "../errors.js";
+import type { Identity } from "../security/keys.js";
+import { signMessage } from "../security/sign.js";
+import { curveDealerOptions } from "../security/zap.js";
+import { backoffDelay, sleep } from "../util/backoff.js";
 import type { JsonObject } from "../wire/json.js";
 import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput } from "../wire/message.js";
 import {
@@ -22,8 +33,15 @@ export interface ClientOptions {
   maxBodyBytes?: number;
   /** Messages per request for publishBatch; default 1000 (the broker's default maxBatch). */
   maxBatch?: number;
-  /** Extra Dealer socket options (CURVE client keys, routingId). */
+  /** Extra Dealer socket options. */
   socketOptions?: Record<string, unknown>;
+  /**
+   * CURVE to a broker's tcp:// submit endpoint: our identity and the broker's CURVE public key (Z85).
+   * Each socket gets a fresh signed routing id, from which the broker learns who we are.
+   */
+  curve?: { identity: Identity; serverKey: string };
+  /** Sign every message built by publish/publishMany/publishBatch with this identity (once per message). */
+  sign?: Identity;
 }
 
 /** The broker's acknowledgement: the message is durably stored. */
@@ -39,9 +57,13 @@ export interface Ack {
 export type PublishOptions = Omit<MessageInput, "topic" | "body">;
 
 interface Pending {
-  resolve: (r: SubmitReply) => void;
+  sock: Dealer;
+  resolve: (r: SubmitReply | typeof REFUSED) => void;
   reject: (e: Error) => void;
 }
+
+/** A try ended because the broker's ZAP handler refused our CURVE key (libzmq will not retry that socket). */
+const REFUSED = Symbol("refused");
 
 /**
  * Publishes to the local herald broker. Connects lazily; any number of concurrent callers share one
@@ -50,6 +72,8 @@ interface Pending {
  */
 export class HeraldClient {
   private sock: Dealer | undefined;
+  /** Sockets whose CURVE handshake the broker refused: dead for good, replaced on next use. */
+  private readonly refused = new WeakSet<Dealer>();
   private readonly pending = new Map<string, Pending>();
   private sendChain: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -74,7 +98,10 @@ export class HeraldClient {
   /** Publish many; every message's outcome is returned in order (an Ack or a HeraldError), nothing thrown per message. */
   async publishMany(inputs: readonly MessageInput[]): Promise<Array<Ack | HeraldError>> {
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    const messages = inputs.map((i) => createMessage(i, maxBody));
+    const built = inputs.map((i) => createMessage(i, maxBody));
+    // Signed once here: every retry resends the same bytes, so the broker's dedup sees one message.
+    const sign = this.opts.sign;
+    const messages = sign ? built.map((m) => signMessage(m, sign)) : built;
     return this.submit(messages);
   }
 
@@ -86,7 +113,7 @@ export class HeraldClient {
     return results as Ack[];
   }
 
-  /** Submit already-built messages (forwarding, replay, the shim). */
+  /** Submit already-built messages as they are, signed or not (forwarding, replay, the shim). */
   async submit(messages: readonly Message[]): Promise<Array<Ack | HeraldError>> {
     const chunk = this.opts.maxBatch ?? 1000;
     const out: Array<Ack | HeraldError> = [];
@@ -130,23 +157,29 @@ export class HeraldClient {
     const requestId = randomBytes(8).toString("hex");
     const frames = build(requestId);
     if (this.ipcMissing()) throw this.noAnswer();
+    let refused = false;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       const reply = await this.tryOnce(requestId, frames);
-      if (reply !== undefined) return reply;
+      if (reply !== undefined && reply !== REFUSED) return reply;
       // Lazy Pirate: a socket that timed out may be wedged on a dead peer; start afresh, same ids.
+      // A refused CURVE handshake is never retried by libzmq: only a new socket tries again.
       this.resetSocket();
+      refused = reply === REFUSED;
+      if (refused && attempt < this.retries) await sleep(backoffDelay(attempt, 100, 2000));
+      if (this.closed) throw new ClosedError("herald client");
     }
-    throw this.noAnswer();
+    throw refused ? this.refusedError() : this.noAnswer();
   }
 
-  private tryOnce(requestId: string, frames: Buffer[]): Promise<SubmitReply | undefined> {
+  private tryOnce(requestId: string, frames: Buffer[]): Promise<SubmitReply | undefined | typeof REFUSED> {
     const sock = this.socket();
-    return new Promise<SubmitReply | undefined>((resolve, reject) => {
+    return new Promise<SubmitReply | undefined | typeof REFUSED>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
         resolve(undefined);
       }, this.timeoutMs);
       this.pending.set(requestId, {
+        sock,
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -164,14 +197,28 @@ export class HeraldClient {
   }
 
   private socket(): Dealer {
-    if (this.sock && !this.sock.closed) return this.sock;
+    if (this.sock && !this.sock.closed && !this.refused.has(this.sock)) return this.sock;
+    if (this.sock) this.resetSocket();
+    const curve = this.opts.curve;
     const sock = new Dealer({
       linger: 0,
       sendHighWaterMark: 0,
       reconnectInterval: 100,
       reconnectMaxInterval: 1000,
       ...this.opts.socketOptions,
+      // A fresh signed routing id per socket (curveDealerOptions makes a new nonce each call).
+      ...(curve ? curveDealerOptions(curve.identity, curve.serverKey) : {}),
     });
+    if (this.opts.curve)
+      sock.events.on("handshake:error:auth", () => {
+        // The broker's ZAP handler said no: fail this socket's tries now instead of waiting for timeouts.
+        this.refused.add(sock);
+        for (const [id, p] of this.pending)
+          if (p.sock === sock) {
+            this.pending.delete(id);
+            p.resolve(REFUSED);
+          }
+      });
     sock.connect(this.endpoint);
     this.sock = sock;
     void this.readLoop(sock);
@@ -206,6 +253,15 @@ export class HeraldClient {
 
   private ipcMissing(): boolean {
     return this.endpoint.startsWith("ipc://") && !existsSync(this.endpoint.slice(6));
+  }
+
+  private refusedError(): SecurityError {
+    const id = this.opts.curve!.identity;
+    return new SecurityError(
+      "SECURITY",
+      `the broker at ${this.endpoint} refused our CURVE key ${id.keyId}: add ${id.name}.pub to the broker's trust directory ('herald keys trust ${id.name}.pub' there); it takes effect within its reload interval, no restart`,
+      { retryable: true, details: { endpoint: this.endpoint, keyId: id.keyId, tries: this.retries + 1 } },
+    );
   }
 
   private noAnswer(): ConnectionError {

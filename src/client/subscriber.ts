@@ -1,4 +1,5 @@
-import { ClosedError } from "../errors.js";
+import { ClosedError, type SecurityError } from "../errors.js";
+import { type KeyLookup, type VerifyCode, verifyMessage } from "../security/sign.js";
 import type { Delivery, Subscription, Transport, WireFormat } from "../transport/types.js";
 import { sleep } from "../util/backoff.js";
 import { type Logger, silentLogger } from "../util/log.js";
@@ -12,6 +13,10 @@ export interface ReceivedMessage {
   via: string;
   /** The envelope bytes as received (for signature checks and recordings). */
   raw?: Buffer;
+  /** With `verify`: the identity name whose signature checked out (the shim's, for vouched messages). */
+  signer?: string;
+  /** With `verify`: `"legacy"` when the signer vouches for a message ingested from a fedmsg publisher. */
+  vouched?: string;
   /** Acknowledge (AMQP sources with manual ack); a no-op elsewhere. */
   ack(): Promise<void>;
 }
@@ -39,6 +44,14 @@ export interface SubscriberOptions {
   /** Called when a stream restarts (publisher restarted: sequence went back to 1). */
   onRestart?: (stream: string, via: string) => void;
   manualAck?: boolean;
+  /**
+   * Verify every delivery end to end against this trust store (no intermediary is trusted). Failures
+   * are never delivered: they are dropped, counted by code in `stats().rejected`, and passed to
+   * `onRejected` (or logged as warnings). `requireSignature` (default true) also drops unsigned ones.
+   * Freshness is not checked (messages legitimately wait in outboxes and queues).
+   */
+  verify?: { trust: KeyLookup; requireSignature?: boolean };
+  onRejected?: (delivery: Delivery, error: SecurityError) => void;
   log?: Logger;
 }
 
@@ -48,6 +61,8 @@ export interface SubscriberStats {
   duplicates: number;
   gaps: number;
   missed: number;
+  /** Deliveries dropped by `verify`, by code (BAD_SIGNATURE, UNKNOWN_KEY, REVOKED_KEY, UNSIGNED). */
+  rejected: Partial<Record<VerifyCode, number>>;
 }
 
 const MAX_BUFFERED = 10_000;
@@ -68,6 +83,7 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     duplicates: 0,
     gaps: 0,
     missed: 0,
+    rejected: {},
   };
   private readonly log: Logger;
   private closed = false;
@@ -97,6 +113,9 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   private onDelivery(d: Delivery): void {
     this.counters.received++;
     this.trackSequence(d);
+    // Verify before dedup: a forged copy must not make us drop the genuine message that follows it.
+    const verified = this.verify(d);
+    if (verified === false) return;
     const id = d.message.id;
     if (this.seen.has(id)) {
       this.counters.duplicates++;
@@ -107,7 +126,37 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     this.counters.delivered++;
     const out: ReceivedMessage = { message: d.message, format: d.format, via: d.via, ack: () => d.ack() };
     if (d.raw) out.raw = d.raw;
+    if (verified?.signer !== undefined) out.signer = verified.signer;
+    if (verified?.vouched !== undefined) out.vouched = verified.vouched;
     this.queue.push(out);
+  }
+
+  /** undefined: no verification asked; false: dropped; else what the signature says. */
+  private verify(d: Delivery): { signer?: string; vouched?: string } | false | undefined {
+    const v = this.opts.verify;
+    if (!v) return undefined;
+    const r = verifyMessage(d.message, v.trust, {
+      maxAgeMs: Number.POSITIVE_INFINITY,
+      clockSkewMs: Number.POSITIVE_INFINITY,
+      requireSignature: v.requireSignature ?? true,
+    });
+    if (r.ok)
+      return {
+        ...(r.identity !== undefined ? { signer: r.identity } : {}),
+        ...(r.vouched !== undefined ? { vouched: r.vouched } : {}),
+      };
+    this.counters.rejected[r.code] = (this.counters.rejected[r.code] ?? 0) + 1;
+    if (this.opts.manualAck) void d.nack().catch(() => {}); // AMQP: dead-letter, never requeue
+    if (this.opts.onRejected) this.opts.onRejected(d, r.error);
+    else
+      this.log.warn("dropped a message that failed verification", {
+        id: d.message.id,
+        topic: d.message.topic,
+        code: r.code,
+        via: d.via,
+        reason: r.error.message,
+      });
+    return false;
   }
 
   private remember(id: string): void {
@@ -141,7 +190,7 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   }
 
   stats(): SubscriberStats {
-    return { ...this.counters };
+    return { ...this.counters, rejected: { ...this.counters.rejected } };
   }
 
   next(): Promise<IteratorResult<ReceivedMessage>> {

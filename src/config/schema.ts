@@ -69,6 +69,8 @@ export interface ForwardSinkConfig {
   type: "forward";
   endpoint: string;
   timeout: number;
+  /** The remote broker's CURVE public key (Z85): forward over CURVE as security.identity. Unset = plain. */
+  serverKey?: string | null;
 }
 
 /** An extra ZeroMQ PUB socket declared among the sinks; same fields as a broker.publish item. */
@@ -141,6 +143,8 @@ export interface HeraldConfig {
     clockSkew: number;
     reloadInterval: number;
     policy: Record<string, string[]>;
+    /** The local broker's CURVE public key for clients: Z85, or a path to its .pub file; null = <keysDir>/<identity>.pub. */
+    serverKey?: string | null;
   };
   log: { level: LogLevel; format: "text" | "json" };
 }
@@ -207,11 +211,16 @@ const amqpSink = obj(
   ["name", "type"],
 );
 
-const forwardSink = obj({ name, type: { const: "forward" }, endpoint, timeout: duration(1) }, [
-  "name",
-  "type",
-  "endpoint",
-]);
+const z85Key: SchemaNode = {
+  type: ["string", "null"],
+  pattern: "^[0-9a-zA-Z.:+=^!/*?&<>()\\[\\]{}@%$#-]{40}$",
+  description: "a 40-character Z85 CURVE public key (herald keys show NAME)",
+};
+
+const forwardSink = obj(
+  { name, type: { const: "forward" }, endpoint, timeout: duration(1), serverKey: z85Key },
+  ["name", "type", "endpoint"],
+);
 
 const zeromqSink = obj({ ...publishFields, type: { const: "zeromq" } }, ["name", "type", "endpoint"]);
 
@@ -281,6 +290,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     clockSkew: duration(),
     reloadInterval: duration(1),
     policy: { type: "object", additionalProperties: list(text) },
+    serverKey: { type: ["string", "null"], minLength: 1 },
   }),
   log: obj({
     level: oneOfValues("debug", "info", "warn", "error"),

@@ -44,6 +44,7 @@ export {
   type VerifyResult,
   VOUCHED_HEADER,
   verifyMessage,
+  vouchIngested,
   vouchLegacy,
 } from "./sign.js";
 export {
@@ -78,3 +79,4 @@ export {
   zapRunning,
   zapStats,
 } from "./zap.js";
+export { registerZapDomain } from "./zap-domains.js";

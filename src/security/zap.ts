@@ -15,7 +15,8 @@ export const DEFAULT_ZAP_DOMAIN = "herald";
 
 /** What the ZAP handler needs from a trust store (TrustStore implements it). */
 export interface CurveKeyLookup {
-  byCurveKey(raw: Uint8Array): TrustedKey | undefined;
+  /** `domain` is the ZAP domain of the server socket being connected to (see zap-domains.ts). */
+  byCurveKey(raw: Uint8Array, domain?: string): TrustedKey | undefined;
   byKeyId(keyId: string): TrustedKey | undefined;
 }
 
@@ -190,7 +191,7 @@ function answer(s: ZapState, frames: Buffer[]): Buffer[] | undefined {
   if (mechanism !== "CURVE")
     return decide(false, `mechanism ${mechanism || "(none)"} is not allowed, only CURVE`);
   if (cred === undefined || cred.length !== 32) return decide(false, "malformed CURVE credentials");
-  const key = s.trust.byCurveKey(cred);
+  const key = s.trust.byCurveKey(cred, domain);
   if (!key) return decide(false, "client key is not in the trust directory");
   if (key.revoked) return decide(false, `client key ${key.keyId} is revoked`);
   return decide(true, "trusted key", key);

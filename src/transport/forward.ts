@@ -1,5 +1,6 @@
 import { HeraldClient } from "../client/publisher.js";
 import { ClosedError, HeraldError, rejected } from "../errors.js";
+import type { Identity } from "../security/keys.js";
 import type { Message } from "../wire/message.js";
 import {
   bump,
@@ -18,6 +19,11 @@ export interface ForwardOptions {
   brokerName: string;
   timeoutMs?: number;
   socketOptions?: Record<string, unknown>;
+  /**
+   * CURVE to the other broker: our broker identity and its CURVE public key (Z85). Its trust dir must hold
+   * our .pub; a refusal surfaces as a SecurityError in health and is retried with a new socket.
+   */
+  curve?: { identity: Identity; serverKey: string };
 }
 
 /**
@@ -38,6 +44,7 @@ export class ForwardTransport implements Transport {
       timeoutMs: opts.timeoutMs ?? 2500,
       retries: 0, // the dispatcher above retries with backoff; one try per send keeps status honest
       ...(opts.socketOptions ? { socketOptions: opts.socketOptions } : {}),
+      ...(opts.curve ? { curve: opts.curve } : {}),
     });
   }
 

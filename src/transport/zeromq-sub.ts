@@ -126,7 +126,14 @@ export class ZmqSubscribeTransport implements Transport {
       bump(this.state, "disconnects");
     });
     socket.events.on("connect:retry", () => bump(this.state, "reconnects"));
-    socket.events.on("handshake:error:auth", () => bump(this.state, "authFailures"));
+    socket.events.on("handshake:error:auth", () => {
+      bump(this.state, "authFailures");
+      // libzmq never retries a session the server's ZAP handler refused: try again on a new socket, so a
+      // key trusted later (trust dir reload) gets in without restarting anything.
+      const base = o.reconnectInterval ?? DEFAULT_RECONNECT_INTERVAL;
+      const cap = o.reconnectMaxInterval ?? DEFAULT_RECONNECT_MAX_INTERVAL;
+      sub.replaceLater(endpoint, socket, () => this.makeSocket(sub, endpoint), base, cap);
+    });
     for (const prefix of sub.prefixes()) socket.subscribe(prefix);
     try {
       socket.connect(endpoint);
@@ -205,6 +212,7 @@ class ZmqSubscription implements Subscription {
   private readonly queue = new AsyncQueue<Delivery>();
   private readonly sockets: zmq.Subscriber[] = [];
   private readonly spaceWaiters: (() => void)[] = [];
+  private readonly refusals = new Map<string, number>();
   private stopped = false;
 
   constructor(
@@ -225,6 +233,30 @@ class ZmqSubscription implements Subscription {
   attach(endpoint: string, socket: zmq.Subscriber): void {
     this.sockets.push(socket);
     void this.read(endpoint, socket);
+  }
+
+  /** Replace a socket whose CURVE handshake was refused, after a backoff that grows per endpoint. */
+  replaceLater(
+    endpoint: string,
+    old: zmq.Subscriber,
+    make: () => zmq.Subscriber,
+    base: number,
+    cap: number,
+  ): void {
+    const n = this.refusals.get(endpoint) ?? 0;
+    this.refusals.set(endpoint, n + 1);
+    const timer = setTimeout(
+      () => {
+        const i = this.sockets.indexOf(old);
+        if (this.stopped || i < 0) return;
+        old.close();
+        const fresh = make();
+        this.sockets[i] = fresh;
+        void this.read(endpoint, fresh);
+      },
+      Math.min(cap, base * 2 ** Math.min(n, 16)),
+    );
+    timer.unref();
   }
 
   private async read(endpoint: string, socket: zmq.Subscriber): Promise<void> {

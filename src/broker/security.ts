@@ -1,0 +1,145 @@
+import { randomBytes } from "node:crypto";
+import { type HeraldError, SecurityError } from "../errors.js";
+import type { Identity } from "../security/keys.js";
+import { PeerIdentities } from "../security/peer.js";
+import { type PolicyRules, TopicPolicy } from "../security/policy.js";
+import { verifyMessage } from "../security/sign.js";
+import { TrustStore } from "../security/trust.js";
+import { assertCurveCapability, curveServerOptions, onDeath, requireZap } from "../security/zap.js";
+import { registerZapDomain } from "../security/zap-domains.js";
+import type { CurveServerOptions } from "../transport/zeromq-common.js";
+import { type Logger, silentLogger } from "../util/log.js";
+import type { Message } from "../wire/message.js";
+import type { AdmissionCheck, BrokerSecurityHook, SubmitPeer } from "./broker.js";
+
+export interface BrokerSecurityOptions {
+  trustDir: string;
+  /** Trust directory poll interval (ms). */
+  reloadIntervalMs: number;
+  requireSignatures: boolean;
+  clockSkewMs: number;
+  policy: PolicyRules;
+  strictTopics: boolean;
+  /** CURVE on TCP sockets with this broker identity (its .key loaded by the caller). */
+  curve?: Identity | undefined;
+  /** Name used in the ZAP domain (for the ZAP log); a random suffix keeps in-process brokers apart. */
+  brokerName?: string;
+  log?: Logger;
+}
+
+/** Does this configuration need the broker's security layer at all? */
+export function securityWanted(s: {
+  requireSignatures: boolean;
+  policy: PolicyRules;
+  strictTopics: boolean;
+  curve: boolean;
+}): boolean {
+  return s.requireSignatures || s.strictTopics || s.curve || Object.keys(s.policy).length > 0;
+}
+
+/**
+ * Everything the broker does for security: the trust store (reloaded while running), the admission
+ * check (signature, then topic policy), and for CURVE the ZAP handler plus the server socket options.
+ * Routing ids are bearer tokens (see security/peer.ts): they are resolved here and never logged.
+ */
+export class BrokerSecurity implements BrokerSecurityHook {
+  readonly trust: TrustStore;
+  readonly policy: TopicPolicy;
+  readonly zapDomain: string;
+  private readonly peers: PeerIdentities | undefined;
+  private readonly log: Logger;
+  private release: (() => Promise<void>) | undefined;
+  private unwatch: (() => void) | undefined;
+  /** Rejections by code (BAD_SIGNATURE, UNKNOWN_KEY, REVOKED_KEY, UNSIGNED, STALE, UNAUTHORIZED_TOPIC). */
+  readonly rejected: Record<string, number> = {};
+
+  constructor(private readonly opts: BrokerSecurityOptions) {
+    this.log = opts.log ?? silentLogger;
+    const secLog = {
+      info: (m: string, f?: Record<string, unknown>) => this.log.info(m, f),
+      warn: (m: string, f?: Record<string, unknown>) => this.log.warn(m, f),
+    };
+    this.trust = new TrustStore(opts.trustDir, { reloadInterval: opts.reloadIntervalMs, logger: secLog });
+    this.policy = new TopicPolicy(opts.policy, { strictTopics: opts.strictTopics });
+    this.zapDomain = `herald/${opts.brokerName ?? "broker"}/${randomBytes(4).toString("hex")}`;
+    if (opts.curve) this.peers = new PeerIdentities(this.trust, opts.curve.curvePublic);
+  }
+
+  get curveIdentity(): Identity | undefined {
+    return this.opts.curve;
+  }
+
+  /** Load the trust dir and start polling it; with CURVE, start (or join) the ZAP handler first. */
+  async start(fatal: (err: HeraldError) => void): Promise<void> {
+    this.trust.start();
+    if (!this.opts.curve) return;
+    assertCurveCapability();
+    const secLog = { info: this.log.info.bind(this.log), warn: this.log.warn.bind(this.log) };
+    this.release = await registerZapDomain(this.zapDomain, this.trust, secLog);
+    this.unwatch = onDeath((err) =>
+      fatal(
+        new SecurityError(
+          "SECURITY",
+          `the ZAP handler died (${err.message}): CURVE sockets would admit every client, so the broker stops (fail closed); restart it`,
+          { cause: err },
+        ),
+      ),
+    );
+  }
+
+  /** Fail closed: throws unless the ZAP handler runs. Called right before the broker binds CURVE sockets. */
+  requireZap(): void {
+    if (this.opts.curve) requireZap();
+  }
+
+  async stop(): Promise<void> {
+    this.trust.stop();
+    this.unwatch?.();
+    this.unwatch = undefined;
+    await this.release?.();
+    this.release = undefined;
+  }
+
+  /** Socket options for a submit endpoint: CURVE on tcp:// only (IPC is guarded by file permissions). */
+  submitSocketOptions(endpoint: string): Record<string, unknown> | undefined {
+    if (!this.opts.curve || !endpoint.startsWith("tcp://")) return undefined;
+    return curveServerOptions(this.opts.curve, this.zapDomain);
+  }
+
+  /** For a herald-format PUB socket on tcp://: CURVE keys for ZmqPublishTransport (legacy ones stay plain). */
+  publishCurve(endpoint: string, format: "herald" | "legacy"): CurveServerOptions | undefined {
+    if (!this.opts.curve || format !== "herald" || !endpoint.startsWith("tcp://")) return undefined;
+    return { secretKey: this.opts.curve.curveSecret, publicKey: this.opts.curve.curvePublic };
+  }
+
+  /** The identity of a CURVE submitter from its signed routing id (undefined: anonymous or not CURVE). */
+  peerIdentity(peer: SubmitPeer): string | undefined {
+    if (!this.peers || !peer.endpoint.startsWith("tcp://")) return undefined;
+    return this.peers.identityOf(peer.routingId);
+  }
+
+  /** Signature first, then topic policy: fedmsg's order, so a forgery never reads as a policy problem. */
+  readonly admission: AdmissionCheck = (msg: Message, peer: SubmitPeer) => {
+    const viaPeer = this.peerIdentity(peer);
+    const err = this.check(msg, viaPeer);
+    if (err) this.rejected[err.code] = (this.rejected[err.code] ?? 0) + 1;
+    return err;
+  };
+
+  private check(msg: Message, viaPeer: string | undefined): HeraldError | undefined {
+    const verified = verifyMessage(msg, this.trust, {
+      clockSkewMs: this.opts.clockSkewMs,
+      requireSignature: this.opts.requireSignatures,
+      // A message another authenticated broker forwards may have waited in its outbox during an outage.
+      ...(msg.via?.length && viaPeer !== undefined ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
+    });
+    if (!verified.ok)
+      return new SecurityError(verified.code, verified.error.message, {
+        details: { ...verified.error.details, identity: viaPeer ?? null },
+      });
+    const identity = verified.identity ?? viaPeer;
+    const decision = this.policy.check(identity, msg.topic);
+    if (!decision.ok) return decision.error;
+    return undefined;
+  }
+}
