@@ -1,0 +1,122 @@
+import { Worker } from "node:worker_threads";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Gap, Subscriber } from "../src/client/subscriber.js";
+import type { Delivery, Subscription, Transport, TransportHealth } from "../src/transport/types.js";
+import { AsyncQueue } from "../src/util/queue.js";
+import { createMessage } from "../src/wire/message.js";
+import { startTestBroker, type TestBroker } from "./helpers/broker.js";
+import { ROOT } from "./helpers/serve.js";
+
+/** A source whose deliveries the test scripts by hand (sequence numbers with holes, repeats, restarts). */
+class ScriptedSource implements Transport {
+  readonly kind = "scripted";
+  readonly queue = new AsyncQueue<Delivery>();
+  constructor(readonly name: string) {}
+  async open(): Promise<void> {}
+  async send(): Promise<void> {}
+  push(topic: string, seq: number, stream = "s1", id?: string): void {
+    const message = { ...createMessage({ topic, body: { seq } }), seq, stream, ...(id ? { id } : {}) };
+    this.queue.push({ message, via: this.name, format: "herald", ack: async () => {}, nack: async () => {} });
+  }
+  receive(): Subscription {
+    return {
+      close: async () => this.queue.close(),
+      [Symbol.asyncIterator]: () => this.queue[Symbol.asyncIterator](),
+    };
+  }
+  health(): TransportHealth {
+    return { state: "up", sent: 0, received: 0, counters: {} };
+  }
+  async close(): Promise<void> {
+    this.queue.close();
+  }
+}
+
+async function take(sub: Subscriber, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const m of sub) {
+    out.push(m.message.body["seq"] as number);
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
+describe("subscriber", () => {
+  it("reports every gap in a stream's sequence, never silently", async () => {
+    const src = new ScriptedSource("a");
+    const gaps: Gap[] = [];
+    const restarts: string[] = [];
+    const sub = new Subscriber({
+      sources: [src],
+      onGap: (g) => gaps.push(g),
+      onRestart: (s) => restarts.push(s),
+    });
+    for (const seq of [1, 2, 3, 7, 8, 10]) src.push("t.x", seq);
+    src.push("t.x", 1, "s1"); // publisher restarted: its sequence starts again
+    src.push("t.x", 2, "s1");
+    expect(await take(sub, 8)).toEqual([1, 2, 3, 7, 8, 10, 1, 2]);
+    expect(gaps.map((g) => [g.expected, g.received, g.missed])).toEqual([
+      [4, 7, 3],
+      [9, 10, 1],
+    ]);
+    expect(restarts).toEqual(["s1"]);
+    expect(sub.stats()).toMatchObject({ gaps: 2, missed: 4 });
+    await sub.close();
+  });
+
+  it("delivers each id once across sources and tracks streams separately", async () => {
+    const a = new ScriptedSource("a");
+    const b = new ScriptedSource("b");
+    const gaps: Gap[] = [];
+    const sub = new Subscriber({ sources: [a, b], onGap: (g) => gaps.push(g) });
+    a.push("t.x", 1, "sa", "id-1");
+    b.push("t.x", 1, "sb", "id-1");
+    a.push("t.x", 2, "sa", "id-2");
+    b.push("t.x", 2, "sb", "id-2");
+    b.push("t.x", 3, "sb", "id-3");
+    const ids: string[] = [];
+    for await (const m of sub) {
+      ids.push(m.message.id);
+      if (ids.length === 3) break;
+    }
+    expect(ids).toEqual(["id-1", "id-2", "id-3"]);
+    expect(sub.stats().duplicates).toBe(2);
+    expect(gaps).toEqual([]);
+  });
+});
+
+describe("client from worker threads and many callers", () => {
+  let tb: TestBroker | undefined;
+  afterEach(async () => {
+    await tb?.stop();
+    tb = undefined;
+  });
+
+  it("publishes from 4 worker threads at once, each with its own client", async () => {
+    tb = await startTestBroker();
+    const code = `
+      import { parentPort, workerData } from "node:worker_threads";
+      const { HeraldClient } = await import("file://" + workerData.root + "/dist/client/publisher.js");
+      const c = new HeraldClient({ endpoint: workerData.submit });
+      const acks = await Promise.all(Array.from({ length: 100 }, (_, i) => c.publish("worker.t" + workerData.n, { i })));
+      await c.close();
+      parentPort.postMessage(acks.map((a) => a.id));
+    `;
+    const results = await Promise.all(
+      [0, 1, 2, 3].map(
+        (n) =>
+          new Promise<string[]>((resolve, reject) => {
+            const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), {
+              workerData: { root: ROOT, submit: tb!.submit, n },
+            });
+            w.once("message", resolve);
+            w.once("error", reject);
+          }),
+      ),
+    );
+    const ids = results.flat();
+    expect(ids).toHaveLength(400);
+    expect(new Set(ids).size).toBe(400);
+    expect(tb.broker.status().outbox.headSeq).toBe(400);
+  });
+});
