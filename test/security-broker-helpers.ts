@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Broker } from "../src/broker/broker.js";
+import type { Broker, BrokerOptions } from "../src/broker/broker.js";
 import { buildSinks, createBroker } from "../src/broker/from-config.js";
 import { HeraldClient } from "../src/client/publisher.js";
 import { Subscriber } from "../src/client/subscriber.js";
@@ -27,7 +27,7 @@ export interface SecureBroker {
 export async function startSecureBroker(
   dir: string,
   doc: Record<string, unknown>,
-  opts: { extraSinks?: Transport[]; name?: string } = {},
+  opts: { extraSinks?: Transport[]; name?: string; extra?: Partial<BrokerOptions> } = {},
 ): Promise<SecureBroker> {
   mkdirSync(dir, { recursive: true });
   const [herald, legacy, submit] = await freePorts(3);
@@ -43,12 +43,18 @@ export async function startSecureBroker(
     },
     security: { keysDir: join(dir, "keys"), trustDir: join(dir, "trust") },
   };
-  const merged = { ...base, ...doc, security: { ...base.security, ...(doc["security"] as object) } };
+  const merged = {
+    ...base,
+    ...doc,
+    broker: { ...base.broker, ...(doc["broker"] as object) },
+    security: { ...base.security, ...(doc["security"] as object) },
+  };
   const { config } = loadConfigText(JSON.stringify(merged), { file: join(dir, "herald.yaml"), env: {} });
   const logs: string[] = [];
   const log = createLogger({ level: "warn", format: "json", component: "test", write: (l) => logs.push(l) });
   const broker = createBroker(config, log, {
     publishDelayMs: 0,
+    ...opts.extra,
     ...(opts.extraSinks ? { sinks: [...buildSinks(config, log), ...opts.extraSinks] } : {}),
   });
   await broker.start();
