@@ -15,6 +15,7 @@ const USAGE = `usage: herald COMMAND [options]   (herald COMMAND --help for deta
   shim                  run the fedmsg migration shim in its own process
   cutover status|plan|retire|restore   move fedmsg services off their old ports, with evidence
   demo                  start a broker on embedded defaults and show it working
+  keys generate|list|trust|revoke|show   identities for CURVE and message signatures
 
 Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 broker unavailable, 5 storage failure.`;
 
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   replay: async () => (await import("./record.js")).replay,
   shim: async () => (await import("./shim.js")).shim,
   cutover: async () => (await import("./cutover.js")).cutover,
+  keys: async () => (await import("./keys.js")).keys,
 };
 
 export async function main(argv: string[]): Promise<number> {

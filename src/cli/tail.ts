@@ -1,15 +1,19 @@
 import { subscribe } from "../client/index.js";
 import type { ReceivedMessage } from "../client/subscriber.js";
+import { TrustStore } from "../security/trust.js";
 import { encodeHeraldFrames } from "../wire/herald.js";
 import { pythonJson } from "../wire/json.js";
 import { toLegacyObject } from "../wire/legacy.js";
 import { EXIT, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
-const USAGE = `usage: herald tail [PATTERN...] [--json] [--format herald|legacy|both] [--endpoint E ...] [--count N]
+const USAGE = `usage: herald tail [PATTERN...] [--json] [--format herald|legacy|both] [--endpoint E ...] [--count N] [--verify]
 
 Print every message matching the AMQP-style patterns (\`*\` one word, \`#\` any words; default \`#\`), one
-readable line each. --json prints the herald envelope (or, with --format legacy, the fedmsg envelope).`;
+readable line each. --json prints the herald envelope (or, with --format legacy, the fedmsg envelope).
+--verify checks every message's signature against security.trustDir (end to end, trusting no relay):
+messages that fail (or are unsigned) are not printed; each is reported on stderr with its error code.
+Verified lines show the signer (and "vouched legacy" for messages the shim ingested from fedmsg).`;
 
 export async function tail(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -19,6 +23,7 @@ export async function tail(argv: string[]): Promise<number> {
       format: { type: "string", default: "herald" },
       endpoint: { type: "string", multiple: true },
       count: { type: "string" },
+      verify: { type: "boolean" },
     },
     USAGE,
   );
@@ -33,7 +38,21 @@ export async function tail(argv: string[]): Promise<number> {
   if (!(count > 0)) throw new UsageError("--count takes a positive number");
   const ctx = context(values.config);
   const formats: Array<"herald" | "legacy"> = format === "both" ? ["herald", "legacy"] : [format];
+  const trust = values.verify
+    ? new TrustStore(ctx.config.security.trustDir, {
+        reloadInterval: ctx.config.security.reloadInterval,
+      }).start()
+    : undefined;
   const sub = subscribe(positionals, {
+    ...(trust
+      ? {
+          verify: { trust, requireSignature: true },
+          onRejected: (d, e) =>
+            process.stderr.write(
+              `herald tail: dropped ${d.message.id} ${d.message.topic}: ${e.code}: ${e.message}\n`,
+            ),
+        }
+      : {}),
     config: ctx.config,
     formats,
     log: ctx.log,
@@ -48,13 +67,15 @@ export async function tail(argv: string[]): Promise<number> {
     if (++seen >= count) break;
   }
   await sub.close();
+  trust?.stop();
   return EXIT.ok;
 }
 
 function line(m: ReceivedMessage): string {
   const body = JSON.stringify(m.message.body);
   const short = body.length > 120 ? `${body.slice(0, 117)}...` : body;
-  return `${m.message.sentAt} ${m.message.topic} ${m.message.id} [${m.format}] ${short}`;
+  const who = m.signer === undefined ? "" : ` signer=${m.signer}${m.vouched ? ` vouched ${m.vouched}` : ""}`;
+  return `${m.message.sentAt} ${m.message.topic} ${m.message.id} [${m.format}]${who} ${short}`;
 }
 
 function asJson(m: ReceivedMessage, format: string): string {
