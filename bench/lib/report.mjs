@@ -82,7 +82,9 @@ export function appendResults({
   ].join("\n");
   appendFileSync(RESULTS, md);
   // `npm run lint` checks bench/** and Biome formats Markdown tables: keep the file lint-clean.
-  spawnSync(resolve(ROOT, "node_modules", ".bin", "biome"), ["format", "--write", RESULTS], { stdio: "ignore" });
+  spawnSync(resolve(ROOT, "node_modules", ".bin", "biome"), ["format", "--write", RESULTS], {
+    stdio: "ignore",
+  });
 }
 
 function profileMarkdown(profiles) {
