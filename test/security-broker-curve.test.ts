@@ -54,10 +54,24 @@ const curveOf = (me: Identity, server: Identity) => ({
 
 describe("CURVE on the broker's TCP sockets", () => {
   it("admits trusted keys; an untrusted key cannot submit or subscribe until its .pub is trusted, no restart", async () => {
-    const { b, id: server, dir } = await curveBroker("b1", [alice], { policy: { alice: ["org.alice.#"] } });
+    const {
+      b,
+      id: server,
+      dir,
+    } = await curveBroker("b1", [alice], {
+      policy: { alice: ["org.alice.#"], bob: ["org.bob.#"] },
+    });
     // alice over CURVE: accepted, and her routing-id claim makes the unsigned message hers for the policy.
     const a = closer.client({ endpoint: b.tcp, curve: { identity: alice, serverKey: server.curvePublic } });
     expect((await a.publish("org.alice.hello", { n: 1 })).id).toBeTruthy();
+    // The policy sees alice (from her signed routing id) even though the message is unsigned...
+    const denied = await a.publish("org.bob.x", {}).catch((e: unknown) => e);
+    expect((denied as HeraldError).code).toBe("UNAUTHORIZED_TOPIC");
+    expect((denied as HeraldError).message).toContain("identity 'alice'");
+    // ...and the refusal is logged with that identity, never with the routing id (a bearer token).
+    const line = b.logs.find((l) => l.includes("message refused"));
+    expect(line).toContain('"identity":"alice"');
+    expect(b.logs.some((l) => l.includes(`${alice.keyId}~`))).toBe(false);
     const trust = new TrustStore(join(dir, "trust"));
     trust.reload();
     const aliceSub = closer.subscriber(b.pub.herald, { curve: curveOf(alice, server) });
