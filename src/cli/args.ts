@@ -29,7 +29,16 @@ export const COMMON_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const satisfies Options;
 
-export function parse<O extends Options>(argv: string[], options: O, usage: string) {
+type Parsed<O extends Options> = ReturnType<
+  typeof parseArgs<{
+    args: string[];
+    options: typeof COMMON_OPTIONS & O;
+    allowPositionals: true;
+    strict: true;
+  }>
+>;
+
+export function parse<O extends Options>(argv: string[], options: O, usage: string): Parsed<O> {
   try {
     return parseArgs({
       args: argv,

@@ -5,6 +5,7 @@ import { decodeRow, type Prepared, prepare } from "./codec.js";
 import { errorCode, openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
 import { busyError, failStopError, outboxFullError, storageFullError } from "./outbox-errors.js";
+import { RecentMessages, storedForm } from "./recent.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 import { AppendWaiters } from "./waiters.js";
@@ -52,6 +53,9 @@ export class Outbox {
   private pendingBytes = 0;
   private countedFloor = 0;
   private commits = 0;
+  /** Rows inserted by the transaction in progress, cached once it commits. */
+  private fresh: StoredMessage[] = [];
+  private readonly recent = new RecentMessages();
   private failure: HeraldError | undefined;
   private closed = false;
 
@@ -133,6 +137,7 @@ export class Outbox {
     const stopped = this.closed ? new ClosedError("the outbox") : this.failure;
     if (stopped !== undefined) return messages.map((m) => ({ ok: false, id: String(m.id), error: stopped }));
     const prepared = messages.map(prepare);
+    this.fresh = [];
     try {
       this.syncPending(); // a read; if even that fails, the disk is in trouble
     } catch (err) {
@@ -141,7 +146,7 @@ export class Outbox {
     const before = { head: this.head, n: this.pendingCount, b: this.pendingBytes, rows: this.totalRows };
     let results: AppendResult[];
     try {
-      results = this.db.transaction(() => this.writeBatch(prepared))();
+      results = this.db.transaction(() => this.writeBatch(prepared, messages))();
     } catch (err) {
       // The rollback undid the rows; undo the counters that were moved along with them.
       this.head = before.head;
@@ -152,6 +157,7 @@ export class Outbox {
     }
     this.commits += 1;
     this.dirty.clear();
+    this.recent.add(this.fresh);
     try {
       this.fp.hit("outbox.after_commit");
     } catch (err) {
@@ -164,10 +170,10 @@ export class Outbox {
   }
 
   /** Runs inside the transaction: dedup, limits, inserts, lazy cursors, head. */
-  private writeBatch(prepared: readonly Prepared[]): AppendResult[] {
+  private writeBatch(prepared: readonly Prepared[], messages: readonly Message[]): AppendResult[] {
     const acceptedAt = Math.max(Date.now(), this.lastAcceptedAt);
     const inBatch = new Map<string, number>();
-    const results = prepared.map((p): AppendResult => {
+    const results = prepared.map((p, i): AppendResult => {
       if ("error" in p) return { ok: false, id: p.id, error: p.error };
       const batchSeq = inBatch.get(p.id);
       if (batchSeq !== undefined) return { ok: true, id: p.id, seq: batchSeq, acceptedAt, duplicate: true };
@@ -178,6 +184,12 @@ export class Outbox {
       if (full !== undefined) return { ok: false, id: p.id, error: full };
       this.head += 1;
       this.sql.insert.run(this.head, p.id, acceptedAt, p.envelope.length, p.envelope);
+      this.fresh.push({
+        seq: this.head,
+        acceptedAt,
+        bytes: p.envelope.length,
+        message: storedForm(messages[i]!),
+      });
       inBatch.set(p.id, this.head);
       this.pendingCount += 1;
       this.pendingBytes += p.envelope.length;
@@ -269,6 +281,8 @@ export class Outbox {
   /** Up to `limit` messages with seq > afterSeq, stopping once `maxBytes` is reached (at least one row). */
   read(afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredMessage[] {
     this.assertOpen();
+    const cached = this.recent.read(afterSeq, limit, maxBytes);
+    if (cached !== undefined) return cached;
     const out: StoredMessage[] = [];
     let total = 0;
     for (const row of this.sql.page.iterate(afterSeq, limit)) {
@@ -346,6 +360,7 @@ export class Outbox {
         const n = this.sql.deleteUpTo.run(end).changes;
         deleted += n;
         this.totalRows -= n;
+        this.recent.dropThrough(end);
         // Deleted rows are pending only when no sink is registered (countedFloor is then 0).
         if (this.cursors.size === 0) {
           this.pendingCount -= agg.n;
