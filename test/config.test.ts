@@ -489,7 +489,9 @@ describe("edge cases", () => {
   });
 
   it("rejects an empty env key segment", () => {
-    const { problems } = problemsOf(() => load({ env: { HERALD_LOG____LEVEL: "info", HERALD_LOG___LEVEL: "info" } }));
+    const { problems } = problemsOf(() =>
+      load({ env: { HERALD_LOG____LEVEL: "info", HERALD_LOG___LEVEL: "info" } }),
+    );
     expect(problems[0]?.message).toContain("empty key segment");
     expect(problems[1]?.suggestion).toBe("HERALD_LOG__LEVEL (log.level)");
   });

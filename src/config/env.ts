@@ -30,7 +30,12 @@ export const ENV_PREFIX = "HERALD_";
  */
 // Variables herald reads that are not configuration keys (the file itself, failpoints for crash tests, the app name
 // stamped into message origins, the library logger level before config is loaded).
-export const NON_CONFIG_ENV: Set<string> = new Set(["HERALD_CONFIG", "HERALD_FAILPOINTS", "HERALD_APP", "HERALD_LOG_LEVEL"]);
+export const NON_CONFIG_ENV: Set<string> = new Set([
+  "HERALD_CONFIG",
+  "HERALD_FAILPOINTS",
+  "HERALD_APP",
+  "HERALD_LOG_LEVEL",
+]);
 
 export interface EnvOverride {
   path: KeyPath;
