@@ -30,6 +30,8 @@ export interface ShimSetupOptions {
   relayInbound?: string;
   grace?: string;
   settleMs?: number;
+  /** Extra `security:` section (keys and trust under the setup's data dir unless given). */
+  security?: Record<string, unknown>;
 }
 
 export function endpointsOn(ports: number[]): string[] {
@@ -58,6 +60,7 @@ export function configYaml(
       grace: o.grace ?? "1s",
       services: o.services,
     },
+    ...(o.security ? { security: o.security } : {}),
     log: { level: "warn" },
   });
 }

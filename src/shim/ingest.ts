@@ -1,6 +1,8 @@
 import * as zmq from "zeromq";
 import type { HeraldClient } from "../client/publisher.js";
 import { HeraldError } from "../errors.js";
+import type { Identity } from "../security/keys.js";
+import { vouchIngested } from "../security/sign.js";
 import type { Subscription } from "../transport/types.js";
 import { decodeFrames } from "../transport/zeromq-decode.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
@@ -38,6 +40,11 @@ export interface IngestOptions {
   /** Messages waiting for the broker before new ones are dropped (and counted). Default 100,000. */
   maxQueued?: number;
   maxMessageBytes?: number;
+  /**
+   * The shim's own identity: every ingested message is signed by it (vouched, not signed by the legacy
+   * publisher), so brokers and subscribers that require signatures accept it as the shim's word.
+   */
+  identity?: Identity;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -193,7 +200,9 @@ export class Ingest {
       [INGESTED_BY]: this.opts.brokerName,
       [INGESTED_FROM]: service,
     };
-    this.queue.push({ service, message: { ...message, headers } });
+    const vouched = { ...message, headers };
+    const signed = this.opts.identity ? vouchIngested(vouched, this.opts.identity) : vouched;
+    this.queue.push({ service, message: signed });
     this.flushing ??= this.flush().finally(() => {
       this.flushing = undefined;
     });

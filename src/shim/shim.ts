@@ -1,9 +1,11 @@
 import { statSync } from "node:fs";
 import { clientSubmitEndpoint, connectable } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
+import { configIdentity } from "../client/security.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { loadLegacyConfig } from "../legacy/config/load.js";
 import type { LegacyConfig } from "../legacy/config/types.js";
+import type { Identity } from "../security/keys.js";
 import type { Logger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
 import { BridgedService } from "./bridged.js";
@@ -69,6 +71,7 @@ class Shim implements ShimHandle {
       log: log.child("ingest"),
       maxBatch: config.broker.submit.maxBatch,
       maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
+      ...shimIdentity(config),
     });
     const path = opts.evidencePath ?? evidencePath(config.paths.dataDir);
     this.history = new History(readEvidence(path));
@@ -257,4 +260,10 @@ function mtime(file: string): number {
   } catch {
     return 0;
   }
+}
+
+/** The shim signs what it ingests with the configured identity, when this process can read its key. */
+function shimIdentity(config: HeraldConfig): { identity?: Identity } {
+  const identity = configIdentity(config);
+  return identity ? { identity } : {};
 }

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { HeraldClient } from "../src/client/publisher.js";
+import { Subscriber } from "../src/client/subscriber.js";
+import { generateIdentity } from "../src/security/keys.js";
+import { TrustStore, trustKey } from "../src/security/trust.js";
+import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
+import { waitFor } from "./helpers/broker.js";
+import { freePorts } from "./helpers/serve.js";
+import { PythonPeer } from "./peers/python-peer.js";
+import { endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
+
+let setup: ShimSetup | undefined;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  await setup?.stop();
+  setup = undefined;
+});
+
+describe("shim ingest with signatures required (the legacy boundary)", () => {
+  it("signs what it ingests with its own identity: accepted by the broker, verified at subscribers as vouched", async () => {
+    const keys = mkdtempSync(join(tmpdir(), "herald-shimkeys-"));
+    cleanups.push(() => rmSync(keys, { recursive: true, force: true }));
+    const keysDir = join(keys, "keys");
+    const trustDir = join(keys, "trust");
+    const shim = generateIdentity("shim", keysDir);
+    trustKey(shim, trustDir);
+    const [p1] = await freePorts(1);
+    setup = await startShimBroker({
+      services: { "bodhi.test": { stage: "legacy", endpoints: endpointsOn([p1!]) } },
+      security: {
+        keysDir,
+        trustDir,
+        identity: "shim",
+        requireSignatures: true,
+        strictTopics: true,
+        policy: { shim: ["org.example.#", "probe.#"] },
+      },
+    });
+    const trust = new TrustStore(trustDir);
+    trust.reload();
+    const sub = new Subscriber({
+      sources: [
+        new ZmqSubscribeTransport({
+          name: "h",
+          endpoints: [`tcp://127.0.0.1:${setup.ports.herald}`],
+          format: "herald",
+        }),
+      ],
+      verify: { trust },
+    });
+    cleanups.push(() => sub.close());
+    const got: Array<{ id: string; signer?: string; vouched?: string }> = [];
+    void (async () => {
+      for await (const m of sub) got.push({ id: m.message.id, signer: m.signer, vouched: m.vouched });
+    })();
+    // Unsigned submissions are refused; a signed probe links the subscriber up.
+    const plain = new HeraldClient({ endpoint: setup.client.endpoint, retries: 0 });
+    cleanups.push(() => plain.close());
+    await expect(plain.publish("probe.plain", {})).rejects.toMatchObject({ code: "UNSIGNED" });
+    const signer = new HeraldClient({ endpoint: setup.client.endpoint, sign: shim });
+    cleanups.push(() => signer.close());
+    for (let i = 0; i < 200; i++) {
+      const ack = await signer.publish("probe.link", { i });
+      if (await waitFor(() => got.some((g) => g.id === ack.id), 100)) break;
+    }
+    const pub = PythonPeer.start("fedmsg_pub.py", [
+      "--bind",
+      `tcp://127.0.0.1:${p1}`,
+      "--count",
+      "20",
+      "--wait-subscribers",
+      "1",
+      "--topic",
+      "org.example.dev.bodhi.update.comment",
+    ]);
+    cleanups.push(() => pub.stop());
+    expect(await waitFor(() => got.filter((g) => g.vouched === "legacy").length >= 20, 30_000)).toBe(true);
+    const legacy = got.filter((g) => g.vouched === "legacy");
+    expect(new Set(legacy.map((g) => g.signer))).toEqual(new Set(["shim"]));
+    expect(sub.stats().rejected ?? {}).toEqual({});
+    expect(setup.running.broker.status().submit.admissionByCode).toMatchObject({ UNSIGNED: 1 });
+  });
+});
