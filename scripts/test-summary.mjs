@@ -12,7 +12,11 @@ for (const file of process.argv.slice(2)) {
   }
   const r = JSON.parse(readFileSync(file, "utf8"));
   passed += r.numPassedTests;
-  failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+  // A file that failed without a failing test (an import error, a crash in a hook) counts once.
+  const brokenFiles = r.testResults.filter(
+    (f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"),
+  ).length;
+  failed += r.numFailedTests + brokenFiles;
   skipped += r.numPendingTests + (r.numTodoTests ?? 0);
 }
 if (missing > 0) failed += missing;

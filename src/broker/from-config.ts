@@ -176,3 +176,24 @@ export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): Brok
 export function createBroker(config: HeraldConfig, log: Logger, extra: Partial<BrokerOptions> = {}): Broker {
   return new Broker({ ...brokerOptionsFromConfig(config, log), ...extra });
 }
+
+/** The receive-side transport of a configured source (`sources[]`), by name. */
+export function buildSource(config: HeraldConfig, name: string, log: Logger): Transport {
+  const s = config.sources.find((x) => x.name === name);
+  if (!s) {
+    const known = config.sources.map((x) => x.name).join(", ") || "none configured";
+    throw new ConfigError(
+      "CONFIG",
+      `no source named '${name}' (sources: ${known}): add it under sources: in the config`,
+    );
+  }
+  return new AmqpTransport({
+    name: s.name,
+    url: s.url,
+    exchange: s.exchange,
+    queue: s.queue,
+    bindings: s.bindings,
+    format: s.format,
+    log: (level, message, fields) => log.child(s.name)[level](message, fields),
+  });
+}

@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Broker } from "../broker/broker.js";
-import { buildSinks, createBroker } from "../broker/from-config.js";
+import { buildSinks, buildSource, clientSubmitEndpoint, createBroker } from "../broker/from-config.js";
+import { SourceIngest } from "../broker/source-ingest.js";
+import { HeraldClient } from "../client/publisher.js";
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { startShim } from "../shim/shim.js";
@@ -47,15 +49,38 @@ export async function startBroker(
     await shim?.stop();
     throw err;
   }
+  const ingests = await startSourceIngests(config, log);
   return {
     broker,
     shim,
     stop: async () => {
-      // Stop the shim first: ingested messages still in flight are submitted while the broker accepts.
+      // Stop the shim and source ingest first: what they hold in flight is submitted while the broker accepts.
+      await Promise.all(ingests.map((i) => i.stop()));
       await shim?.stop();
       await broker.stop();
     },
   };
+}
+
+/** Sources with `ingest: true` (AMQP queues, e.g. fedora-messaging traffic) feed the local broker. */
+async function startSourceIngests(config: HeraldConfig, log: Logger): Promise<SourceIngest[]> {
+  const out: SourceIngest[] = [];
+  for (const s of config.sources.filter((x) => x.ingest)) {
+    const client = new HeraldClient({
+      endpoint: clientSubmitEndpoint(config),
+      retries: 0,
+      maxBatch: config.broker.submit.maxBatch,
+    });
+    const ingest = new SourceIngest(
+      buildSource(config, s.name, log),
+      s.bindings,
+      client,
+      log.child(`ingest.${s.name}`),
+    );
+    await ingest.start();
+    out.push(ingest);
+  }
+  return out;
 }
 
 /** `<runtimeDir>/herald.pid`: `herald cutover` sends SIGHUP here after editing the config file. */

@@ -1,5 +1,7 @@
+import { buildSource } from "../broker/from-config.js";
 import { subscribe } from "../client/index.js";
 import type { ReceivedMessage } from "../client/subscriber.js";
+import { Subscriber } from "../client/subscriber.js";
 import { TrustStore } from "../security/trust.js";
 import { encodeHeraldFrames } from "../wire/herald.js";
 import { pythonJson } from "../wire/json.js";
@@ -7,7 +9,8 @@ import { toLegacyObject } from "../wire/legacy.js";
 import { EXIT, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
-const USAGE = `usage: herald tail [PATTERN...] [--json] [--format herald|legacy|both] [--endpoint E ...] [--count N] [--verify]
+const USAGE = `usage: herald tail [PATTERN...] [--json] [--format herald|legacy|both] [--endpoint E ...] [--count N]
+                   [--source NAME]  (read a configured AMQP source instead of the broker's PUB sockets) [--verify]
 
 Print every message matching the AMQP-style patterns (\`*\` one word, \`#\` any words; default \`#\`), one
 readable line each. --json prints the herald envelope (or, with --format legacy, the fedmsg envelope).
@@ -24,6 +27,7 @@ export async function tail(argv: string[]): Promise<number> {
       endpoint: { type: "string", multiple: true },
       count: { type: "string" },
       verify: { type: "boolean" },
+      source: { type: "string", short: "s" },
     },
     USAGE,
   );
@@ -43,21 +47,28 @@ export async function tail(argv: string[]): Promise<number> {
         reloadInterval: ctx.config.security.reloadInterval,
       }).start()
     : undefined;
-  const sub = subscribe(positionals, {
-    ...(trust
-      ? {
-          verify: { trust, requireSignature: true },
-          onRejected: (d, e) =>
-            process.stderr.write(
-              `herald tail: dropped ${d.message.id} ${d.message.topic}: ${e.code}: ${e.message}\n`,
-            ),
-        }
-      : {}),
-    config: ctx.config,
-    formats,
-    log: ctx.log,
-    ...(values.endpoint ? { endpoints: { [formats[0]!]: values.endpoint } } : {}),
-  });
+  const sub = values.source
+    ? new Subscriber({
+        sources: [buildSource(ctx.config, values.source, ctx.log)],
+        patterns: positionals,
+        log: ctx.log,
+        ownsSources: true,
+      })
+    : subscribe(positionals, {
+        ...(trust
+          ? {
+              verify: { trust, requireSignature: true },
+              onRejected: (d, e) =>
+                process.stderr.write(
+                  `herald tail: dropped ${d.message.id} ${d.message.topic}: ${e.code}: ${e.message}\n`,
+                ),
+            }
+          : {}),
+        config: ctx.config,
+        formats,
+        log: ctx.log,
+        ...(values.endpoint ? { endpoints: { [formats[0]!]: values.endpoint } } : {}),
+      });
   const stop = (): void => void sub.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

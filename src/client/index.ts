@@ -63,7 +63,7 @@ export function subscribe(patterns: string[], opts: SubscribeOptions = {}): Subs
       new ZmqSubscribeTransport({ name: `sub-${format}`, endpoints, format, ...(curve ? { curve } : {}) }),
     ];
   });
-  return new Subscriber({ ...opts, sources, patterns });
+  return new Subscriber({ ...opts, sources, patterns, ownsSources: true });
 }
 
 /**
@@ -102,7 +102,7 @@ export async function subscribeLegacyAndHerald(
         ]
       : []),
   ];
-  return new Subscriber({ ...opts, sources, patterns });
+  return new Subscriber({ ...opts, sources, patterns, ownsSources: true });
 }
 
 import { loadLegacyConfig } from "../legacy/config/load.js";

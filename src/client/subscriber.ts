@@ -44,6 +44,8 @@ export interface SubscriberOptions {
   /** Called when a stream restarts (publisher restarted: sequence went back to 1). */
   onRestart?: (stream: string, via: string) => void;
   manualAck?: boolean;
+  /** Close the sources too when the subscriber closes (they were made for it, e.g. by `subscribe()`). */
+  ownsSources?: boolean;
   /**
    * Verify every delivery end to end against this trust store (no intermediary is trusted). Failures
    * are never delivered: they are dropped, counted by code in `stats().rejected`, and passed to
@@ -212,6 +214,7 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     if (this.closed) return;
     this.closed = true;
     await Promise.all(this.subs.map((s) => s.close().catch(() => {})));
+    if (this.opts.ownsSources) await Promise.all(this.opts.sources.map((s) => s.close().catch(() => {})));
     this.queue.close();
   }
 }

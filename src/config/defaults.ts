@@ -103,7 +103,14 @@ export const SINK_ITEM_DEFAULTS: { [T in SinkConfig["type"]]: Partial<Extract<Si
 export const SOURCE_ITEM_DEFAULTS: {
   [T in SourceConfig["type"]]: Partial<Extract<SourceConfig, { type: T }>>;
 } = {
-  amqp: { url: DEFAULT_AMQP_URL, exchange: "amq.topic", queue: "", bindings: ["#"], format: "auto" },
+  amqp: {
+    url: DEFAULT_AMQP_URL,
+    exchange: "amq.topic",
+    queue: "",
+    bindings: ["#"],
+    format: "auto",
+    ingest: false,
+  },
 };
 
 export const TLS_DEFAULTS = { ca: null, cert: null, key: null } as const;

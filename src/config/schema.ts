@@ -88,6 +88,8 @@ export interface AmqpSourceConfig {
   queue: string;
   bindings: string[];
   format: "auto" | "herald" | "fedora-messaging";
+  /** `herald serve` consumes this queue and submits what it reads to the local broker. */
+  ingest: boolean;
 }
 
 export type SourceConfig = AmqpSourceConfig;
@@ -233,6 +235,7 @@ const amqpSource = obj(
     queue: text,
     bindings: list(text),
     format: oneOfValues("auto", "herald", "fedora-messaging"),
+    ingest: bool,
   },
   ["name", "type"],
 );

@@ -1,0 +1,107 @@
+import type { HeraldClient } from "../client/publisher.js";
+import { HeraldError } from "../errors.js";
+import type { Delivery, Subscription, Transport } from "../transport/types.js";
+import { backoffDelay, sleep } from "../util/backoff.js";
+import type { Logger } from "../util/log.js";
+
+export interface SourceIngestCounters {
+  ingested: number;
+  duplicates: number;
+  refused: number;
+  retries: number;
+}
+
+/**
+ * Feeds a receive-side transport (an AMQP queue, e.g. fedora-messaging traffic) into the local broker.
+ * Each message is acknowledged to its source only after the broker acknowledged it (stored), so a crash
+ * anywhere redelivers instead of losing; ids are kept, so the broker's dedup drops the repeats. A message
+ * the broker refuses for good (bad topic, policy) is rejected at the source (dead-lettered by RabbitMQ
+ * when the queue has a dead-letter exchange), counted and logged, never retried forever.
+ */
+export class SourceIngest {
+  private sub: Subscription | undefined;
+  private readonly waiting: Delivery[] = [];
+  private wake: (() => void) | undefined;
+  private closed = false;
+  private loops: Promise<void>[] = [];
+  readonly counters: SourceIngestCounters = { ingested: 0, duplicates: 0, refused: 0, retries: 0 };
+
+  constructor(
+    private readonly source: Transport,
+    private readonly patterns: readonly string[],
+    private readonly client: HeraldClient,
+    private readonly log: Logger,
+    private readonly maxBatch = 500,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.source.open();
+    this.sub = this.source.receive({ patterns: this.patterns, manualAck: true });
+    this.loops = [this.read(this.sub), this.submitLoop()];
+  }
+
+  private async read(sub: Subscription): Promise<void> {
+    try {
+      for await (const d of sub) {
+        this.waiting.push(d);
+        this.wake?.();
+      }
+    } catch (err) {
+      if (!this.closed) this.log.error("source failed", { source: this.source.name, err });
+    }
+  }
+
+  private async submitLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.closed) {
+      if (this.waiting.length === 0) {
+        await new Promise<void>((r) => {
+          this.wake = r;
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const batch = this.waiting.slice(0, this.maxBatch);
+      try {
+        const results = await this.client.submit(batch.map((d) => d.message));
+        this.waiting.splice(0, batch.length);
+        attempt = 0;
+        await Promise.all(results.map((r, i) => this.settle(batch[i]!, r)));
+      } catch (err) {
+        if (this.closed) return;
+        this.counters.retries++;
+        if (attempt % 10 === 0)
+          this.log.warn("broker unavailable for source ingest; retrying", { source: this.source.name, err });
+        await sleep(backoffDelay(attempt++));
+      }
+    }
+  }
+
+  private async settle(d: Delivery, r: Awaited<ReturnType<HeraldClient["submit"]>>[number]): Promise<void> {
+    if (!(r instanceof HeraldError)) {
+      if (r.duplicate) this.counters.duplicates++;
+      else this.counters.ingested++;
+      await d.ack();
+      return;
+    }
+    if (r.retryable) {
+      this.waiting.push(d); // outbox full, shutting down: try again later, keep it unacknowledged
+      return;
+    }
+    this.counters.refused++;
+    this.log.warn("message from source refused by the broker", {
+      source: this.source.name,
+      id: d.message.id,
+      code: r.code,
+    });
+    await d.nack();
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
+    await this.sub?.close();
+    await this.source.close();
+    await Promise.all(this.loops);
+  }
+}
