@@ -30,6 +30,7 @@ def main():
         env = json.loads(raw)
         print(topic.decode("utf-8"), env["id"], json.dumps(env["body"], sort_keys=True), flush=True)
         seen += 1
+    sub.close()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ describe("the Python examples users copy", () => {
         stdio: ["ignore", "pipe", "inherit"],
       },
     );
+    const closed = new Promise((r) => child.on("close", r));
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
@@ -52,6 +53,6 @@ describe("the Python examples users copy", () => {
     }
     expect(out.trim()).toMatch(/^py\.tail [0-9a-f-]{36} \{"n": \d+\}$/);
     expect(id).not.toBe("");
-    await new Promise((r) => child.on("close", r));
+    expect(await closed).toBe(0);
   });
 });
