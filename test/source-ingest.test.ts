@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import type { BrokerStatus } from "../src/broker/broker.js";
+import { HeraldClient } from "../src/client/publisher.js";
 import { Subscriber } from "../src/client/subscriber.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
 import { Admin, uniq } from "./amqp-helpers.js";
@@ -72,6 +74,14 @@ describe("AMQP sources", () => {
       if (depth !== 0) await new Promise((r) => setTimeout(r, 100));
     }
     expect(depth).toBe(0); // acknowledged to RabbitMQ once the broker stored them
+    const statusClient = new HeraldClient({ endpoint: serve.submit });
+    const status = (await statusClient.status()) as BrokerStatus;
+    await statusClient.close();
+    expect(status.sources).toHaveLength(1);
+    expect(status.sources[0]).toMatchObject({ name: "fm", kind: "amqp", waiting: 0 });
+    expect(
+      (status.sources[0]!.counters["ingested"] ?? 0) + (status.sources[0]!.counters["duplicates"] ?? 0),
+    ).toBeGreaterThanOrEqual(50);
 
     // tail --source reads the same kind of queue directly (here: a second, temporary one on the exchange).
     const tail = spawn(process.execPath, [CLI, "tail", "--source", "fm2", "--count", "1", "org.#"], {

@@ -17,17 +17,20 @@ await sock.bind(a.bind);
 emit({ bound: sock.lastEndpoint });
 const template = toWireObject(createMessage({ topic: "bench.raw", body: { t: 0, k: 0, text } }));
 const probeTopic = a.legacy ? `${a.legacy}.bench.probe` : "bench.probe";
-const probe = Buffer.from(
-  JSON.stringify(
-    a.legacy
-      ? { i: 0, msg: {}, msg_id: `0-${randomUUID()}`, timestamp: 0, topic: probeTopic, username: "bench" }
-      : { ...template, topic: probeTopic },
-  ),
-);
+// A fresh id per probe: a broker in the path (the shim) deduplicates by id, and a subscriber that joins
+// late must still see one.
+const probe = () =>
+  Buffer.from(
+    JSON.stringify(
+      a.legacy
+        ? { i: 0, msg: {}, msg_id: `0-${randomUUID()}`, timestamp: 0, topic: probeTopic, username: "bench" }
+        : { ...template, id: randomUUID(), topic: probeTopic },
+    ),
+  );
 let waiting = true;
 const go = stdinLine().then(() => (waiting = false));
 while (waiting) {
-  await sock.send([Buffer.from(probeTopic), probe]);
+  await sock.send([Buffer.from(probeTopic), probe()]);
   await new Promise((r) => setTimeout(r, 50));
 }
 await go;

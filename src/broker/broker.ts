@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs
 import { dirname } from "node:path";
 import { type HeraldError, rejected } from "../errors.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
-import type { Transport } from "../transport/types.js";
+import type { Transport, TransportHealth } from "../transport/types.js";
 import { type Logger, silentLogger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
@@ -61,6 +61,15 @@ export interface BrokerOptions {
   onFatal?: (err: HeraldError) => void;
 }
 
+export interface SourceStatus {
+  name: string;
+  kind: string;
+  /** Messages read but not yet stored by the broker. */
+  waiting: number;
+  counters: Record<string, number>;
+  health: TransportHealth;
+}
+
 export interface BrokerStatus {
   broker: string;
   version: string;
@@ -70,6 +79,8 @@ export interface BrokerStatus {
   endpoints: string[];
   outbox: ReturnType<Outbox["stats"]>;
   sinks: SinkStatus[];
+  /** Sources feeding this broker (AMQP queues with `ingest: true`), when any. */
+  sources: SourceStatus[];
   submit: SubmitServer["counters"] & {
     loopsStopped: number;
     admissionRejected: number;
@@ -227,6 +238,13 @@ export class Broker {
     throw rejected("BAD_REQUEST", `unknown command '${name}': use status or ping`);
   }
 
+  private readonly sourceStatus: Array<() => SourceStatus[]> = [];
+
+  /** Sources that feed this broker from outside (source ingest) report in `status()`. */
+  reportSources(fn: () => SourceStatus[]): void {
+    this.sourceStatus.push(fn);
+  }
+
   status(): BrokerStatus {
     const stats = this.outbox!.stats();
     return {
@@ -238,6 +256,7 @@ export class Broker {
       endpoints: this.endpoints,
       outbox: stats,
       sinks: this.dispatchers.map((d) => d.status(stats.headSeq)),
+      sources: this.sourceStatus.flatMap((f) => f()),
       submit: {
         ...this.server!.counters,
         loopsStopped: this.loopsStopped,

@@ -3,6 +3,7 @@ import { HeraldError } from "../errors.js";
 import type { Delivery, Subscription, Transport } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
+import type { SourceStatus } from "./broker.js";
 
 export interface SourceIngestCounters {
   ingested: number;
@@ -95,6 +96,16 @@ export class SourceIngest {
       code: r.code,
     });
     await d.nack();
+  }
+
+  status(): SourceStatus {
+    return {
+      name: this.source.name,
+      kind: this.source.kind,
+      waiting: this.waiting.length,
+      counters: { ...this.counters },
+      health: this.source.health(),
+    };
   }
 
   async stop(): Promise<void> {

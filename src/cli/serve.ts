@@ -50,6 +50,7 @@ export async function startBroker(
     throw err;
   }
   const ingests = await startSourceIngests(config, log);
+  broker.reportSources(() => ingests.map((i) => i.status()));
   return {
     broker,
     shim,

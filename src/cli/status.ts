@@ -63,6 +63,24 @@ export function render(s: BrokerStatus): string {
       ]),
     );
   }
+  if (s.sources.length > 0) {
+    lines.push("", pad(["SOURCE", "KIND", "STATE", "WAITING", "", "INGESTED", "RETRIES", "LAST ERROR"]));
+    for (const src of s.sources) {
+      const c = src.counters;
+      lines.push(
+        pad([
+          src.name,
+          src.kind,
+          src.health.state,
+          String(src.waiting),
+          "",
+          String(c["ingested"] ?? 0),
+          String(c["retries"] ?? 0),
+          `${src.health.lastError ?? "-"} (duplicates=${c["duplicates"] ?? 0} refused=${c["refused"] ?? 0})`,
+        ]),
+      );
+    }
+  }
   return lines.join("\n");
 }
 

@@ -156,7 +156,6 @@ export class Outbox {
       return this.batchFailed(err, prepared);
     }
     this.commits += 1;
-    this.dirty.clear();
     this.recent.add(this.fresh);
     try {
       this.fp.hit("outbox.after_commit");
@@ -196,8 +195,9 @@ export class Outbox {
       this.totalRows += 1;
       return { ok: true, id: p.id, seq: this.head, acceptedAt, duplicate: false };
     });
-    if (inBatch.size > 0) this.sql.setHead.run(String(this.head));
-    for (const [sink, seq] of this.dirty) this.sql.saveCursor.run(sink, seq);
+    // Neither the head (max(seq) of the rows says it; meta.head_seq is written before pruning can remove
+    // them) nor the cursors (a timer writes those) are written here: every page an append commit touches
+    // is a page to fsync on the publisher's critical path.
     this.fp.hit("outbox.before_commit");
     if (inBatch.size > 0) this.lastAcceptedAt = acceptedAt;
     return results;
@@ -357,6 +357,8 @@ export class Outbox {
       const end = Math.min(upTo, low + PRUNE_CHUNK - 1);
       this.write("pruning delivered messages", () => {
         const agg = this.sql.aggRange.get(0, end) ?? { n: 0, b: 0 };
+        // The rows about to go may hold the highest seq: keep it in meta so seqs are never reused.
+        this.sql.setHead.run(String(this.head));
         const n = this.sql.deleteUpTo.run(end).changes;
         deleted += n;
         this.totalRows -= n;
