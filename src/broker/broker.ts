@@ -81,6 +81,8 @@ export interface BrokerStatus {
   sinks: SinkStatus[];
   /** Sources feeding this broker (AMQP queues with `ingest: true`), when any. */
   sources: SourceStatus[];
+  /** Process memory in bytes (resident set, V8 heap, memory outside the heap such as SQLite and libzmq). */
+  memory: { rss: number; heapUsed: number; external: number };
   submit: SubmitServer["counters"] & {
     loopsStopped: number;
     admissionRejected: number;
@@ -257,6 +259,7 @@ export class Broker {
       outbox: stats,
       sinks: this.dispatchers.map((d) => d.status(stats.headSeq)),
       sources: this.sourceStatus.flatMap((f) => f()),
+      memory: memory(),
       submit: {
         ...this.server!.counters,
         loopsStopped: this.loopsStopped,
@@ -327,6 +330,11 @@ export class Broker {
     }
     this.opts.onFatal?.(err);
   }
+}
+
+function memory(): BrokerStatus["memory"] {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
 }
 
 function failure(id: string, err: HeraldError): SubmitResult {

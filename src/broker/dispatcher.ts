@@ -52,8 +52,10 @@ export class Dispatcher {
   ) {}
 
   start(): void {
+    // Only a sink that already had a cursor can have lost queued messages in a crash; a new one starts at the head.
+    const known = this.transport.name in this.outbox.stats().sinks;
     const persisted = this.outbox.registerSink(this.transport.name);
-    this.cursor = Math.max(0, persisted - (this.opts.rewindOnStart ?? 0));
+    this.cursor = known ? Math.max(0, persisted - (this.opts.rewindOnStart ?? 0)) : persisted;
     this.loop = this.run().catch((err) =>
       this.log.error("dispatcher stopped", { sink: this.transport.name, err }),
     );

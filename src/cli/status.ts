@@ -41,6 +41,7 @@ export function render(s: BrokerStatus): string {
     `outbox: head seq ${o.headSeq}, ${o.totalRows} rows, ${o.pendingMessages} pending (${o.pendingBytes} bytes)` +
       (o.oldestPendingAt ? `, oldest pending ${new Date(o.oldestPendingAt).toISOString()}` : "") +
       (o.failed ? `, FAILED: ${o.failed}` : ""),
+    `memory: rss ${mb(s.memory.rss)}, heap ${mb(s.memory.heapUsed)}, outside the heap ${mb(s.memory.external)}`,
     `requests ${s.submit.requests}, messages ${s.submit.messages}, refused ${s.submit.rejected}, bad requests ${s.submit.badRequests}`,
     "",
     pad(["SINK", "KIND", "STATE", "CURSOR", "LAG", "DELIVERED", "RETRIES", "LAST ERROR"]),
@@ -82,6 +83,10 @@ export function render(s: BrokerStatus): string {
     }
   }
   return lines.join("\n");
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
 function pad(cols: string[]): string {

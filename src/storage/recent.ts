@@ -11,8 +11,8 @@ export class RecentMessages {
   private bytes = 0;
 
   constructor(
-    private readonly maxItems = 8192,
-    private readonly maxBytes = 16 << 20,
+    private readonly maxItems = 4096,
+    private readonly maxBytes = 8 << 20,
   ) {}
 
   /** Add rows just committed (in seq order, contiguous with what is held). */
