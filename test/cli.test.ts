@@ -96,7 +96,20 @@ describe("herald CLI without a broker", () => {
   });
 
   it("has --help everywhere and documented usage errors (exit 2)", () => {
-    for (const cmd of ["serve", "publish", "tail", "status", "config", "legacy", "demo"]) {
+    for (const cmd of [
+      "serve",
+      "publish",
+      "tail",
+      "status",
+      "config",
+      "legacy",
+      "demo",
+      "shim",
+      "cutover",
+      "keys",
+      "record",
+      "replay",
+    ]) {
       const r = herald([cmd, "--help"], env);
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toMatch(/usage: herald/);
