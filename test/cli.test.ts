@@ -47,6 +47,30 @@ describe("herald CLI against a running broker", () => {
     expect(out).toMatch(/cli\.test [0-9a-f-]{36} \[herald\] \{"n":\d+\}/);
   });
 
+  it("tail --json prints envelopes: herald's from the herald socket, fedmsg's with --format legacy", async () => {
+    const { spawn } = await import("node:child_process");
+    const run = (args: string[]) => {
+      const p = spawn(process.execPath, [CLI, "tail", "json.#", "--count", "1", "--json", ...args], { env });
+      const r = { out: "", ended: new Promise<number | null>((res) => p.on("close", res)) };
+      p.stdout.on("data", (d: Buffer) => {
+        r.out += d.toString();
+      });
+      return r;
+    };
+    const herald_ = run([]);
+    const legacy = run(["--format", "legacy"]);
+    for (let i = 0; i < 100 && (herald_.out === "" || legacy.out === ""); i++) {
+      expect(herald(["publish", "json.test", `{"n": ${i}}`], env).code).toBe(0);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(await herald_.ended).toBe(0);
+    expect(await legacy.ended).toBe(0);
+    expect(JSON.parse(herald_.out)).toMatchObject({ v: 1, topic: "json.test", schema: "base.message" });
+    const fedmsg = JSON.parse(legacy.out) as Record<string, unknown>;
+    expect(Object.keys(fedmsg).sort()).toEqual(["i", "msg", "msg_id", "timestamp", "topic", "username"]);
+    expect(fedmsg["msg_id"]).toMatch(/^\d{4}-[0-9a-f-]{36}$/);
+  });
+
   it("publish reads JSON lines from stdin and reports refusals with exit 1", () => {
     const ok = herald(["publish", "cli.lines", "-", "--json"], env, '{"a":1}\n{"a":2}\n\n{"a":3}\n');
     expect(ok.code).toBe(0);

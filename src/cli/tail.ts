@@ -90,6 +90,8 @@ function line(m: ReceivedMessage): string {
 }
 
 function asJson(m: ReceivedMessage, format: string): string {
+  // The bytes as they travelled, when they are in the asked-for format (exact, signatures intact).
+  if (m.raw && (m.format === format || format === "both")) return m.raw.toString("utf8");
   if (format === "legacy") return pythonJson(toLegacyObject(m.message, m.message.seq ?? 0));
   return encodeHeraldFrames(m.message)[1].toString("utf8");
 }
