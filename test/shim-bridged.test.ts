@@ -84,11 +84,12 @@ describe("shim bridged stage", () => {
     }
     const st = s.running.shim!.status().services["bodhi.test"]!;
     expect(Object.values(st.ports).filter((p) => p.bound)).toHaveLength(3);
-    expect(
-      Object.values(st.ports)
-        .filter((p) => p.serving)
-        .map((p) => p.endpoint),
-    ).toEqual([served]);
+    // Exactly one port serves (the first the shim managed to bind; which one depends on bind order).
+    const serving = Object.values(st.ports)
+      .filter((p) => p.serving)
+      .map((p) => p.endpoint);
+    expect(serving).toHaveLength(1);
+    expect(endpoints).toContain(serving[0]);
 
     // The evidence file shows who subscribes to what.
     const evPath = join(s.config.paths.dataDir, "shim-evidence.json");
