@@ -166,6 +166,15 @@ describe("shim bridged stage", () => {
     ).toBe(true);
     stopPublishing = true;
     await publisher;
+    // The old consumer reconnects to the ports the shim now holds (ZeroMQ's slow joiner): wait until the
+    // serving port sees its subscription before the end marker, or the marker itself could be the one missed.
+    expect(
+      await waitFor(() => {
+        const st = s.running.shim!.status().services["bodhi.test"]!;
+        const p = Object.values(st.ports).find((x) => x.serving);
+        return p !== undefined && p.connected > 0 && p.prefixes.includes("org.example.dev.bodhi");
+      }, 20_000),
+    ).toBe(true);
     await s.client.publish("org.example.dev.bodhi.marker", { end: true });
     await old.waitFor((l) => l.event === "done", "old consumer done", 30_000);
 

@@ -105,7 +105,8 @@ export class BridgedService {
         endpoint: p.endpoint,
       });
       await this.opts.onBound?.(p.endpoint);
-      if (!this.ready) void this.settle(t);
+      // Only the serving port's own subscribers decide when held messages may go out on it.
+      if (!this.ready && this.serving === p) void this.settle(t);
       return;
     }
   }
