@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Broker, BrokerOptions } from "../src/broker/broker.js";
-import { buildSinks, createBroker } from "../src/broker/from-config.js";
+import { createBroker } from "../src/broker/from-config.js";
 import { HeraldClient } from "../src/client/publisher.js";
 import { Subscriber } from "../src/client/subscriber.js";
 import { loadConfigText } from "../src/config/load.js";
@@ -52,11 +52,7 @@ export async function startSecureBroker(
   const { config } = loadConfigText(JSON.stringify(merged), { file: join(dir, "herald.yaml"), env: {} });
   const logs: string[] = [];
   const log = createLogger({ level: "warn", format: "json", component: "test", write: (l) => logs.push(l) });
-  const broker = createBroker(config, log, {
-    publishDelayMs: 0,
-    ...opts.extra,
-    ...(opts.extraSinks ? { sinks: [...buildSinks(config, log), ...opts.extraSinks] } : {}),
-  });
+  const broker = createBroker(config, log, { publishDelayMs: 0, ...opts.extra }, opts.extraSinks ?? []);
   await broker.start();
   return {
     broker,

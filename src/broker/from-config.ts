@@ -173,8 +173,15 @@ export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): Brok
   };
 }
 
-export function createBroker(config: HeraldConfig, log: Logger, extra: Partial<BrokerOptions> = {}): Broker {
-  return new Broker({ ...brokerOptionsFromConfig(config, log), ...extra });
+/** A broker from configuration; `extraSinks` (the in-broker shim, tests' own) join the configured ones. */
+export function createBroker(
+  config: HeraldConfig,
+  log: Logger,
+  extra: Partial<BrokerOptions> = {},
+  extraSinks: Transport[] = [],
+): Broker {
+  const options = brokerOptionsFromConfig(config, log);
+  return new Broker({ ...options, ...extra, sinks: [...options.sinks, ...extraSinks] });
 }
 
 /** The receive-side transport of a configured source (`sources[]`), by name. */

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Broker } from "../broker/broker.js";
-import { buildSinks, buildSource, clientSubmitEndpoint, createBroker } from "../broker/from-config.js";
+import { buildSource, clientSubmitEndpoint, createBroker } from "../broker/from-config.js";
 import { SourceIngest } from "../broker/source-ingest.js";
 import { HeraldClient } from "../client/publisher.js";
 import { loadConfig } from "../config/load.js";
@@ -37,12 +37,16 @@ export async function startBroker(
   const shim = withShim
     ? await startShim(config, log.child("shim"), { ...shimOptions, feed: "sink" })
     : undefined;
-  const broker = createBroker(config, log, {
-    ...(shim ? { sinks: [...buildSinks(config, log), shim.sink] } : {}),
-    onFatal: () => {
-      onFatal?.();
+  const broker = createBroker(
+    config,
+    log,
+    {
+      onFatal: () => {
+        onFatal?.();
+      },
     },
-  });
+    shim ? [shim.sink] : [],
+  );
   try {
     await broker.start();
   } catch (err) {
