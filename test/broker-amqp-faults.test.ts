@@ -9,10 +9,13 @@ import { collectIds, linkUp, startTestBroker, type TestBroker, waitFor } from ".
 
 let tb: TestBroker | undefined;
 let admin: Admin | undefined;
+/** Queues to delete at the end: the admin connection that declared them dies with a RabbitMQ restart. */
+const queues: string[] = [];
 afterEach(async () => {
   await rabbitmqctl("start_app").catch(() => {});
   await rabbitmqctl("await_startup").catch(() => {});
   await tb?.stop();
+  for (const q of queues.splice(0)) await admin?.ch.deleteQueue(q).catch(() => {});
   await admin?.close().catch(() => {});
   tb = undefined;
   admin = undefined;
@@ -22,6 +25,7 @@ async function setup(): Promise<{ queue: string; tb: TestBroker }> {
   admin = await Admin.open();
   const exchange = await admin.exchange(uniq("herald-fx"));
   const queue = await admin.queue(uniq("herald-fq"), exchange, "#");
+  queues.push(queue);
   const sink = new AmqpTransport({ name: "rabbit", url: AMQP_URL, exchange, heartbeat: 5000, log: () => {} });
   tb = await startTestBroker({ extraSinks: [sink] });
   return { queue, tb };
