@@ -9,6 +9,7 @@ import { RecentMessages, storedForm } from "./recent.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 import { AppendWaiters } from "./waiters.js";
+import { WalSync } from "./wal-sync.js";
 
 export type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 
@@ -20,8 +21,9 @@ type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void 
 
 /**
  * The durable outbox: the broker acknowledges a message only after `append` resolved with `ok: true`, which
- * means the row is committed (WAL + fsync with synchronous=full). Every sink reads from here with its own
- * persisted cursor.
+ * means the row is committed and, with synchronous=full, its WAL frames are fsynced (see WalSync: the fsync
+ * runs off the event loop and is shared by every commit made meanwhile). Sinks only ever see rows that are
+ * on disk. Every sink reads from here with its own persisted cursor.
  *
  * Rules worth knowing:
  * - Sinks: registration is persisted. A NEW sink starts at the current head (adding a sink does not replay
@@ -46,6 +48,10 @@ export class Outbox {
   private queue: Job[] = [];
   private scheduled = false;
   private head = 0;
+  /** Highest seq known to be on disk (= head when synchronous=normal); what sinks may read and wait for. */
+  private durable = 0;
+  /** Undefined with synchronous=normal: nothing is fsynced outside SQLite's own checkpoints. */
+  private readonly walSync: WalSync | undefined;
   private lastAcceptedAt = 0;
   private totalRows = 0;
   /** Rows with seq > countedFloor, kept in step with appends and pruning; see syncPending(). */
@@ -71,6 +77,7 @@ export class Outbox {
       bytes: opts.maxBytes ?? 1024 * MiB,
       keepMs: Math.max(opts.retentionMs ?? 10 * 60_000, opts.dedupWindowMs ?? 10 * 60_000),
     };
+    this.walSync = opts.synchronous === "normal" ? undefined : new WalSync(`${path}-wal`, this.fp);
     this.loadState();
     this.pruneTimer = setInterval(() => this.backgroundPrune(), opts.pruneIntervalMs ?? 30_000);
     this.pruneTimer.unref();
@@ -78,11 +85,7 @@ export class Outbox {
 
   /** Open or create the outbox. Throws STORAGE_ERROR (after quarantining the file) if it is damaged. */
   static open(opts: OutboxOptions): Outbox {
-    const db = openDatabase({
-      path: opts.path,
-      synchronous: opts.synchronous ?? "full",
-      maxPageCount: opts.maxPageCount,
-    });
+    const db = openDatabase({ path: opts.path, maxPageCount: opts.maxPageCount });
     try {
       return new Outbox(db, opts.path, opts);
     } catch (err) {
@@ -96,6 +99,7 @@ export class Outbox {
     const last = this.sql.lastRow.get();
     // head_seq in meta survives pruning every row, so seqs are never reused.
     this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
+    this.durable = this.head; // whatever SQLite recovered at open is what the disk holds
     this.lastAcceptedAt = last?.accepted_at ?? 0;
     this.totalRows = this.sql.countRows.get()?.n ?? 0;
     for (const c of this.sql.cursors.all()) this.cursors.set(c.sink, c.seq);
@@ -105,7 +109,10 @@ export class Outbox {
     this.pendingBytes = agg?.b ?? 0;
   }
 
-  /** Group commit: all calls made in one event-loop turn share one transaction (one fsync). */
+  /**
+   * Group commit: all calls made in one event-loop turn share one transaction, and every transaction
+   * committed while an fsync is running shares the next fsync. Resolves once the batch is on disk.
+   */
   append(messages: readonly Message[]): Promise<AppendResult[]> {
     return new Promise((resolve) => {
       this.queue.push({ messages, resolve });
@@ -115,9 +122,20 @@ export class Outbox {
     });
   }
 
-  /** Commit `messages` now, in one transaction. */
+  /** Commit `messages` now, in one transaction, and fsync on this thread. */
   appendSync(messages: readonly Message[]): AppendResult[] {
-    return this.commitBatch(messages);
+    const results = this.commitBatch(messages);
+    if (this.walSync === undefined || results.every((r) => !r.ok)) {
+      this.madeDurable(this.head);
+      return results;
+    }
+    try {
+      this.walSync.syncNow();
+    } catch (err) {
+      return this.syncFailed(err, results);
+    }
+    this.madeDurable(this.head);
+    return results;
   }
 
   private drainQueue(): void {
@@ -125,12 +143,42 @@ export class Outbox {
     const jobs = this.queue;
     this.queue = [];
     if (jobs.length === 0) return;
-    const results = this.commitBatch(jobs.flatMap((j) => j.messages));
-    let offset = 0;
-    for (const job of jobs) {
-      job.resolve(results.slice(offset, offset + job.messages.length));
-      offset += job.messages.length;
+    const committed = this.commitBatch(jobs.flatMap((j) => j.messages));
+    const answer = (results: AppendResult[]): void => {
+      let offset = 0;
+      for (const job of jobs) {
+        job.resolve(results.slice(offset, offset + job.messages.length));
+        offset += job.messages.length;
+      }
+    };
+    const upTo = this.head;
+    if (this.walSync === undefined || committed.every((r) => !r.ok)) {
+      this.madeDurable(upTo);
+      answer(committed);
+      return;
     }
+    // Duplicates wait too: the row they point at may be one this very fsync makes durable.
+    this.walSync.after((err) => {
+      if (err !== undefined) return answer(this.syncFailed(err, committed));
+      this.madeDurable(upTo);
+      answer(committed);
+    });
+  }
+
+  /** Rows through `seq` are on disk: sinks may read them. */
+  private madeDurable(seq: number): void {
+    if (seq <= this.durable) return;
+    this.durable = seq;
+    this.waiters.notify(seq);
+  }
+
+  /**
+   * The fsync failed: what was committed may or may not be on disk, so nothing of it is acknowledged (a
+   * retry with the same id is recognised as a duplicate if it did survive) and the outbox stops accepting.
+   */
+  private syncFailed(err: unknown, committed: readonly AppendResult[]): AppendResult[] {
+    const error = this.failStop(err, "the fsync of an append commit");
+    return committed.map((r) => (r.ok ? { ok: false, id: r.id, error } : r));
   }
 
   private commitBatch(messages: readonly Message[]): AppendResult[] {
@@ -164,7 +212,6 @@ export class Outbox {
       // accepting anything more.
       this.failStop(err, "the step after an append commit");
     }
-    this.waiters.notify(this.head);
     return results;
   }
 
@@ -255,24 +302,31 @@ export class Outbox {
     this.assertOpen();
     const known = this.cursors.get(name);
     if (known !== undefined) return known;
-    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, this.head));
-    this.cursors.set(name, this.head);
-    return this.head;
+    // The durable head, not the committed one: rows still waiting for their fsync are new to this sink too.
+    const start = this.durable;
+    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, start), true);
+    this.cursors.set(name, start);
+    return start;
   }
 
   unregisterSink(name: string): void {
     this.assertOpen();
     if (!this.cursors.has(name)) return;
-    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name));
+    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name), true);
     this.cursors.delete(name);
     this.dirty.delete(name);
   }
 
-  /** Run a small write; throw STORAGE_FULL / STORAGE_ERROR (entering fail-stop for real I/O errors). */
-  private write(during: string, fn: () => unknown): void {
+  /**
+   * Run a small write; throw STORAGE_FULL / STORAGE_ERROR (entering fail-stop for real I/O errors). `sync`:
+   * fsync before returning (sink registrations: losing one would make a sink skip messages). Cursor saves and
+   * prunes need not: a lost one only means redelivery, and the next append's fsync covers them anyway.
+   */
+  private write(during: string, fn: () => unknown, sync = false): void {
     if (this.failure !== undefined) throw this.failure;
     try {
       this.db.transaction(fn)();
+      if (sync) this.walSync?.syncNow();
     } catch (err) {
       throw this.classify(err, during);
     }
@@ -281,12 +335,15 @@ export class Outbox {
   /** Up to `limit` messages with seq > afterSeq, stopping once `maxBytes` is reached (at least one row). */
   read(afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredMessage[] {
     this.assertOpen();
-    const cached = this.recent.read(afterSeq, limit, maxBytes);
+    // Seqs are contiguous, so this caps the read at the durable head: sinks never see an unsynced row.
+    const max = Math.min(limit, this.durable - afterSeq);
+    if (max <= 0) return [];
+    const cached = this.recent.read(afterSeq, max, maxBytes);
     if (cached !== undefined) return cached;
     const out: StoredMessage[] = [];
     let total = 0;
-    for (const row of this.sql.page.iterate(afterSeq, limit)) {
-      if (out.length > 0 && total + row.bytes > maxBytes) break;
+    for (const row of this.sql.page.iterate(afterSeq, max)) {
+      if (row.seq > this.durable || (out.length > 0 && total + row.bytes > maxBytes)) break;
       total += row.bytes;
       out.push({
         seq: row.seq,
@@ -331,9 +388,9 @@ export class Outbox {
     }
   }
 
-  /** Resolves when a message with seq > afterSeq is committed; rejects on abort or close. */
+  /** Resolves when a message with seq > afterSeq is on disk; rejects on abort or close. */
   waitForAppend(afterSeq: number, signal?: AbortSignal): Promise<void> {
-    if (this.head > afterSeq) return Promise.resolve();
+    if (this.durable > afterSeq) return Promise.resolve();
     if (this.closed) return Promise.reject(new ClosedError("the outbox"));
     return this.waiters.wait(afterSeq, signal);
   }
@@ -404,6 +461,7 @@ export class Outbox {
     if (this.closed) return;
     this.drainQueue();
     this.flushCursors();
+    this.walSync?.close(); // one last fsync answers every append still waiting for one
     this.closed = true;
     clearInterval(this.pruneTimer);
     clearTimeout(this.flushTimer);
