@@ -37,15 +37,16 @@ export async function newBrokerHome(extraEnv = {}) {
 /**
  * Start `node dist/cli/main.js serve` for `home` and wait until it answers a ping.
  * `profileName`: run under `--cpu-prof` writing `bench/out/<profileName>.cpuprofile` at exit.
+ * `cli`: another build's `dist/cli/main.js` (bench/ab.mjs compares two builds).
  */
-export async function startServe(home, { profileName, readyTimeoutMs = 120_000 } = {}) {
+export async function startServe(home, { profileName, readyTimeoutMs = 120_000, cli = CLI } = {}) {
   const nodeArgs = [];
   if (profileName) {
     mkdirSync(OUT, { recursive: true });
     nodeArgs.push("--cpu-prof", "--cpu-prof-dir", OUT, "--cpu-prof-name", `${profileName}.cpuprofile`);
   }
   const t0 = nowMs();
-  const proc = startChild(process.execPath, [CLI, "serve"], { env: home.env, stdin: "ignore", nodeArgs });
+  const proc = startChild(process.execPath, [cli, "serve"], { env: home.env, stdin: "ignore", nodeArgs });
   const client = new HeraldClient({ endpoint: home.submit, timeoutMs: 250, retries: 0 });
   const deadline = Date.now() + readyTimeoutMs;
   let up = false;
