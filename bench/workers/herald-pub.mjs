@@ -2,6 +2,8 @@
 // usage: herald-pub.mjs --connect EP --count N [--batch B --window W] [--barrier] [--probe] [--topic T]
 //   --barrier  after warm-up print {"ready":true} and wait for a line on stdin before measuring
 //   --probe    while waiting at the barrier, publish a bench.probe message every 50 ms (subscribers' link check)
+//   --probe-topic T  topic of those probes (default bench.probe; subscribers recognize any topic ending in
+//              bench.probe, so a bridged service's probes can be <prefix>.<env>.<module>.bench.probe)
 //   --warmup N messages sent before measuring (default 50 requests' worth)
 //   --pad N    body text length (default 64); every body carries {t: send time in ms, k}
 import { HeraldClient } from "../../dist/client/publisher.js";
@@ -13,6 +15,7 @@ const count = Number(a.count);
 const batch = Number(a.batch ?? 1);
 const window = Number(a.window ?? 1);
 const topic = a.topic ?? "bench.herald";
+const probeTopic = a["probe-topic"] ?? "bench.probe";
 const text = "x".repeat(Number(a.pad ?? 64));
 const client = new HeraldClient({ endpoint: a.connect, timeoutMs: 30_000, retries: 0 });
 let errors = 0;
@@ -52,7 +55,7 @@ if (a.barrier) {
     let waiting = true;
     void go.then(() => (waiting = false));
     while (waiting) {
-      await client.publish("bench.probe", { t: nowMs() });
+      await client.publish(probeTopic, { t: nowMs() });
       await new Promise((r) => setTimeout(r, 50));
     }
   }
