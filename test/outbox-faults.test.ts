@@ -143,7 +143,7 @@ describe("the WAL fsync (synchronous=full, off the event loop)", () => {
     const box = open();
     box.registerSink("s");
     let woke = false;
-    void box.waitForAppend(0).then(() => {
+    const waiting = box.waitForAppend(0).then(() => {
       woke = true;
     });
     const pending = box.append([msg(1)]);
@@ -153,7 +153,8 @@ describe("the WAL fsync (synchronous=full, off the event loop)", () => {
     okSeq((await pending)[0]);
     expect(early).toBe(0);
     expect(box.read(0, 10).map((s) => s.seq)).toEqual([1]);
-    await Promise.resolve();
+    expect(woke).toBe(false); // the replies go out before the sinks wake
+    await waiting;
     expect(woke).toBe(true);
   });
 

@@ -160,8 +160,11 @@ export class Outbox {
     // Duplicates wait too: the row they point at may be one this very fsync makes durable.
     this.walSync.after((err) => {
       if (err !== undefined) return answer(this.syncFailed(err, committed));
-      this.madeDurable(upTo);
+      this.durable = Math.max(this.durable, upTo);
       answer(committed);
+      // Acknowledgements first, then the sinks: a publisher waits on its ack; a subscriber does not wait on
+      // a particular message, and the PUB encodes would otherwise run before the replies go out.
+      setImmediate(() => this.waiters.notify(this.durable));
     });
   }
 
