@@ -1,5 +1,5 @@
 // `herald serve` children on temp dirs and free ports, as the test helpers start them.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeraldClient } from "../../dist/client/publisher.js";
@@ -40,7 +40,9 @@ export async function newBrokerHome(extraEnv = {}) {
  * `cli`: another build's `dist/cli/main.js` (bench/ab.mjs compares two builds).
  */
 export async function startServe(home, { profileName, readyTimeoutMs = 120_000, cli = CLI } = {}) {
-  const nodeArgs = [];
+  // The node flags of the executable's shebang (`#!/usr/bin/env -S node --max-semi-space-size=2`): measure
+  // the broker as the installed `herald` runs it.
+  const nodeArgs = shebangFlags(cli);
   if (profileName) {
     mkdirSync(OUT, { recursive: true });
     nodeArgs.push("--cpu-prof", "--cpu-prof-dir", OUT, "--cpu-prof-name", `${profileName}.cpuprofile`);
@@ -105,4 +107,10 @@ export async function waitStatus(broker, cond, timeoutMs = 600_000, stepMs = 100
     await sleep(stepMs);
   }
   return undefined;
+}
+
+/** `--flags` on the first line of a `#!/usr/bin/env -S node --flag ...` script. */
+export function shebangFlags(script) {
+  const first = readFileSync(script, "utf8").split("\n", 1)[0] ?? "";
+  return first.startsWith("#!") ? first.split(/\s+/).filter((w) => w.startsWith("--")) : [];
 }

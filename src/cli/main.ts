@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// The flag: a 2 MiB young generation instead of Node's 16 MiB. The broker's garbage is short-lived request
+// buffers; measured (bench/figures/footprint.mjs) it keeps ~35 MB less RSS after a burst at no throughput
+// cost. V8 reads it only at start-up, so it lives here; `node dist/cli/main.js` runs without it.
 import { ConfigError, HeraldError } from "../errors.js";
 import { EXIT, out, UsageError } from "./args.js";
 
