@@ -18,7 +18,8 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
   },
 });
-if (!values.a) throw new Error("usage: node bench/ab.mjs --a <tree with dist/> [--b <tree>] [--load single|multi]");
+if (!values.a)
+  throw new Error("usage: node bench/ab.mjs --a <tree with dist/> [--b <tree>] [--load single|multi]");
 const ctx = { quick: false, reps: 1, n: (full) => full };
 const loads = {
   single: async (broker) => (await singleLoad(ctx, broker, 1))[0],
@@ -38,7 +39,9 @@ try {
       try {
         const r = await run(broker);
         got[side].push(r);
-        console.log(JSON.stringify({ round, side, rate: Math.round(r.rate), p50_us: r.p50_us, p99_us: r.p99_us }));
+        console.log(
+          JSON.stringify({ round, side, rate: Math.round(r.rate), p50_us: r.p50_us, p99_us: r.p99_us }),
+        );
       } finally {
         await broker.stop();
       }
@@ -51,7 +54,14 @@ try {
   });
   const a = sum("A");
   const b = sum("B");
-  console.log(JSON.stringify({ load: values.load, A: { tree: sides.A, ...a }, B: { tree: sides.B, ...b }, rate_ratio_b_over_a: +(b.rate / a.rate).toFixed(3) }));
+  console.log(
+    JSON.stringify({
+      load: values.load,
+      A: { tree: sides.A, ...a },
+      B: { tree: sides.B, ...b },
+      rate_ratio_b_over_a: +(b.rate / a.rate).toFixed(3),
+    }),
+  );
 } finally {
   killAllChildren();
 }
