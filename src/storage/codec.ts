@@ -3,6 +3,8 @@ import { decodeEnvelope, encodeEnvelope } from "../wire/herald.js";
 import type { Message } from "../wire/message.js";
 import { storageError } from "./db.js";
 import { invalidForOutbox } from "./outbox-errors.js";
+import type { MessageRow } from "./statements.js";
+import type { StoredMessage } from "./types.js";
 
 export type Prepared = { id: string; envelope: Buffer } | { id: string; error: HeraldError };
 
@@ -31,4 +33,21 @@ export function decodeRow(row: { seq: number; envelope: Buffer }, path: string):
       { seq: row.seq },
     );
   }
+}
+
+/** Decode rows read from disk, up to the durable head and `maxBytes` (at least one row). */
+export function readRows(
+  rows: Iterable<MessageRow>,
+  durable: number,
+  maxBytes: number,
+  path: string,
+): StoredMessage[] {
+  const out: StoredMessage[] = [];
+  let total = 0;
+  for (const row of rows) {
+    if (row.seq > durable || (out.length > 0 && total + row.bytes > maxBytes)) break;
+    total += row.bytes;
+    out.push({ seq: row.seq, acceptedAt: row.accepted_at, bytes: row.bytes, message: decodeRow(row, path) });
+  }
+  return out;
 }

@@ -55,3 +55,47 @@ export function invalidForOutbox(id: string, reason: string): HeraldError {
     },
   );
 }
+
+/**
+ * Fail-stop state: the first real I/O error stops the outbox for good (until a restart recovers from the
+ * WAL), so nothing is acknowledged that may not be on disk. Listeners hear about it exactly once.
+ */
+export class FailStop {
+  private failure: HeraldError | undefined;
+  private readonly listeners: Array<(err: HeraldError) => void> = [];
+
+  constructor(private readonly path: string) {}
+
+  get error(): HeraldError | undefined {
+    return this.failure;
+  }
+
+  /** Enter fail-stop (idempotent: the first error stays the reason) and return the error to answer with. */
+  stop(err: unknown, during: string): HeraldError {
+    if (this.failure !== undefined) return this.failure;
+    const failure = failStopError(this.path, during, err);
+    this.failure = failure;
+    for (const listener of this.listeners) {
+      try {
+        listener(failure);
+      } catch {
+        // A listener's own bug must not hide the storage failure from the others.
+      }
+    }
+    return failure;
+  }
+
+  /** SQLITE_FULL and SQLITE_BUSY are clean rollbacks; anything else (I/O, fsync, corruption) is fail-stop. */
+  classify(err: unknown, during: string): HeraldError {
+    const code = errorCode(err);
+    if (code === "SQLITE_FULL") return storageFullError(this.path, err);
+    if (code.startsWith("SQLITE_BUSY")) return busyError(this.path, err);
+    return this.stop(err, during);
+  }
+
+  /** Called once when the outbox enters fail-stop (immediately if it already has). */
+  onFail(listener: (err: HeraldError) => void): void {
+    this.listeners.push(listener);
+    if (this.failure !== undefined) listener(this.failure);
+  }
+}

@@ -1,10 +1,11 @@
 import type Database from "better-sqlite3";
-import { ClosedError, HeraldError } from "../errors.js";
+import { ClosedError, type HeraldError } from "../errors.js";
 import type { Message } from "../wire/message.js";
-import { decodeRow, type Prepared, prepare } from "./codec.js";
-import { errorCode, openDatabase, storageError } from "./db.js";
+import { type Prepared, prepare, readRows } from "./codec.js";
+import { SinkCursors } from "./cursors.js";
+import { openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
-import { busyError, failStopError, outboxFullError, storageFullError } from "./outbox-errors.js";
+import { FailStop, outboxFullError } from "./outbox-errors.js";
 import { RecentMessages, storedForm } from "./recent.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
@@ -14,7 +15,6 @@ import { WalSync } from "./wal-sync.js";
 export type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 
 const MiB = 1024 * 1024;
-const CURSOR_FLUSH_MS = 100;
 const PRUNE_CHUNK = 10_000;
 
 type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void };
@@ -25,26 +25,16 @@ type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void 
  * runs off the event loop and is shared by every commit made meanwhile). Sinks only ever see rows that are
  * on disk. Every sink reads from here with its own persisted cursor.
  *
- * Rules worth knowing:
- * - Sinks: registration is persisted. A NEW sink starts at the current head (adding a sink does not replay
- *   history); a known sink gets its persisted cursor back. Registered sinks hold back pruning until they
- *   are unregistered, so a sink removed from the configuration must be unregistered.
- * - Dedup: an id is a duplicate for as long as its row is in the outbox. Rows are never pruned before
- *   `dedupWindowMs` (nor before every sink has acked them), so a resubmission inside the window is always
- *   recognised; after the window, once its row is pruned, the same id is accepted again as a new message.
- * - Cursors are written lazily (every 100 ms or with the next append); after a crash a cursor may lag,
- *   which only causes redelivery, and it can never run ahead of committed data.
+ * The rules (sinks, dedup window, lazy cursors, limits, fail-stop) are in src/storage/README.md.
  */
 export class Outbox {
   private readonly sql: Statements;
   private readonly fp: Failpoints;
   private readonly limits: { messages: number; bytes: number; keepMs: number };
-  private readonly cursors = new Map<string, number>();
-  private readonly dirty = new Map<string, number>();
+  private readonly cursors: SinkCursors;
   private readonly waiters = new AppendWaiters();
-  private readonly failListeners: Array<(err: HeraldError) => void> = [];
+  private readonly fails: FailStop;
   private readonly pruneTimer: NodeJS.Timeout;
-  private flushTimer: NodeJS.Timeout | undefined;
   private queue: Job[] = [];
   private scheduled = false;
   private head = 0;
@@ -62,7 +52,6 @@ export class Outbox {
   /** Rows inserted by the transaction in progress, cached once it commits. */
   private fresh: StoredMessage[] = [];
   private readonly recent = new RecentMessages();
-  private failure: HeraldError | undefined;
   private closed = false;
 
   private constructor(
@@ -71,6 +60,7 @@ export class Outbox {
     opts: OutboxOptions,
   ) {
     this.sql = prepareStatements(db);
+    this.fails = new FailStop(path);
     this.fp = opts.failpoint === undefined ? processFailpoints() : new Failpoints(opts.failpoint);
     this.limits = {
       messages: opts.maxMessages ?? 1_000_000,
@@ -78,9 +68,15 @@ export class Outbox {
       keepMs: Math.max(opts.retentionMs ?? 10 * 60_000, opts.dedupWindowMs ?? 10 * 60_000),
     };
     this.walSync = opts.synchronous === "normal" ? undefined : new WalSync(`${path}-wal`, this.fp);
+    this.cursors = new SinkCursors(
+      this.sql,
+      (during, fn, sync) => this.write(during, fn, sync),
+      () => !this.closed && this.fails.error === undefined,
+    );
     this.loadState();
     this.pruneTimer = setInterval(() => this.backgroundPrune(), opts.pruneIntervalMs ?? 30_000);
     this.pruneTimer.unref();
+    this.fails.onFail(() => clearInterval(this.pruneTimer));
   }
 
   /** Open or create the outbox. Throws STORAGE_ERROR (after quarantining the file) if it is damaged. */
@@ -102,8 +98,7 @@ export class Outbox {
     this.durable = this.head; // whatever SQLite recovered at open is what the disk holds
     this.lastAcceptedAt = last?.accepted_at ?? 0;
     this.totalRows = this.sql.countRows.get()?.n ?? 0;
-    for (const c of this.sql.cursors.all()) this.cursors.set(c.sink, c.seq);
-    this.countedFloor = this.floor();
+    this.countedFloor = this.cursors.floor();
     const agg = this.sql.aggAfter.get(this.countedFloor);
     this.pendingCount = agg?.n ?? 0;
     this.pendingBytes = agg?.b ?? 0;
@@ -180,12 +175,12 @@ export class Outbox {
    * retry with the same id is recognised as a duplicate if it did survive) and the outbox stops accepting.
    */
   private syncFailed(err: unknown, committed: readonly AppendResult[]): AppendResult[] {
-    const error = this.failStop(err, "the fsync of an append commit");
+    const error = this.fails.stop(err, "the fsync of an append commit");
     return committed.map((r) => (r.ok ? { ok: false, id: r.id, error } : r));
   }
 
   private commitBatch(messages: readonly Message[]): AppendResult[] {
-    const stopped = this.closed ? new ClosedError("the outbox") : this.failure;
+    const stopped = this.closed ? new ClosedError("the outbox") : this.fails.error;
     if (stopped !== undefined) return messages.map((m) => ({ ok: false, id: String(m.id), error: stopped }));
     const prepared = messages.map(prepare);
     this.fresh = [];
@@ -213,7 +208,7 @@ export class Outbox {
     } catch (err) {
       // The rows are committed: report them as stored (an error reply must mean "not stored"), but stop
       // accepting anything more.
-      this.failStop(err, "the step after an append commit");
+      this.fails.stop(err, "the step after an append commit");
     }
     return results;
   }
@@ -263,61 +258,29 @@ export class Outbox {
 
   /** The whole transaction rolled back: decide between a retryable error and fail-stop. */
   private batchFailed(err: unknown, prepared: readonly Prepared[]): AppendResult[] {
-    const error = this.classify(err, "an append commit");
+    const error = this.fails.classify(err, "an append commit");
     return prepared.map((p) => ({ ok: false, id: p.id, error }));
-  }
-
-  /** SQLITE_FULL and SQLITE_BUSY are clean rollbacks; anything else (I/O, fsync, corruption) is fail-stop. */
-  private classify(err: unknown, during: string): HeraldError {
-    const code = errorCode(err);
-    if (code === "SQLITE_FULL") return storageFullError(this.path, err);
-    if (code.startsWith("SQLITE_BUSY")) return busyError(this.path, err);
-    return this.failStop(err, during);
-  }
-
-  private failStop(err: unknown, during: string): HeraldError {
-    if (this.failure !== undefined) return this.failure;
-    const failure = failStopError(this.path, during, err);
-    this.failure = failure;
-    clearInterval(this.pruneTimer);
-    for (const listener of this.failListeners) {
-      try {
-        listener(failure);
-      } catch {
-        // A listener's own bug must not hide the storage failure from the others.
-      }
-    }
-    return failure;
   }
 
   /** Called once when the outbox enters fail-stop (immediately if it already has). */
   onFail(listener: (err: HeraldError) => void): void {
-    this.failListeners.push(listener);
-    if (this.failure !== undefined) listener(this.failure);
+    this.fails.onFail(listener);
   }
 
   get failed(): HeraldError | undefined {
-    return this.failure;
+    return this.fails.error;
   }
 
   /** Register a sink and return its cursor: the persisted one, or the current head for a new sink. */
   registerSink(name: string): number {
     this.assertOpen();
-    const known = this.cursors.get(name);
-    if (known !== undefined) return known;
     // The durable head, not the committed one: rows still waiting for their fsync are new to this sink too.
-    const start = this.durable;
-    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, start), true);
-    this.cursors.set(name, start);
-    return start;
+    return this.cursors.register(name, this.durable);
   }
 
   unregisterSink(name: string): void {
     this.assertOpen();
-    if (!this.cursors.has(name)) return;
-    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name), true);
-    this.cursors.delete(name);
-    this.dirty.delete(name);
+    this.cursors.unregister(name);
   }
 
   /**
@@ -326,12 +289,12 @@ export class Outbox {
    * prunes need not: a lost one only means redelivery, and the next append's fsync covers them anyway.
    */
   private write(during: string, fn: () => unknown, sync = false): void {
-    if (this.failure !== undefined) throw this.failure;
+    if (this.fails.error !== undefined) throw this.fails.error;
     try {
       this.db.transaction(fn)();
       if (sync) this.walSync?.syncNow();
     } catch (err) {
-      throw this.classify(err, during);
+      throw this.fails.classify(err, during);
     }
   }
 
@@ -343,52 +306,18 @@ export class Outbox {
     if (max <= 0) return [];
     const cached = this.recent.read(afterSeq, max, maxBytes);
     if (cached !== undefined) return cached;
-    const out: StoredMessage[] = [];
-    let total = 0;
-    for (const row of this.sql.page.iterate(afterSeq, max)) {
-      if (row.seq > this.durable || (out.length > 0 && total + row.bytes > maxBytes)) break;
-      total += row.bytes;
-      out.push({
-        seq: row.seq,
-        acceptedAt: row.accepted_at,
-        bytes: row.bytes,
-        message: decodeRow(row, this.path),
-      });
-    }
-    return out;
+    return readRows(this.sql.page.iterate(afterSeq, max), this.durable, maxBytes, this.path);
   }
 
   /** Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append. */
   ack(sink: string, seq: number): void {
     this.assertOpen();
-    const current = this.cursors.get(sink);
-    if (current === undefined)
-      throw new HeraldError(
-        "INTERNAL",
-        `sink '${sink}' is not registered: call registerSink('${sink}') first`,
-      );
-    if (!Number.isInteger(seq) || seq > this.head)
-      throw new HeraldError("INTERNAL", `sink '${sink}' acked seq ${seq}, beyond the head ${this.head}`);
-    if (seq <= current) return;
-    this.cursors.set(sink, seq);
-    this.dirty.set(sink, seq);
-    this.flushTimer ??= setTimeout(() => this.flushCursors(), CURSOR_FLUSH_MS).unref();
+    this.cursors.advance(sink, seq, this.head);
   }
 
   /** Write every changed cursor now. */
   flushCursors(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.closed || this.failure !== undefined || this.dirty.size === 0) return;
-    try {
-      this.write("saving sink cursors", () => {
-        for (const [sink, seq] of this.dirty) this.sql.saveCursor.run(sink, seq);
-      });
-      this.dirty.clear();
-    } catch {
-      // Out of space or in fail-stop: the cursors stay dirty and are retried; a lagging cursor only
-      // means redelivery.
-    }
+    this.cursors.flush();
   }
 
   /** Resolves when a message with seq > afterSeq is on disk; rejects on abort or close. */
@@ -405,7 +334,7 @@ export class Outbox {
    */
   prune(now: number = Date.now()): number {
     this.assertOpen();
-    if (this.failure !== undefined) return 0;
+    if (this.fails.error !== undefined) return 0;
     this.syncPending();
     const delivered = this.cursors.size > 0 ? this.countedFloor : this.head;
     const young = this.sql.firstYoung.get(delivered, now - this.limits.keepMs);
@@ -445,7 +374,7 @@ export class Outbox {
     this.assertOpen();
     this.syncPending();
     const sinks: OutboxStats["sinks"] = {};
-    for (const [name, cursor] of this.cursors) sinks[name] = { cursor, lag: this.head - cursor };
+    for (const [name, cursor] of this.cursors.entries()) sinks[name] = { cursor, lag: this.head - cursor };
     const stats: OutboxStats = {
       headSeq: this.head,
       totalRows: this.totalRows,
@@ -455,7 +384,7 @@ export class Outbox {
       sinks,
       commits: this.commits,
     };
-    if (this.failure !== undefined) stats.failed = this.failure.message;
+    if (this.fails.error !== undefined) stats.failed = this.fails.error.message;
     return stats;
   }
 
@@ -467,7 +396,7 @@ export class Outbox {
     this.walSync?.close(); // one last fsync answers every append still waiting for one
     this.closed = true;
     clearInterval(this.pruneTimer);
-    clearTimeout(this.flushTimer);
+    this.cursors.stop();
     this.waiters.rejectAll(new ClosedError("the outbox"));
     try {
       this.db.close();
@@ -476,16 +405,9 @@ export class Outbox {
     }
   }
 
-  /** Pending = rows after the slowest sink's cursor (all rows when no sink is registered). */
-  private floor(): number {
-    let min: number | undefined;
-    for (const seq of this.cursors.values()) if (min === undefined || seq < min) min = seq;
-    return min ?? 0;
-  }
-
   /** Move the pending counters to the current floor with one range aggregate over the rows in between. */
   private syncPending(): void {
-    const floor = this.floor();
+    const floor = this.cursors.floor(); // pending = rows after the slowest sink (all rows with no sink)
     if (floor === this.countedFloor) return;
     const lo = Math.min(floor, this.countedFloor);
     const hi = Math.max(floor, this.countedFloor);

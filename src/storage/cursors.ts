@@ -1,0 +1,98 @@
+import { HeraldError } from "../errors.js";
+import type { Statements } from "./statements.js";
+
+const FLUSH_MS = 100;
+
+/** Runs a small write transaction for the outbox (which owns errors, fail-stop and the fsync). */
+export type WriteFn = (during: string, fn: () => unknown, sync?: boolean) => void;
+
+/**
+ * Each sink's delivery position. Kept in memory and written lazily (within 100 ms of an ack), because a
+ * cursor write per delivered batch would cost a commit on the hot path; after a crash a cursor can only lag
+ * (redelivery), never run ahead of committed data. Registrations are written and fsynced at once.
+ */
+export class SinkCursors {
+  private readonly cursors = new Map<string, number>();
+  private readonly dirty = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly sql: Statements,
+    private readonly write: WriteFn,
+    /** False once the outbox is closed or failed: then nothing is written. */
+    private readonly writable: () => boolean,
+  ) {
+    for (const c of sql.cursors.all()) this.cursors.set(c.sink, c.seq);
+  }
+
+  get size(): number {
+    return this.cursors.size;
+  }
+
+  has(name: string): boolean {
+    return this.cursors.has(name);
+  }
+
+  entries(): IterableIterator<[string, number]> {
+    return this.cursors.entries();
+  }
+
+  /** The persisted cursor of a known sink, or `start` for a new one (written and fsynced before returning). */
+  register(name: string, start: number): number {
+    const known = this.cursors.get(name);
+    if (known !== undefined) return known;
+    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, start), true);
+    this.cursors.set(name, start);
+    return start;
+  }
+
+  unregister(name: string): void {
+    if (!this.cursors.has(name)) return;
+    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name), true);
+    this.cursors.delete(name);
+    this.dirty.delete(name);
+  }
+
+  /** Move a sink's cursor forward (never back); `head` is the highest seq that exists. */
+  advance(sink: string, seq: number, head: number): void {
+    const current = this.cursors.get(sink);
+    if (current === undefined)
+      throw new HeraldError(
+        "INTERNAL",
+        `sink '${sink}' is not registered: call registerSink('${sink}') first`,
+      );
+    if (!Number.isInteger(seq) || seq > head)
+      throw new HeraldError("INTERNAL", `sink '${sink}' acked seq ${seq}, beyond the head ${head}`);
+    if (seq <= current) return;
+    this.cursors.set(sink, seq);
+    this.dirty.set(sink, seq);
+    this.timer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
+  }
+
+  /** Write every changed cursor now. */
+  flush(): void {
+    this.stop();
+    if (!this.writable() || this.dirty.size === 0) return;
+    try {
+      this.write("saving sink cursors", () => {
+        for (const [sink, seq] of this.dirty) this.sql.saveCursor.run(sink, seq);
+      });
+      this.dirty.clear();
+    } catch {
+      // Out of space or in fail-stop: the cursors stay dirty and are retried; a lagging cursor only
+      // means redelivery.
+    }
+  }
+
+  /** The slowest sink's cursor (0 with no sink): rows after it are pending. */
+  floor(): number {
+    let min: number | undefined;
+    for (const seq of this.cursors.values()) if (min === undefined || seq < min) min = seq;
+    return min ?? 0;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
