@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { burst } from "./figures/multi.mjs";
 import { load as singleLoad } from "./figures/single.mjs";
-import { killAllChildren } from "./lib/procs.mjs";
+import { killAllChildren, procUsage } from "./lib/procs.mjs";
 import { newBrokerHome, startServe } from "./lib/serve.mjs";
 import { median, ROOT } from "./lib/util.mjs";
 
@@ -37,10 +37,20 @@ try {
     for (const side of round % 2 === 0 ? ["A", "B"] : ["B", "A"]) {
       const broker = await startServe(await newBrokerHome(), { cli: `${sides[side]}/dist/cli/main.js` });
       try {
+        const cpu0 = procUsage(broker.pid).cpuSec;
         const r = await run(broker);
+        const messages = (await broker.status()).outbox.headSeq;
+        r.cpu_us_per_msg = Math.round(((procUsage(broker.pid).cpuSec - cpu0) * 1e6) / messages);
         got[side].push(r);
         console.log(
-          JSON.stringify({ round, side, rate: Math.round(r.rate), p50_us: r.p50_us, p99_us: r.p99_us }),
+          JSON.stringify({
+            round,
+            side,
+            rate: Math.round(r.rate),
+            p50_us: r.p50_us,
+            p99_us: r.p99_us,
+            cpu_us_per_msg: r.cpu_us_per_msg,
+          }),
         );
       } finally {
         await broker.stop();
@@ -51,6 +61,7 @@ try {
     rate: Math.round(median(got[side].map((r) => r.rate))),
     p50_us: median(got[side].map((r) => r.p50_us)),
     p99_us: median(got[side].map((r) => r.p99_us)),
+    cpu_us_per_msg: median(got[side].map((r) => r.cpu_us_per_msg)),
   });
   const a = sum("A");
   const b = sum("B");
