@@ -1,12 +1,15 @@
 /**
  * ajv validation of the merged document, with ajv's errors translated into problems an operator can
  * act on: unknown keys get a "did you mean", wrong types say expected vs got, enums list the choices.
- * The schema is compiled once per process, lazily (loadConfig runs at every CLI start).
+ * The validator is generated at build time (validator-compile.ts) and loaded once per process, lazily
+ * (loadConfig runs at every CLI start); without a matching generated one the schema is compiled.
  */
-import { Ajv, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
+import { createRequire } from "node:module";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import type { ConfigProblem } from "./problems.js";
-import { CONFIG_SCHEMA, type SchemaNode, type UnitSpec } from "./schema.js";
-import { formatDuration, formatSize, parseDuration, parseSize } from "./units.js";
+import type { SchemaNode, UnitSpec } from "./schema.js";
+import { checkUnit } from "./unit-keyword.js";
+import { compileValidator, validatorFingerprint } from "./validator-compile.js";
 import { allowedKeys, dotted, isPlainObject, type KeyPath, type Segment, suggest } from "./walk.js";
 
 /** Where a key path came from, for error messages. */
@@ -19,47 +22,31 @@ export interface Location {
 
 export type Locator = (path: KeyPath, at: "key" | "value") => Location;
 
-const checkUnit: SchemaValidateFunction = (spec: UnitSpec, data: unknown): boolean => {
-  if (spec.kind === "path") return true;
+/** The generated validator next to this module (dist/config/config-validator.cjs), if any. */
+export const GENERATED_VALIDATOR = "./config-validator.cjs";
+
+interface GeneratedValidator {
+  fingerprint: string;
+  create(check: typeof checkUnit): ValidateFunction;
+}
+
+function generated(): ValidateFunction | undefined {
+  let mod: GeneratedValidator;
   try {
-    const n = spec.kind === "duration" ? parseDuration(data) : parseSize(data);
-    const min = spec.min ?? 0;
-    if (n < min) {
-      const shown = spec.kind === "duration" ? formatDuration(min) : formatSize(min);
-      checkUnit.errors = [{ keyword: "x-unit", message: `must be at least ${shown}`, params: {} }];
-      return false;
-    }
-    return true;
+    mod = createRequire(import.meta.url)(GENERATED_VALIDATOR) as GeneratedValidator;
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    checkUnit.errors = [{ keyword: "x-unit", message, params: {} }];
-    return false;
+    if ((err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") return undefined; // tests run src/
+    throw err;
   }
-};
+  // Stale (schema, options or ajv changed since it was generated): compiling is slower but right.
+  return mod.fingerprint === validatorFingerprint() ? mod.create(checkUnit) : undefined;
+}
 
 let compiled: ValidateFunction | undefined;
 
-/** The compiled validator (module-level lazy singleton). */
+/** The validator (module-level lazy singleton). */
 export function validator(): ValidateFunction {
-  if (compiled === undefined) {
-    // optimize: false: the validator runs once per process, so a faster compile beats a faster check.
-    const ajv = new Ajv({
-      allErrors: true,
-      verbose: true,
-      discriminator: true,
-      strict: true,
-      allowUnionTypes: true,
-      code: { optimize: false },
-    });
-    ajv.addKeyword({
-      keyword: "x-unit",
-      type: ["string", "number"],
-      schemaType: "object",
-      errors: true,
-      validate: checkUnit,
-    });
-    compiled = ajv.compile(CONFIG_SCHEMA);
-  }
+  compiled ??= generated() ?? compileValidator();
   return compiled;
 }
 
