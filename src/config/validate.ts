@@ -4,12 +4,12 @@
  * The validator is generated at build time (validator-compile.ts) and loaded once per process, lazily
  * (loadConfig runs at every CLI start); without a matching generated one the schema is compiled.
  */
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import type { ConfigProblem } from "./problems.js";
 import type { SchemaNode, UnitSpec } from "./schema.js";
-import { checkUnit } from "./unit-keyword.js";
-import { compileValidator, validatorFingerprint } from "./validator-compile.js";
+import { compileValidator, evaluateValidatorScript, fingerprintLine } from "./validator-compile.js";
 import { allowedKeys, dotted, isPlainObject, type KeyPath, type Segment, suggest } from "./walk.js";
 
 /** Where a key path came from, for error messages. */
@@ -22,24 +22,30 @@ export interface Location {
 
 export type Locator = (path: KeyPath, at: "key" | "value") => Location;
 
-/** The generated validator next to this module (dist/config/config-validator.cjs), if any. */
-export const GENERATED_VALIDATOR = "./config-validator.cjs";
+/** The generated validator next to this module (dist/config/), and V8's code cache for it. */
+export const GENERATED_VALIDATOR = "./config-validator.script.js";
+export const GENERATED_VALIDATOR_CACHE = "./config-validator.script.cache";
 
-interface GeneratedValidator {
-  fingerprint: string;
-  create(check: typeof checkUnit): ValidateFunction;
+function readIfThere<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
 }
 
 function generated(): ValidateFunction | undefined {
-  let mod: GeneratedValidator;
-  try {
-    mod = createRequire(import.meta.url)(GENERATED_VALIDATOR) as GeneratedValidator;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") return undefined; // tests run src/
-    throw err;
-  }
+  const url = new URL(GENERATED_VALIDATOR, import.meta.url);
+  const source = readIfThere(() => readFileSync(url, "utf8")); // absent when tests run src/
   // Stale (schema, options or ajv changed since it was generated): compiling is slower but right.
-  return mod.fingerprint === validatorFingerprint() ? mod.create(checkUnit) : undefined;
+  if (source === undefined || !source.startsWith(fingerprintLine())) return undefined;
+  // V8 checks a code cache against the source's length only: ours starts with the fingerprint line
+  // of the source it was made for (the source is a pure function of what the fingerprint covers).
+  const cache = readIfThere(() => readFileSync(new URL(GENERATED_VALIDATOR_CACHE, import.meta.url)));
+  const head = Buffer.from(fingerprintLine());
+  const code = cache?.subarray(0, head.length).equals(head) ? cache.subarray(head.length) : undefined;
+  return evaluateValidatorScript(source, fileURLToPath(url), code).validate;
 }
 
 let compiled: ValidateFunction | undefined;
