@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline";
-import { createClient } from "../client/index.js";
+import { createClient } from "../client/create.js";
 import type { Ack, HeraldClient } from "../client/publisher.js";
 import { HeraldError } from "../errors.js";
 import { isJsonObject, type JsonObject } from "../wire/json.js";

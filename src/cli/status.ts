@@ -1,5 +1,5 @@
 import type { BrokerStatus } from "../broker/broker.js";
-import { createClient } from "../client/index.js";
+import { createClient } from "../client/create.js";
 import { EXIT, out, parse } from "./args.js";
 import { context } from "./context.js";
 

@@ -1,36 +1,14 @@
-import { clientSubmitEndpoint } from "../broker/from-config.js";
+import { connectable } from "../config/endpoints.js";
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
-import { type ClientOptions, HeraldClient } from "./publisher.js";
-import { clientSecurity, subscriberCurve } from "./security.js";
+import { subscriberCurve } from "./security.js";
 
+export { createClient } from "./create.js";
 export type { Ack, ClientOptions, PublishOptions } from "./publisher.js";
 export { HeraldClient } from "./publisher.js";
 export type { Gap, ReceivedMessage, SubscriberOptions, SubscriberStats } from "./subscriber.js";
 export { Subscriber } from "./subscriber.js";
 
-/**
- * A client for the local broker with zero configuration: the endpoint, timeout and retries come from
- * herald's configuration (file, environment or defaults) unless given. With `security.requireSignatures`
- * every message is signed with `security.identity` when this user can read its key; with
- * `security.curve` a tcp:// endpoint is spoken to over CURVE with that identity.
- */
-export function createClient(opts: ClientOptions & { config?: HeraldConfig } = {}): HeraldClient {
-  const config = opts.config ?? (opts.endpoint === undefined ? loadConfig({}).config : undefined);
-  const endpoint = opts.endpoint ?? clientSubmitEndpoint(config!);
-  const sec = config && !opts.sign && !opts.curve ? clientSecurity(config, endpoint) : {};
-  return new HeraldClient({
-    ...sec,
-    ...opts,
-    endpoint,
-    timeoutMs: opts.timeoutMs ?? config?.client.timeout ?? 2500,
-    retries: opts.retries ?? config?.client.retries ?? 3,
-    maxBodyBytes: opts.maxBodyBytes ?? config?.limits.maxBodyBytes ?? 1 << 20,
-    maxBatch: opts.maxBatch ?? config?.broker.submit.maxBatch ?? 1000,
-  });
-}
-
-import { connectable } from "../broker/from-config.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import type { Logger } from "../util/log.js";
 import { Subscriber, type SubscriberOptions } from "./subscriber.js";

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { Dealer } from "zeromq";
+import type { Dealer } from "zeromq";
 import {
   ClosedError,
   ConnectionError,
@@ -13,6 +13,7 @@ import type { Identity } from "../security/keys.js";
 import { signMessage } from "../security/sign.js";
 import { curveDealerOptions } from "../security/zap.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
+import { zmq } from "../util/zeromq.js";
 import type { JsonObject } from "../wire/json.js";
 import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput } from "../wire/message.js";
 import {
@@ -200,7 +201,7 @@ export class HeraldClient {
     if (this.sock && !this.sock.closed && !this.refused.has(this.sock)) return this.sock;
     if (this.sock) this.resetSocket();
     const curve = this.opts.curve;
-    const sock = new Dealer({
+    const sock = new zmq.Dealer({
       linger: 0,
       sendHighWaterMark: 0,
       reconnectInterval: 100,

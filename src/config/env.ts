@@ -6,7 +6,7 @@
  * Segments are resolved against the schema (not by guessing camelCase), which is what lets an unknown
  * variable fail with a "did you mean" instead of being silently ignored.
  */
-import { parseDocument } from "yaml";
+import { yaml } from "./lazy-yaml.js";
 import type { ConfigProblem } from "./problems.js";
 import { CONFIG_SCHEMA, type SchemaNode } from "./schema.js";
 import {
@@ -97,8 +97,33 @@ function resolveSegment(node: SchemaNode, seg: string, current: unknown, here: K
 
 /** Parse an env value as a YAML flow scalar; block-looking text ("a: b") stays a plain string. */
 export function parseEnvValue(raw: string): { value: unknown } | { error: string } {
+  return plainEnvValue(raw) ?? yamlEnvValue(raw);
+}
+
+// Text YAML's core schema reads as itself: a letter or "/" first (so never a number, an indicator or a
+// directive), no space (so no comment, no "key: value") and no quote, bracket, "#", "&", "*", "!" or "~".
+const PLAIN_STRING = /^[A-Za-z/][A-Za-z0-9_./:@+=,%-]*$/;
+// The only such words the core schema reads as something else.
+const CORE_WORDS = new Set(["null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE"]);
+const SMALL_INTEGER = /^(?:0|[1-9][0-9]{0,14})$/;
+
+/**
+ * What yamlEnvValue would answer for the common simple values (paths, endpoints, names, small
+ * integers, true/false) without loading yaml; undefined for anything else. test/config-env-plain
+ * checks it against yamlEnvValue.
+ */
+export function plainEnvValue(raw: string): { value: unknown } | undefined {
+  if (PLAIN_STRING.test(raw)) {
+    if (raw === "true" || raw === "false") return { value: raw === "true" };
+    return CORE_WORDS.has(raw) ? undefined : { value: raw };
+  }
+  return SMALL_INTEGER.test(raw) ? { value: Number(raw) } : undefined;
+}
+
+/** parseEnvValue by the YAML parser itself. */
+export function yamlEnvValue(raw: string): { value: unknown } | { error: string } {
   if (raw.trim() === "") return { value: raw };
-  const doc = parseDocument(raw, { uniqueKeys: true });
+  const doc = yaml().parseDocument(raw, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]?.message.split("\n")[0] ?? "syntax error";
     return { error: `cannot parse the value as YAML (${first}); quote it, e.g. '"${raw}"'` };

@@ -1,12 +1,15 @@
 /**
  * ajv validation of the merged document, with ajv's errors translated into problems an operator can
  * act on: unknown keys get a "did you mean", wrong types say expected vs got, enums list the choices.
- * The schema is compiled once per process, lazily (loadConfig runs at every CLI start).
+ * The validator is generated at build time (validator-compile.ts) and loaded once per process, lazily
+ * (loadConfig runs at every CLI start); without a matching generated one the schema is compiled.
  */
-import { Ajv, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import type { ConfigProblem } from "./problems.js";
-import { CONFIG_SCHEMA, type SchemaNode, type UnitSpec } from "./schema.js";
-import { formatDuration, formatSize, parseDuration, parseSize } from "./units.js";
+import type { SchemaNode, UnitSpec } from "./schema.js";
+import { compileValidator, evaluateValidatorScript, fingerprintLine } from "./validator-compile.js";
 import { allowedKeys, dotted, isPlainObject, type KeyPath, type Segment, suggest } from "./walk.js";
 
 /** Where a key path came from, for error messages. */
@@ -19,47 +22,37 @@ export interface Location {
 
 export type Locator = (path: KeyPath, at: "key" | "value") => Location;
 
-const checkUnit: SchemaValidateFunction = (spec: UnitSpec, data: unknown): boolean => {
-  if (spec.kind === "path") return true;
+/** The generated validator next to this module (dist/config/), and V8's code cache for it. */
+export const GENERATED_VALIDATOR = "./config-validator.script.js";
+export const GENERATED_VALIDATOR_CACHE = "./config-validator.script.cache";
+
+function readIfThere<T>(read: () => T): T | undefined {
   try {
-    const n = spec.kind === "duration" ? parseDuration(data) : parseSize(data);
-    const min = spec.min ?? 0;
-    if (n < min) {
-      const shown = spec.kind === "duration" ? formatDuration(min) : formatSize(min);
-      checkUnit.errors = [{ keyword: "x-unit", message: `must be at least ${shown}`, params: {} }];
-      return false;
-    }
-    return true;
+    return read();
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    checkUnit.errors = [{ keyword: "x-unit", message, params: {} }];
-    return false;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
   }
-};
+}
+
+function generated(): ValidateFunction | undefined {
+  const url = new URL(GENERATED_VALIDATOR, import.meta.url);
+  const source = readIfThere(() => readFileSync(url, "utf8")); // absent when tests run src/
+  // Stale (schema, options or ajv changed since it was generated): compiling is slower but right.
+  if (source === undefined || !source.startsWith(fingerprintLine())) return undefined;
+  // V8 checks a code cache against the source's length only: ours starts with the fingerprint line
+  // of the source it was made for (the source is a pure function of what the fingerprint covers).
+  const cache = readIfThere(() => readFileSync(new URL(GENERATED_VALIDATOR_CACHE, import.meta.url)));
+  const head = Buffer.from(fingerprintLine());
+  const code = cache?.subarray(0, head.length).equals(head) ? cache.subarray(head.length) : undefined;
+  return evaluateValidatorScript(source, fileURLToPath(url), code).validate;
+}
 
 let compiled: ValidateFunction | undefined;
 
-/** The compiled validator (module-level lazy singleton). */
+/** The validator (module-level lazy singleton). */
 export function validator(): ValidateFunction {
-  if (compiled === undefined) {
-    // optimize: false: the validator runs once per process, so a faster compile beats a faster check.
-    const ajv = new Ajv({
-      allErrors: true,
-      verbose: true,
-      discriminator: true,
-      strict: true,
-      allowUnionTypes: true,
-      code: { optimize: false },
-    });
-    ajv.addKeyword({
-      keyword: "x-unit",
-      type: ["string", "number"],
-      schemaType: "object",
-      errors: true,
-      validate: checkUnit,
-    });
-    compiled = ajv.compile(CONFIG_SCHEMA);
-  }
+  compiled ??= generated() ?? compileValidator();
   return compiled;
 }
 

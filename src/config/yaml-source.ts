@@ -2,7 +2,8 @@
  * Read herald.yaml keeping positions: every key path maps to the line/column of its key and value, so
  * validation errors and `config show` can point at the exact line.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import type { Node } from "yaml";
+import { yaml } from "./lazy-yaml.js";
 import type { ConfigProblem } from "./problems.js";
 import { dotted, isPlainObject, type KeyPath } from "./walk.js";
 
@@ -26,7 +27,7 @@ export interface ParsedYaml {
 }
 
 function keyText(key: unknown): string {
-  if (isScalar(key)) return String(key.value);
+  if (yaml().isScalar(key)) return String(key.value);
   return String(key);
 }
 
@@ -36,6 +37,7 @@ function collectPositions(
   pos: (offset: number) => Position,
   out: Map<string, NodePosition>,
 ): void {
+  const { isMap, isPair, isSeq } = yaml();
   if (isMap(node)) {
     for (const pair of node.items) {
       if (!isPair(pair)) continue;
@@ -65,6 +67,7 @@ function firstLine(message: string): string {
 
 /** Parse YAML text; syntax problems come back as problems (with line/column), never as throws. */
 export function parseYaml(text: string, file: string): ParsedYaml {
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const positions = new Map<string, NodePosition>();
   const problems: ConfigProblem[] = [];

@@ -1,5 +1,6 @@
-import * as zmq from "zeromq";
+import type * as Zmq from "zeromq";
 import { SecurityError } from "../errors.js";
+import { zmq } from "../util/zeromq.js";
 import type { Identity } from "./keys.js";
 import { routingIdFor } from "./peer.js";
 import type { SecurityLogger, TrustedKey } from "./trust.js";
@@ -42,7 +43,7 @@ export interface ZapStats {
 }
 
 interface ZapState {
-  socket: zmq.Router;
+  socket: Zmq.Router;
   trust: CurveKeyLookup;
   opts: ZapOptions;
   dead: Error | undefined;
@@ -89,7 +90,7 @@ export async function startZap(trust: CurveKeyLookup, opts: ZapOptions = {}): Pr
 }
 
 /** A just-closed handler releases the inproc endpoint asynchronously: retry EADDRINUSE briefly. */
-async function bindZapEndpoint(socket: zmq.Router): Promise<void> {
+async function bindZapEndpoint(socket: Zmq.Router): Promise<void> {
   const deadline = Date.now() + 2000;
   for (;;) {
     try {
