@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { clientSubmitEndpoint, connectable, ipcSubmitEndpoint } from "../config/endpoints.js";
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import { type Identity, loadIdentity } from "../security/keys.js";
@@ -50,22 +51,8 @@ function curveIdentity(config: HeraldConfig): Identity {
   return loadIdentity(name, config.security.keysDir);
 }
 
-/** The IPC submit endpoint every client finds without configuration. */
-export function ipcSubmitEndpoint(config: HeraldConfig): string {
-  return `ipc://${join(config.paths.runtimeDir, "submit.sock")}`;
-}
-
-/** Where clients submit: IPC when enabled, else the first TCP endpoint (0.0.0.0 becomes 127.0.0.1). */
-export function clientSubmitEndpoint(config: HeraldConfig): string {
-  if (config.broker.submit.ipc) return ipcSubmitEndpoint(config);
-  const tcp = config.broker.submit.tcp[0];
-  return tcp ? connectable(tcp) : ipcSubmitEndpoint(config);
-}
-
-/** A bound endpoint as a client would connect to it. */
-export function connectable(endpoint: string): string {
-  return endpoint.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:");
-}
+// Defined with the configuration, where a one-shot client finds them without loading the broker's modules.
+export { clientSubmitEndpoint, connectable, ipcSubmitEndpoint };
 
 export function submitEndpoints(config: HeraldConfig): string[] {
   return [...(config.broker.submit.ipc ? [ipcSubmitEndpoint(config)] : []), ...config.broker.submit.tcp];

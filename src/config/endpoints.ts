@@ -1,8 +1,7 @@
 /**
- * Where a client finds the broker, from configuration alone. Kept apart from broker/from-config.ts
- * (which has the same functions for the broker's side) because that module imports every transport,
- * the outbox and their native addons: a one-shot `herald publish` must not pay for loading them.
- * test/config-endpoints.test.ts checks both copies agree.
+ * Where a client finds the broker, from configuration alone. Here rather than in broker/from-config.ts
+ * (which re-exports them) because that module imports every transport, the outbox and their native
+ * addons: a one-shot `herald publish` must not pay for loading them.
  */
 import { join } from "node:path";
 import type { HeraldConfig } from "./schema.js";
