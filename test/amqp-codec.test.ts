@@ -155,6 +155,27 @@ describe("fedora-messaging codec", () => {
     expect(() => encodeFedoraMessaging(m, { topicPrefix: "org.fedoraproject" })).toThrow(/255/);
   });
 
+  it("keeps a header named __proto__ as a header, never as the headers' prototype", () => {
+    const headers = JSON.parse('{"__proto__": "x", "constructor": 1}') as Record<string, string | number>;
+    const m = createMessage({ topic: "a.b.c", body: { x: 1 }, headers });
+    const back = decodeAmqp(received(encodeFedoraMessaging(m))).message;
+    expect(Object.hasOwn(back.headers, "__proto__")).toBe(true);
+    expect(back).toEqual(m);
+    // from a native fedora-messaging publisher, with a null value (which would null the prototype)
+    const native: AmqpIncoming = {
+      routingKey: "a.b",
+      content: Buffer.from("{}"),
+      properties: {
+        contentType: "application/json",
+        headers: JSON.parse('{"__proto__": null, "sent-at": "2019-07-30T19:12:22+00:00"}'),
+      },
+    };
+    const { message } = decodeAmqp(native);
+    expect(Object.getPrototypeOf(message.headers)).toBe(Object.prototype);
+    expect(Object.hasOwn(message.headers, "__proto__")).toBe(true);
+    expect(message.headers["__proto__"]).toBeNull();
+  });
+
   it("round-trips arbitrary scalar headers (property)", () => {
     const header = fc.oneof(
       fc.string(),

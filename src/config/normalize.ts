@@ -3,6 +3,7 @@
  * durations -> ms, sizes -> bytes, relative paths -> absolute. Runs only on a document ajv accepted.
  */
 import path from "node:path";
+import { setOwn } from "../util/own.js";
 import {
   PUBLISH_ITEM_DEFAULTS,
   SERVICE_DEFAULTS,
@@ -13,11 +14,6 @@ import {
 import type { SchemaNode } from "./schema.js";
 import { parseDuration, parseSize } from "./units.js";
 import { childSchema, isPlainObject, type KeyPath } from "./walk.js";
-
-/** Own-property set that is safe for keys like "__proto__" coming from a YAML file. */
-export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-}
 
 export function deepClone<T>(value: T): T {
   return structuredClone(value);

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { ProtocolError, rejected } from "../errors.js";
+import { setOwn } from "../util/own.js";
 import { decodeEnvelope, encodeEnvelope } from "./herald.js";
 import { isJsonObject } from "./json.js";
 import {
@@ -137,7 +138,7 @@ export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}):
   const headers: Record<string, AmqpHeaderValue> = {};
   // Pass-through first: fedora-messaging headers a message already carries (e.g. ingested from FM).
   for (const [k, v] of Object.entries(h)) {
-    if (k.startsWith("fedora_messaging_") || k === SENT_AT) headers[k] = amqpValue(v);
+    if (k.startsWith("fedora_messaging_") || k === SENT_AT) setOwn(headers, k, amqpValue(v));
   }
   for (const [kind, prefix] of Object.entries(FILTER_KINDS)) {
     const names = h[kind];
@@ -245,7 +246,7 @@ function fromHeraldHeaders(
   const H = HERALD_FM_HEADER;
   const headers: Headers = {};
   for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith(H.headerPrefix)) headers[k.slice(H.headerPrefix.length)] = scalar(v);
+    if (k.startsWith(H.headerPrefix)) setOwn(headers, k.slice(H.headerPrefix.length), scalar(v));
   }
   const msg: Message = {
     id: str(incoming.properties.messageId, "message_id"),
@@ -273,7 +274,7 @@ function fromNativeHeaders(
 ): Message {
   const headers: Headers = {};
   for (const [k, v] of Object.entries(raw)) {
-    if (k !== FM_SCHEMA && k !== SENT_AT) headers[k] = scalar(v);
+    if (k !== FM_SCHEMA && k !== SENT_AT) setOwn(headers, k, scalar(v));
   }
   if (typeof headers[FM_SEVERITY] === "number") headers["severity"] = headers[FM_SEVERITY];
   const { priority, messageId, appId } = incoming.properties;

@@ -1,4 +1,5 @@
-import { isJsonObject, type Json, type JsonObject } from "./types.js";
+import { setOwn } from "../../util/own.js";
+import { isJsonObject, type JsonObject } from "./types.js";
 
 /**
  * fedmsg's `_recursive_update`: keys of `update` win; when both sides hold a dict the dicts are
@@ -8,7 +9,7 @@ export function recursiveUpdate(base: JsonObject, update: JsonObject): JsonObjec
   for (const [key, value] of Object.entries(update)) {
     // hasOwn + defineProperty: a config key named "__proto__" must stay a plain key.
     const old = Object.hasOwn(base, key) ? base[key] : undefined;
-    setKey(base, key, isJsonObject(old) && isJsonObject(value) ? recursiveUpdate(old, value) : value);
+    setOwn(base, key, isJsonObject(old) && isJsonObject(value) ? recursiveUpdate(old, value) : value);
   }
   return base;
 }
@@ -19,9 +20,4 @@ export function recordOrigins(origins: Record<string, string>, cfg: JsonObject, 
     origins[key] = file;
     if (isJsonObject(value)) for (const sub of Object.keys(value)) origins[`${key}.${sub}`] = file;
   }
-}
-
-/** Assign an own, enumerable property even when the key is "__proto__". */
-export function setKey(obj: JsonObject, key: string, value: Json): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }

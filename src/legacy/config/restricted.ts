@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { recordOrigins, recursiveUpdate, setKey } from "./merge.js";
+import { setOwn } from "../../util/own.js";
+import { recordOrigins, recursiveUpdate } from "./merge.js";
 import { makeBuiltins, makeModules } from "./restricted/builtins.js";
 import { PyException, RestrictedError } from "./restricted/errors.js";
 import { Interpreter } from "./restricted/interp.js";
@@ -138,7 +139,7 @@ function toJson(
           action: "stringified",
         });
       const j = toJson(x, file, [...path, key], dropped, depth + 1, inner);
-      if (j !== DROP) setKey(out, key, j);
+      if (j !== DROP) setOwn(out, key, j);
     }
     return out;
   }
