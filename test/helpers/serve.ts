@@ -50,7 +50,6 @@ export async function startServe(env: NodeJS.ProcessEnv, args: string[] = []): P
   void exited.then(() => {
     exitedEarly = true;
   });
-  await waitFor(() => up || exitedEarly, 15_000, 50);
   const deadline = Date.now() + 15_000;
   while (!up && !exitedEarly && Date.now() < deadline) {
     up = await client.command("ping").then(
