@@ -167,7 +167,7 @@ export async function run(ctx) {
         values: herald.map((r) => r.rate),
         unit: "msg/s",
         reference: {
-          name: `raw amqplib confirms, ${WINDOW} in flight`,
+          name: `raw amqplib confirms, ${WINDOW} in flight, herald's properties`,
           value: median(raw.map((r) => r.rate)),
         },
         target: { kind: "ratio>=", x: 0.8 },

@@ -1,7 +1,10 @@
 // Raw amqplib reference: a confirm channel publishing persistent, mandatory messages (herald-envelope
-// sized JSON) with at most --window unconfirmed, as herald's AMQP sink does, to amq.topic.
+// sized JSON) with at most --window unconfirmed, as herald's AMQP sink does, to amq.topic; with the
+// properties the sink sets (a unique message_id, herald's content type, an empty header table), which
+// RabbitMQ and amqplib both pay for per message.
 // usage: raw-amqp.mjs --url URL --routing-key RK --count N [--window 256]
 import amqp from "amqplib";
+import { HERALD_CONTENT_TYPE } from "../../dist/wire/fedora-messaging.js";
 import { toWireObject } from "../../dist/wire/herald.js";
 import { createMessage } from "../../dist/wire/message.js";
 import { args, emit, nowMs } from "./args.mjs";
@@ -14,6 +17,8 @@ const ch = await conn.createConfirmChannel();
 const template = toWireObject(
   createMessage({ topic: a["routing-key"], body: { t: 0, k: 0, text: "x".repeat(64) } }),
 );
+
+const idPrefix = template.id.slice(0, 24);
 
 async function run(n) {
   let inflight = 0;
@@ -39,7 +44,14 @@ async function run(n) {
           "amq.topic",
           a["routing-key"],
           body,
-          { persistent: true, mandatory: true, contentType: "application/json" },
+          {
+            persistent: true,
+            mandatory: true,
+            contentType: HERALD_CONTENT_TYPE,
+            // Same length as the UUIDv7 ids herald publishes, unique per message.
+            messageId: `${idPrefix}${String(k).padStart(12, "0")}`,
+            headers: {},
+          },
           onConfirm,
         );
         if (!ok) await new Promise((r) => ch.once("drain", r));

@@ -1,12 +1,18 @@
-import type { Message as AmqpMessage, ChannelModel, ConfirmChannel } from "amqplib";
+import type { Message as AmqpMessage, ChannelModel, ConfirmChannel, Options } from "amqplib";
 import { ClosedError } from "../errors.js";
-import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
+import type { AmqpFormat, AmqpPublish } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
+import { encodeForSink } from "./amqp-encode.js";
 import { backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
 import type { AmqpSession } from "./amqp-session.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
 
-interface Waiter {
+/**
+ * One `send` call. A counter per batch instead of a promise per message: the dispatcher hands over
+ * hundreds of messages at a time and only needs to know when the last one settled.
+ */
+interface Batch {
+  left: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -16,7 +22,10 @@ interface Entry {
   id: string;
   order: number;
   pub: AmqpPublish;
-  waiters: Waiter[];
+  /** Built once: a fresh options object per publish (and per republish) is garbage on the hot path. */
+  options: Options.Publish;
+  /** Batches waiting for this message (a retried batch shares the first copy's outcome). */
+  batches: Batch[];
   /** Bumped on every publish: confirms for older attempts are ignored. */
   attempt: number;
   /** Channel generation it is in flight on, undefined when not in flight. */
@@ -97,7 +106,7 @@ export class AmqpPublisher {
     // Encode everything first: a bad message rejects the batch before anything is published.
     const fresh: Array<{ id: string; pub: AmqpPublish }> = [];
     for (const m of batch) {
-      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeAmqp(m, this.format, this.o) });
+      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeForSink(m, this.format, this.o) });
     }
     for (const { id, pub } of fresh) {
       if (this.pending.has(id)) continue;
@@ -105,7 +114,8 @@ export class AmqpPublisher {
         id,
         order: ++this.order,
         pub,
-        waiters: [],
+        options: { ...pub.properties, mandatory: true },
+        batches: [],
         attempt: 0,
         inflightOn: undefined,
         deadline: 0,
@@ -116,15 +126,15 @@ export class AmqpPublisher {
       this.pending.set(id, e);
       this.ready.push(e);
     }
+    if (batch.length === 0) return Promise.resolve();
+    let b!: Batch;
+    const done = new Promise<void>((resolve, reject) => {
+      b = { left: batch.length, resolve, reject };
+    });
     // A message already pending (a retried batch) shares the outcome of the first copy: no duplicate.
-    const waits = batch.map(
-      (m) =>
-        new Promise<void>((resolve, reject) => {
-          this.pending.get(m.id)!.waiters.push({ resolve, reject });
-        }),
-    );
+    for (const m of batch) this.pending.get(m.id)!.batches.push(b);
     this.pump();
-    return Promise.all(waits).then(() => {});
+    return done;
   }
 
   private async openChannel(model: ChannelModel): Promise<void> {
@@ -235,12 +245,8 @@ export class AmqpPublisher {
     e.deadline = Date.now() + this.o.confirmTimeout;
     this.inflight.add(e);
     try {
-      return ch.publish(
-        this.o.exchange,
-        e.pub.routingKey,
-        e.pub.content,
-        { ...e.pub.properties, mandatory: true },
-        (err: unknown) => this.onConfirm(e, attempt, gen, err),
+      return ch.publish(this.o.exchange, e.pub.routingKey, e.pub.content, e.options, (err: unknown) =>
+        this.onConfirm(e, attempt, gen, err),
       );
     } catch (err) {
       // The channel closed under us (IllegalOperationError): its close handler requeues.
@@ -268,7 +274,7 @@ export class AmqpPublisher {
       noteError(this.health, why);
       this.o.log("warn", why);
     } else this.health.sent++;
-    for (const w of e.waiters) w.resolve();
+    for (const b of e.batches) if (--b.left === 0) b.resolve();
   }
 
   private nacked(e: Entry): void {
@@ -311,7 +317,7 @@ export class AmqpPublisher {
     const err = new ClosedError(`AMQP sink '${this.o.name}'`);
     for (const e of this.pending.values()) {
       if (e.retryTimer) clearTimeout(e.retryTimer);
-      for (const w of e.waiters) w.reject(err);
+      for (const b of e.batches) b.reject(err);
     }
     this.pending.clear();
     this.ready = [];
