@@ -141,6 +141,8 @@ export class Broker {
       const d = new Dispatcher(sink, this.outbox, this.log.child("sink"), {
         startDelayMs: zmq ? (this.opts.publishDelayMs ?? 0) : 0,
         rewindOnStart: zmq && crashed ? (this.opts.crashRewind ?? 10_000) : 0,
+        // RabbitMQ confirms a window of publishes at a time: keep a second page coming behind the first.
+        pagesInFlight: sink.kind === "amqp" ? 2 : 1,
       });
       this.dispatchers.push(d);
       d.start();

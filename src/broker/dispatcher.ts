@@ -27,6 +27,19 @@ export interface DispatcherOptions {
    * messages may never have left. Subscribers deduplicate by id.
    */
   rewindOnStart?: number;
+  /**
+   * Pages handed to the transport before the oldest is confirmed (default 1). A transport with its own
+   * confirmation window (AMQP publisher confirms) otherwise drains that window at every page boundary.
+   * Cursors still advance in order; after a failure every page from the failed one on is sent again.
+   */
+  pagesInFlight?: number;
+}
+
+interface Flight {
+  last: number;
+  count: number;
+  /** Resolves with undefined once the transport took the page, or with the error. */
+  done: Promise<unknown>;
 }
 
 /**
@@ -64,32 +77,52 @@ export class Dispatcher {
   private async run(): Promise<void> {
     const signal = this.abort.signal;
     if (this.opts.startDelayMs) await sleep(this.opts.startDelayMs, signal);
+    const maxFlights = Math.max(1, this.opts.pagesInFlight ?? 1);
+    let flights: Flight[] = [];
+    let readCursor = this.cursor;
     let attempt = 0;
     while (!signal.aborted) {
-      const page = this.outbox.read(
-        this.cursor,
-        this.opts.batchSize ?? 500,
-        this.opts.maxBatchBytes ?? 4 << 20,
-      );
-      if (page.length === 0) {
+      while (flights.length < maxFlights) {
+        const flight = this.sendPage(readCursor);
+        if (flight === undefined) break;
+        flights.push(flight);
+        readCursor = flight.last;
+      }
+      const oldest = flights[0];
+      if (oldest === undefined) {
         // Rejects with an AbortError on stop; the loop condition then ends the loop.
         await this.outbox.waitForAppend(this.cursor, signal).catch(() => {});
         continue;
       }
-      try {
-        await this.transport.send(page.map((s) => s.message));
-      } catch (err) {
-        if (signal.aborted) return;
+      const err = await oldest.done;
+      if (signal.aborted) return;
+      if (err !== undefined) {
+        await Promise.all(flights.map((f) => f.done)); // let the later pages settle before resending them
+        flights = [];
+        readCursor = this.cursor;
         this.noteFailure(err, attempt++);
         await sleep(backoffDelay(attempt), signal);
         continue;
       }
       attempt = 0;
-      this.cursor = page[page.length - 1]!.seq;
+      flights.shift();
+      this.delivered += oldest.count;
+      this.cursor = oldest.last;
       this.outbox.ack(this.transport.name, this.cursor);
-      this.delivered += page.length;
       this.lastDeliveredAt = new Date().toISOString();
     }
+  }
+
+  /** Read the page after `afterSeq` and hand it to the transport; undefined when there is nothing to send. */
+  private sendPage(afterSeq: number): Flight | undefined {
+    const page = this.outbox.read(afterSeq, this.opts.batchSize ?? 500, this.opts.maxBatchBytes ?? 4 << 20);
+    const last = page[page.length - 1];
+    if (last === undefined) return undefined;
+    const done = this.transport.send(page.map((s) => s.message)).then(
+      () => undefined,
+      (err: unknown) => err ?? new Error("send failed"),
+    );
+    return { last: last.seq, count: page.length, done };
   }
 
   private noteFailure(err: unknown, attempt: number): void {
