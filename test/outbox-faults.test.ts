@@ -1,9 +1,8 @@
-import { closeSync, existsSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HeraldError } from "../src/errors.js";
 import { FailpointError, Failpoints, Outbox, type OutboxOptions } from "../src/storage/index.js";
-import { WalSync } from "../src/storage/wal-sync.js";
 import { errCode, msg, msgs, okSeq, tempDir } from "./fixtures/outbox-helpers.js";
 
 const cleanups: Array<() => void> = [];
@@ -116,29 +115,8 @@ describe("fail-stop on I/O errors", () => {
   });
 });
 
-describe("the WAL fsync (synchronous=full, off the event loop)", () => {
-  it("a failed fsync acknowledges nothing of the batch, hides its rows from sinks, and stops accepting", async () => {
-    const { open } = setup();
-    const box = open({ failpoint: "outbox.fsync=error@3" });
-    box.registerSink("s"); // fsync 1: registrations are synced at once
-    okSeq((await box.append([msg(1)]))[0]);
-    const results = await box.append(msgs(3, 10));
-    expect(results.map(errCode)).toEqual(["STORAGE_ERROR", "STORAGE_ERROR", "STORAGE_ERROR"]);
-    expect(results[0]?.ok ? "" : results[0]?.error.message).toMatch(/fsync of an append commit .*EIO/);
-    expect(box.failed?.code).toBe("STORAGE_ERROR");
-    // committed in SQLite but never known to be on disk: a sink must not publish them
-    expect(box.read(0, 10).map((s) => s.seq)).toEqual([1]);
-    expect(errCode(box.appendSync([msg(20)])[0])).toBe("STORAGE_ERROR");
-  });
-
-  it("appendSync reports a failed fsync as not stored", () => {
-    const { open } = setup();
-    const box = open({ failpoint: "outbox.fsync=error" });
-    expect(errCode(box.appendSync([msg(1)])[0])).toBe("STORAGE_ERROR");
-    expect(box.read(0, 10)).toEqual([]);
-  });
-
-  it("sinks wait for the fsync: a committed batch is readable only once its append resolved", async () => {
+describe("group commit order", () => {
+  it("answers the appends of a commit before it wakes the sinks", async () => {
     const { open } = setup();
     const box = open();
     box.registerSink("s");
@@ -146,47 +124,11 @@ describe("the WAL fsync (synchronous=full, off the event loop)", () => {
     const waiting = box.waitForAppend(0).then(() => {
       woke = true;
     });
-    const pending = box.append([msg(1)]);
-    await new Promise((r) => setImmediate(r)); // the commit ran in this turn; its fsync is on the thread pool
-    expect(box.stats().headSeq).toBe(1);
-    const early = box.read(0, 10).length;
-    okSeq((await pending)[0]);
-    expect(early).toBe(0);
-    expect(box.read(0, 10).map((s) => s.seq)).toEqual([1]);
-    expect(woke).toBe(false); // the replies go out before the sinks wake
+    okSeq((await box.append([msg(1)]))[0]);
+    expect(woke).toBe(false); // the replies go out first
+    expect(box.read(0, 10).map((s) => s.seq)).toEqual([1]); // committed: a sink polling would see it
     await waiting;
     expect(woke).toBe(true);
-  });
-
-  it("commits made while an fsync runs share the next one", async () => {
-    const { dir } = setup();
-    const wal = join(dir, "x-wal");
-    writeFileSync(wal, "frames");
-    const sync = new WalSync(wal, new Failpoints(""));
-    const order: string[] = [];
-    const done = (name: string) => () => void order.push(name);
-    await new Promise<void>((resolve) => {
-      sync.after(done("a")); // starts an fsync
-      sync.after(done("b")); // both queued behind it ...
-      sync.after(() => {
-        order.push("c");
-        resolve();
-      });
-    });
-    expect(order).toEqual(["a", "b", "c"]);
-    expect(sync.syncs).toBe(2); // ... and served by one more fsync
-    sync.close();
-  });
-
-  it("close() answers appends still waiting for their fsync", async () => {
-    const { open, path } = setup();
-    const box = open();
-    const pending = box.append([msg(1)]);
-    box.close();
-    okSeq((await pending)[0]);
-    const again = Outbox.open({ path, failpoint: "" });
-    expect(again.read(0, 10).map((s) => s.seq)).toEqual([1]);
-    again.close();
   });
 });
 

@@ -35,17 +35,12 @@ export function decodeRow(row: { seq: number; envelope: Buffer }, path: string):
   }
 }
 
-/** Decode rows read from disk, up to the durable head and `maxBytes` (at least one row). */
-export function readRows(
-  rows: Iterable<MessageRow>,
-  durable: number,
-  maxBytes: number,
-  path: string,
-): StoredMessage[] {
+/** Decode rows read from disk, up to `maxBytes` (at least one row). */
+export function readRows(rows: Iterable<MessageRow>, maxBytes: number, path: string): StoredMessage[] {
   const out: StoredMessage[] = [];
   let total = 0;
   for (const row of rows) {
-    if (row.seq > durable || (out.length > 0 && total + row.bytes > maxBytes)) break;
+    if (out.length > 0 && total + row.bytes > maxBytes) break;
     total += row.bytes;
     out.push({ seq: row.seq, acceptedAt: row.accepted_at, bytes: row.bytes, message: decodeRow(row, path) });
   }

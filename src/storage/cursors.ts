@@ -4,12 +4,12 @@ import type { Statements } from "./statements.js";
 const FLUSH_MS = 100;
 
 /** Runs a small write transaction for the outbox (which owns errors, fail-stop and the fsync). */
-export type WriteFn = (during: string, fn: () => unknown, sync?: boolean) => void;
+export type WriteFn = (during: string, fn: () => unknown) => void;
 
 /**
  * Each sink's delivery position. Kept in memory and written lazily (within 100 ms of an ack), because a
  * cursor write per delivered batch would cost a commit on the hot path; after a crash a cursor can only lag
- * (redelivery), never run ahead of committed data. Registrations are written and fsynced at once.
+ * (redelivery), never run ahead of committed data. Registrations are written at once.
  */
 export class SinkCursors {
   private readonly cursors = new Map<string, number>();
@@ -37,18 +37,18 @@ export class SinkCursors {
     return this.cursors.entries();
   }
 
-  /** The persisted cursor of a known sink, or `start` for a new one (written and fsynced before returning). */
+  /** The persisted cursor of a known sink, or `start` for a new one (written before returning). */
   register(name: string, start: number): number {
     const known = this.cursors.get(name);
     if (known !== undefined) return known;
-    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, start), true);
+    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, start));
     this.cursors.set(name, start);
     return start;
   }
 
   unregister(name: string): void {
     if (!this.cursors.has(name)) return;
-    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name), true);
+    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name));
     this.cursors.delete(name);
     this.dirty.delete(name);
   }

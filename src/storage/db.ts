@@ -8,6 +8,7 @@ export const SCHEMA_VERSION = 1;
 
 export interface OpenDbOptions {
   path: string;
+  synchronous: "full" | "normal";
   maxPageCount: number | undefined;
 }
 
@@ -41,11 +42,9 @@ function applyPragmas(db: Database.Database, opts: OpenDbOptions): void {
   // dispatchers) never block the writer.
   const mode = db.pragma("journal_mode = WAL", { simple: true });
   if (mode !== "wal") throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode)})`);
-  // NORMAL in SQLite whatever outbox.synchronous says: SQLite then fsyncs only around checkpoints, and a
-  // commit survives a process crash but not power loss. For outbox.synchronous=full herald fsyncs the WAL
-  // itself after each group of commits, on the thread pool (wal-sync.ts), before anything is acknowledged:
-  // the same durability as SQLite's FULL without blocking the event loop for every fsync.
-  db.pragma("synchronous = NORMAL");
+  // FULL: the WAL is fsynced at every commit, so an acknowledged message survives power loss. NORMAL only
+  // fsyncs at checkpoints: it survives a process crash but can lose the last commits on an OS crash.
+  db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
   // A second reader process (herald status) may hold a lock briefly; wait for it rather than fail.
   db.pragma("busy_timeout = 5000");
   // Checkpoint the WAL into the main file every ~4 MB (1000 pages), SQLite's default, stated explicitly so

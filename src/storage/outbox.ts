@@ -10,7 +10,6 @@ import { RecentMessages, storedForm } from "./recent.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 import { AppendWaiters } from "./waiters.js";
-import { WalSync } from "./wal-sync.js";
 
 export type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 
@@ -21,9 +20,8 @@ type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void 
 
 /**
  * The durable outbox: the broker acknowledges a message only after `append` resolved with `ok: true`, which
- * means the row is committed and, with synchronous=full, its WAL frames are fsynced (see WalSync: the fsync
- * runs off the event loop and is shared by every commit made meanwhile). Sinks only ever see rows that are
- * on disk. Every sink reads from here with its own persisted cursor.
+ * means the row is committed (WAL + fsync with synchronous=full). Every sink reads from here with its own
+ * persisted cursor.
  *
  * The rules (sinks, dedup window, lazy cursors, limits, fail-stop) are in src/storage/README.md.
  */
@@ -38,10 +36,6 @@ export class Outbox {
   private queue: Job[] = [];
   private scheduled = false;
   private head = 0;
-  /** Highest seq known to be on disk (= head when synchronous=normal); what sinks may read and wait for. */
-  private durable = 0;
-  /** Undefined with synchronous=normal: nothing is fsynced outside SQLite's own checkpoints. */
-  private readonly walSync: WalSync | undefined;
   private lastAcceptedAt = 0;
   private totalRows = 0;
   /** Rows with seq > countedFloor, kept in step with appends and pruning; see syncPending(). */
@@ -67,10 +61,9 @@ export class Outbox {
       bytes: opts.maxBytes ?? 1024 * MiB,
       keepMs: Math.max(opts.retentionMs ?? 10 * 60_000, opts.dedupWindowMs ?? 10 * 60_000),
     };
-    this.walSync = opts.synchronous === "normal" ? undefined : new WalSync(`${path}-wal`, this.fp);
     this.cursors = new SinkCursors(
       this.sql,
-      (during, fn, sync) => this.write(during, fn, sync),
+      (during, fn) => this.write(during, fn),
       () => !this.closed && this.fails.error === undefined,
     );
     this.loadState();
@@ -81,7 +74,11 @@ export class Outbox {
 
   /** Open or create the outbox. Throws STORAGE_ERROR (after quarantining the file) if it is damaged. */
   static open(opts: OutboxOptions): Outbox {
-    const db = openDatabase({ path: opts.path, maxPageCount: opts.maxPageCount });
+    const db = openDatabase({
+      path: opts.path,
+      synchronous: opts.synchronous ?? "full",
+      maxPageCount: opts.maxPageCount,
+    });
     try {
       return new Outbox(db, opts.path, opts);
     } catch (err) {
@@ -95,7 +92,6 @@ export class Outbox {
     const last = this.sql.lastRow.get();
     // head_seq in meta survives pruning every row, so seqs are never reused.
     this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
-    this.durable = this.head; // whatever SQLite recovered at open is what the disk holds
     this.lastAcceptedAt = last?.accepted_at ?? 0;
     this.totalRows = this.sql.countRows.get()?.n ?? 0;
     this.countedFloor = this.cursors.floor();
@@ -117,19 +113,10 @@ export class Outbox {
     });
   }
 
-  /** Commit `messages` now, in one transaction, and fsync on this thread. */
+  /** Commit `messages` now, in one transaction. */
   appendSync(messages: readonly Message[]): AppendResult[] {
     const results = this.commitBatch(messages);
-    if (this.walSync === undefined || results.every((r) => !r.ok)) {
-      this.madeDurable(this.head);
-      return results;
-    }
-    try {
-      this.walSync.syncNow();
-    } catch (err) {
-      return this.syncFailed(err, results);
-    }
-    this.madeDurable(this.head);
+    this.waiters.notify(this.head);
     return results;
   }
 
@@ -138,45 +125,16 @@ export class Outbox {
     const jobs = this.queue;
     this.queue = [];
     if (jobs.length === 0) return;
-    const committed = this.commitBatch(jobs.flatMap((j) => j.messages));
-    const answer = (results: AppendResult[]): void => {
-      let offset = 0;
-      for (const job of jobs) {
-        job.resolve(results.slice(offset, offset + job.messages.length));
-        offset += job.messages.length;
-      }
-    };
-    const upTo = this.head;
-    if (this.walSync === undefined || committed.every((r) => !r.ok)) {
-      this.madeDurable(upTo);
-      answer(committed);
-      return;
+    const results = this.commitBatch(jobs.flatMap((j) => j.messages));
+    let offset = 0;
+    for (const job of jobs) {
+      job.resolve(results.slice(offset, offset + job.messages.length));
+      offset += job.messages.length;
     }
-    // Duplicates wait too: the row they point at may be one this very fsync makes durable.
-    this.walSync.after((err) => {
-      if (err !== undefined) return answer(this.syncFailed(err, committed));
-      this.durable = Math.max(this.durable, upTo);
-      answer(committed);
-      // Acknowledgements first, then the sinks: a publisher waits on its ack; a subscriber does not wait on
-      // a particular message, and the PUB encodes would otherwise run before the replies go out.
-      setImmediate(() => this.waiters.notify(this.durable));
-    });
-  }
-
-  /** Rows through `seq` are on disk: sinks may read them. */
-  private madeDurable(seq: number): void {
-    if (seq <= this.durable) return;
-    this.durable = seq;
-    this.waiters.notify(seq);
-  }
-
-  /**
-   * The fsync failed: what was committed may or may not be on disk, so nothing of it is acknowledged (a
-   * retry with the same id is recognised as a duplicate if it did survive) and the outbox stops accepting.
-   */
-  private syncFailed(err: unknown, committed: readonly AppendResult[]): AppendResult[] {
-    const error = this.fails.stop(err, "the fsync of an append commit");
-    return committed.map((r) => (r.ok ? { ok: false, id: r.id, error } : r));
+    // Acknowledgements first, then the sinks: a publisher waits on its ack; a subscriber does not wait on
+    // a particular message, and the sinks' reads and PUB encodes would otherwise run before the replies.
+    const head = this.head;
+    setImmediate(() => this.waiters.notify(head));
   }
 
   private commitBatch(messages: readonly Message[]): AppendResult[] {
@@ -274,8 +232,7 @@ export class Outbox {
   /** Register a sink and return its cursor: the persisted one, or the current head for a new sink. */
   registerSink(name: string): number {
     this.assertOpen();
-    // The durable head, not the committed one: rows still waiting for their fsync are new to this sink too.
-    return this.cursors.register(name, this.durable);
+    return this.cursors.register(name, this.head);
   }
 
   unregisterSink(name: string): void {
@@ -283,16 +240,11 @@ export class Outbox {
     this.cursors.unregister(name);
   }
 
-  /**
-   * Run a small write; throw STORAGE_FULL / STORAGE_ERROR (entering fail-stop for real I/O errors). `sync`:
-   * fsync before returning (sink registrations: losing one would make a sink skip messages). Cursor saves and
-   * prunes need not: a lost one only means redelivery, and the next append's fsync covers them anyway.
-   */
-  private write(during: string, fn: () => unknown, sync = false): void {
+  /** Run a small write; throw STORAGE_FULL / STORAGE_ERROR (entering fail-stop for real I/O errors). */
+  private write(during: string, fn: () => unknown): void {
     if (this.fails.error !== undefined) throw this.fails.error;
     try {
       this.db.transaction(fn)();
-      if (sync) this.walSync?.syncNow();
     } catch (err) {
       throw this.fails.classify(err, during);
     }
@@ -301,12 +253,9 @@ export class Outbox {
   /** Up to `limit` messages with seq > afterSeq, stopping once `maxBytes` is reached (at least one row). */
   read(afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredMessage[] {
     this.assertOpen();
-    // Seqs are contiguous, so this caps the read at the durable head: sinks never see an unsynced row.
-    const max = Math.min(limit, this.durable - afterSeq);
-    if (max <= 0) return [];
-    const cached = this.recent.read(afterSeq, max, maxBytes);
+    const cached = this.recent.read(afterSeq, limit, maxBytes);
     if (cached !== undefined) return cached;
-    return readRows(this.sql.page.iterate(afterSeq, max), this.durable, maxBytes, this.path);
+    return readRows(this.sql.page.iterate(afterSeq, limit), maxBytes, this.path);
   }
 
   /** Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append. */
@@ -320,9 +269,9 @@ export class Outbox {
     this.cursors.flush();
   }
 
-  /** Resolves when a message with seq > afterSeq is on disk; rejects on abort or close. */
+  /** Resolves when a message with seq > afterSeq is committed; rejects on abort or close. */
   waitForAppend(afterSeq: number, signal?: AbortSignal): Promise<void> {
-    if (this.durable > afterSeq) return Promise.resolve();
+    if (this.head > afterSeq) return Promise.resolve();
     if (this.closed) return Promise.reject(new ClosedError("the outbox"));
     return this.waiters.wait(afterSeq, signal);
   }
@@ -393,7 +342,6 @@ export class Outbox {
     if (this.closed) return;
     this.drainQueue();
     this.flushCursors();
-    this.walSync?.close(); // one last fsync answers every append still waiting for one
     this.closed = true;
     clearInterval(this.pruneTimer);
     this.cursors.stop();
