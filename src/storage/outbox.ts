@@ -100,10 +100,7 @@ export class Outbox {
     this.pendingBytes = agg?.b ?? 0;
   }
 
-  /**
-   * Group commit: all calls made in one event-loop turn share one transaction, and every transaction
-   * committed while an fsync is running shares the next fsync. Resolves once the batch is on disk.
-   */
+  /** Group commit: all calls made in one event-loop turn share one transaction (one fsync). */
   append(messages: readonly Message[]): Promise<AppendResult[]> {
     return new Promise((resolve) => {
       this.queue.push({ messages, resolve });
