@@ -95,8 +95,8 @@ export class Dispatcher {
         continue;
       }
       const err = await oldest.done;
-      if (signal.aborted) return;
       if (err !== undefined) {
+        if (signal.aborted) return;
         await Promise.all(flights.map((f) => f.done)); // let the later pages settle before resending them
         flights = [];
         readCursor = this.cursor;
