@@ -8,20 +8,29 @@ import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { medianOf, repeat } from "../lib/util.mjs";
 import { refs } from "./raw.mjs";
 
+/**
+ * A herald client submitting `count` messages (batches of 100, 4 in flight) once told to go; until then it
+ * publishes probes so subscribers can prove their link (slow joiner). `extra`: more herald-pub.mjs options.
+ */
+export function probingPublisher(broker, count, extra = []) {
+  return nodeWorker("herald-pub.mjs", [
+    "--connect",
+    broker.submit,
+    "--count",
+    String(count),
+    "--batch",
+    "100",
+    "--window",
+    "4",
+    "--barrier",
+    "--probe",
+    ...extra,
+  ]);
+}
+
 async function heraldFanout(ctx, broker, subs, count) {
   return repeat(ctx.reps, async () => {
-    const pub = nodeWorker("herald-pub.mjs", [
-      "--connect",
-      broker.submit,
-      "--count",
-      String(count),
-      "--batch",
-      "100",
-      "--window",
-      "4",
-      "--barrier",
-      "--probe",
-    ]);
+    const pub = probingPublisher(broker, count);
     try {
       await pub.waitLine((l) => l.ready, 120_000);
       const got = await collectFrom(

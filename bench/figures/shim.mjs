@@ -13,6 +13,7 @@ import { freePorts, nodeWorker } from "../lib/procs.mjs";
 import { collectFrom, rawPubSub } from "../lib/raw.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { DIST, medianOf, repeat } from "../lib/util.mjs";
+import { probingPublisher } from "./fanout.mjs";
 
 const PREFIX = "org.example.dev.benchsvc";
 // The bridged service's topics: <topicPrefix>.<environment>.<module>.… with module "heraldsvc".
@@ -47,17 +48,7 @@ async function legacyToHerald(ctx, broker, legacyPort, count) {
  */
 async function heraldToLegacy(ctx, broker, bridgedEndpoint, count) {
   return repeat(ctx.reps, async () => {
-    const pub = nodeWorker("herald-pub.mjs", [
-      "--connect",
-      broker.submit,
-      "--count",
-      String(count),
-      "--batch",
-      "100",
-      "--window",
-      "4",
-      "--barrier",
-      "--probe",
+    const pub = probingPublisher(broker, count, [
       "--topic",
       `${HERALD_PREFIX}.bench.data`,
       "--probe-topic",
