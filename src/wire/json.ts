@@ -14,63 +14,127 @@ export function isJsonObject(v: unknown): v is JsonObject {
 }
 
 export function canonicalJson(value: unknown): string {
-  return encode(value, jcsKeys, jsNumber, JSON.stringify);
+  return jcs(value, 0);
 }
 
 export function pythonJson(value: unknown): string {
-  return encode(value, codePointKeys, pythonNumber, pythonString);
+  return py(value, 0);
 }
 
-type KeySorter = (keys: string[]) => string[];
+/*
+ * Two hand-specialized walkers rather than one generic one: every published message is encoded once per
+ * wire format, and on a busy broker these encoders are the largest single cost (string concatenation on
+ * V8 ropes, no per-call closures, keys sorted only when they are not already in order).
+ */
 
-function encode(
-  value: unknown,
-  sortKeys: KeySorter,
-  num: (n: number) => string,
-  str: (s: string) => string,
-): string {
-  const out: string[] = [];
-  const walk = (v: unknown, depth: number): void => {
-    if (depth > 256) throw new TypeError("JSON nesting deeper than 256 levels");
-    if (v === null) out.push("null");
-    else if (typeof v === "boolean") out.push(v ? "true" : "false");
-    else if (typeof v === "number") out.push(num(v));
-    else if (typeof v === "string") out.push(str(v));
-    else if (Array.isArray(v)) {
-      out.push("[");
-      v.forEach((item, i) => {
-        if (i > 0) out.push(",");
-        walk(item, depth + 1);
-      });
-      out.push("]");
-    } else if (typeof v === "object") {
+const MAX_DEPTH = 256;
+
+function jcs(v: unknown, depth: number): string {
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v);
+    case "number":
+      return jsNumber(v);
+    case "boolean":
+      return v ? "true" : "false";
+    case "object": {
+      if (v === null) return "null";
+      if (depth > MAX_DEPTH) throw tooDeep();
+      if (Array.isArray(v)) {
+        let out = "[";
+        for (let i = 0; i < v.length; i++) out += (i > 0 ? "," : "") + jcs(v[i], depth + 1);
+        return `${out}]`;
+      }
       const obj = v as Record<string, unknown>;
-      const keys = sortKeys(Object.keys(obj).filter((k) => obj[k] !== undefined));
-      out.push("{");
-      keys.forEach((k, i) => {
-        if (i > 0) out.push(",");
-        out.push(str(k), ":");
-        walk(obj[k], depth + 1);
-      });
-      out.push("}");
-    } else {
-      throw new TypeError(`cannot encode a ${typeof v} as JSON`);
+      const keys = sortedKeys(obj, jcsBefore);
+      let out = "{";
+      let first = true;
+      for (const k of keys) {
+        const item = obj[k];
+        if (item === undefined) continue;
+        out += `${first ? "" : ","}${JSON.stringify(k)}:${jcs(item, depth + 1)}`;
+        first = false;
+      }
+      return `${out}}`;
     }
-  };
-  walk(value, 0);
-  return out.join("");
+    default:
+      throw cannotEncode(v);
+  }
 }
 
-function jcsKeys(keys: string[]): string[] {
-  // Default sort compares UTF-16 code units, which is what JCS prescribes.
-  return keys.sort();
+function py(v: unknown, depth: number): string {
+  switch (typeof v) {
+    case "string":
+      return pythonString(v);
+    case "number":
+      return pythonNumber(v);
+    case "boolean":
+      return v ? "true" : "false";
+    case "object": {
+      if (v === null) return "null";
+      if (depth > MAX_DEPTH) throw tooDeep();
+      if (Array.isArray(v)) {
+        let out = "[";
+        for (let i = 0; i < v.length; i++) out += (i > 0 ? "," : "") + py(v[i], depth + 1);
+        return `${out}]`;
+      }
+      const obj = v as Record<string, unknown>;
+      const keys = sortedKeys(obj, codePointBefore);
+      let out = "{";
+      let first = true;
+      for (const k of keys) {
+        const item = obj[k];
+        if (item === undefined) continue;
+        out += `${first ? "" : ","}${pythonString(k)}:${py(item, depth + 1)}`;
+        first = false;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw cannotEncode(v);
+  }
 }
 
-function codePointKeys(keys: string[]): string[] {
-  return keys.sort(compareCodePoints);
+function tooDeep(): TypeError {
+  return new TypeError(`JSON nesting deeper than ${MAX_DEPTH} levels`);
+}
+
+function cannotEncode(v: unknown): TypeError {
+  return new TypeError(`cannot encode a ${v === undefined ? "undefined" : typeof v} as JSON`);
+}
+
+/** The object's keys in the encoding's order; most objects already are, which costs one pass to see. */
+function sortedKeys(obj: object, before: (a: string, b: string) => boolean): string[] {
+  const keys = Object.keys(obj);
+  for (let i = 1; i < keys.length; i++) {
+    if (!before(keys[i - 1]!, keys[i]!))
+      return keys.sort(before === jcsBefore ? undefined : compareCodePoints);
+  }
+  return keys;
+}
+
+/** JCS orders keys by UTF-16 code units: JavaScript's default string comparison. */
+function jcsBefore(a: string, b: string): boolean {
+  return a < b;
+}
+
+function codePointBefore(a: string, b: string): boolean {
+  return compareCodePoints(a, b) < 0;
 }
 
 function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Below the surrogates, code units are code points; past them, compare whole code points.
+    return x < 0xd800 && y < 0xd800 ? x - y : compareByCodePoint(a, b);
+  }
+  return a.length - b.length;
+}
+
+function compareByCodePoint(a: string, b: string): number {
   const ia = a[Symbol.iterator]();
   const ib = b[Symbol.iterator]();
   for (;;) {
@@ -134,8 +198,12 @@ const PY_SHORT_ESCAPES: Record<string, string> = {
   "\f": "\\f",
 };
 
+/** Printable ASCII other than `"` and `\\`: written as it is. */
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /** Python `json.dumps(s, ensure_ascii=True)`: escapes everything outside printable ASCII. */
 export function pythonString(s: string): string {
+  if (PLAIN_ASCII.test(s)) return `"${s}"`;
   let out = '"';
   for (let i = 0; i < s.length; i++) {
     const ch = s[i]!;
