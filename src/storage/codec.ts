@@ -1,5 +1,5 @@
 import type { HeraldError } from "../errors.js";
-import { decodeEnvelope, encodeEnvelope } from "../wire/herald.js";
+import { decodeEnvelope, encodeBaseEnvelope } from "../wire/herald.js";
 import type { Message } from "../wire/message.js";
 import { storageError } from "./db.js";
 import { invalidForOutbox } from "./outbox-errors.js";
@@ -15,7 +15,7 @@ export function prepare(msg: Message): Prepared {
     return { id: String(id), error: invalidForOutbox(String(id), "it has no id") };
   try {
     // seq/stream belong to one publishing socket, not to the stored message.
-    return { id, envelope: encodeEnvelope({ ...msg, seq: undefined, stream: undefined }) };
+    return { id, envelope: encodeBaseEnvelope(msg) };
   } catch (err) {
     return { id, error: invalidForOutbox(id, (err as Error).message) };
   }
@@ -23,6 +23,8 @@ export function prepare(msg: Message): Prepared {
 
 export function decodeRow(row: { seq: number; envelope: Buffer }, path: string): Message {
   try {
+    // Not remembered as the base envelope (encodeStampedFrames): holding every row's buffer until the
+    // decoded message is collected doubled the memory of a backlog drain; live traffic is the hot path.
     return decodeEnvelope(row.envelope);
   } catch (err) {
     throw storageError(

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError, rejected, TransportError } from "../errors.js";
-import { encodeHeraldFrames } from "../wire/herald.js";
+import { encodeStampedFrames } from "../wire/herald.js";
 import { encodeLegacyFrames } from "../wire/legacy.js";
 import type { Message } from "../wire/message.js";
 import {
@@ -220,9 +220,10 @@ export class ZmqPublishTransport implements Transport {
     const out: [Buffer, Buffer][] = [];
     for (const m of batch) {
       const seq = ++this.seq;
-      const stamped: Message = { ...m, seq, stream: this.streamId };
       const frames =
-        this.opts.format === "legacy" ? encodeLegacyFrames(stamped, seq) : encodeHeraldFrames(stamped);
+        this.opts.format === "legacy"
+          ? encodeLegacyFrames({ ...m, seq, stream: this.streamId }, seq)
+          : encodeStampedFrames(m, seq, this.streamId);
       if (frames[1].length > limit) {
         this.seq = start;
         bump(this.state, "tooLarge");

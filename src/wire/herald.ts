@@ -51,6 +51,41 @@ export function encodeHeraldFrames(msg: Message): [Buffer, Buffer] {
   return [Buffer.from(msg.topic, "utf8"), encodeEnvelope(msg)];
 }
 
+/**
+ * Envelopes without seq/stream (the outbox's stored form), by message object. The outbox encodes every
+ * message once to store it; a PUB socket then stamps its own seq/stream into those bytes instead of
+ * encoding the whole message again. Weak: an entry lives as long as the message object does.
+ */
+const baseEnvelopes = new WeakMap<Message, Buffer>();
+
+/** The stored form's bytes (no seq/stream), remembered for encodeStampedFrames. */
+export function encodeBaseEnvelope(msg: Message): Buffer {
+  const bare = msg.seq === undefined && msg.stream === undefined;
+  const bytes = encodeEnvelope(bare ? msg : { ...msg, seq: undefined, stream: undefined });
+  baseEnvelopes.set(msg, bytes);
+  return bytes;
+}
+
+/** The frames of `msg` stamped with a socket's seq/stream: equal to encodeHeraldFrames({...msg, seq, stream}). */
+export function encodeStampedFrames(msg: Message, seq: number, stream: string): [Buffer, Buffer] {
+  const base = baseEnvelopes.get(msg);
+  const spliced = base === undefined ? undefined : spliceStamp(base, msg, seq, stream);
+  return [Buffer.from(msg.topic, "utf8"), spliced ?? encodeEnvelope({ ...msg, seq, stream })];
+}
+
+/**
+ * In canonical key order `seq` and `stream` sit between `sent_at` and `topic`, and everything from `topic`
+ * on is known: insert them there. Returns undefined (encode afresh) if the bytes do not end as expected.
+ */
+function spliceStamp(base: Buffer, msg: Message, seq: number, stream: string): Buffer | undefined {
+  const via = msg.via !== undefined && msg.via.length > 0 ? `,"via":${canonicalJson(msg.via)}` : "";
+  const tail = Buffer.from(`,"topic":${JSON.stringify(msg.topic)},"v":${HERALD_WIRE_VERSION}${via}}`);
+  const cut = base.length - tail.length;
+  if (cut <= 0 || base.compare(tail, 0, tail.length, cut) !== 0) return undefined;
+  const stamp = `,"seq":${canonicalJson(seq)},"stream":${JSON.stringify(stream)}`;
+  return Buffer.concat([base.subarray(0, cut), Buffer.from(stamp), tail]);
+}
+
 /** Decode envelope bytes, throwing a ProtocolError that names the field at fault. */
 export function decodeEnvelope(
   bytes: Buffer | Uint8Array,

@@ -1,0 +1,96 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { decodeRow } from "../src/storage/codec.js";
+import { encodeBaseEnvelope, encodeHeraldFrames, encodeStampedFrames } from "../src/wire/herald.js";
+import { canonicalJson } from "../src/wire/json.js";
+import { createMessage, type Message } from "../src/wire/message.js";
+
+/** The definition of JCS for JSON data: keys sorted by UTF-16 code units at every level, then JSON.stringify. */
+function sortDeep(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortDeep);
+  if (v !== null && typeof v === "object") {
+    const obj = v as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.keys(obj)
+        .sort()
+        .map((k) => [k, sortDeep(obj[k])]),
+    );
+  }
+  return v;
+}
+
+const jsonValue = fc.jsonValue({ maxDepth: 4, stringUnit: "binary" });
+const body = fc
+  .dictionary(fc.string({ unit: "binary" }), jsonValue, { maxKeys: 6 })
+  .map((o) => JSON.parse(JSON.stringify(o)) as Record<string, never>);
+const topic = fc.stringMatching(/^[a-z0-9_-]{1,8}(\.[a-z0-9_-]{1,8}){0,4}$/);
+const message = fc
+  .record({
+    topic,
+    body,
+    headers: fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null))),
+    via: fc.array(fc.string({ unit: "binary" }), { maxLength: 3 }),
+    user: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+  })
+  .map(({ topic, body, headers, via, user }): Message => {
+    const m = createMessage({ topic, body, headers });
+    if (via.length > 0) m.via = via;
+    if (user !== undefined) m.origin.user = user;
+    return m;
+  });
+
+describe("canonical JSON encoder", () => {
+  it("equals JSON.stringify of the key-sorted value (the JCS definition) for random JSON", () => {
+    fc.assert(
+      fc.property(jsonValue, (v) => {
+        expect(canonicalJson(v)).toBe(JSON.stringify(sortDeep(v)));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("skips undefined members and refuses what JSON cannot say", () => {
+    expect(canonicalJson({ b: undefined, a: 1 })).toBe('{"a":1}');
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow(TypeError);
+    expect(() => canonicalJson([undefined])).toThrow(/undefined/);
+    expect(() => canonicalJson({ a: 1n })).toThrow(/bigint/);
+  });
+});
+
+describe("stamped herald frames (seq/stream spliced into the stored envelope)", () => {
+  it("are byte-identical to encoding the stamped message afresh", () => {
+    fc.assert(
+      fc.property(message, fc.nat(), fc.string({ unit: "binary" }), (m, seq, stream) => {
+        const fresh = encodeHeraldFrames({ ...m, seq, stream });
+        // Without a stored envelope: encoded afresh.
+        const cold = encodeStampedFrames(m, seq, stream);
+        expect(cold[1].equals(fresh[1])).toBe(true);
+        // After the outbox encoded it for storage: spliced.
+        const base = encodeBaseEnvelope(m);
+        const warm = encodeStampedFrames(m, seq, stream);
+        expect(warm[0].equals(fresh[0])).toBe(true);
+        expect(warm[1].toString()).toBe(fresh[1].toString());
+        // Read back from disk: encoded afresh, the same bytes.
+        const back = decodeRow({ seq: 1, envelope: base }, "test.db");
+        expect(encodeStampedFrames(back, seq, stream)[1].equals(fresh[1])).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("fall back to a fresh encode when the stored bytes do not end as expected", () => {
+    const m = createMessage({ topic: "org.example.splice", body: { a: 1 } });
+    encodeBaseEnvelope(m);
+    // Changed after it was stored: the remembered bytes no longer end with this topic.
+    m.topic = "org.example.other";
+    const fresh = encodeHeraldFrames({ ...m, seq: 7, stream: "b/herald/x" });
+    expect(encodeStampedFrames(m, 7, "b/herald/x")[1].equals(fresh[1])).toBe(true);
+  });
+
+  it("a message that already carries seq/stream is stored without them", () => {
+    const m: Message = { ...createMessage({ topic: "a.b", body: {} }), seq: 3, stream: "old/stream" };
+    expect(encodeBaseEnvelope(m).toString()).not.toMatch(/"seq"|"stream"/);
+    const fresh = encodeHeraldFrames({ ...m, seq: 9, stream: "new" });
+    expect(encodeStampedFrames(m, 9, "new")[1].equals(fresh[1])).toBe(true);
+  });
+});
