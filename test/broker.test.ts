@@ -182,6 +182,56 @@ describe("client", () => {
     await c.close();
   });
 
+  it("coalesces concurrent publishes into shared requests; each caller gets its own outcome", async () => {
+    tb = await startTestBroker({ maxBodyBytes: 200 });
+    const client = tb.client();
+    const requests = async () =>
+      ((await client.status()) as { submit: { requests: number } }).submit.requests;
+    await client.publish("warm.up", {});
+    const before = await requests();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 64 }, (_, i) =>
+        client.publish("coal.test", { i, pad: i === 7 ? "x".repeat(300) : "" }),
+      ),
+    );
+    // 64 callers, one status request after: far fewer than 64 submit requests reached the broker.
+    expect((await requests()) - before - 1).toBeLessThanOrEqual(2);
+    const rejected = outcomes.flatMap((o, i) => (o.status === "rejected" ? [[i, o.reason]] : []));
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]![0]).toBe(7);
+    expect(rejected[0]![1]).toMatchObject({ code: "TOO_LARGE" });
+    const seqs = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value.seq] : []));
+    expect(new Set(seqs).size).toBe(63);
+  });
+
+  it("sends a submit larger than maxBatch in requests of its own, beside coalesced callers", async () => {
+    tb = await startTestBroker();
+    const client = tb.client({ maxBatch: 10 });
+    const big = Array.from({ length: 25 }, (_, i) => ({ topic: "big.batch", body: { i } }));
+    const [acks, small] = await Promise.all([
+      client.publishBatch(big),
+      Promise.all(Array.from({ length: 15 }, (_, i) => client.publish("small.one", { i }))),
+    ]);
+    expect(acks.map((a) => a.seq)).toEqual([...acks.map((a) => a.seq)].sort((a, b) => a - b));
+    expect(new Set([...acks, ...small].map((a) => a.seq)).size).toBe(40);
+  });
+
+  it("a coalesced request that fails as a whole rejects every caller in it", async () => {
+    const { HeraldClient } = await import("../src/client/publisher.js");
+    const c = new HeraldClient({
+      endpoint: "ipc:///tmp/herald-nowhere/submit.sock",
+      timeoutMs: 100,
+      retries: 0,
+    });
+    const all = await Promise.allSettled([c.publish("a.b", {}), c.publish("a.c", {}), c.publish("a.d", {})]);
+    await c.close();
+    expect(all.map((o) => o.status === "rejected" && (o.reason as HeraldError).code)).toEqual([
+      "NO_BROKER",
+      "NO_BROKER",
+      "NO_BROKER",
+    ]);
+  });
+
   it("serves many concurrent callers on one socket", async () => {
     tb = await startTestBroker();
     const client = tb.client();

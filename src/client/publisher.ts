@@ -19,10 +19,12 @@ import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput 
 import {
   decodeReply,
   encodeCommand,
+  encodeSubmitParts,
   encodeSubmitRequest,
   type SubmitReply,
   type SubmitResult,
 } from "../wire/submit.js";
+import { Coalescer } from "./coalesce.js";
 
 export interface ClientOptions {
   /** Submit endpoint, e.g. `ipc:///run/herald/submit.sock` or `tcp://broker:9939`. Default: from configuration. */
@@ -77,6 +79,7 @@ export class HeraldClient {
   private readonly refused = new WeakSet<Dealer>();
   private readonly pending = new Map<string, Pending>();
   private sendChain: Promise<unknown> = Promise.resolve();
+  private readonly coalescer: Coalescer<Ack | HeraldError>;
   private closed = false;
   private readonly timeoutMs: number;
   private readonly retries: number;
@@ -86,6 +89,7 @@ export class HeraldClient {
     this.endpoint = opts.endpoint;
     this.timeoutMs = opts.timeoutMs ?? 2500;
     this.retries = opts.retries ?? 3;
+    this.coalescer = new Coalescer((parts) => this.sendParts(parts), opts.maxBatch ?? 1000);
   }
 
   /** Publish one message; resolves with the broker's acknowledgement or throws a typed HeraldError. */
@@ -114,23 +118,24 @@ export class HeraldClient {
     return results as Ack[];
   }
 
-  /** Submit already-built messages as they are, signed or not (forwarding, replay, the shim). */
+  /**
+   * Submit already-built messages as they are, signed or not (forwarding, replay, the shim). Submits made
+   * by concurrent callers in the same tick share requests (see Coalescer); more than maxBatch messages go
+   * in consecutive requests of their own.
+   */
   async submit(messages: readonly Message[]): Promise<Array<Ack | HeraldError>> {
+    if (this.coalescer.fits(messages.length)) return this.coalescer.add(messages);
     const chunk = this.opts.maxBatch ?? 1000;
     const out: Array<Ack | HeraldError> = [];
     for (let i = 0; i < messages.length; i += chunk) {
       const part = messages.slice(i, i + chunk);
-      const reply = await this.request((rid) => encodeSubmitRequest(rid, part));
-      if ("error" in reply) {
-        const err = errorFromWire(reply.error);
-        for (const _ of part) out.push(err);
-      } else if ("results" in reply) {
-        out.push(...reply.results.map(toOutcome));
-      } else {
-        throw new ProtocolError("broker answered a submit with a command result");
-      }
+      out.push(...outcomes(await this.request((rid) => encodeSubmitRequest(rid, part)), part.length));
     }
     return out;
+  }
+
+  private async sendParts(parts: string[]): Promise<Array<Ack | HeraldError>> {
+    return outcomes(await this.request((rid) => encodeSubmitParts(rid, parts)), parts.length);
   }
 
   /** Ask the broker for its status (outbox depth, sinks' lag and errors). */
@@ -280,6 +285,13 @@ export class HeraldClient {
       { retryable: true, details: { endpoint: this.endpoint, tries } },
     );
   }
+}
+
+/** One outcome per message of a submit request: its result, or the request's error for every message. */
+function outcomes(reply: SubmitReply, count: number): Array<Ack | HeraldError> {
+  if ("error" in reply) return new Array<HeraldError>(count).fill(errorFromWire(reply.error));
+  if ("results" in reply) return reply.results.map(toOutcome);
+  throw new ProtocolError("broker answered a submit with a command result");
 }
 
 function toOutcome(r: SubmitResult): Ack | HeraldError {

@@ -38,11 +38,20 @@ export type SubmitReply =
   | { result: unknown };
 
 export function encodeSubmitRequest(requestId: string, messages: readonly Message[]): Buffer[] {
-  const wire: WireSubmitted[] = messages.map(toWireSubmitted);
+  return encodeSubmitParts(requestId, messages.map(encodeSubmitted));
+}
+
+/** One message's JSON as it goes into a request (the client encodes each once, then packs requests). */
+export function encodeSubmitted(m: Message): string {
+  return JSON.stringify(toWireSubmitted(m));
+}
+
+/** A request from messages already encoded with encodeSubmitted. */
+export function encodeSubmitParts(requestId: string, parts: readonly string[]): Buffer[] {
   return [
     Buffer.from(SUBMIT_PROTOCOL),
     Buffer.from(requestId),
-    Buffer.from(JSON.stringify({ messages: wire })),
+    Buffer.from(`{"messages":[${parts.join(",")}]}`),
   ];
 }
 

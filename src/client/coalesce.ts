@@ -1,0 +1,90 @@
+import type { Message } from "../wire/message.js";
+import { encodeSubmitted } from "../wire/submit.js";
+
+/** One caller's messages, encoded once, waiting for the request that carries them. */
+interface Entry {
+  parts: string[];
+  bytes: number;
+  resolve: (r: Array<unknown>) => void;
+  reject: (e: Error) => void;
+}
+
+/** Sends one request with these encoded messages; resolves with one outcome per message, in order. */
+export type SendParts<R> = (parts: string[]) => Promise<R[]>;
+
+/** A coalesced request stays well under the broker's limit (maxBodyBytes * 4 + 1 MiB, at least 1 MiB). */
+export const COALESCE_MAX_BYTES = 512 * 1024;
+
+/**
+ * Merges submits made by concurrent callers in the same tick into shared requests: 64 callers awaiting
+ * one publish each become one request of 64 messages, so the broker parses, commits and answers once. A
+ * lone caller pays nothing extra: the flush runs on process.nextTick, after the promise continuations of
+ * the current turn (which is when sibling callers resumed by the same reply submit their next message).
+ *
+ * Callers are never split across requests, and each still gets exactly its own outcomes; a request that
+ * fails as a whole (timeout, no broker, closed) rejects every caller in it, as a lone request would.
+ */
+export class Coalescer<R> {
+  private queue: Entry[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly send: SendParts<R>,
+    private readonly maxMessages: number,
+    private readonly maxBytes = COALESCE_MAX_BYTES,
+  ) {}
+
+  /** Whether `messages` can share a request at all (else the caller sends them on its own). */
+  fits(count: number): boolean {
+    return count > 0 && count <= this.maxMessages;
+  }
+
+  add(messages: readonly Message[]): Promise<R[]> {
+    const parts = messages.map(encodeSubmitted);
+    const bytes = parts.reduce((n, p) => n + p.length + 1, 0);
+    return new Promise<R[]>((resolve, reject) => {
+      this.queue.push({ parts, bytes, resolve: resolve as Entry["resolve"], reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      process.nextTick(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const entries = this.queue;
+    this.queue = [];
+    let group: Entry[] = [];
+    let count = 0;
+    let bytes = 0;
+    for (const e of entries) {
+      const over = count + e.parts.length > this.maxMessages || bytes + e.bytes > this.maxBytes;
+      if (group.length > 0 && over) {
+        this.sendGroup(group);
+        group = [];
+        count = 0;
+        bytes = 0;
+      }
+      group.push(e);
+      count += e.parts.length;
+      bytes += e.bytes;
+    }
+    if (group.length > 0) this.sendGroup(group);
+  }
+
+  private sendGroup(group: Entry[]): void {
+    const parts = group.length === 1 ? group[0]!.parts : group.flatMap((e) => e.parts);
+    this.send(parts).then(
+      (results) => {
+        let offset = 0;
+        for (const e of group) {
+          e.resolve(results.slice(offset, offset + e.parts.length));
+          offset += e.parts.length;
+        }
+      },
+      (err: Error) => {
+        for (const e of group) e.reject(err);
+      },
+    );
+  }
+}
