@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { clientSubmitEndpoint, connectable, ipcSubmitEndpoint } from "../config/endpoints.js";
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
