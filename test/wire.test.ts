@@ -64,6 +64,27 @@ describe("legacy fedmsg encoding", () => {
     expect(pythonFloatRepr(-2.5e-7)).toBe("-2.5e-07");
   });
 
+  it("writes floats around and inside the fixed-notation range exactly as CPython does", () => {
+    const edges = [
+      1e-4,
+      9.999999999999999e-5,
+      0.00010000000000000002,
+      999999999999999.9,
+      1e16 - 2,
+      0.1,
+      1 / 3,
+    ];
+    const values = [
+      ...edges.flatMap((v) => [v, -v]),
+      ...fc.sample(fc.double({ min: 1e-5, max: 1e17, noNaN: true }), 3000),
+      ...fc.sample(fc.double({ min: -1e17, max: -1e-5, noNaN: true }), 1000),
+    ];
+    const expected = pyDumps(values);
+    values.forEach((v, i) => {
+      expect(pythonJson(v)).toBe(expected[i]);
+    });
+  });
+
   it("a herald message in legacy format matches what fedmsg would emit for the same fields", () => {
     const msg = createMessage({
       topic: "org.fedoraproject.prod.bodhi.update.comment",

@@ -167,6 +167,10 @@ export function pythonNumber(n: number): string {
 export function pythonFloatRepr(n: number): string {
   if (Object.is(n, -0)) return "-0.0";
   if (n === 0) return "0.0";
+  // Both languages write the shortest round-trip digits; where both use fixed notation (JavaScript from
+  // 1e-7 to 1e21, Python from 1e-4 to 1e16) a non-integral value is written the same way.
+  const abs = Math.abs(n);
+  if (abs >= 1e-4 && abs < 1e16 && !Number.isInteger(n)) return String(n);
   const [mant = "0", expStr = "0"] = n.toExponential().split("e");
   const exp = Number(expStr);
   const neg = mant.startsWith("-");
