@@ -224,6 +224,8 @@ describe("ids", () => {
     for (const id of ids)
       expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(new Set(ids).size).toBe(ids.length);
+    // The random tails too (the ids span several refills of the random pool): no chunk is handed out twice.
+    expect(new Set(ids.map((id) => id.slice(-12))).size).toBe(ids.length);
     const later = newId(Date.now() + 1000);
     expect(later > ids[0]!).toBe(true);
   });

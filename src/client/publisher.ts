@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { Dealer } from "zeromq";
 import {
@@ -15,7 +14,13 @@ import { curveDealerOptions } from "../security/zap.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import { zmq } from "../util/zeromq.js";
 import type { JsonObject } from "../wire/json.js";
-import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput } from "../wire/message.js";
+import {
+  createMessage,
+  DEFAULT_MAX_BODY_BYTES,
+  type Message,
+  type MessageInput,
+  randomChunk,
+} from "../wire/message.js";
 import {
   decodeReply,
   encodeCommand,
@@ -80,6 +85,9 @@ export class HeraldClient {
   private readonly pending = new Map<string, Pending>();
   private sendChain: Promise<unknown> = Promise.resolve();
   private readonly coalescer: Coalescer<Ack | HeraldError>;
+  /** Request ids: unique per client (replies are matched within it), random prefix so logs tell clients apart. */
+  private readonly requestPrefix = `${randomChunk(6).toString("hex")}-`;
+  private requests = 0;
   private closed = false;
   private readonly timeoutMs: number;
   private readonly retries: number;
@@ -160,7 +168,7 @@ export class HeraldClient {
 
   private async request(build: (requestId: string) => Buffer[]): Promise<SubmitReply> {
     if (this.closed) throw new ClosedError("herald client");
-    const requestId = randomBytes(8).toString("hex");
+    const requestId = `${this.requestPrefix}${(++this.requests).toString(36)}`;
     const frames = build(requestId);
     if (this.ipcMissing()) throw this.noAnswer();
     let refused = false;
