@@ -1,7 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeRow } from "../src/storage/codec.js";
-import { encodeBaseEnvelope, encodeHeraldFrames, encodeStampedFrames } from "../src/wire/herald.js";
+import {
+  encodeBaseEnvelope,
+  encodeHeraldFrames,
+  encodeStampedFrames,
+  keptEnvelopeCount,
+} from "../src/wire/herald.js";
 import { canonicalJson } from "../src/wire/json.js";
 import { createMessage, type Message } from "../src/wire/message.js";
 
@@ -92,5 +97,17 @@ describe("stamped herald frames (seq/stream spliced into the stored envelope)", 
     expect(encodeBaseEnvelope(m).toString()).not.toMatch(/"seq"|"stream"/);
     const fresh = encodeHeraldFrames({ ...m, seq: 9, stream: "new" });
     expect(encodeStampedFrames(m, 9, "new")[1].equals(fresh[1])).toBe(true);
+  });
+
+  it("keeps the stored text of the newest 4,096 messages only; older ones are encoded afresh, same bytes", () => {
+    const msgs = Array.from({ length: 5000 }, (_, i) =>
+      createMessage({ topic: "org.example.many", body: { i } }),
+    );
+    for (const m of msgs) encodeBaseEnvelope(m);
+    expect(keptEnvelopeCount()).toBe(4096);
+    for (const m of [msgs[0]!, msgs[4999]!]) {
+      const fresh = encodeHeraldFrames({ ...m, seq: 1, stream: "s" });
+      expect(encodeStampedFrames(m, 1, "s")[1].equals(fresh[1])).toBe(true);
+    }
   });
 });
