@@ -1,7 +1,8 @@
 import type { Expr, Handler, Stmt } from "./ast.js";
 import { RestrictedError } from "./errors.js";
-import { AUG, CLASS_FIX, ExprParser, UNSUPPORTED_STMT } from "./expr-parser.js";
+import { ExprParser } from "./expr-parser.js";
 import { tokenize } from "./lexer.js";
+import { AUG, CLASS_FIX, UNSUPPORTED_STMT } from "./token-cursor.js";
 
 /** Parse Python source into statements, refusing anything outside the supported subset. */
 export function parse(src: string, file: string): Stmt[] {
