@@ -174,6 +174,17 @@ describe("client", () => {
     expect(err.message).toMatch(/start `herald serve`/);
   });
 
+  it("a long-lived client whose broker went away says NO_BROKER, not TIMEOUT", async () => {
+    const { HeraldClient } = await import("../src/client/publisher.js");
+    const local = await startTestBroker();
+    const c = new HeraldClient({ endpoint: local.submit, timeoutMs: 150, retries: 1 });
+    await c.publish("before.stop", {});
+    await local.stop();
+    const err = (await c.publish("after.stop", {}).catch((e: unknown) => e)) as HeraldError;
+    await c.close();
+    expect(err.code).toBe("NO_BROKER");
+  });
+
   it("rejects a bad topic or oversized body before sending", async () => {
     const { HeraldClient } = await import("../src/client/publisher.js");
     const c = new HeraldClient({ endpoint: "ipc:///tmp/herald-nowhere/submit.sock", maxBodyBytes: 10 });
