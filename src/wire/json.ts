@@ -14,27 +14,49 @@ export function isJsonObject(v: unknown): v is JsonObject {
 }
 
 export function canonicalJson(value: unknown): string {
-  return jcs(value, 0);
+  return encode(value, 0, JCS);
 }
 
 export function pythonJson(value: unknown): string {
-  return py(value, 0);
+  return encode(value, 0, PYTHON);
 }
 
-/*
- * Two hand-specialized walkers rather than one generic one: every published message is encoded once per
- * wire format, and on a busy broker these encoders are the largest single cost (string concatenation on
- * V8 ropes, no per-call closures, keys sorted only when they are not already in order).
- */
+/** What differs between the two encodings: how strings and numbers are written and how keys are ordered. */
+interface Dialect {
+  str(s: string): string;
+  num(n: number): string;
+  before(a: string, b: string): boolean;
+  sort(keys: string[]): string[];
+}
+
+const JCS: Dialect = {
+  str: (s) => JSON.stringify(s),
+  num: (n) => jsNumber(n),
+  // JCS orders keys by UTF-16 code units: JavaScript's default string comparison.
+  before: (a, b) => a < b,
+  sort: (keys) => keys.sort(),
+};
+
+const PYTHON: Dialect = {
+  str: (s) => pythonString(s),
+  num: (n) => pythonNumber(n),
+  before: (a, b) => compareCodePoints(a, b) < 0,
+  sort: (keys) => keys.sort(compareCodePoints),
+};
 
 const MAX_DEPTH = 256;
 
-function jcs(v: unknown, depth: number): string {
+/*
+ * Every published message is encoded once per wire format; on a busy broker this walk is among the largest
+ * costs. Hence string concatenation (V8 ropes) rather than parts and join, and keys sorted only when they are
+ * not already in order.
+ */
+function encode(v: unknown, depth: number, d: Dialect): string {
   switch (typeof v) {
     case "string":
-      return JSON.stringify(v);
+      return d.str(v);
     case "number":
-      return jsNumber(v);
+      return d.num(v);
     case "boolean":
       return v ? "true" : "false";
     case "object": {
@@ -42,50 +64,17 @@ function jcs(v: unknown, depth: number): string {
       if (depth > MAX_DEPTH) throw tooDeep();
       if (Array.isArray(v)) {
         let out = "[";
-        for (let i = 0; i < v.length; i++) out += (i > 0 ? "," : "") + jcs(v[i], depth + 1);
+        for (let i = 0; i < v.length; i++) out += (i > 0 ? "," : "") + encode(v[i], depth + 1, d);
         return `${out}]`;
       }
       const obj = v as Record<string, unknown>;
-      const keys = sortedKeys(obj, jcsBefore);
+      const keys = sortedKeys(obj, d);
       let out = "{";
       let first = true;
       for (const k of keys) {
         const item = obj[k];
         if (item === undefined) continue;
-        out += `${first ? "" : ","}${JSON.stringify(k)}:${jcs(item, depth + 1)}`;
-        first = false;
-      }
-      return `${out}}`;
-    }
-    default:
-      throw cannotEncode(v);
-  }
-}
-
-function py(v: unknown, depth: number): string {
-  switch (typeof v) {
-    case "string":
-      return pythonString(v);
-    case "number":
-      return pythonNumber(v);
-    case "boolean":
-      return v ? "true" : "false";
-    case "object": {
-      if (v === null) return "null";
-      if (depth > MAX_DEPTH) throw tooDeep();
-      if (Array.isArray(v)) {
-        let out = "[";
-        for (let i = 0; i < v.length; i++) out += (i > 0 ? "," : "") + py(v[i], depth + 1);
-        return `${out}]`;
-      }
-      const obj = v as Record<string, unknown>;
-      const keys = sortedKeys(obj, codePointBefore);
-      let out = "{";
-      let first = true;
-      for (const k of keys) {
-        const item = obj[k];
-        if (item === undefined) continue;
-        out += `${first ? "" : ","}${pythonString(k)}:${py(item, depth + 1)}`;
+        out += `${first ? "" : ","}${d.str(k)}:${encode(item, depth + 1, d)}`;
         first = false;
       }
       return `${out}}`;
@@ -103,23 +92,11 @@ function cannotEncode(v: unknown): TypeError {
   return new TypeError(`cannot encode a ${v === undefined ? "undefined" : typeof v} as JSON`);
 }
 
-/** The object's keys in the encoding's order; most objects already are, which costs one pass to see. */
-function sortedKeys(obj: object, before: (a: string, b: string) => boolean): string[] {
+/** The object's keys in the dialect's order; most objects already are, which costs one pass to see. */
+function sortedKeys(obj: object, d: Dialect): string[] {
   const keys = Object.keys(obj);
-  for (let i = 1; i < keys.length; i++) {
-    if (!before(keys[i - 1]!, keys[i]!))
-      return keys.sort(before === jcsBefore ? undefined : compareCodePoints);
-  }
+  for (let i = 1; i < keys.length; i++) if (!d.before(keys[i - 1]!, keys[i]!)) return d.sort(keys);
   return keys;
-}
-
-/** JCS orders keys by UTF-16 code units: JavaScript's default string comparison. */
-function jcsBefore(a: string, b: string): boolean {
-  return a < b;
-}
-
-function codePointBefore(a: string, b: string): boolean {
-  return compareCodePoints(a, b) < 0;
 }
 
 function compareCodePoints(a: string, b: string): number {
