@@ -23,14 +23,15 @@ export const GROUPS = [
   "security",
   "shim",
 ];
-const PROFILED = new Set(["single", "multi", "batch"]);
+const PROFILED = new Set(["single", "multi", "batch", "amqp"]);
 const COMMENTS = {
   single:
-    "With one caller every message pays a submit round trip plus a synchronous SQLite commit; the commit (sqliteTransaction self time: WAL append and fsync with synchronous=FULL, which blocks the event loop) costs several times the raw 4 KiB fsync probe. Closing the gap means a cheaper commit path (fewer/larger WAL writes, or fsync off the main thread) rather than more batching.",
+    "With one caller the broker's work (decode, validate, a synchronous SQLite commit with fsync, reply, then the PUB sinks) and the client's alternate, so latency is their CPU time plus ZeroMQ's transit; the commit is the largest single item. Moving fsync off the main thread was tried and measured slower (RESULTS.md, 12:49 run).",
   multi:
     "Eight one-at-a-time callers share group commits; the broker's single event loop (JSON parse, validation, SQLite statements, reply encoding) is the bottleneck on 2 shared cores.",
   batch:
     "Per-message work in the broker (validation, canonical JSON, SQLite insert) dominates once round trips are amortised over 100 messages.",
+  amqp: "The AMQP sink shares the broker's event loop with the submit path and both PUB sinks (amqplib frame encoding and per-frame socket writes, the sinks' encodes); once it falls 4,096 messages behind it also reads and decodes rows from disk.",
 };
 
 function parseArgs(argv) {

@@ -119,6 +119,18 @@ async function drain(ctx, topic) {
   }
 }
 
+/** One live repetition against a broker under --cpu-prof (bench/run.mjs calls this when the live figure misses). */
+export async function profile(ctx, name) {
+  await withQueue(async ({ topic }) => {
+    const broker = await startServe(await newBrokerHome(sinkEnv(AMQP_URL)), { profileName: name });
+    try {
+      await heraldRep(ctx, broker, topic);
+    } finally {
+      await broker.stop();
+    }
+  });
+}
+
 export async function run(ctx) {
   try {
     const conn = await amqp.connect(AMQP_URL);
@@ -164,6 +176,7 @@ export async function run(ctx) {
     return [
       figure({
         figure: "amqp.submit_to_confirmed_vs_raw",
+        profileGroup: "amqp",
         values: herald.map((r) => r.rate),
         unit: "msg/s",
         reference: {
