@@ -2,18 +2,22 @@ import type { Message } from "../wire/message.js";
 import { encodeSubmitted } from "../wire/submit.js";
 
 /** One caller's messages, encoded once, waiting for the request that carries them. */
-interface Entry {
+interface Entry<R> {
   parts: string[];
-  bytes: number;
-  resolve: (r: Array<unknown>) => void;
+  /** UTF-16 code units of the parts (at most 3 UTF-8 bytes each). */
+  units: number;
+  resolve: (r: R[]) => void;
   reject: (e: Error) => void;
 }
 
 /** Sends one request with these encoded messages; resolves with one outcome per message, in order. */
 export type SendParts<R> = (parts: string[]) => Promise<R[]>;
 
-/** A coalesced request stays well under the broker's limit (maxBodyBytes * 4 + 1 MiB, at least 1 MiB). */
-export const COALESCE_MAX_BYTES = 512 * 1024;
+/**
+ * A coalesced request stays under the broker's limit (maxBodyBytes * 4 + 1 MiB, so at least 1 MiB): counted
+ * in UTF-16 code units, which costs no extra pass, 256 Ki units are at most 768 KiB of UTF-8.
+ */
+export const COALESCE_MAX_UNITS = 256 * 1024;
 
 /**
  * Merges submits made by concurrent callers in the same tick into shared requests: 64 callers awaiting
@@ -25,13 +29,13 @@ export const COALESCE_MAX_BYTES = 512 * 1024;
  * fails as a whole (timeout, no broker, closed) rejects every caller in it, as a lone request would.
  */
 export class Coalescer<R> {
-  private queue: Entry[] = [];
+  private queue: Array<Entry<R>> = [];
   private scheduled = false;
 
   constructor(
     private readonly send: SendParts<R>,
     private readonly maxMessages: number,
-    private readonly maxBytes = COALESCE_MAX_BYTES,
+    private readonly maxUnits = COALESCE_MAX_UNITS,
   ) {}
 
   /** Whether `messages` can share a request at all (else the caller sends them on its own). */
@@ -41,9 +45,9 @@ export class Coalescer<R> {
 
   add(messages: readonly Message[]): Promise<R[]> {
     const parts = messages.map(encodeSubmitted);
-    const bytes = parts.reduce((n, p) => n + p.length + 1, 0);
+    const units = parts.reduce((n, p) => n + p.length + 1, 0);
     return new Promise<R[]>((resolve, reject) => {
-      this.queue.push({ parts, bytes, resolve: resolve as Entry["resolve"], reject });
+      this.queue.push({ parts, units, resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
       process.nextTick(() => this.flush());
@@ -54,25 +58,25 @@ export class Coalescer<R> {
     this.scheduled = false;
     const entries = this.queue;
     this.queue = [];
-    let group: Entry[] = [];
+    let group: Array<Entry<R>> = [];
     let count = 0;
-    let bytes = 0;
+    let units = 0;
     for (const e of entries) {
-      const over = count + e.parts.length > this.maxMessages || bytes + e.bytes > this.maxBytes;
+      const over = count + e.parts.length > this.maxMessages || units + e.units > this.maxUnits;
       if (group.length > 0 && over) {
         this.sendGroup(group);
         group = [];
         count = 0;
-        bytes = 0;
+        units = 0;
       }
       group.push(e);
       count += e.parts.length;
-      bytes += e.bytes;
+      units += e.units;
     }
     if (group.length > 0) this.sendGroup(group);
   }
 
-  private sendGroup(group: Entry[]): void {
+  private sendGroup(group: Array<Entry<R>>): void {
     const parts = group.length === 1 ? group[0]!.parts : group.flatMap((e) => e.parts);
     this.send(parts).then(
       (results) => {

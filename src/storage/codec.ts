@@ -23,8 +23,8 @@ export function prepare(msg: Message): Prepared {
 
 export function decodeRow(row: { seq: number; envelope: Buffer }, path: string): Message {
   try {
-    // Not remembered as the base envelope (encodeStampedFrames): holding every row's buffer until the
-    // decoded message is collected doubled the memory of a backlog drain; live traffic is the hot path.
+    // Not remembered for encodeStampedFrames: that cache holds the newest live messages, and rows read
+    // during a backlog drain would only push them out (remembering them once doubled a drain's memory).
     return decodeEnvelope(row.envelope);
   } catch (err) {
     throw storageError(
