@@ -6,6 +6,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { notMeasured } from "./lib/figure.mjs";
 import { machine, versions } from "./lib/machine.mjs";
+import { sourceTree } from "./lib/peers.mjs";
 import { killAllChildren } from "./lib/procs.mjs";
 import { topSelfTime } from "./lib/profile.mjs";
 import { appendResults, printJsonLine, textTable } from "./lib/report.mjs";
@@ -58,6 +59,12 @@ function parseArgs(argv) {
     else if (a === "--help" || a === "-h") usage();
     else usage(`unknown option ${a}`);
   }
+  try {
+    o.fedmsgSrc = sourceTree("fedmsg-src", o["fedmsg-src"]);
+    o.fedoraMessagingSrc = sourceTree("fedora-messaging-src", o["fedora-messaging-src"]);
+  } catch (err) {
+    usage(err.message);
+  }
   const unknown = o.only.filter((g) => !GROUPS.includes(g));
   if (unknown.length)
     usage(`unknown figure group(s) ${unknown.join(", ")}: choose from ${GROUPS.join(", ")}`);
@@ -66,7 +73,8 @@ function parseArgs(argv) {
 
 function usage(problem) {
   const text = `usage: npm run bench -- [--quick] [--only ${GROUPS.join(",")}] [--backlog N] [--reps N]
-                       [--no-results | --results] [--no-profile]`;
+                       [--no-results | --results] [--no-profile]
+                       [--fedmsg-src DIR] [--fedora-messaging-src DIR]`;
   if (problem) {
     process.stderr.write(`bench: ${problem}\n${text}\n`);
     process.exit(2);
@@ -82,6 +90,9 @@ function makeContext(o) {
     reps: o.reps ?? (o.quick ? 1 : 3),
     backlog: o.backlog ?? (o.quick ? 100_000 : 1_000_000),
     versions: {},
+    /** Source trees of the real peers (bench/lib/peers.mjs), or undefined. */
+    fedmsgSrc: o.fedmsgSrc,
+    fedoraMessagingSrc: o.fedoraMessagingSrc,
     /** Default N, or the quick N with --quick. */
     n: (full, quick) => (o.quick ? quick : full),
     memo(key, fn) {
@@ -163,10 +174,8 @@ async function main() {
     const s = ctx.versions.rabbitmqServer;
     v.rabbitmq = `${s.version} (AMQP server properties)`;
   }
-  if (o["fedmsg-src"] || o["fedora-messaging-src"])
-    ctx.log(
-      "--fedmsg-src/--fedora-messaging-src are accepted but not used yet: the Python reproductions are measured instead",
-    );
+  if (ctx.versions.fedmsg) v.fedmsg = ctx.versions.fedmsg;
+  if (ctx.versions.fedoraMessaging) v["fedora-messaging"] = ctx.versions.fedoraMessaging;
   process.stdout.write(`\n${textTable(records)}\n`);
   const loadEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const elapsedSec = (Date.now() - started.getTime()) / 1000;

@@ -1,10 +1,14 @@
 // Figure group 7: one-shot publish of one message from a fresh process (broker running): wall time of
 // `herald publish` against the Python equivalents: herald's own scripts/herald_publish.py, a
 // fedmsg-logger reproduction (PUB connect, post_init_sleep 0.5 s, send) and a `fedora-messaging publish`
-// reproduction (pika connect, confirm, publish).
+// reproduction (pika connect, confirm, publish); and the real console scripts when `--fedmsg-src` or
+// `--fedora-messaging-src` give their source trees.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
+import amqp from "amqplib";
 import { figure } from "../lib/figure.mjs";
+import { cliReferences } from "../lib/peers.mjs";
 import { freePorts, nodeWorker } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { AMQP_URL, CLI, median, PY, ROOT, repeat } from "../lib/util.mjs";
@@ -40,34 +44,53 @@ export async function run(ctx) {
   const broker = await startServe(await newBrokerHome());
   const [relayPort] = await freePorts(1);
   const relay = nodeWorker("sub-bind.mjs", ["--bind", `tcp://127.0.0.1:${relayPort}`]);
+  // fedora-messaging publishes with mandatory set: a bound queue makes the one-shot publish routable.
+  const topic = `org.fedoraproject.prod.bench.cli-${randomBytes(4).toString("hex")}`;
+  const queue = ctx.fedoraMessagingSrc ? await boundQueue(topic) : undefined;
   try {
     await relay.waitLine((l) => l.bound);
     const env = broker.home.env;
     const herald = await timeIt(ctx, process.execPath, [CLI, "publish", "bench.cli", "{}"], env);
     const refs = [
       [
+        "herald_publish",
         "herald_publish.py",
         PY,
         [resolve(ROOT, "scripts", "herald_publish.py"), "--endpoint", broker.submit, "bench.cli", "{}"],
+        env,
       ],
-      ["fedmsg-logger (python reproduction)", PY, [py("oneshot_fedmsg.py"), `tcp://127.0.0.1:${relayPort}`]],
-      ["fedora-messaging publish (pika reproduction)", PY, [py("oneshot_pika.py"), AMQP_URL]],
+      [
+        "fedmsg_logger",
+        "fedmsg-logger (python reproduction)",
+        PY,
+        [py("oneshot_fedmsg.py"), `tcp://127.0.0.1:${relayPort}`],
+        env,
+      ],
+      [
+        "fedora_messaging",
+        "fedora-messaging publish (pika reproduction)",
+        PY,
+        [py("oneshot_pika.py"), AMQP_URL],
+        env,
+      ],
+      ...cliReferences(ctx, { relay: `tcp://127.0.0.1:${relayPort}`, topic }),
     ];
     const out = [];
-    for (const [name, cmd, args] of refs) {
+    for (const [suffix, name, cmd, args, refEnv, prepare] of refs) {
       let ref;
       try {
-        ref = await timeIt(ctx, cmd, args, env);
+        await prepare?.();
+        ref = await timeIt(ctx, cmd, args, refEnv);
       } catch (err) {
         out.push({
-          ...figure({ figure: `cli.herald_publish_vs_${slug(name)}`, values: herald, unit: "ms" }),
-          note: `reference failed: ${err.message.slice(0, 200)}`,
+          ...figure({ figure: `cli.herald_publish_vs_${suffix}`, values: herald, unit: "ms" }),
+          note: `reference failed: ${err.message.slice(0, 300)}`,
         });
         continue;
       }
       out.push(
         figure({
-          figure: `cli.herald_publish_vs_${slug(name)}`,
+          figure: `cli.herald_publish_vs_${suffix}`,
           values: herald,
           unit: "ms",
           reference: { name, value: median(ref) },
@@ -81,13 +104,24 @@ export async function run(ctx) {
   } finally {
     relay.kill();
     await broker.stop();
+    await queue?.remove();
   }
 }
 
-function slug(name) {
-  return name
-    .split(" ")[0]
-    .replace(/[^a-z0-9]+/gi, "_")
-    .replace(/_py$/, "")
-    .toLowerCase();
+/** A durable queue bound to `topic` on amq.topic, and how to remove it. */
+async function boundQueue(topic) {
+  const admin = async (fn) => {
+    const conn = await amqp.connect(AMQP_URL);
+    try {
+      return await fn(await conn.createChannel());
+    } finally {
+      await conn.close().catch(() => {});
+    }
+  };
+  const name = `herald-bench-${topic}`;
+  await admin(async (ch) => {
+    await ch.assertQueue(name, { durable: true });
+    await ch.bindQueue(name, "amq.topic", topic);
+  });
+  return { remove: () => admin((ch) => ch.deleteQueue(name)).catch(() => {}) };
 }

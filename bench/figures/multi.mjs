@@ -1,6 +1,8 @@
 // Figure group 3: 8 concurrent publisher processes (group commit), each one message at a time, against
-// fedmsg's fire-and-forget publish reproduced in Python (1 process, one SUB connected) in the same run.
+// fedmsg's fire-and-forget publish reproduced in Python (1 process, one SUB connected) in the same run,
+// and fedmsg itself when `--fedmsg-src DIR` is given.
 import { figure } from "../lib/figure.mjs";
+import { fedmsgPublish } from "../lib/peers.mjs";
 import { nodeWorker, startChild } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { median, medianOf, PY, repeat } from "../lib/util.mjs";
@@ -85,7 +87,7 @@ export async function run(ctx) {
     await broker.stop();
   }
   const errors = herald.reduce((a, r) => a + r.errors, 0);
-  return [
+  const out = [
     figure({
       figure: "multi.8proc_vs_fedmsg_fire",
       values: herald.map((r) => r.rate),
@@ -113,6 +115,36 @@ export async function run(ctx) {
       p99_us: medianOf(windowed, "p99_us"),
       profileGroup: "multi",
       note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit)`,
+    }),
+  ];
+  if (ctx.fedmsgSrc) out.push(...(await vsFedmsgItself(ctx, herald, windowed)));
+  return out;
+}
+
+/** The same herald runs against fedmsg.publish from the given source tree. */
+async function vsFedmsgItself(ctx, herald, windowed) {
+  const real = await fedmsgPublish(ctx);
+  const reference = {
+    name: "fedmsg.publish (source tree, 1 proc, 1 SUB)",
+    value: median(real.map((f) => f.rate)),
+  };
+  const same = { unit: "msg/s", reference, target: { kind: "ratio>=", x: 1.0 }, profileGroup: "multi" };
+  return [
+    figure({
+      ...same,
+      figure: "multi.8proc_vs_fedmsg_publish",
+      values: herald.map((r) => r.rate),
+      p50_us: medianOf(herald, "p50_us"),
+      p99_us: medianOf(herald, "p99_us"),
+      note: `as multi.8proc_vs_fedmsg_fire, against fedmsg itself (fedmsg.init binding one endpoint, fedmsg.publish, signing off)`,
+    }),
+    figure({
+      ...same,
+      figure: "multi.8proc_window_vs_fedmsg_publish",
+      values: windowed.map((r) => r.rate),
+      p50_us: medianOf(windowed, "p50_us"),
+      p99_us: medianOf(windowed, "p99_us"),
+      note: `as multi.8proc_window_vs_fedmsg_fire, against fedmsg itself`,
     }),
   ];
 }

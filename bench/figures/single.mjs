@@ -1,7 +1,9 @@
 // Figure group 2: one caller, durable acknowledged publish, one at a time.
 // References from this run: the physical limit 1/(raw round trip + fsync), and fedora-messaging's
-// pattern (pika, persistent, confirms, one at a time) against the local RabbitMQ.
+// pattern (pika, persistent, confirms, one at a time) against the local RabbitMQ; with
+// `--fedora-messaging-src DIR`, fedora-messaging's api.publish itself.
 import { figure, notMeasured } from "../lib/figure.mjs";
+import { fedoraMessagingPublish } from "../lib/peers.mjs";
 import { runJson } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { AMQP_URL, median, medianOf, PY, repeat } from "../lib/util.mjs";
@@ -54,6 +56,7 @@ export async function run(ctx) {
     }),
   ];
   out.push(await vsPika(ctx, rates, lat));
+  if (ctx.fedoraMessagingSrc) out.push(await vsFedoraMessaging(ctx, rates, lat));
   out.push(
     figure({
       figure: "single.p99_latency",
@@ -89,5 +92,31 @@ async function vsPika(ctx, rates, lat) {
     target: { kind: "ratio>=", x: 4 },
     ...lat,
     note: `pika p50 ${medianOf(pika, "p50_us")} us, p99 ${medianOf(pika, "p99_us")} us`,
+  });
+}
+
+/** Issue 6's own wording of figure 1: at least 7x fedora-messaging's `api.publish`. */
+async function vsFedoraMessaging(ctx, rates, lat) {
+  let fm;
+  try {
+    fm = await fedoraMessagingPublish(ctx);
+  } catch (err) {
+    return notMeasured(
+      "single.durable_vs_fedora_messaging_api",
+      `fedora-messaging failed: ${err.message.slice(0, 300)}`,
+    );
+  }
+  return figure({
+    figure: "single.durable_vs_fedora_messaging_api",
+    values: rates,
+    unit: "msg/s",
+    reference: {
+      name: "fedora_messaging.api.publish (source tree), one at a time",
+      value: median(fm.map((p) => p.rate)),
+    },
+    target: { kind: "ratio>=", x: 7 },
+    ...lat,
+    profileGroup: "single",
+    note: `api.publish p50 ${medianOf(fm, "p50_us")} us, p99 ${medianOf(fm, "p99_us")} us (persistent, confirmed, durable queue bound)`,
   });
 }
