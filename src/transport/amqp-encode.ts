@@ -12,8 +12,8 @@ import type { ResolvedAmqpOptions } from "./amqp-options.js";
 /**
  * What the AMQP sink publishes for a message: exactly `encodeAmqp(msg, format, o)`, faster for the herald
  * format. The canonical envelope (RFC 8785) is JSON.stringify of the wire object whenever every object in
- * it already has its keys in JCS order, which is the common case (toWireObject's fixed fields aside, bodies
- * from JSON.parse or small literals). Native JSON.stringify is several times faster than the generic
+ * it already has its keys in JCS order, which is the common case (toWireObject inserts its own fields in
+ * that order; bodies from JSON.parse or small literals usually are). Native JSON.stringify is several times faster than the generic
  * canonical encoder, and the sink encodes every message of a batch before publishing any of them, so this
  * is time the broker spends with nothing in flight. Anything unusual goes to the canonical encoder, which
  * also produces its errors.
@@ -21,7 +21,8 @@ import type { ResolvedAmqpOptions } from "./amqp-options.js";
 export function encodeForSink(msg: Message, format: AmqpFormat, o: ResolvedAmqpOptions): AmqpPublish {
   if (format !== "herald") return encodeAmqp(msg, format, o);
   const routingKey = routingKeyFor(msg.topic, o.topicPrefix);
-  const ready = jcsReady(sortedEnvelope(toWireObject(msg)), 0);
+  // toWireObject inserts its keys in JCS order; jcsReady checks every object (bodies included).
+  const ready = jcsReady(toWireObject(msg), 0);
   return {
     routingKey,
     content: ready === FALLBACK ? encodeEnvelope(msg) : Buffer.from(JSON.stringify(ready), "utf8"),
@@ -32,35 +33,6 @@ export function encodeForSink(msg: Message, format: AmqpFormat, o: ResolvedAmqpO
 
 const FALLBACK: unique symbol = Symbol("fallback");
 
-type Wire = ReturnType<typeof toWireObject>;
-
-/**
- * The envelope with its fields written in JCS order, so that no copy is needed (a sorted copy of an
- * arbitrary object costs about as much as the whole JSON.stringify). If toWireObject ever gains a field
- * this does not know, the key counts differ and the generic path sorts it instead: never wrong, only slower.
- */
-function sortedEnvelope(w: Wire): unknown {
-  const o = w.origin;
-  const origin: Record<string, unknown> = { app: o.app, host: o.host, pid: o.pid };
-  if (o.user !== undefined) origin["user"] = o.user;
-  const env: Record<string, unknown> = {
-    body: w.body,
-    headers: w.headers,
-    id: w.id,
-    origin,
-    schema: w.schema,
-    schema_version: w.schema_version,
-    sent_at: w.sent_at,
-  };
-  if (w.seq !== undefined) env["seq"] = w.seq;
-  if (w.stream !== undefined) env["stream"] = w.stream;
-  env["topic"] = w.topic;
-  env["v"] = w.v;
-  if (w.via !== undefined) env["via"] = w.via;
-  const same =
-    Object.keys(w).length === Object.keys(env).length && Object.keys(o).length === Object.keys(origin).length;
-  return same ? env : w;
-}
 const MAX_DEPTH = 256;
 /** Keys V8 orders numerically ahead of the others: a copy in sorted order would not keep that order. */
 const INDEX_KEY = /^(?:0|[1-9][0-9]*)$/;

@@ -51,12 +51,13 @@ const UUID_V7_ID = /^\d{4}-([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{
 /** The fedmsg envelope object for a message. `i` is the publishing socket's counter when not restored. */
 export function toLegacyObject(msg: Message, i: number): JsonObject {
   const h = msg.headers;
+  // In fedmsg's (sorted) key order, so that the encoder sorts only when optional fields are present.
   const obj: JsonObject = {
-    topic: msg.topic,
-    msg: msg.body,
-    timestamp: numberHeader(h, LEGACY_HEADER.timestamp) ?? Math.floor(Date.parse(msg.sentAt) / 1000),
-    msg_id: legacyMsgId(msg),
     i: numberHeader(h, LEGACY_HEADER.i) ?? i,
+    msg: msg.body,
+    msg_id: legacyMsgId(msg),
+    timestamp: numberHeader(h, LEGACY_HEADER.timestamp) ?? Math.floor(Date.parse(msg.sentAt) / 1000),
+    topic: msg.topic,
     username: stringHeader(h, LEGACY_HEADER.username) ?? msg.origin.user ?? "herald",
   };
   for (const [field, header] of OPTIONAL_STRING_FIELDS) {
