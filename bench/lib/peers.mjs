@@ -2,7 +2,7 @@
 // `--fedora-messaging-src DIR` (neither installs here from a registry). Without them the Python
 // reproductions in bench/py/ are the references; with them, the figures gain a second reference measured
 // on the real code in the same run.
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { nodeWorker, runJson, startChild } from "./procs.mjs";
@@ -81,6 +81,7 @@ export function fedoraMessagingPublish(ctx) {
 export function cliReferences(ctx, { relay, topic }) {
   const refs = [];
   const dir = mkdtempSync(join(tmpdir(), "herald-bench-peers-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   if (ctx.fedmsgSrc) {
     const cfg = join(dir, "fedmsg-config.py");
     writeFileSync(

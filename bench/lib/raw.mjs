@@ -1,5 +1,5 @@
 // Raw limits measured in this run: zeromq.js round trips (no herald), fsync of a small append, PUB/SUB.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { measureFsync } from "../../dist/storage/fsync-probe.js";
@@ -27,6 +27,7 @@ export async function rawRoundTrips(reps, { count, window = 1, batch = 1 }) {
     );
   } finally {
     router.kill();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

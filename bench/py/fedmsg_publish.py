@@ -14,6 +14,7 @@ time to subscribe, then prints {"count", "secs", "rate"}.
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ def main():
     fedmsg.config.load_config(filenames=[cfg], invalidate_cache=True)
     ctx = fedmsg.init(name=name, active=False, sign_messages=False, validate_signatures=False,
                       environment="prod", topic_prefix="org.fedoraproject", post_init_sleep=0)
+    shutil.rmtree(os.path.dirname(cfg))  # read by now
     pub = ctx.publisher
     mon = pub.get_monitor_socket(zmq.EVENT_ACCEPTED)
     # fedmsg binds every interface (it rewrites the host to *): connect to loopback.

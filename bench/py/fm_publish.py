@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +41,8 @@ def main():
     os.environ["FEDORA_MESSAGING_CONF"] = conf  # read when the package is first imported
     import pika
     from fedora_messaging import api, config
+
+    shutil.rmtree(os.path.dirname(conf))  # read at import
 
     queue = "herald-bench-fm-" + uuid.uuid4().hex[:8]
     topic = "org.fedoraproject.prod.bench." + queue
