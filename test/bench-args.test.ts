@@ -1,17 +1,27 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 // The benchmark's options for the real peers' source trees: a wrong directory is a usage error that names
 // the fix before any figure runs (a full run takes 15 minutes; failing at the end would waste it).
+const dirs: string[] = [];
+const tempDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), "herald-bench-args-"));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
 const run = (...args: string[]) =>
   spawnSync(process.execPath, ["bench/run.mjs", ...args], { encoding: "utf8", timeout: 30_000 });
 
 describe("bench/run.mjs --fedmsg-src / --fedora-messaging-src", () => {
   it("refuses a directory without the package, naming what to pass", () => {
-    const empty = mkdtempSync(join(tmpdir(), "herald-bench-args-"));
+    const empty = tempDir();
     const r = run("--fedmsg-src", empty, "--only", "raw");
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`--fedmsg-src ${empty}: no fedmsg/__init__.py there`);
@@ -28,7 +38,7 @@ describe("bench/run.mjs --fedmsg-src / --fedora-messaging-src", () => {
   });
 
   it("accepts a tree that holds the package (validation only: --only with no group measures nothing)", () => {
-    const tree = mkdtempSync(join(tmpdir(), "herald-bench-args-"));
+    const tree = tempDir();
     mkdirSync(join(tree, "fedmsg"));
     writeFileSync(join(tree, "fedmsg", "__init__.py"), "");
     const r = run("--fedmsg-src", tree, "--only", "", "--no-results");

@@ -5,8 +5,9 @@ import { randomBytes } from "node:crypto";
 import amqp from "amqplib";
 import { figure, notMeasured } from "../lib/figure.mjs";
 import { freePorts, nodeWorker, runJson } from "../lib/procs.mjs";
+import { boundQueue } from "../lib/rabbit.mjs";
 import { newBrokerHome, startServe, waitStatus } from "../lib/serve.mjs";
-import { AMQP_URL, median, nowMs, repeat, sleep } from "../lib/util.mjs";
+import { AMQP_URL, median, nowMs, repeat } from "../lib/util.mjs";
 
 const PUB = new URL("../workers/herald-pub.mjs", import.meta.url).pathname;
 const RAW = new URL("../workers/raw-amqp.mjs", import.meta.url).pathname;
@@ -24,36 +25,14 @@ function sinkEnv(url) {
 
 const amqpLag = (s) => s.sinks.find((k) => k.name === "amqp")?.lag ?? Number.POSITIVE_INFINITY;
 
-/** One short-lived channel per admin step, retried: other jobs on this machine may restart RabbitMQ. */
-async function admin(fn, tries = 5) {
-  for (let i = 1; ; i++) {
-    try {
-      const conn = await amqp.connect(AMQP_URL);
-      try {
-        const ch = await conn.createChannel();
-        return await fn(ch);
-      } finally {
-        await conn.close().catch(() => {});
-      }
-    } catch (err) {
-      if (i >= tries) throw err;
-      await sleep(1000 * i);
-    }
-  }
-}
-
-/** A durable queue bound to the topic so that confirms mean "persisted", removed afterwards. */
+/** A durable queue bound to a fresh topic for the duration of `fn`. */
 async function withQueue(fn) {
   const topic = `bench.amqp.${randomBytes(4).toString("hex")}`;
-  const queue = `herald-bench-${topic}`;
-  await admin(async (ch) => {
-    await ch.assertQueue(queue, { durable: true });
-    await ch.bindQueue(queue, "amq.topic", topic);
-  });
+  const queue = await boundQueue(topic);
   try {
-    return await fn({ topic, purge: () => admin((ch) => ch.purgeQueue(queue)) });
+    return await fn({ topic, purge: queue.purge });
   } finally {
-    await admin((ch) => ch.deleteQueue(queue)).catch(() => {});
+    await queue.remove();
   }
 }
 

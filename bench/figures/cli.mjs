@@ -6,10 +6,10 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import amqp from "amqplib";
 import { figure } from "../lib/figure.mjs";
 import { cliReferences } from "../lib/peers.mjs";
 import { freePorts, nodeWorker } from "../lib/procs.mjs";
+import { boundQueue } from "../lib/rabbit.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { AMQP_URL, CLI, median, PY, ROOT, repeat } from "../lib/util.mjs";
 
@@ -106,22 +106,4 @@ export async function run(ctx) {
     await broker.stop();
     await queue?.remove();
   }
-}
-
-/** A durable queue bound to `topic` on amq.topic, and how to remove it. */
-async function boundQueue(topic) {
-  const admin = async (fn) => {
-    const conn = await amqp.connect(AMQP_URL);
-    try {
-      return await fn(await conn.createChannel());
-    } finally {
-      await conn.close().catch(() => {});
-    }
-  };
-  const name = `herald-bench-${topic}`;
-  await admin(async (ch) => {
-    await ch.assertQueue(name, { durable: true });
-    await ch.bindQueue(name, "amq.topic", topic);
-  });
-  return { remove: () => admin((ch) => ch.deleteQueue(name)).catch(() => {}) };
 }

@@ -80,6 +80,7 @@ export function fedoraMessagingPublish(ctx) {
  */
 export function cliReferences(ctx, { relay, topic }) {
   const refs = [];
+  if (!ctx.fedmsgSrc && !ctx.fedoraMessagingSrc) return refs;
   const dir = mkdtempSync(join(tmpdir(), "herald-bench-peers-"));
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   if (ctx.fedmsgSrc) {
