@@ -1,7 +1,7 @@
 import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
 import type { Logger } from "../util/log.js";
-import { isJsonObject } from "../wire/json.js";
+import { inCanonicalOrder, isJsonObject } from "../wire/json.js";
 import { isoNow, type Message, validateMessage } from "../wire/message.js";
 import {
   type DecodedRequest,
@@ -175,7 +175,8 @@ export class SubmitServer {
       schema: input.schema ?? "base.message",
       schemaVersion: input.schemaVersion ?? 1,
       headers: input.headers ?? {},
-      body: input.body,
+      // Sorted once here so that storing and publishing it in each wire format sorts nothing.
+      body: inCanonicalOrder(input.body),
       origin: {
         host: String(input.origin?.host ?? "unknown"),
         app: String(input.origin?.app ?? "unknown"),

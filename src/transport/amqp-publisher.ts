@@ -1,8 +1,7 @@
 import type { Message as AmqpMessage, ChannelModel, ConfirmChannel, Options } from "amqplib";
 import { ClosedError } from "../errors.js";
-import type { AmqpFormat, AmqpPublish } from "../wire/fedora-messaging.js";
+import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
-import { encodeForSink } from "./amqp-encode.js";
 import { backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
 import type { AmqpSession } from "./amqp-session.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
@@ -106,7 +105,7 @@ export class AmqpPublisher {
     // Encode everything first: a bad message rejects the batch before anything is published.
     const fresh: Array<{ id: string; pub: AmqpPublish }> = [];
     for (const m of batch) {
-      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeForSink(m, this.format, this.o) });
+      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeAmqp(m, this.format, this.o) });
     }
     for (const { id, pub } of fresh) {
       if (this.pending.has(id)) continue;

@@ -222,7 +222,7 @@ export class ZmqPublishTransport implements Transport {
       const seq = ++this.seq;
       const frames =
         this.opts.format === "legacy"
-          ? encodeLegacyFrames({ ...m, seq, stream: this.streamId }, seq)
+          ? encodeLegacyFrames(m, seq)
           : encodeStampedFrames(m, seq, this.streamId);
       if (frames[1].length > limit) {
         this.seq = start;
