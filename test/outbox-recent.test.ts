@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { Outbox } from "../src/storage/outbox.js";
 import { RecentMessages } from "../src/storage/recent.js";
@@ -54,5 +55,42 @@ describe("outbox read cache", () => {
     r.add([9].map(row)); // not contiguous: start afresh
     expect(r.read(7, 10, 1e9)).toBeUndefined();
     expect(r.read(8, 10, 1e9)!.map((x) => x.seq)).toEqual([9]);
+  });
+
+  it("answers reads like a plain list of the newest rows through many adds, drops and compactions (model)", () => {
+    const msg = createMessage({ topic: "a.b", body: {} });
+    const step = fc.oneof(
+      fc.record({ add: fc.integer({ min: 1, max: 700 }) }),
+      fc.record({ drop: fc.integer({ min: 0, max: 1500 }) }),
+      fc.record({ read: fc.integer({ min: 0, max: 3000 }), limit: fc.integer({ min: 1, max: 5000 }) }),
+      // Around the oldest row held, where an off-by-one would show.
+      fc.record({ edge: fc.integer({ min: -3, max: 3 }) }),
+    );
+    fc.assert(
+      // Long runs with a small window: compaction happens once 1,024 rows were dropped.
+      fc.property(fc.array(step, { minLength: 30, maxLength: 80 }), (steps) => {
+        const r = new RecentMessages(500, 1e12);
+        let model: number[] = [];
+        let head = 0;
+        for (const s of steps) {
+          if ("add" in s) {
+            const rows = Array.from({ length: s.add }, () => ++head);
+            r.add(rows.map((seq) => ({ seq, acceptedAt: 0, bytes: 1, message: msg })));
+            model = [...model, ...rows].slice(-500);
+          } else if ("drop" in s) {
+            const through = head - s.drop;
+            r.dropThrough(through);
+            model = model.filter((seq) => seq > through);
+          } else {
+            const after = "edge" in s ? (model[0] ?? head) - 1 + s.edge : head - s.read;
+            const limit = "edge" in s ? 3 : s.limit;
+            const got = r.read(after, limit, 1e12)?.map((x) => x.seq);
+            const held = model.length > 0 && after + 1 >= model[0]!;
+            expect(got).toEqual(held ? model.filter((seq) => seq > after).slice(0, limit) : undefined);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });
