@@ -1,5 +1,5 @@
 import { type ErrorCode, type HeraldError, ProtocolError } from "../errors.js";
-import { isJsonObject, type JsonObject } from "./json.js";
+import { inCanonicalOrder, isJsonObject, type JsonObject } from "./json.js";
 import type { Headers, Message, MessageInput, Origin } from "./message.js";
 
 /**
@@ -59,7 +59,8 @@ function toWireSubmitted(m: Message): WireSubmitted {
   return {
     id: m.id,
     topic: m.topic,
-    body: m.body,
+    // In canonical key order, so that the broker (one thread for every publisher) finds it sorted.
+    body: inCanonicalOrder(m.body),
     sent_at: m.sentAt,
     schema: m.schema,
     schema_version: m.schemaVersion,
