@@ -234,7 +234,7 @@ function bindError(endpoint: string, err: unknown): HeraldError {
 
 /** One writer per socket: queues replies and sends them one at a time. */
 class ReplyWriter {
-  private readonly queue: Array<Array<Buffer | string>> = [];
+  private readonly queue: Buffer[][] = [];
   private running = false;
 
   constructor(
@@ -242,7 +242,7 @@ class ReplyWriter {
     private readonly log: Logger,
   ) {}
 
-  push(frames: Array<Buffer | string>): void {
+  push(frames: Buffer[]): void {
     this.queue.push(frames);
     if (!this.running) void this.drain();
   }

@@ -1,8 +1,8 @@
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError, rejected, TransportError } from "../errors.js";
-import { stampedEnvelopeText } from "../wire/herald.js";
-import { legacyEnvelopeText } from "../wire/legacy.js";
+import { encodeStampedFrames } from "../wire/herald.js";
+import { encodeLegacyFrames } from "../wire/legacy.js";
 import type { Message } from "../wire/message.js";
 import {
   bump,
@@ -61,17 +61,8 @@ export interface ZmqPublishOptions {
   logger?: TransportLogger;
 }
 
-/**
- * A message's two frames as text: zeromq.js copies a string's UTF-8 into the ZeroMQ message, while a
- * Buffer over 128 bytes is sent zero-copy, which costs a persistent handle per frame until libzmq's I/O
- * thread is done with it and a callback back on the main thread to release it.
- */
-type Frames = [topic: string, envelope: string];
-
 interface WriteJob {
-  frames: Frames[];
-  /** UTF-8 bytes of all the frames (for the `bytes` counter). */
-  bytes: number[];
+  frames: [Buffer, Buffer][];
   resolve: () => void;
   reject: (err: HeraldError) => void;
 }
@@ -215,39 +206,36 @@ export class ZmqPublishTransport implements Transport {
         `${this.what()}: ${this.jobs.length} batches already wait for the socket; retry after a short pause`,
         { retryable: true },
       );
-    const encoded = this.encode(batch);
+    const frames = this.encode(batch);
     await new Promise<void>((resolve, reject) => {
-      this.jobs.push({ ...encoded, resolve, reject });
+      this.jobs.push({ frames, resolve, reject });
       void this.pump();
     });
   }
 
   /** Stamp `seq`/`stream` and encode; all or nothing, so a rejected batch does not burn sequence numbers. */
-  private encode(batch: readonly Message[]): Pick<WriteJob, "frames" | "bytes"> {
+  private encode(batch: readonly Message[]): [Buffer, Buffer][] {
     const limit = this.opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const start = this.seq;
-    const frames: Frames[] = [];
-    const bytes: number[] = [];
+    const out: [Buffer, Buffer][] = [];
     for (const m of batch) {
       const seq = ++this.seq;
-      const envelope =
+      const frames =
         this.opts.format === "legacy"
-          ? legacyEnvelopeText(m, seq)
-          : stampedEnvelopeText(m, seq, this.streamId);
-      const size = Buffer.byteLength(envelope, "utf8");
-      if (size > limit) {
+          ? encodeLegacyFrames(m, seq)
+          : encodeStampedFrames(m, seq, this.streamId);
+      if (frames[1].length > limit) {
         this.seq = start;
         bump(this.state, "tooLarge");
         throw rejected(
           "TOO_LARGE",
-          `message ${m.id} is ${size} bytes on the wire, ${this.what()} sends at most ${limit} (maxMessageBytes): make the body smaller or raise the limit on both ends`,
-          { id: m.id, size, limit },
+          `message ${m.id} is ${frames[1].length} bytes on the wire, ${this.what()} sends at most ${limit} (maxMessageBytes): make the body smaller or raise the limit on both ends`,
+          { id: m.id, size: frames[1].length, limit },
         );
       }
-      frames.push([m.topic, envelope]);
-      bytes.push(Buffer.byteLength(m.topic, "utf8") + size);
+      out.push(frames);
     }
-    return { frames, bytes };
+    return out;
   }
 
   private async pump(): Promise<void> {
@@ -267,12 +255,13 @@ export class ZmqPublishTransport implements Transport {
     const socket = this.socket;
     try {
       if (socket === undefined || this.closed) throw new ClosedError(this.what());
-      for (let n = 0; n < job.frames.length; n++) {
+      let n = 0;
+      for (const frames of job.frames) {
         // A PUB never blocks: this resolves at once, dropping for subscribers at their high-water mark.
-        await socket.send(job.frames[n]!);
+        await socket.send(frames);
         this.state.sent++;
-        bump(this.state, "bytes", job.bytes[n]!);
-        if ((n + 1) % YIELD_EVERY === 0) await new Promise<void>((r) => setImmediate(r));
+        bump(this.state, "bytes", frames[0].length + frames[1].length);
+        if (++n % YIELD_EVERY === 0) await new Promise<void>((r) => setImmediate(r));
       }
       job.resolve();
     } catch (err) {

@@ -78,12 +78,7 @@ export function legacyMsgId(msg: Message): string {
 }
 
 export function encodeLegacyFrames(msg: Message, i: number): [Buffer, Buffer] {
-  return [Buffer.from(msg.topic, "utf8"), Buffer.from(legacyEnvelopeText(msg, i), "utf8")];
-}
-
-/** The envelope text of encodeLegacyFrames (a PUB socket sends text: see zeromq-pub.ts). */
-export function legacyEnvelopeText(msg: Message, i: number): string {
-  return pythonJson(toLegacyObject(msg, i));
+  return [Buffer.from(msg.topic, "utf8"), Buffer.from(pythonJson(toLegacyObject(msg, i)), "utf8")];
 }
 
 export interface DecodedLegacy {

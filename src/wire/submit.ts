@@ -139,13 +139,8 @@ function decodeOne(raw: unknown): DecodedRequest["messages"][number] {
   return { ok: true, input };
 }
 
-/**
- * The reply frames. Text where it can be: zeromq.js copies a string into the ZeroMQ message, while a
- * Buffer over 128 bytes (a batch's results) would be sent zero-copy, at the cost of a persistent handle
- * and a release callback per frame.
- */
-export function encodeReply(requestId: Buffer, reply: SubmitReply): Array<Buffer | string> {
-  return [SUBMIT_PROTOCOL, requestId, JSON.stringify(reply)];
+export function encodeReply(requestId: Buffer, reply: SubmitReply): Buffer[] {
+  return [Buffer.from(SUBMIT_PROTOCOL), requestId, Buffer.from(JSON.stringify(reply))];
 }
 
 export function encodeCommand(requestId: string, name: string, args: Record<string, unknown> = {}): Buffer[] {
