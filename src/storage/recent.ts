@@ -7,8 +7,11 @@ import type { StoredMessage } from "./types.js";
  * contiguous run of sequence numbers ending at the outbox head; older reads go to disk.
  */
 export class RecentMessages {
-  /** Held rows are items[start..]: dropping old rows moves `start`, and the array is compacted rarely. */
-  private items: StoredMessage[] = [];
+  /**
+   * Held rows are items[start..]: dropping old rows moves `start` and clears their slots (so that the
+   * messages are not kept alive until the next compaction), and the array is compacted rarely.
+   */
+  private items: Array<StoredMessage | undefined> = [];
   private start = 0;
   private bytes = 0;
 
@@ -24,17 +27,20 @@ export class RecentMessages {
   /** Add rows just committed (in seq order, contiguous with what is held). */
   add(rows: readonly StoredMessage[]): void {
     if (rows.length === 0) return;
-    const last = this.items[this.items.length - 1];
+    const last = this.count > 0 ? this.items[this.items.length - 1] : undefined;
     if (last && rows[0]!.seq !== last.seq + 1) this.clear(); // a gap: start afresh rather than serve a hole
     for (const r of rows) {
       this.items.push(r);
       this.bytes += r.bytes;
     }
-    while (this.count > this.maxItems || (this.bytes > this.maxBytes && this.count > 1)) {
-      this.bytes -= this.items[this.start]!.bytes;
-      this.start++;
-    }
+    while (this.count > this.maxItems || (this.bytes > this.maxBytes && this.count > 1)) this.dropFirst();
     this.compact();
+  }
+
+  private dropFirst(): void {
+    this.bytes -= this.items[this.start]!.bytes;
+    this.items[this.start] = undefined;
+    this.start++;
   }
 
   /**
@@ -67,8 +73,7 @@ export class RecentMessages {
     const first = this.items[this.start];
     if (!first || seq < first.seq) return;
     const n = Math.min(this.count, seq - first.seq + 1);
-    for (let i = 0; i < n; i++) this.bytes -= this.items[this.start + i]!.bytes;
-    this.start += n;
+    for (let i = 0; i < n; i++) this.dropFirst();
     this.compact();
   }
 
