@@ -73,7 +73,7 @@ let oldEnvelopes = new Map<Message, string>();
 /** Messages per generation: as many as the outbox keeps in memory for live sinks (RecentMessages). */
 const ENVELOPE_GENERATION = 4096;
 
-/** How many stored envelopes are kept (between 4,096 and 8,192 once that many were stored; for tests and status). */
+/** How many stored envelopes are kept (between 4,096 and 8,192 once that many were stored; for tests). */
 export function keptEnvelopeCount(): number {
   return newEnvelopes.size + oldEnvelopes.size;
 }

@@ -44,12 +44,10 @@ export function referenceCanonicalJson(value: unknown): string {
   return encode(value, 0, JCS);
 }
 
-/** What differs between the two encodings: how strings and numbers are written and how keys are ordered. */
+/** What differs between the two encodings: how strings and numbers are written, and (ReadyRules) key order. */
 interface Dialect extends ReadyRules {
   str(s: string): string;
   num(n: number): string;
-  before(a: string, b: string): boolean;
-  sort(keys: string[]): string[];
 }
 
 const JCS: Dialect = {
