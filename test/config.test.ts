@@ -62,6 +62,7 @@ describe("no file", () => {
     ]);
     expect(config.broker.sendHighWaterMark).toBe(10_000);
     expect(config.broker.shutdownGrace).toBe(5_000);
+    expect(config.broker.publishDelay).toBe(1_500);
     expect(config.outbox).toEqual({
       path: "/home/ada/.local/share/herald/outbox.db",
       synchronous: "full",
@@ -120,6 +121,7 @@ describe("file values", () => {
         "  publish:",
         "    - name: only",
         "      endpoint: tcp://0.0.0.0:7000",
+        "  publishDelay: 250ms",
         "outbox:",
         "  maxMessages: 5000",
         "  maxBytes: 512KiB",
@@ -149,6 +151,7 @@ describe("file values", () => {
     const { config, provenance } = load({ configPath: file });
     expect(config.broker.name).toBe("hub-1");
     expect(config.broker.shutdownGrace).toBe(2500);
+    expect(config.broker.publishDelay).toBe(250);
     expect(config.broker.publish).toEqual([
       { name: "only", endpoint: "tcp://0.0.0.0:7000", format: "herald" },
     ]);
@@ -183,10 +186,10 @@ describe("file values", () => {
     expect(config.sources[0]).toMatchObject({ name: "in", queue: "", bindings: ["org.#"], format: "auto" });
     expect(config.legacy.services["bodhi.app01"]).toEqual({ stage: "bridged", endpoints: null });
     expect(config.security.policy).toEqual({ bodhi: ["org.fedoraproject.*.bodhi.#"] });
-    expect(provenance.get("outbox.maxMessages")).toEqual({ source: "file", file, line: 8 });
+    expect(provenance.get("outbox.maxMessages")).toEqual({ source: "file", file, line: 9 });
     expect(provenance.get("broker.publish.0.endpoint")).toEqual({ source: "file", file, line: 6 });
     expect(provenance.get("sinks.0.exchange")).toEqual({ source: "default" });
-    expect(provenance.get("sources.0.bindings")).toEqual({ source: "file", file, line: 23 });
+    expect(provenance.get("sources.0.bindings")).toEqual({ source: "file", file, line: 24 });
   });
 
   it("resolves relative paths against the config file's directory", () => {

@@ -63,6 +63,9 @@ describe("forwarding between brokers", () => {
     b.child.kill("SIGKILL");
     await b.exited;
     const forwardedAtKill = got.ids.length;
+    // Stay down long enough for the subscriber's reconnect backoff to reach its maximum: B must hold its
+    // PUB socket back (broker.publishDelay) until the subscriber is back, or what A forwards is lost.
+    await new Promise((r) => setTimeout(r, 3000));
     b = await startServe(env);
     await burst;
     const ok = await waitFor(() => {

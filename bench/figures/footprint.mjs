@@ -12,7 +12,7 @@ const MB = 1024 * 1024;
 async function idleAndLoad(ctx) {
   const broker = await startServe(await newBrokerHome());
   try {
-    await sleep(1500); // past the publish delay and start-up work
+    await sleep(2500); // past the publish delay (1.5 s) and start-up work
     const idle = await sampleUsage(broker.pid, () => sleep(ctx.n(5000, 2000)));
     const load = await sampleUsage(broker.pid, () => burst(ctx, broker, { count: ctx.n(16_000, 1600) }));
     return { idle, load };

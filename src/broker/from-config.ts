@@ -154,7 +154,7 @@ export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): Brok
     maxBodyBytes: config.limits.maxBodyBytes,
     maxBatch: config.broker.submit.maxBatch,
     shutdownGraceMs: config.broker.shutdownGrace,
-    publishDelayMs: 500,
+    publishDelayMs: config.broker.publishDelay,
     log,
   };
 }

@@ -44,6 +44,9 @@ export const STATIC_DEFAULTS = {
       { name: "legacy", endpoint: "tcp://127.0.0.1:9940", format: "legacy" },
     ],
     sendHighWaterMark: 10_000,
+    // Longer than a subscriber's longest reconnect wait (1 s, plus libzmq's jitter of up to 100 ms), so
+    // subscribers that were connected before a restart are back before the first message goes out.
+    publishDelay: 1_500,
     shutdownGrace: 5_000,
   },
   outbox: {

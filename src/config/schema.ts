@@ -111,6 +111,7 @@ export interface HeraldConfig {
     submit: { ipc: boolean; tcp: string[]; maxBatch: number };
     publish: PublishSocketConfig[];
     sendHighWaterMark: number;
+    publishDelay: number;
     shutdownGrace: number;
   };
   outbox: {
@@ -259,6 +260,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     submit: obj({ ipc: bool, tcp: list(endpoint), maxBatch: int(1, 1_000_000) }),
     publish: list(obj(publishFields, ["name", "endpoint"])),
     sendHighWaterMark: int(0),
+    publishDelay: duration(),
     shutdownGrace: duration(),
   }),
   outbox: obj({

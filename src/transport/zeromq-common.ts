@@ -23,7 +23,9 @@ export const DEFAULT_HEARTBEAT: HeartbeatOptions = { interval: 10_000, timeout: 
 /** Default largest envelope frame, a bit more than twice limits.maxBodyBytes (JSON escaping, headers). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_RECONNECT_INTERVAL = 100;
-export const DEFAULT_RECONNECT_MAX_INTERVAL = 5_000;
+// fedmsg's own default (`zmq_reconnect_ivl_max`). It must stay below a broker's `publishDelay`, or a
+// subscriber that backed off while the broker was down reconnects after the first messages went out.
+export const DEFAULT_RECONNECT_MAX_INTERVAL = 1_000;
 
 /** The socket options both transports set; spread into a zeromq socket constructor. */
 export interface CommonSocketOptions {

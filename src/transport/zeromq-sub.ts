@@ -37,7 +37,7 @@ export interface ZmqSubscribeOptions {
   maxMessageBytes?: number;
   /** ms before the first reconnect attempt. Default 100. */
   reconnectInterval?: number;
-  /** Upper bound of the exponential reconnect backoff, ms. Default 5000. */
+  /** Upper bound of the exponential reconnect backoff, ms. Default 1000, as in fedmsg; keep it under the broker's `publishDelay`. */
   reconnectMaxInterval?: number;
   heartbeat?: HeartbeatOptions | false;
   /** Messages libzmq queues per connection before the publisher starts dropping for us. Default 10000. */
