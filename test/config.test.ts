@@ -11,6 +11,10 @@ import {
   renderConfig,
 } from "../src/config/index.js";
 import { ConfigError } from "../src/errors.js";
+import {
+  DEFAULT_RECONNECT_INTERVAL,
+  DEFAULT_RECONNECT_MAX_INTERVAL,
+} from "../src/transport/zeromq-common.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "herald-config-test-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -63,6 +67,11 @@ describe("no file", () => {
     expect(config.broker.sendHighWaterMark).toBe(10_000);
     expect(config.broker.shutdownGrace).toBe(5_000);
     expect(config.broker.publishDelay).toBe(1_500);
+    // A subscriber's longest reconnect wait (libzmq adds up to one reconnectInterval of jitter) must end
+    // before a restarted broker publishes, or it misses the first messages (test/forward.test.ts).
+    expect(DEFAULT_RECONNECT_MAX_INTERVAL + DEFAULT_RECONNECT_INTERVAL).toBeLessThan(
+      config.broker.publishDelay,
+    );
     expect(config.outbox).toEqual({
       path: "/home/ada/.local/share/herald/outbox.db",
       synchronous: "full",
