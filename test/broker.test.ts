@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { HeraldError } from "../src/errors.js";
@@ -154,6 +155,9 @@ describe("broker: submit, store, fan out", () => {
     const stopping = tb.broker.stop();
     const err = await client.publish("s.two", {}).catch((e: unknown) => e);
     await stopping;
+    // Stopped by hand: the helper's stop() would stop it again, so clean up what it would have.
+    await client.close();
+    rmSync(tb.dir, { recursive: true, force: true });
     tb = undefined;
     expect(err).toBeInstanceOf(HeraldError);
     expect(["SHUTTING_DOWN", "TIMEOUT", "NO_BROKER"]).toContain((err as HeraldError).code);
