@@ -3,6 +3,7 @@ import net from "node:net";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AmqpTransport, type AmqpTransportOptions } from "../src/transport/amqp.js";
+import { isConfigProblem } from "../src/transport/amqp-session.js";
 import type { Delivery } from "../src/transport/types.js";
 import { decodeAmqp, HERALD_CONTENT_TYPE } from "../src/wire/fedora-messaging.js";
 import { encodeEnvelope } from "../src/wire/herald.js";
@@ -211,6 +212,20 @@ describe("AMQP open", () => {
     await t.open();
     expect(t.health().state).toBe("down");
     expect(t.health().lastError).toMatch(/ECONNREFUSED/);
+  });
+
+  it("tells a refused login from a refused socket whose address holds the same digits", () => {
+    const socketError = (port: number): Error =>
+      Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${port}`), { code: "ECONNREFUSED" });
+    // CI once drew port 40301: "403" in it failed open() instead of retrying in the background.
+    for (const port of [40301, 15300, 5672]) expect(isConfigProblem(socketError(port))).toBe(false);
+    expect(
+      isConfigProblem(new Error("Handshake terminated by server: 403 (ACCESS-REFUSED) with message")),
+    ).toBe(true);
+    expect(
+      isConfigProblem(new Error('Handshake terminated by server: 530 (NOT-ALLOWED) with message "x"')),
+    ).toBe(true);
+    expect(isConfigProblem(new Error("Socket closed abruptly during opening handshake"))).toBe(false);
   });
 });
 

@@ -154,7 +154,12 @@ export class AmqpSession {
   }
 }
 
-function isConfigProblem(err: unknown): boolean {
+/** Refused credentials or vhost (AMQP reply 403/530), or not an AMQP server: retrying cannot help. */
+export function isConfigProblem(err: unknown): boolean {
+  // A socket error is the network, whatever digits its message holds ("connect ECONNREFUSED
+  // 127.0.0.1:40301" once passed for a 403 here and failed open() instead of retrying).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("E")) return false;
   const msg = err instanceof Error ? err.message : String(err);
-  return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|403|530|Expected amqp/.test(msg);
+  return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b(?:403|530) \(|Expected amqp/.test(msg);
 }
