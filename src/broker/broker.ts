@@ -46,7 +46,10 @@ export interface BrokerOptions {
   maxBodyBytes: number;
   maxBatch: number;
   shutdownGraceMs?: number;
-  /** Delay before PUB dispatch after start, so subscribers reconnecting after a restart see the backlog. */
+  /**
+   * Delay before PUB dispatch after start, so subscribers reconnecting after a restart see the backlog.
+   * 0 when absent; configured brokers (`herald serve`, createBroker) take `broker.publishDelay` (1.5 s).
+   */
   publishDelayMs?: number;
   /** After an unclean stop, ZeroMQ sinks resend this many messages before their cursor (default 10,000 = HWM). */
   crashRewind?: number;
