@@ -140,6 +140,9 @@ export class ZmqPublishTransport implements Transport {
       }),
       ...curveServerOptions(opts.curve, opts.zapDomain),
       sendHighWaterMark: opts.sendHighWaterMark ?? 10_000,
+      // A PUB never blocks (it drops at the high-water mark), so waiting is never needed; and with a zero
+      // timeout zeromq.js skips its ZMQ_EVENTS check before each send, a poll() syscall per message.
+      sendTimeout: 0,
     };
     const socket = opts.xpub
       ? new zmq.XPublisher({ ...socketOptions, verbosity: "allSubsUnsubs" })
