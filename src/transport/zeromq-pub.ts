@@ -69,8 +69,12 @@ interface WriteJob {
 
 /** Subscription frames are a flag byte and a topic prefix (<= 255 bytes); nothing legitimate is bigger. */
 const PUB_INBOUND_MAX = 64 * 1024;
-/** Give timers, monitor events and the XPUB reader a turn during very large batches. */
-const YIELD_EVERY = 1024;
+/**
+ * Give timers, monitor events, the XPUB reader and the submit socket a turn during large batches. With a
+ * zero send timeout zeromq.js no longer defers every 512th send itself, so this is the only yield: kept at
+ * its 512, a pause of a few ms at most.
+ */
+const YIELD_EVERY = 512;
 
 /**
  * Fan-out of herald or fedmsg frames on one bound PUB (or XPUB) socket.
