@@ -13,7 +13,7 @@ const PUB = new URL("../workers/herald-pub.mjs", import.meta.url).pathname;
 const RAW = new URL("../workers/raw-amqp.mjs", import.meta.url).pathname;
 const WINDOW = 256;
 
-function sinkEnv(url) {
+export function sinkEnv(url) {
   return {
     HERALD_SINKS__0__NAME: "amqp",
     HERALD_SINKS__0__TYPE: "amqp",
@@ -26,7 +26,7 @@ function sinkEnv(url) {
 const amqpLag = (s) => s.sinks.find((k) => k.name === "amqp")?.lag ?? Number.POSITIVE_INFINITY;
 
 /** A durable queue bound to a fresh topic for the duration of `fn`. */
-async function withQueue(fn) {
+export async function withQueue(fn) {
   const topic = `bench.amqp.${randomBytes(4).toString("hex")}`;
   const queue = await boundQueue(topic);
   try {
@@ -36,7 +36,7 @@ async function withQueue(fn) {
   }
 }
 
-async function heraldRep(ctx, broker, topic) {
+export async function heraldRep(ctx, broker, topic) {
   const pub = nodeWorker("herald-pub.mjs", [
     "--connect",
     broker.submit,
