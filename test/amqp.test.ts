@@ -3,6 +3,7 @@ import net from "node:net";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AmqpTransport, type AmqpTransportOptions } from "../src/transport/amqp.js";
+import { coalesceWrites } from "../src/transport/amqp-cork.js";
 import { isConfigProblem } from "../src/transport/amqp-session.js";
 import type { Delivery } from "../src/transport/types.js";
 import { decodeAmqp, HERALD_CONTENT_TYPE } from "../src/wire/fedora-messaging.js";
@@ -189,6 +190,43 @@ describe("AMQP sink", () => {
     expect(seen.size).toBe(2000);
     expect(h.counters["republished"]).toBeGreaterThan(0); // the close really hit unconfirmed messages
     for (const m of msgs) expect(seen.has(m.id)).toBe(true);
+  });
+});
+
+describe("AMQP socket writes", () => {
+  it("sends a burst's frames in far fewer socket writes than messages, and every message arrives", async () => {
+    const ex = uniq("ex");
+    const t = transport({ exchange: ex });
+    await t.open();
+    const q = await admin.queue(uniq("q"), ex);
+    const proto = net.Socket.prototype as unknown as Record<
+      "_write" | "_writev",
+      (...a: unknown[]) => unknown
+    >;
+    const original = { write: proto._write, writev: proto._writev };
+    let writes = 0;
+    proto._write = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return original.write.apply(this, a);
+    };
+    proto._writev = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return original.writev.apply(this, a);
+    };
+    try {
+      await t.send(makeMessages(2000));
+    } finally {
+      proto._write = original.write;
+      proto._writev = original.writev;
+    }
+    // Uncorked, amqplib writes each publish's frames with a syscall of their own: 2,000 or more.
+    expect(writes).toBeLessThan(1000);
+    expect((await admin.drain(q, 2000)).size).toBe(2000);
+  });
+
+  it("leaves a connection without amqplib's internals alone", () => {
+    expect(coalesceWrites({} as never)).toBe(false);
+    expect(coalesceWrites({ connection: { muxer: {}, stream: {} } } as never)).toBe(false);
   });
 });
 

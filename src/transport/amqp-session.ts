@@ -1,6 +1,7 @@
 import type { ChannelModel } from "amqplib";
 import * as amqp from "amqplib";
 import { TransportError } from "../errors.js";
+import { coalesceWrites } from "./amqp-cork.js";
 import { backoffDelay, buildConnectArgs, type ResolvedAmqpOptions, redactUrl } from "./amqp-options.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
 
@@ -85,6 +86,7 @@ export class AmqpSession {
   }
 
   private attach(model: ChannelModel): void {
+    coalesceWrites(model);
     // Without an 'error' listener a connection error would be thrown as an uncaught exception.
     model.on("error", (err: Error) => {
       noteError(this.health, err);
