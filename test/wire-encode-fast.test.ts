@@ -1,11 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeRow } from "../src/storage/codec.js";
+import { encodeHeraldAmqp } from "../src/wire/fedora-messaging.js";
 import {
+  decodeStoredEnvelope,
   encodeBaseEnvelope,
+  encodeEnvelope,
   encodeHeraldFrames,
   encodeStampedFrames,
   keptEnvelopeCount,
+  storedEnvelopeBytes,
 } from "../src/wire/herald.js";
 import { canonicalJson } from "../src/wire/json.js";
 import { createMessage, type Message } from "../src/wire/message.js";
@@ -111,5 +115,48 @@ describe("stamped herald frames (seq/stream spliced into the stored envelope)", 
       const fresh = encodeHeraldFrames({ ...m, seq: 1, stream: "s" });
       expect(encodeStampedFrames(m, 1, "s")[1].equals(fresh[1])).toBe(true);
     }
+  });
+});
+
+describe("stored envelope bytes reused by sinks (herald-format AMQP)", () => {
+  it("equal encodeEnvelope for live messages and for rows read back, and are absent once seq/stream differ", () => {
+    fc.assert(
+      fc.property(message, (m) => {
+        const fresh = encodeEnvelope(m);
+        expect(storedEnvelopeBytes(m)).toBeUndefined(); // never stored: nothing to reuse
+        const stored = encodeBaseEnvelope(m);
+        expect(storedEnvelopeBytes(m)?.equals(fresh)).toBe(true);
+        const back = decodeRow({ seq: 5, envelope: stored }, "test.db");
+        expect(back).toEqual(m);
+        expect(storedEnvelopeBytes(back)).toBe(stored); // the row's own buffer, not a copy
+        expect(encodeEnvelope(back).equals(stored)).toBe(true);
+        expect(encodeHeraldAmqp(back).content.equals(fresh)).toBe(true);
+        // A copy with a seq is another envelope; the hidden bytes do not travel with spreads.
+        expect(storedEnvelopeBytes({ ...back, seq: 1 })).toBeUndefined();
+        expect(storedEnvelopeBytes({ ...back })).toBeUndefined();
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("stay hidden: keys, JSON and equality see only the message", () => {
+    const m = createMessage({ topic: "org.example.hidden", body: { a: 1 } });
+    const back = decodeStoredEnvelope(encodeBaseEnvelope(m));
+    expect(Object.keys(back)).toEqual(Object.keys(m));
+    expect(JSON.stringify(back)).toBe(JSON.stringify(m));
+  });
+
+  it("are not reused for a live message changed after it was stored", () => {
+    const m = createMessage({ topic: "org.example.before", body: { a: 1 } });
+    encodeBaseEnvelope(m);
+    m.topic = "org.example.after";
+    expect(storedEnvelopeBytes(m)).toBeUndefined();
+    expect(encodeHeraldAmqp(m).content.equals(encodeEnvelope(m))).toBe(true);
+  });
+
+  it("still reject a stored row that is not an envelope, naming the damaged file", () => {
+    expect(() => decodeRow({ seq: 9, envelope: Buffer.from('{"v":1,"id":3}') }, "x.db")).toThrow(
+      /outbox row seq 9 in x.db cannot be decoded.*'origin' must be an object.*the file is damaged/,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import type { HeraldError } from "../errors.js";
-import { decodeEnvelope, encodeBaseEnvelope } from "../wire/herald.js";
+import { decodeStoredEnvelope, encodeBaseEnvelope } from "../wire/herald.js";
 import type { Message } from "../wire/message.js";
 import { storageError } from "./db.js";
 import { invalidForOutbox } from "./outbox-errors.js";
@@ -25,7 +25,8 @@ export function decodeRow(row: { seq: number; envelope: Buffer }, path: string):
   try {
     // Not remembered for encodeStampedFrames: that cache holds the newest live messages, and rows read
     // during a backlog drain would only push them out (remembering them once doubled a drain's memory).
-    return decodeEnvelope(row.envelope);
+    // The row's own bytes ride on the message instead, for sinks that send the stored form as it is.
+    return decodeStoredEnvelope(row.envelope);
   } catch (err) {
     throw storageError(
       `outbox row seq ${row.seq} in ${path} cannot be decoded (${(err as Error).message}): the file ` +

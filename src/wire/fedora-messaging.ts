@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { ProtocolError, rejected } from "../errors.js";
 import { setOwn } from "../util/own.js";
-import { decodeEnvelope, encodeEnvelope } from "./herald.js";
+import { decodeEnvelope, encodeEnvelope, storedEnvelopeBytes } from "./herald.js";
 import { isJsonObject } from "./json.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
@@ -114,7 +114,7 @@ export function encodeAmqp(msg: Message, format: AmqpFormat, options: CodecOptio
 export function encodeHeraldAmqp(msg: Message, options: CodecOptions = {}): AmqpPublish {
   return {
     routingKey: routingKeyFor(msg.topic, options.topicPrefix),
-    content: encodeEnvelope(msg),
+    content: storedEnvelopeBytes(msg) ?? encodeEnvelope(msg),
     properties: { contentType: HERALD_CONTENT_TYPE, deliveryMode: 2, messageId: msg.id, headers: {} },
   };
 }
