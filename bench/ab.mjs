@@ -5,7 +5,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { heraldRep, sinkEnv, withQueue } from "./figures/amqp.mjs";
-import { burst } from "./figures/multi.mjs";
+import { burst, MULTI_WARMUP } from "./figures/multi.mjs";
 import { load as singleLoad } from "./figures/single.mjs";
 import { killAllChildren, procUsage } from "./lib/procs.mjs";
 import { newBrokerHome, startServe } from "./lib/serve.mjs";
@@ -26,8 +26,8 @@ if (!values.a)
 const ctx = { quick: false, reps: 1, n: (full) => full };
 const loads = {
   single: async (broker) => (await singleLoad(ctx, broker, 1))[0],
-  multi: (broker) => burst(ctx, broker),
-  multiWindow: (broker) => burst(ctx, broker, { window: 64, count: 32_000 }),
+  multi: (broker) => burst(ctx, broker, { warmup: MULTI_WARMUP }),
+  multiWindow: (broker) => burst(ctx, broker, { window: 64, count: 32_000, warmup: MULTI_WARMUP }),
   batch: (broker) => burst(ctx, broker, { procs: 1, batch: 100, window: 8, count: 100_000 }),
   // The AMQP figure's live load: submit, then time until RabbitMQ confirmed everything.
   amqp: (broker, topic) => heraldRep(ctx, broker, topic),
