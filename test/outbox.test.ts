@@ -1,4 +1,5 @@
-import { statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Outbox, type OutboxOptions } from "../src/storage/index.js";
@@ -27,6 +28,32 @@ function openTemp(opts: Partial<OutboxOptions> = {}): { box: Outbox; path: strin
 }
 
 describe("outbox basics", () => {
+  it("holds its file exclusively: a second opener gets STORAGE_ERROR 'in use', nothing is moved aside", () => {
+    const { box, path, reopen } = openTemp();
+    box.appendSync([msg(1)]);
+    let thrown: (Error & { code?: string; details?: Record<string, unknown> }) | undefined;
+    try {
+      reopen();
+    } catch (err) {
+      thrown = err as typeof thrown;
+    }
+    expect(thrown?.code).toBe("STORAGE_ERROR");
+    expect(thrown?.message).toMatch(/is in use by another process .*give this broker its own outbox.path/);
+    expect(thrown?.details?.["inUse"]).toBe(true);
+    // Another process (Python's sqlite3) is refused too: the lock is SQLite's file lock, held while open.
+    const py = `import sqlite3,sys\ntry:\n  sqlite3.connect(sys.argv[1], timeout=0).execute("pragma quick_check").fetchall(); print("read")\nexcept sqlite3.OperationalError as e: print(e)`;
+    expect(execFileSync("python3", ["-c", py, path]).toString().trim()).toBe("database is locked");
+    expect(readdirSync(join(path, "..")).filter((f) => f.includes("corrupt"))).toEqual([]);
+    box.appendSync([msg(2)]);
+    expect(box.read(0, 10).map((r) => r.seq)).toEqual([1, 2]);
+    box.close();
+    expect(
+      reopen()
+        .read(0, 10)
+        .map((r) => r.seq),
+    ).toEqual([1, 2]);
+  });
+
   it("creates parent dirs 0700, stores envelopes without seq/stream and reads them back", () => {
     const { box, path } = openTemp();
     expect(statSync(join(path, "..")).mode & 0o777).toBe(0o700);
@@ -111,9 +138,14 @@ describe("outbox basics", () => {
     box.appendSync([msg(9)]);
     expect(box.stats().commits).toBe(commits + 1);
     // The append commit kept to the message rows: the cursor is not on disk yet (a lagging cursor only
-    // means redelivery after a crash, never loss).
-    expect(reopen().stats().sinks["s"]?.cursor).toBe(0);
+    // means redelivery after a crash, never loss). The outbox holds its file exclusively, so look through
+    // its own connection: outside a transaction it sees exactly what is committed.
+    const db = (box as unknown as { db: { prepare(sql: string): { get(): unknown } } }).db;
+    const persisted = (): unknown => db.prepare("SELECT seq FROM cursors WHERE sink = 's'").get();
+    expect(persisted()).toEqual({ seq: 0 });
     box.flushCursors();
+    expect(persisted()).toEqual({ seq: 2 });
+    box.close();
     expect(reopen().stats().sinks["s"]?.cursor).toBe(2);
   });
 
