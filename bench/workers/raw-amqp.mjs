@@ -2,7 +2,7 @@
 // sized JSON) with at most --window unconfirmed, as herald's AMQP sink does, to amq.topic; with the
 // properties the sink sets (a unique message_id, herald's content type, an empty header table), which
 // RabbitMQ and amqplib both pay for per message.
-// usage: raw-amqp.mjs --url URL --routing-key RK --count N [--window 256]
+// usage: raw-amqp.mjs --url URL --routing-key RK --count N [--window 256] [--warmup 500]
 import amqp from "amqplib";
 import { HERALD_CONTENT_TYPE } from "../../dist/wire/fedora-messaging.js";
 import { toWireObject } from "../../dist/wire/herald.js";
@@ -62,7 +62,7 @@ async function run(n) {
   if (failed) throw failed;
 }
 
-await run(Math.min(500, count));
+await run(Math.min(Number(a.warmup ?? 500), count)); // warm-up: connect, JIT
 const t0 = nowMs();
 await run(count);
 const secs = (nowMs() - t0) / 1000;
