@@ -171,7 +171,7 @@ export async function run(ctx) {
           value: median(raw.map((r) => r.rate)),
         },
         target: { kind: "ratio>=", x: 0.8 },
-        note: `herald: batches of 100 (4 in flight) submitted, timed until the sink's cursor reached head (RabbitMQ confirmed all, durable queue bound); sink inFlight ${WINDOW}`,
+        note: `herald: batches of 100 (4 in flight) submitted, timed until the sink's cursor reached head (RabbitMQ confirmed all, durable queue bound); sink inFlight ${WINDOW}; both sides after ${ctx.n(AMQP_WARMUP, 500)} warm-up messages`,
       }),
       figure({
         figure: "amqp.backlog_drain",

@@ -108,7 +108,7 @@ export async function run(ctx) {
       p50_us: medianOf(herald, "p50_us"),
       p99_us: medianOf(herald, "p99_us"),
       profileGroup: "multi",
-      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit)${errors ? `; ${errors} errors` : ""}`,
+      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit), after ${ctx.n(MULTI_WARMUP, 100)} warm-up messages each${errors ? `; ${errors} errors` : ""}`,
     }),
     figure({
       figure: "multi.8proc_window_vs_fedmsg_fire",
@@ -122,7 +122,7 @@ export async function run(ctx) {
       p50_us: medianOf(windowed, "p50_us"),
       p99_us: medianOf(windowed, "p99_us"),
       profileGroup: "multi",
-      note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit)`,
+      note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit), after ${ctx.n(MULTI_WARMUP, 100)} warm-up messages each`,
     }),
   ];
   if (ctx.fedmsgSrc) out.push(...(await vsFedmsgItself(ctx, herald, windowed)));

@@ -61,7 +61,7 @@ export async function run(ctx) {
       target: { kind: "ratio>=", x: 0.8 },
       ...lat,
       profileGroup: "single",
-      note: `raw rt ${Math.round(rtUs)} us + fsync ${Math.round(fsyncUs)} us; herald client one at a time over IPC${errors ? `; ${errors} errors` : ""}`,
+      note: `raw rt ${Math.round(rtUs)} us + fsync ${Math.round(fsyncUs)} us; herald client one at a time over IPC, after ${ctx.n(SINGLE_WARMUP, 50)} warm-up messages${errors ? `; ${errors} errors` : ""}`,
     }),
   ];
   out.push(await vsPika(ctx, rates, lat));
