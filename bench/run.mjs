@@ -27,12 +27,12 @@ export const GROUPS = [
 const PROFILED = new Set(["single", "multi", "batch", "amqp"]);
 const COMMENTS = {
   single:
-    "With one caller the broker's work (decode, validate, a synchronous SQLite commit with fsync, reply, then the PUB sinks) and the client's alternate, so latency is their CPU time plus ZeroMQ's transit; the commit is the largest single item. Moving fsync off the main thread was tried and measured slower (RESULTS.md, 12:49 run).",
+    "With one caller the broker's work (decode, validate, a synchronous SQLite commit with fsync, reply, then the PUB sinks) and the client's alternate, so latency is their CPU time plus ZeroMQ's transit between the two processes and their I/O threads. In a process of its own the commit costs about the fsync probe; the rest is the hand-offs and the JavaScript on both sides (RESULTS.md, 21:56 run). Moving fsync off the main thread was tried twice and measured slower for one caller (12:49 and 21:56 runs).",
   multi:
-    "Eight one-at-a-time callers share group commits; the broker's single event loop (JSON parse, validation, SQLite statements, reply encoding) is the bottleneck on 2 shared cores.",
+    "Eight one-at-a-time callers share group commits, at most 8 messages per commit cycle. In the windowed figure the broker spends ~15 us of CPU per message and the eight client processes, sharing the same 2 cores, are the limit (RESULTS.md, 21:56 run).",
   batch:
     "Per-message work in the broker (validation, canonical JSON, SQLite insert) dominates once round trips are amortised over 100 messages.",
-  amqp: "The AMQP sink shares the broker's event loop with the submit path and both PUB sinks (amqplib frame encoding and per-frame socket writes, the sinks' encodes); once it falls 4,096 messages behind it also reads and decodes rows from disk.",
+  amqp: "The AMQP sink shares the broker's event loop with the submit path and both PUB sinks, and the machine's 2 cores with RabbitMQ; once it falls 4,096 messages behind it also reads rows from disk. GC is the largest single item (young-generation scavenges of the in-flight messages).",
 };
 
 function parseArgs(argv) {
