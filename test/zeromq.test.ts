@@ -9,6 +9,8 @@ import type { Transport } from "../src/transport/types.js";
 import { quietLogger } from "../src/transport/zeromq-common.js";
 import { type SubscriptionEvent, ZmqPublishTransport } from "../src/transport/zeromq-pub.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
+import { encodeStampedFrames } from "../src/wire/herald.js";
+import { encodeLegacyFrames } from "../src/wire/legacy.js";
 import { Collector, flush, linkUp, msg, rootWord } from "./contract/transport-contract.js";
 
 const opened: Transport[] = [];
@@ -60,6 +62,43 @@ async function until(check: () => boolean, what: string, timeoutMs = 20_000): Pr
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe("frames on the wire", () => {
+  it.each(["herald", "legacy"] as const)(
+    "%s: the text frames are byte for byte the encoder's, and the byte counter counts UTF-8",
+    async (format) => {
+      const pub = await publisher({ format });
+      const sub = new zmq.Subscriber({ linger: 0 });
+      sockets.push(sub);
+      sub.connect(pub.lastEndpoint!);
+      sub.subscribe("org.example");
+      const probe = msg("org.example.probe", {});
+      let first: Buffer[] | undefined;
+      const reading = (async () => {
+        for await (const frames of sub) {
+          if (frames[0]!.toString() === "org.example.wire") return frames;
+          first ??= frames;
+        }
+        return undefined;
+      })();
+      await until(() => {
+        void pub.send([probe]);
+        return first !== undefined;
+      }, "the subscription");
+      await pub.send([probe]); // sends are written in order: every earlier probe is counted by now
+      const before = pub.health().counters["bytes"] ?? 0;
+      const m = msg("org.example.wire", { text: "naïve café — 漢字 🚀", n: 1 });
+      await pub.send([m]);
+      const got = (await reading)!;
+      const env = JSON.parse(got[1]!.toString()) as { seq?: number; stream?: string; i?: number };
+      const expected =
+        format === "legacy" ? encodeLegacyFrames(m, env.i!) : encodeStampedFrames(m, env.seq!, env.stream!);
+      expect(got[0]!.equals(expected[0])).toBe(true);
+      expect(got[1]!.equals(expected[1])).toBe(true);
+      expect((pub.health().counters["bytes"] ?? 0) - before).toBe(got[0]!.length + got[1]!.length);
+    },
+  );
+});
 
 describe("high-water mark", () => {
   it("a subscriber that never reads does not block send; a reading subscriber gets everything sent later", async () => {

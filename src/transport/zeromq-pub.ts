@@ -1,8 +1,8 @@
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError, rejected, TransportError } from "../errors.js";
-import { encodeStampedFrames } from "../wire/herald.js";
-import { encodeLegacyFrames } from "../wire/legacy.js";
+import { stampedEnvelopeText } from "../wire/herald.js";
+import { legacyEnvelopeText } from "../wire/legacy.js";
 import type { Message } from "../wire/message.js";
 import {
   bump,
@@ -61,8 +61,19 @@ export interface ZmqPublishOptions {
   logger?: TransportLogger;
 }
 
+/**
+ * `[topic, envelope]` as text. zeromq.js copies a string into the message it queues, while a Buffer over 128
+ * bytes is sent zero-copy and held by a reference that the I/O thread hands back to the JavaScript thread
+ * later: those Buffers outlived young-generation GCs, and their 8 KiB pool slabs piled up in the malloc
+ * arena until a full GC. Filling a 1M backlog, the arena held 135 MB with Buffer frames and 49 MB with
+ * text (RSS 248 against 161 MB), the same bytes on the wire.
+ */
+type TextFrames = [string, string];
+
 interface WriteJob {
-  frames: [Buffer, Buffer][];
+  frames: TextFrames[];
+  /** UTF-8 bytes of each message's two frames (the stats' byte counter). */
+  sizes: number[];
   resolve: () => void;
   reject: (err: HeraldError) => void;
 }
@@ -213,36 +224,39 @@ export class ZmqPublishTransport implements Transport {
         `${this.what()}: ${this.jobs.length} batches already wait for the socket; retry after a short pause`,
         { retryable: true },
       );
-    const frames = this.encode(batch);
+    const { frames, sizes } = this.encode(batch);
     await new Promise<void>((resolve, reject) => {
-      this.jobs.push({ frames, resolve, reject });
+      this.jobs.push({ frames, sizes, resolve, reject });
       void this.pump();
     });
   }
 
   /** Stamp `seq`/`stream` and encode; all or nothing, so a rejected batch does not burn sequence numbers. */
-  private encode(batch: readonly Message[]): [Buffer, Buffer][] {
+  private encode(batch: readonly Message[]): { frames: TextFrames[]; sizes: number[] } {
     const limit = this.opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const start = this.seq;
-    const out: [Buffer, Buffer][] = [];
+    const frames: TextFrames[] = [];
+    const sizes: number[] = [];
     for (const m of batch) {
       const seq = ++this.seq;
-      const frames =
+      const text =
         this.opts.format === "legacy"
-          ? encodeLegacyFrames(m, seq)
-          : encodeStampedFrames(m, seq, this.streamId);
-      if (frames[1].length > limit) {
+          ? legacyEnvelopeText(m, seq)
+          : stampedEnvelopeText(m, seq, this.streamId);
+      const size = Buffer.byteLength(text, "utf8");
+      if (size > limit) {
         this.seq = start;
         bump(this.state, "tooLarge");
         throw rejected(
           "TOO_LARGE",
-          `message ${m.id} is ${frames[1].length} bytes on the wire, ${this.what()} sends at most ${limit} (maxMessageBytes): make the body smaller or raise the limit on both ends`,
-          { id: m.id, size: frames[1].length, limit },
+          `message ${m.id} is ${size} bytes on the wire, ${this.what()} sends at most ${limit} (maxMessageBytes): make the body smaller or raise the limit on both ends`,
+          { id: m.id, size, limit },
         );
       }
-      out.push(frames);
+      frames.push([m.topic, text]);
+      sizes.push(Buffer.byteLength(m.topic, "utf8") + size);
     }
-    return out;
+    return { frames, sizes };
   }
 
   private async pump(): Promise<void> {
@@ -262,13 +276,12 @@ export class ZmqPublishTransport implements Transport {
     const socket = this.socket;
     try {
       if (socket === undefined || this.closed) throw new ClosedError(this.what());
-      let n = 0;
-      for (const frames of job.frames) {
+      for (let n = 0; n < job.frames.length; n++) {
         // A PUB never blocks: this resolves at once, dropping for subscribers at their high-water mark.
-        await socket.send(frames);
+        await socket.send(job.frames[n]!);
         this.state.sent++;
-        bump(this.state, "bytes", frames[0].length + frames[1].length);
-        if (++n % YIELD_EVERY === 0) await new Promise<void>((r) => setImmediate(r));
+        bump(this.state, "bytes", job.sizes[n]!);
+        if ((n + 1) % YIELD_EVERY === 0) await new Promise<void>((r) => setImmediate(r));
       }
       job.resolve();
     } catch (err) {

@@ -92,12 +92,14 @@ export function encodeBaseEnvelope(msg: Message): Buffer {
 
 /** The frames of `msg` stamped with a socket's seq/stream: equal to encodeHeraldFrames({...msg, seq, stream}). */
 export function encodeStampedFrames(msg: Message, seq: number, stream: string): [Buffer, Buffer] {
+  return [Buffer.from(msg.topic, "utf8"), Buffer.from(stampedEnvelopeText(msg, seq, stream), "utf8")];
+}
+
+/** The envelope text of encodeStampedFrames, for senders that take strings (the PUB sockets). */
+export function stampedEnvelopeText(msg: Message, seq: number, stream: string): string {
   const base = newEnvelopes.get(msg) ?? oldEnvelopes.get(msg);
   const spliced = base === undefined ? undefined : spliceStamp(base, msg, seq, stream);
-  return [
-    Buffer.from(msg.topic, "utf8"),
-    spliced === undefined ? encodeEnvelope({ ...msg, seq, stream }) : Buffer.from(spliced, "utf8"),
-  ];
+  return spliced ?? canonicalJson(toWireObject({ ...msg, seq, stream }));
 }
 
 /**

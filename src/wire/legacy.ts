@@ -78,7 +78,12 @@ export function legacyMsgId(msg: Message): string {
 }
 
 export function encodeLegacyFrames(msg: Message, i: number): [Buffer, Buffer] {
-  return [Buffer.from(msg.topic, "utf8"), Buffer.from(pythonJson(toLegacyObject(msg, i)), "utf8")];
+  return [Buffer.from(msg.topic, "utf8"), Buffer.from(legacyEnvelopeText(msg, i), "utf8")];
+}
+
+/** The envelope text of encodeLegacyFrames, for senders that take strings (the PUB sockets). */
+export function legacyEnvelopeText(msg: Message, i: number): string {
+  return pythonJson(toLegacyObject(msg, i));
 }
 
 export interface DecodedLegacy {
