@@ -69,6 +69,21 @@ describe("outbox basics", () => {
     expect(stored?.bytes).toBe(encodeEnvelope(rest).length);
   });
 
+  it("stores the envelope as a BLOB of its UTF-8 bytes and counts bytes, not characters", () => {
+    const { box } = openTemp();
+    const m = msg(1);
+    m.body = { text: "naïve café — 漢字 🚀" };
+    box.appendSync([m]);
+    const db = (box as unknown as { db: { prepare(sql: string): { get(): unknown } } }).db;
+    const row = db.prepare("SELECT typeof(envelope) AS t, length(envelope) AS n, bytes FROM messages").get();
+    const wire = encodeEnvelope(m);
+    expect(row).toEqual({ t: "blob", n: wire.length, bytes: wire.length });
+    expect(wire.length).toBeGreaterThan(JSON.stringify(m.body).length); // multi-byte characters
+    const [stored] = box.read(0, 1);
+    expect(stored?.message).toEqual(m);
+    expect(stored?.bytes).toBe(wire.length);
+  });
+
   it("group commit: appends made in one tick share one transaction", async () => {
     const { box } = openTemp();
     const before = box.stats().commits;
