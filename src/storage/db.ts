@@ -67,8 +67,8 @@ function inUseError(path: string, cause: unknown): BrokerUnavailableError {
 }
 
 function applyPragmas(db: Database.Database, opts: OpenDbOptions): void {
-  // WAL: a commit is one sequential append to the -wal file plus one fsync, and readers (`herald status`,
-  // dispatchers) never block the writer.
+  // WAL: a commit is one sequential append to the -wal file plus one fsync, and the sinks' reads (on this
+  // same connection) never wait for a commit.
   const mode = db.pragma("journal_mode = WAL", { simple: true });
   if (mode !== "wal") throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode)})`);
   // FULL: the WAL is fsynced at every commit, so an acknowledged message survives power loss. NORMAL only
