@@ -5,11 +5,11 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { heraldRep, sinkEnv, withQueue } from "./figures/amqp.mjs";
-import { burst, MULTI_WARMUP } from "./figures/multi.mjs";
+import { burst } from "./figures/multi.mjs";
 import { load as singleLoad } from "./figures/single.mjs";
 import { killAllChildren, procUsage } from "./lib/procs.mjs";
 import { newBrokerHome, startServe } from "./lib/serve.mjs";
-import { AMQP_URL, median, ROOT } from "./lib/util.mjs";
+import { AMQP_URL, median, ROOT, WARMUP } from "./lib/util.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -26,8 +26,8 @@ if (!values.a)
 const ctx = { quick: false, reps: 1, n: (full) => full };
 const loads = {
   single: async (broker) => (await singleLoad(ctx, broker, 1))[0],
-  multi: (broker) => burst(ctx, broker, { warmup: MULTI_WARMUP }),
-  multiWindow: (broker) => burst(ctx, broker, { window: 64, count: 32_000, warmup: MULTI_WARMUP }),
+  multi: (broker) => burst(ctx, broker, { warmup: WARMUP }),
+  multiWindow: (broker) => burst(ctx, broker, { window: 64, count: 32_000, warmup: WARMUP }),
   batch: (broker) => burst(ctx, broker, { procs: 1, batch: 100, window: 8, count: 100_000 }),
   // The AMQP figure's live load: submit, then time until RabbitMQ confirmed everything.
   amqp: (broker, topic) => heraldRep(ctx, broker, topic),

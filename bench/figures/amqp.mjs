@@ -7,17 +7,11 @@ import { figure, notMeasured } from "../lib/figure.mjs";
 import { freePorts, nodeWorker, runJson } from "../lib/procs.mjs";
 import { boundQueue } from "../lib/rabbit.mjs";
 import { newBrokerHome, startServe, waitStatus } from "../lib/serve.mjs";
-import { AMQP_URL, median, nowMs, repeat } from "../lib/util.mjs";
+import { AMQP_URL, median, nowMs, repeat, WARMUP } from "../lib/util.mjs";
 
 const PUB = new URL("../workers/herald-pub.mjs", import.meta.url).pathname;
 const RAW = new URL("../workers/raw-amqp.mjs", import.meta.url).pathname;
 const WINDOW = 256;
-/**
- * Messages each side sends before timing (raw-amqp.mjs and herald-pub.mjs alike): the broker's path from
- * submit to AMQP confirm is far more code for V8 to compile than the raw loop, and 500 left the first
- * repetition of a fresh broker measuring that.
- */
-const AMQP_WARMUP = 2000;
 
 export function sinkEnv(url) {
   return {
@@ -55,7 +49,7 @@ export async function heraldRep(ctx, broker, topic) {
     "--window",
     "4",
     "--warmup",
-    String(ctx.n(AMQP_WARMUP, 500)),
+    String(ctx.n(WARMUP, 500)),
     "--barrier",
   ]);
   try {
@@ -139,7 +133,7 @@ export async function run(ctx) {
         "--window",
         String(WINDOW),
         "--warmup",
-        String(ctx.n(AMQP_WARMUP, 500)),
+        String(ctx.n(WARMUP, 500)),
       ]);
       await purge();
       return r;
@@ -171,7 +165,7 @@ export async function run(ctx) {
           value: median(raw.map((r) => r.rate)),
         },
         target: { kind: "ratio>=", x: 0.8 },
-        note: `herald: batches of 100 (4 in flight) submitted, timed until the sink's cursor reached head (RabbitMQ confirmed all, durable queue bound); sink inFlight ${WINDOW}; both sides after ${ctx.n(AMQP_WARMUP, 500)} warm-up messages`,
+        note: `herald: batches of 100 (4 in flight) submitted, timed until the sink's cursor reached head (RabbitMQ confirmed all, durable queue bound); sink inFlight ${WINDOW}; both sides after ${ctx.n(WARMUP, 500)} warm-up messages`,
       }),
       figure({
         figure: "amqp.backlog_drain",

@@ -5,17 +5,10 @@ import { figure, notMeasured } from "../lib/figure.mjs";
 import { fedmsgPublish } from "../lib/peers.mjs";
 import { nodeWorker, startChild } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
-import { median, medianOf, PY, repeat } from "../lib/util.mjs";
+import { median, medianOf, PY, repeat, WARMUP } from "../lib/util.mjs";
 
 export const PROCS = 8;
 const WINDOW = 64;
-/**
- * Messages each publisher process sends before the measured burst, as in the single figure: V8 compiles
- * the client's hot functions during the first ~1,500 messages, and 8 cold processes compiling at once on
- * 2 cores measured JIT warm-up (windowed: 43-44k msg/s with 50 warm-up messages, 49.6-49.9k with 2,000,
- * alternating on one broker).
- */
-export const MULTI_WARMUP = 2000;
 const FIRE = new URL("../py/fedmsg_fire.py", import.meta.url).pathname;
 
 /** One run of PROCS publisher processes started together; the aggregate acked rate. */
@@ -72,7 +65,7 @@ export async function fedmsgFire(ctx) {
 export async function profile(ctx, name) {
   const broker = await startServe(await newBrokerHome(), { profileName: name });
   try {
-    await burst(ctx, broker, { warmup: ctx.n(MULTI_WARMUP, 100) });
+    await burst(ctx, broker, { warmup: ctx.n(WARMUP, 100) });
   } finally {
     await broker.stop();
   }
@@ -84,7 +77,7 @@ export async function run(ctx) {
   let herald;
   let windowed;
   try {
-    const warmup = ctx.n(MULTI_WARMUP, 100);
+    const warmup = ctx.n(WARMUP, 100);
     herald = await repeat(ctx.reps, () => burst(ctx, broker, { warmup }));
     // The same processes, each with many async callers in flight (what a busy web app's workers do):
     // this is where group commit pays, many messages share one fsync.
@@ -108,7 +101,7 @@ export async function run(ctx) {
       p50_us: medianOf(herald, "p50_us"),
       p99_us: medianOf(herald, "p99_us"),
       profileGroup: "multi",
-      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit), after ${ctx.n(MULTI_WARMUP, 100)} warm-up messages each${errors ? `; ${errors} errors` : ""}`,
+      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each${errors ? `; ${errors} errors` : ""}`,
     }),
     figure({
       figure: "multi.8proc_window_vs_fedmsg_fire",
@@ -122,7 +115,7 @@ export async function run(ctx) {
       p50_us: medianOf(windowed, "p50_us"),
       p99_us: medianOf(windowed, "p99_us"),
       profileGroup: "multi",
-      note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit), after ${ctx.n(MULTI_WARMUP, 100)} warm-up messages each`,
+      note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each`,
     }),
   ];
   if (ctx.fedmsgSrc) out.push(...(await vsFedmsgItself(ctx, herald, windowed)));

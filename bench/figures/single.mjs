@@ -6,22 +6,15 @@ import { figure, notMeasured } from "../lib/figure.mjs";
 import { fedoraMessagingPublish } from "../lib/peers.mjs";
 import { runJson } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
-import { AMQP_URL, median, medianOf, PY, repeat } from "../lib/util.mjs";
+import { AMQP_URL, median, medianOf, PY, repeat, WARMUP } from "../lib/util.mjs";
 import { refs } from "./raw.mjs";
 
 const PUB = new URL("../workers/herald-pub.mjs", import.meta.url).pathname;
 const PIKA = new URL("../py/pika_confirm.py", import.meta.url).pathname;
 
-/**
- * Steady state, as a long-running publisher sees it: V8 keeps compiling the client's and the broker's hot
- * functions for the first ~1,500 messages (`--trace-opt`: each concurrent compile on these 2 cores showed
- * up as a 2-9 ms publish), so 2,000 warm-up messages go before the measured ones.
- */
-export const SINGLE_WARMUP = 2000;
-
 export function load(ctx, broker, reps = ctx.reps) {
   const count = String(ctx.n(3000, 300));
-  const warmup = String(ctx.n(SINGLE_WARMUP, 50));
+  const warmup = String(ctx.n(WARMUP, 50));
   return repeat(reps, () =>
     runJson(process.execPath, [PUB, "--connect", broker.submit, "--count", count, "--warmup", warmup]),
   );
@@ -61,7 +54,7 @@ export async function run(ctx) {
       target: { kind: "ratio>=", x: 0.8 },
       ...lat,
       profileGroup: "single",
-      note: `raw rt ${Math.round(rtUs)} us + fsync ${Math.round(fsyncUs)} us; herald client one at a time over IPC, after ${ctx.n(SINGLE_WARMUP, 50)} warm-up messages${errors ? `; ${errors} errors` : ""}`,
+      note: `raw rt ${Math.round(rtUs)} us + fsync ${Math.round(fsyncUs)} us; herald client one at a time over IPC, after ${ctx.n(WARMUP, 50)} warm-up messages${errors ? `; ${errors} errors` : ""}`,
     }),
   ];
   out.push(await vsPika(ctx, rates, lat));

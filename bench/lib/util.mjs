@@ -6,6 +6,15 @@ export const DIST = resolve(ROOT, "dist");
 export const CLI = resolve(DIST, "cli", "main.js");
 export const OUT = resolve(ROOT, "bench", "out");
 /** Debian's python3 (python3-zmq, python3-pika); the one on PATH is pyenv's and has neither. */
+/**
+ * Messages each publishing process sends before its measured ones (full runs): steady state, as a
+ * long-running publisher sees it. V8 keeps compiling the client's and the broker's hot functions for the
+ * first ~1,500 messages (`--trace-opt`: each concurrent compile on 2 cores showed up as a 2-9 ms publish),
+ * and 8 cold processes compiling at once measured JIT warm-up (windowed: 43-44k msg/s with 50, 49.6-49.9k
+ * with 2,000). The AMQP figure gives its raw reference the same count.
+ */
+export const WARMUP = 2000;
+
 export const PY = "/usr/bin/python3";
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672/%2F";
 
