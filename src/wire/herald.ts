@@ -90,6 +90,11 @@ export function encodeBaseEnvelope(msg: Message): Buffer {
   return Buffer.from(text, "utf8");
 }
 
+/** The stored-form text encodeBaseEnvelope remembered for `msg`, if it is still kept. */
+function rememberedText(msg: Message): string | undefined {
+  return newEnvelopes.get(msg) ?? oldEnvelopes.get(msg);
+}
+
 /** The frames of `msg` stamped with a socket's seq/stream: equal to encodeHeraldFrames({...msg, seq, stream}). */
 export function encodeStampedFrames(msg: Message, seq: number, stream: string): [Buffer, Buffer] {
   return [Buffer.from(msg.topic, "utf8"), Buffer.from(stampedEnvelopeText(msg, seq, stream), "utf8")];
@@ -97,7 +102,7 @@ export function encodeStampedFrames(msg: Message, seq: number, stream: string): 
 
 /** The envelope text of encodeStampedFrames, for senders that take strings (the PUB sockets). */
 export function stampedEnvelopeText(msg: Message, seq: number, stream: string): string {
-  const base = newEnvelopes.get(msg) ?? oldEnvelopes.get(msg);
+  const base = rememberedText(msg);
   const spliced = base === undefined ? undefined : spliceStamp(base, msg, seq, stream);
   return spliced ?? canonicalJson(toWireObject({ ...msg, seq, stream }));
 }
@@ -157,7 +162,7 @@ export function storedEnvelopeBytes(msg: Message): Buffer | undefined {
   if (msg.seq !== undefined || msg.stream !== undefined) return undefined;
   const own = (msg as { [STORED_BYTES]?: Buffer })[STORED_BYTES];
   if (own !== undefined) return own;
-  const text = newEnvelopes.get(msg) ?? oldEnvelopes.get(msg);
+  const text = rememberedText(msg);
   // The same guard as spliceStamp's: a message changed after it was stored is encoded afresh.
   if (text === undefined || !text.endsWith(envelopeTail(msg))) return undefined;
   return Buffer.from(text, "utf8");
