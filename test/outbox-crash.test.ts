@@ -45,11 +45,14 @@ describe("outbox crash safety (child process)", () => {
     expect(acks.length).toBeGreaterThanOrEqual(400);
     const box = Outbox.open({ path, failpoint: "" });
     cleanups.unshift(() => box.close());
+    // The killed run left no clean-close record: this open checked every page and recounted the rows.
+    expect(box.openedAfterCleanClose).toBe(false);
     const rows = contents(box);
     const lost = acks.filter((a) => rows.get(a.seq) !== a.id);
     expect(lost).toEqual([]);
     const stats = box.stats();
     expect(stats.totalRows).toBeGreaterThanOrEqual(acks.length);
+    expect(stats.totalRows).toBe(rows.size);
     const cursor = stats.sinks["s"]?.cursor ?? -1;
     expect(cursor).toBeGreaterThanOrEqual(0);
     expect(cursor).toBeLessThanOrEqual(stats.headSeq);

@@ -1,9 +1,9 @@
-import { closeSync, existsSync, openSync, readdirSync, statSync, writeSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HeraldError } from "../src/errors.js";
 import { FailpointError, Failpoints, Outbox, type OutboxOptions } from "../src/storage/index.js";
-import { errCode, msg, msgs, okSeq, tempDir } from "./fixtures/outbox-helpers.js";
+import { damage, errCode, forgetCleanClose, msg, msgs, okSeq, tempDir } from "./fixtures/outbox-helpers.js";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -133,16 +133,11 @@ describe("group commit order", () => {
 });
 
 describe("damaged outbox files", () => {
-  function damage(path: string, offset: number, length: number): void {
-    const fd = openSync(path, "r+");
-    writeSync(fd, Buffer.alloc(length, 0xa5), 0, length, offset);
-    closeSync(fd);
-  }
-
-  function fill(open: () => Outbox): void {
+  function fill(open: () => Outbox, path: string): void {
     const box = open();
     for (let i = 0; i < 10; i++) box.appendSync(msgs(50, i * 50, 300));
     box.close(); // checkpoints the WAL into the main file
+    forgetCleanClose(path); // as a crash would leave it: the next open checks every page
   }
 
   it.each([
@@ -150,7 +145,7 @@ describe("damaged outbox files", () => {
     ["a b-tree page in the middle", (size: number) => Math.floor(size / 4096 / 2) * 4096, 4096],
   ])("%s: quarantines the file and throws STORAGE_ERROR; never starts empty over it", (_what, at, len) => {
     const { dir, path, open } = setup();
-    fill(open);
+    fill(open, path);
     damage(path, at(statSync(path).size), len);
     let thrown: HeraldError | undefined;
     try {

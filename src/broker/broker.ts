@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { type HeraldError, rejected } from "../errors.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
@@ -134,7 +134,8 @@ export class Broker {
     this.outbox = Outbox.open(this.opts.outbox);
     this.outbox.onFail((err) => this.fatal(err));
     this.forgetRemovedSinks();
-    const crashed = !this.consumeCleanMarker();
+    // A brand-new outbox has nothing to resend either way.
+    const crashed = !this.outbox.openedAfterCleanClose && this.outbox.stats().headSeq > 0;
     if (crashed)
       this.log.warn("previous run did not stop cleanly: ZeroMQ sinks resend their recent messages");
     this.opts.security?.requireZap();
@@ -292,7 +293,6 @@ export class Broker {
     await Promise.all(this.dispatchers.map((d) => d.stop()));
     this.outbox?.close();
     await this.opts.security?.stop();
-    if (this.outbox && !this.outbox.failed) writeFileSync(this.cleanMarker(), new Date().toISOString());
     this.log.info("broker stopped", { name: this.opts.name });
   }
 
@@ -307,19 +307,6 @@ export class Broker {
       this.outbox!.unregisterSink(name);
       this.log.warn("sink no longer configured: its cursor is dropped", { sink: name });
     }
-  }
-
-  private cleanMarker(): string {
-    return `${this.opts.outbox.path}.clean-stop`;
-  }
-
-  /** True when the last run stopped cleanly (marker present); removes the marker for this run. */
-  private consumeCleanMarker(): boolean {
-    const marker = this.cleanMarker();
-    const clean = existsSync(marker);
-    rmSync(marker, { force: true });
-    // A brand-new outbox has nothing to resend either way.
-    return clean || this.outbox!.stats().headSeq === 0;
   }
 
   private fatal(err: HeraldError): void {

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { BrokerUnavailableError } from "../errors.js";
+import { type CleanClose, clearCleanClose, readCleanClose } from "./clean-close.js";
 
 /** Bumped when the table layout changes; an older herald refuses a newer file instead of misreading it. */
 export const SCHEMA_VERSION = 1;
@@ -13,10 +14,11 @@ export interface OpenDbOptions {
 }
 
 /**
- * Open (or create) the outbox database: check it, quarantine it if it is damaged, set the pragmas and make
- * sure the tables exist. Throws STORAGE_ERROR; never starts empty over a damaged file.
+ * Open (or create) the outbox database: check it (unless the last run closed it cleanly), quarantine it if
+ * it is damaged, set the pragmas and make sure the tables exist. Throws STORAGE_ERROR; never starts empty
+ * over a damaged file. `clean` is the last run's clean-close record, consumed by this open.
  */
-export function openDatabase(opts: OpenDbOptions): Database.Database {
+export function openDatabase(opts: OpenDbOptions): { db: Database.Database; clean: CleanClose | undefined } {
   mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
   const existed = existsSync(opts.path);
   let db: Database.Database;
@@ -38,17 +40,20 @@ export function openDatabase(opts: OpenDbOptions): Database.Database {
     db.close();
     throw storageError(`cannot open the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
   }
-  if (existed) checkIntegrity(db, opts.path);
+  // After a clean close the file is vouched for (clean-close.ts); otherwise check every page.
+  const clean = existed ? readCleanClose(db) : undefined;
+  if (existed && clean === undefined) checkIntegrity(db, opts.path);
   try {
     applyPragmas(db, opts);
     createSchema(db, opts.path);
+    if (clean !== undefined) clearCleanClose(db);
   } catch (err) {
     db.close();
     if (err instanceof BrokerUnavailableError) throw err;
     if (isBusy(err)) throw inUseError(opts.path, err);
     throw storageError(`cannot prepare the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
   }
-  return db;
+  return { db, clean };
 }
 
 /** SQLITE_BUSY (and its extended codes): another connection holds the file's lock. */

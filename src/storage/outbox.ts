@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { ClosedError, type HeraldError } from "../errors.js";
 import type { Message } from "../wire/message.js";
+import { type CleanClose, writeCleanClose } from "./clean-close.js";
 import { type Prepared, prepare, readRows } from "./codec.js";
 import { SinkCursors } from "./cursors.js";
 import { openDatabase, storageError } from "./db.js";
@@ -47,17 +48,22 @@ export class Outbox {
   private fresh: StoredMessage[] = [];
   private readonly recent = new RecentMessages();
   private closed = false;
+  private readFailed = false;
   /**
    * Runs a function in a transaction. Made once: better-sqlite3 builds four wrapper functions and their
    * properties for every db.transaction() call, which cost more than the insert on the publish path.
    */
   private readonly tx: <T>(fn: () => T) => T;
+  /** The last run closed the file cleanly: this open skipped the integrity check and the row scans. */
+  readonly openedAfterCleanClose: boolean;
 
   private constructor(
     private readonly db: Database.Database,
     private readonly path: string,
     opts: OutboxOptions,
+    clean: CleanClose | undefined,
   ) {
+    this.openedAfterCleanClose = clean !== undefined;
     this.sql = prepareStatements(db);
     this.tx = db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.fails = new FailStop(path);
@@ -72,7 +78,7 @@ export class Outbox {
       (during, fn) => this.write(during, fn),
       () => !this.closed && this.fails.error === undefined,
     );
-    this.loadState();
+    this.loadState(clean);
     this.pruneTimer = setInterval(() => this.backgroundPrune(), opts.pruneIntervalMs ?? 30_000);
     this.pruneTimer.unref();
     this.fails.onFail(() => clearInterval(this.pruneTimer));
@@ -80,25 +86,34 @@ export class Outbox {
 
   /** Open or create the outbox. Throws STORAGE_ERROR (after quarantining the file) if it is damaged. */
   static open(opts: OutboxOptions): Outbox {
-    const db = openDatabase({
+    const { db, clean } = openDatabase({
       path: opts.path,
       synchronous: opts.synchronous ?? "full",
       maxPageCount: opts.maxPageCount,
     });
     try {
-      return new Outbox(db, opts.path, opts);
+      return new Outbox(db, opts.path, opts, clean);
     } catch (err) {
       db.close();
       throw storageError(`cannot load the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
     }
   }
 
-  /** Counters come from indexed aggregates; nothing is loaded row by row. */
-  private loadState(): void {
+  /**
+   * Counters come from the clean-close record or from indexed aggregates (a scan of the rows); nothing is
+   * loaded row by row.
+   */
+  private loadState(clean: CleanClose | undefined): void {
     const last = this.sql.lastRow.get();
     // head_seq in meta survives pruning every row, so seqs are never reused.
     this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
     this.lastAcceptedAt = last?.accepted_at ?? 0;
+    if (clean !== undefined) {
+      // The floor may have moved since (a sink dropped on start): syncPending() counts the difference.
+      ({ totalRows: this.totalRows, countedFloor: this.countedFloor } = clean);
+      ({ pendingCount: this.pendingCount, pendingBytes: this.pendingBytes } = clean);
+      return;
+    }
     this.totalRows = this.sql.countRows.get()?.n ?? 0;
     this.countedFloor = this.cursors.floor();
     const agg = this.sql.aggAfter.get(this.countedFloor);
@@ -258,7 +273,12 @@ export class Outbox {
     this.assertOpen();
     const cached = this.recent.read(afterSeq, limit, maxBytes);
     if (cached !== undefined) return cached;
-    return readRows(this.sql.page.iterate(afterSeq, limit), maxBytes, this.path);
+    try {
+      return readRows(this.sql.page.iterate(afterSeq, limit), maxBytes, this.path);
+    } catch (err) {
+      this.readFailed = true; // damage found at run time: the next open must check the whole file
+      throw err;
+    }
   }
 
   /** Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append. */
@@ -340,11 +360,12 @@ export class Outbox {
     return stats;
   }
 
-  /** Commit queued appends, flush cursors, close the database. Idempotent. */
+  /** Commit queued appends, flush cursors, record a clean close, close the database. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.drainQueue();
     this.flushCursors();
+    this.recordCleanClose();
     this.closed = true;
     clearInterval(this.pruneTimer);
     this.cursors.stop();
@@ -353,6 +374,17 @@ export class Outbox {
       this.db.close();
     } catch {
       // After an I/O error SQLite may fail to close cleanly; the WAL recovers on the next open.
+    }
+  }
+
+  /** Vouch for the file to the next open (clean-close.ts); after a failure, or if this write fails, it checks. */
+  private recordCleanClose(): void {
+    if (this.fails.error !== undefined || this.readFailed) return;
+    const { head, totalRows, countedFloor, pendingCount, pendingBytes } = this;
+    try {
+      this.tx(() => writeCleanClose(this.db, { head, totalRows, countedFloor, pendingCount, pendingBytes }));
+    } catch {
+      // Nothing lost: the next open runs the full check and recounts.
     }
   }
 
