@@ -52,10 +52,14 @@ function headOf(db: Database.Database): number {
   return Math.max(Number(meta?.value ?? 0), last?.s ?? 0);
 }
 
-/** Record a clean close (call last, with nothing left to write). */
+/** Record a clean close (call last, with nothing left to write; one statement, its own transaction). */
 export function writeCleanClose(db: Database.Database, state: CleanClose): void {
   const value = JSON.stringify(Object.fromEntries(FIELDS.map((f) => [f, state[f]])));
-  db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(KEY, value);
+  try {
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(KEY, value);
+  } catch {
+    // Nothing lost: without the record the next open runs the full check and recounts.
+  }
 }
 
 /** Forget the record as this run starts writing: from here on only a clean close may vouch for the file. */

@@ -377,15 +377,11 @@ export class Outbox {
     }
   }
 
-  /** Vouch for the file to the next open (clean-close.ts); after a failure, or if this write fails, it checks. */
+  /** Vouch for the file to the next open (clean-close.ts), unless this run failed or found damage. */
   private recordCleanClose(): void {
     if (this.fails.error !== undefined || this.readFailed) return;
     const { head, totalRows, countedFloor, pendingCount, pendingBytes } = this;
-    try {
-      this.tx(() => writeCleanClose(this.db, { head, totalRows, countedFloor, pendingCount, pendingBytes }));
-    } catch {
-      // Nothing lost: the next open runs the full check and recounts.
-    }
+    writeCleanClose(this.db, { head, totalRows, countedFloor, pendingCount, pendingBytes });
   }
 
   /** Move the pending counters to the current floor with one range aggregate over the rows in between. */
