@@ -2,9 +2,8 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import type { HeraldError } from "../src/errors.js";
 import { Outbox } from "../src/storage/index.js";
-import { damage, forgetCleanClose, msgs, tempDir } from "./fixtures/outbox-helpers.js";
+import { damage, forgetCleanClose, msgs, tempDir, thrownBy } from "./fixtures/outbox-helpers.js";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -105,12 +104,7 @@ describe("clean close", () => {
       }
     }).toThrow(/malformed|damaged|corrupt/i);
     box.close();
-    let thrown: HeraldError | undefined;
-    try {
-      open();
-    } catch (err) {
-      thrown = err as HeraldError;
-    }
+    const thrown = thrownBy(open);
     expect(thrown?.code).toBe("STORAGE_ERROR");
     expect(thrown?.message).toMatch(/is damaged .* moved aside to .*\.corrupt-/);
   });

@@ -3,7 +3,16 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HeraldError } from "../src/errors.js";
 import { FailpointError, Failpoints, Outbox, type OutboxOptions } from "../src/storage/index.js";
-import { damage, errCode, forgetCleanClose, msg, msgs, okSeq, tempDir } from "./fixtures/outbox-helpers.js";
+import {
+  damage,
+  errCode,
+  forgetCleanClose,
+  msg,
+  msgs,
+  okSeq,
+  tempDir,
+  thrownBy,
+} from "./fixtures/outbox-helpers.js";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -147,12 +156,7 @@ describe("damaged outbox files", () => {
     const { dir, path, open } = setup();
     fill(open, path);
     damage(path, at(statSync(path).size), len);
-    let thrown: HeraldError | undefined;
-    try {
-      open();
-    } catch (err) {
-      thrown = err as HeraldError;
-    }
+    const thrown = thrownBy(open);
     expect(thrown?.code).toBe("STORAGE_ERROR");
     expect(thrown?.message).toMatch(/is damaged .* moved aside to .*\.corrupt-/);
     const moved = thrown?.details["quarantined"];
