@@ -1,30 +1,15 @@
 import { statSync } from "node:fs";
-import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { Outbox } from "../src/storage/index.js";
-import { damage, forgetCleanClose, msgs, tempDir, thrownBy } from "./fixtures/outbox-helpers.js";
+import type { Outbox } from "../src/storage/index.js";
+import { damage, forgetCleanClose, msgs, outboxFile, thrownBy } from "./fixtures/outbox-helpers.js";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
 
-function setup(): { path: string; open: () => Outbox } {
-  const { dir, cleanup } = tempDir();
-  const path = join(dir, "outbox.db");
-  const opened: Outbox[] = [];
-  cleanups.push(() => {
-    for (const b of opened) b.close();
-    cleanup();
-  });
-  const open = (): Outbox => {
-    const b = Outbox.open({ path, failpoint: "" });
-    opened.push(b);
-    return b;
-  };
-  return { path, open };
-}
+const setup = () => outboxFile((fn) => cleanups.push(fn));
 
 /** The counters a clean close vouches for. */
 function counters(box: Outbox): Record<string, unknown> {

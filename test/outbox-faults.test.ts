@@ -1,8 +1,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HeraldError } from "../src/errors.js";
-import { FailpointError, Failpoints, Outbox, type OutboxOptions } from "../src/storage/index.js";
+import { FailpointError, Failpoints, type Outbox } from "../src/storage/index.js";
 import {
   damage,
   errCode,
@@ -10,7 +9,7 @@ import {
   msg,
   msgs,
   okSeq,
-  tempDir,
+  outboxFile,
   thrownBy,
 } from "./fixtures/outbox-helpers.js";
 
@@ -19,21 +18,7 @@ afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
 
-function setup(): { dir: string; path: string; open: (o?: Partial<OutboxOptions>) => Outbox } {
-  const { dir, cleanup } = tempDir();
-  const path = join(dir, "outbox.db");
-  const opened: Outbox[] = [];
-  cleanups.push(() => {
-    for (const b of opened) b.close();
-    cleanup();
-  });
-  const open = (o: Partial<OutboxOptions> = {}): Outbox => {
-    const b = Outbox.open({ path, failpoint: "", ...o });
-    opened.push(b);
-    return b;
-  };
-  return { dir, path, open };
-}
+const setup = () => outboxFile((fn) => cleanups.push(fn));
 
 describe("disk full (SQLITE_FULL via max_page_count)", () => {
   it("rolls back the whole batch with STORAGE_FULL, stays up, and accepts again once space is freed", () => {
