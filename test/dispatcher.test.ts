@@ -104,3 +104,41 @@ describe("Dispatcher with pages in flight", () => {
     expect(await waitFor(() => t.calls.length === 2, 5000)).toBe(true);
   });
 });
+
+/** A transport that takes every page at once, as a PUB socket does (its send settles within the same turn). */
+class InstantTransport extends ManualTransport {
+  taken = 0;
+  override send(batch: readonly Message[]): Promise<void> {
+    this.taken += batch.length;
+    return Promise.resolve();
+  }
+}
+
+describe("Dispatcher catching up a backlog", () => {
+  it("lets the event loop run between full pages instead of sending the whole backlog in one turn", async () => {
+    const { dir, cleanup } = tempDir();
+    const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });
+    const t = new InstantTransport();
+    const d = new Dispatcher(t, box, createLogger({ level: "error" }), { batchSize: 10, startDelayMs: 20 });
+    cleanups.push(
+      cleanup,
+      () => box.close(),
+      () => d.stop(),
+    );
+    d.start(); // a new sink starts at the head: the backlog is what arrives during its start delay
+    await box.append(msgs(200));
+    // The start delay's timer starts the catch-up; an immediate queued from the first page's send runs
+    // once the dispatcher yields. Before this change it ran only after all 200 were sent.
+    const seen = await new Promise<number>((resolve) => {
+      const poll = setInterval(() => {
+        if (t.taken === 0) return;
+        clearInterval(poll);
+        setImmediate(() => resolve(t.taken));
+      }, 0);
+    });
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBeLessThan(200);
+    expect(await waitFor(() => d.status(200).cursor === 200, 5000)).toBe(true);
+    expect(d.status(200).delivered).toBe(200);
+  });
+});
