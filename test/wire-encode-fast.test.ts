@@ -80,11 +80,23 @@ describe("stamped herald frames (seq/stream spliced into the stored envelope)", 
         const warm = encodeStampedFrames(m, seq, stream);
         expect(warm[0].equals(fresh[0])).toBe(true);
         expect(warm[1].toString()).toBe(fresh[1].toString());
-        // Read back from disk: encoded afresh, the same bytes.
+        // Read back from disk: spliced into the row's own bytes, the same bytes.
         const back = decodeRow({ seq: 1, envelope: base }, "test.db");
         expect(encodeStampedFrames(back, seq, stream)[1].equals(fresh[1])).toBe(true);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it("for a message read back from disk are spliced into the row's own bytes, not encoded again", () => {
+    const m = createMessage({ topic: "org.example.disk", body: { a: 1 } });
+    // Bytes no encoder writes (1.0 for 1) prove that the row's text is what goes out.
+    const row = Buffer.from(encodeBaseEnvelope(m).toString().replace('{"a":1}', '{"a":1.0}'));
+    const back = decodeStoredEnvelope(row);
+    const text = encodeStampedFrames(back, 4, "b/herald/x")[1].toString();
+    expect(text).toContain('"body":{"a":1.0}');
+    expect(JSON.parse(text)).toEqual(
+      JSON.parse(encodeHeraldFrames({ ...m, seq: 4, stream: "b/herald/x" })[1].toString()),
     );
   });
 
