@@ -45,7 +45,7 @@ async function backlog(ctx) {
     const held = await sampleUsage(broker.pid, () => sleep(3000));
     const restarts = await repeat(ctx.reps, async () => {
       await broker.stop();
-      broker = await startServe(home);
+      broker = await startServe(home, { steady: false });
       await sleep(2000);
       return { readyMs: broker.readyMs, rss: procUsage(broker.pid).rss };
     });

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeraldClient } from "../../dist/client/publisher.js";
+import { STATIC_DEFAULTS } from "../../dist/config/defaults.js";
 import { freePorts, startChild } from "./procs.mjs";
 import { CLI, nowMs, OUT, sleep } from "./util.mjs";
 
@@ -38,8 +39,14 @@ export async function newBrokerHome(extraEnv = {}) {
  * Start `node dist/cli/main.js serve` for `home` and wait until it answers a ping.
  * `profileName`: run under `--cpu-prof` writing `bench/out/<profileName>.cpuprofile` at exit.
  * `cli`: another build's `dist/cli/main.js` (bench/ab.mjs compares two builds).
+ * `steady` (default true): also wait out `broker.publishDelay`, so that a load measures the broker as it
+ * runs, not its PUB sockets holding everything for 1.5 s after the start and then catching up. Figures
+ * that time the start itself (ready time, draining a backlog) pass false.
  */
-export async function startServe(home, { profileName, readyTimeoutMs = 120_000, cli = CLI } = {}) {
+export async function startServe(
+  home,
+  { profileName, readyTimeoutMs = 120_000, cli = CLI, steady = true } = {},
+) {
   // The node flags of the executable's shebang (`#!/usr/bin/env -S node --max-semi-space-size=2`): measure
   // the broker as the installed `herald` runs it.
   const nodeArgs = shebangFlags(cli);
@@ -72,6 +79,7 @@ export async function startServe(home, { profileName, readyTimeoutMs = 120_000, 
     throw new Error(`herald serve did not come up: ${proc.stderr().slice(-3000)}`);
   }
   const readyMs = nowMs() - t0;
+  if (steady) await sleep(Math.max(0, STATIC_DEFAULTS.broker.publishDelay + 100 - readyMs));
   return {
     home,
     proc,
