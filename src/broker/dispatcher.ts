@@ -1,4 +1,3 @@
-import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Outbox } from "../storage/outbox.js";
 import type { Transport, TransportHealth } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
@@ -79,16 +78,10 @@ export class Dispatcher {
     const signal = this.abort.signal;
     if (this.opts.startDelayMs) await sleep(this.opts.startDelayMs, signal);
     const maxFlights = Math.max(1, this.opts.pagesInFlight ?? 1);
-    const pageSize = this.opts.batchSize ?? 500;
     let flights: Flight[] = [];
     let readCursor = this.cursor;
     let attempt = 0;
-    let backlog = false;
     while (!signal.aborted) {
-      // A full page means more is waiting. A PUB socket's send settles within the same turn of the event
-      // loop, so without this a backlog (the publish delay's catch-up, a crash rewind) would be read,
-      // encoded and sent in one turn: 32,000 messages held submissions and AMQP confirms for 400 ms.
-      if (backlog) await nextTurn();
       while (flights.length < maxFlights) {
         const flight = this.sendPage(readCursor);
         if (flight === undefined) break;
@@ -113,7 +106,6 @@ export class Dispatcher {
       }
       attempt = 0;
       flights.shift();
-      backlog = oldest.count >= pageSize;
       this.delivered += oldest.count;
       this.cursor = oldest.last;
       this.outbox.ack(this.transport.name, this.cursor);
