@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalJson, inCanonicalOrder, referenceCanonicalJson } from "../src/wire/json.js";
+import {
+  canonicalJson,
+  inCanonicalOrder,
+  pythonJson,
+  referenceCanonicalJson,
+  referencePythonJson,
+} from "../src/wire/json.js";
 import { FALLBACK, ready } from "../src/wire/json-ready.js";
 
 // The fast path (JSON.stringify of a checked, key-ordered value) must write exactly what the generic
@@ -92,5 +98,40 @@ describe("canonicalJson's fast path", () => {
     expect(body).toEqual({ t: 1, k: 2, text: { z: 1, a: 2 } }); // the input is not changed
     const odd = { b: Number.NaN, a: 1 };
     expect(inCanonicalOrder(odd)).toBe(odd);
+  });
+});
+
+describe("pythonJson's fast path", () => {
+  const expectSamePython = (v: unknown): void =>
+    expect(outcome(() => pythonJson(v))).toEqual(outcome(() => referencePythonJson(v)));
+
+  it("equals the generic Python encoder for arbitrary JSON, any string units and doubles (property)", () => {
+    const value = fc.jsonValue({ maxDepth: 5, stringUnit: "binary" });
+    const ascii = fc.jsonValue({ maxDepth: 5, stringUnit: "binary-ascii" });
+    const keyed = fc.dictionary(fc.string({ unit: "binary-ascii" }), ascii, { maxKeys: 8 });
+    fc.assert(
+      fc.property(fc.oneof(value, ascii, keyed), fc.double(), (v, d) => {
+        expectSamePython(v);
+        expectSamePython({ v, d });
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it("equals the generic Python encoder where JSON.stringify and Python differ", () => {
+    const odd: unknown[] = [
+      { b: 1, a: 2 },
+      { s: "\u007f" }, // DEL: Python escapes it, JSON.stringify does not
+      { s: "caf\u00e9" },
+      { "\u00e9": 1 }, // a non-ASCII key
+      { s: '\u0000\u001f\b\f\n\r\t"\\/ ~' }, // escaped alike by both
+      { n: -0 },
+      { n: 1.0, m: 1e21, k: 1e-5, j: 1e16, i: 0.0001, h: 123.456, g: 2 ** 53 + 2, f: 5e-324 },
+      { "\ud83d\ude00": 1, "\uffff": 2 },
+      JSON.parse('{"__proto__": {"x": 1}, "a": 1}'),
+      { arr: [1, undefined, 2] },
+      { n: Number.NaN },
+    ];
+    for (const v of odd) expectSamePython(v);
   });
 });

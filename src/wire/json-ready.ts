@@ -1,7 +1,8 @@
 /**
  * The fast path of canonicalJson (RFC 8785): native JSON.stringify writes exactly the canonical text of a
  * value whose objects already have their keys in JCS order, since JCS writes strings and numbers as
- * ECMAScript does. `ready` checks that in one walk without building any string, and copies only
+ * ECMAScript does. pythonJson takes it too for values whose numbers Python writes as JavaScript does
+ * (ReadyRules.plainNumber) and whose text turns out to be ASCII. `ready` checks that in one walk without building any string, and copies only
  * the objects whose keys are out of order. Native JSON.stringify is several times faster than the
  * generic encoder in json.ts and leaves far less garbage, and every published message is encoded once per
  * wire format, so on a busy broker this is among the largest costs (bench/RESULTS.md).
@@ -12,6 +13,8 @@ export interface ReadyRules {
   /** Whether `a` sorts strictly before `b`. */
   before(a: string, b: string): boolean;
   sort(keys: string[]): string[];
+  /** Whether JSON.stringify writes this finite number as the dialect does; any when absent. */
+  plainNumber?(n: number): boolean;
 }
 
 /** ready() could not guarantee the fast path's output: use the generic encoder (which also throws its errors). */
@@ -34,7 +37,7 @@ export function ready(v: unknown, rules: ReadyRules, depth = 0): unknown {
     case "boolean":
       return v;
     case "number":
-      return Number.isFinite(v) ? v : FALLBACK;
+      return Number.isFinite(v) && (rules.plainNumber === undefined || rules.plainNumber(v)) ? v : FALLBACK;
     case "object":
       if (v === null) return v;
       if (depth >= MAX_DEPTH) return FALLBACK;
