@@ -120,6 +120,21 @@ describe("broker: submit, store, fan out", () => {
     ]);
   });
 
+  it("measures a body that re-encodes larger than it was sent (1e20 is 21 digits) against maxBodyBytes", async () => {
+    tb = await startTestBroker({ maxBodyBytes: 200 });
+    const n = Array.from({ length: 10 }, () => "1e20").join(",");
+    const payload = `{"messages":[{"id":"g1","topic":"ok.topic","body":{"n":[${n}]}},{"id":"g2","topic":"ok.topic","body":{"n":[1e2]}}]}`;
+    expect(payload.length).toBeLessThan(200); // sent: under the limit; stored and published: 227 bytes
+    const r = (await raw(tb.submit, [
+      Buffer.from(SUBMIT_PROTOCOL),
+      Buffer.from("rg"),
+      Buffer.from(payload),
+    ])) as {
+      results: Array<{ ok: boolean; error?: { code: string } }>;
+    };
+    expect(r.results.map((x) => (x.ok ? "ok" : x.error!.code))).toEqual(["TOO_LARGE", "ok"]);
+  });
+
   it("keeps memory flat under a stream of garbage", async () => {
     tb = await startTestBroker();
     const d = new Dealer({ linger: 0 });

@@ -13,7 +13,7 @@ import {
   storedEnvelopeBytes,
 } from "../src/wire/herald.js";
 import { canonicalJson } from "../src/wire/json.js";
-import { createMessage, isoNow, type Message } from "../src/wire/message.js";
+import { createMessage, isoNow, JSON_REWRITE_GROWTH, type Message } from "../src/wire/message.js";
 
 /** The definition of JCS for JSON data: keys sorted by UTF-16 code units at every level, then JSON.stringify. */
 function sortDeep(v: unknown): unknown {
@@ -192,5 +192,30 @@ describe("isoNow (the text of the last millisecond is kept)", () => {
     expect(a.sentAt).toBe(new Date(Date.parse(a.sentAt)).toISOString());
     // The UUIDv7's first 48 bits are the same millisecond as sentAt.
     expect(Number.parseInt(a.id.replace(/-/g, "").slice(0, 12), 16)).toBe(Date.parse(a.sentAt));
+  });
+});
+
+describe("JSON_REWRITE_GROWTH (how much larger a parsed and re-encoded JSON text can get)", () => {
+  const growth = (text: string | Buffer): number =>
+    Buffer.byteLength(JSON.stringify(JSON.parse(Buffer.from(text).toString("utf8"))), "utf8") /
+    Buffer.byteLength(text);
+
+  it("bounds the worst tokens: exponent numbers, invalid UTF-8, escapes", () => {
+    const worst = ["1e20", "9e20", "-1e20", "1E+20", "1e19", "1e-6", "1e21", "[1e20,1e20]"];
+    for (const t of worst) expect(growth(t)).toBeLessThanOrEqual(JSON_REWRITE_GROWTH);
+    expect(growth("1e20")).toBeGreaterThan(5); // the bound is close to what JSON allows
+    expect(growth(Buffer.from([0x22, 0xff, 0x22]))).toBeLessThanOrEqual(JSON_REWRITE_GROWTH); // "\xff" -> U+FFFD
+    expect(growth('"\\u00e9\\ud800\\/"')).toBeLessThanOrEqual(1);
+  });
+
+  it("holds for arrays of any doubles written in exponent form (property)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true, noDefaultInfinity: true }), { minLength: 1 }), (xs) => {
+        expect(growth(`[${xs.map((x) => x.toExponential()).join(",")}]`)).toBeLessThanOrEqual(
+          JSON_REWRITE_GROWTH,
+        );
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -149,7 +149,7 @@ export class SubmitServer {
         return;
       }
       try {
-        valid.push(this.toMessage(m.input));
+        valid.push(this.toMessage(m.input, req.payloadBytes));
         slots.push(i);
       } catch (err) {
         const e = toHeraldError(err, "INVALID");
@@ -167,7 +167,8 @@ export class SubmitServer {
     return { results };
   }
 
-  private toMessage(input: SubmittedInput): Message {
+  /** `sourceBytes`: the request's payload size, which bounds every body in it (see validateMessage). */
+  private toMessage(input: SubmittedInput, sourceBytes: number): Message {
     const msg: Message = {
       id: input.id,
       topic: input.topic,
@@ -185,7 +186,7 @@ export class SubmitServer {
       },
     };
     if (input.via && input.via.length > 0) msg.via = input.via;
-    validateMessage(msg, this.handler.maxBodyBytes);
+    validateMessage(msg, this.handler.maxBodyBytes, { sourceBytes });
     return msg;
   }
 

@@ -74,6 +74,8 @@ export type SubmittedInput = MessageInput & { id: string; via?: string[] };
 
 export interface DecodedRequest {
   requestId: Buffer;
+  /** Bytes of the JSON payload the messages were parsed from. */
+  payloadBytes: number;
   /** Each entry is a message to validate, or a per-message decode problem. */
   messages: Array<{ ok: true; input: SubmittedInput } | { ok: false; id: string; problem: string }>;
 }
@@ -101,7 +103,7 @@ export function decodeSubmitRequest(frames: readonly Buffer[], maxBatch: number)
   if (list.length === 0) throw new ProtocolError("request has no messages");
   if (list.length > maxBatch)
     throw new ProtocolError(`request has ${list.length} messages; broker.submit.maxBatch is ${maxBatch}`);
-  return { requestId, messages: list.map(decodeOne) };
+  return { requestId, payloadBytes: payload.length, messages: list.map(decodeOne) };
 }
 
 function decodeOne(raw: unknown): DecodedRequest["messages"][number] {
