@@ -107,8 +107,8 @@ export function encodeStampedFrames(msg: Message, seq: number, stream: string): 
 
 /** The envelope text of encodeStampedFrames, for senders that take strings (the PUB sockets). */
 export function stampedEnvelopeText(msg: Message, seq: number, stream: string): string {
-  // A message read back from disk has no remembered text but carries the bytes it was stored with:
-  // decoding them is a quarter of the cost of encoding the message again (a PUB socket catching up).
+  // A message read back from disk has no remembered text but carries the bytes it was stored with
+  // (a PUB socket catching up): their text is the same envelope, without encoding the message again.
   const base = rememberedText(msg) ?? storedText(msg);
   const spliced = base === undefined ? undefined : spliceStamp(base, msg, seq, stream);
   return spliced ?? canonicalJson(toWireObject({ ...msg, seq, stream }));

@@ -1,11 +1,12 @@
 /**
  * The fast path of canonicalJson (RFC 8785): native JSON.stringify writes exactly the canonical text of a
  * value whose objects already have their keys in JCS order, since JCS writes strings and numbers as
- * ECMAScript does. pythonJson takes it too for values whose numbers Python writes as JavaScript does
- * (ReadyRules.plainNumber) and whose text turns out to be ASCII. `ready` checks that in one walk without building any string, and copies only
- * the objects whose keys are out of order. Native JSON.stringify is several times faster than the
- * generic encoder in json.ts and leaves far less garbage, and every published message is encoded once per
- * wire format, so on a busy broker this is among the largest costs (bench/RESULTS.md).
+ * ECMAScript does (pythonJson takes it too, for values whose numbers Python writes as JavaScript does,
+ * ReadyRules.plainNumber, and whose text turns out to be ASCII). `ready` checks that in one walk without
+ * building any string, and copies only the objects whose keys are out of order. Native JSON.stringify is
+ * several times faster than the generic encoder in json.ts and leaves far less garbage, and every published
+ * message is encoded once per wire format, so on a busy broker this is among the largest costs
+ * (bench/RESULTS.md).
  */
 
 /** The key order the fast path must produce. */

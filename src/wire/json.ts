@@ -81,10 +81,9 @@ const PYTHON: Dialect = {
 /**
  * The fast path's rules for pythonJson, whose text is used only when it is ASCII without U+007F: from U+007F
  * up, Python's ensure_ascii escapes a character and JSON.stringify does not; below, both write it alike,
- * escaped (`\n`, `\u001f`, `\"`) or not. Keys are ordered by UTF-16 code units, as for JCS: its text is used
- * only when it is all ASCII, and for ASCII keys that is code point order. Numbers: as pythonNumber writes
- * them, integers below 1e21 as digits (but -0 is "-0.0"), other values in the range where both languages
- * write fixed notation with the same shortest digits.
+ * escaped (`\n`, `\u001f`, `\"`) or not. So keys are ASCII too, and for them UTF-16 code unit order (JCS's)
+ * is code point order. Numbers: as pythonNumber writes them, integers below 1e21 as digits (but -0 is
+ * "-0.0"), other values in the range where both languages write fixed notation with the same shortest digits.
  */
 const PYTHON_FAST: ReadyRules = {
   before: JCS.before,
