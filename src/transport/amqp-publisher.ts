@@ -16,6 +16,12 @@ interface Batch {
   reject: (err: unknown) => void;
 }
 
+/** One message's publish, encoded. */
+export interface EncodedPublish {
+  id: string;
+  pub: AmqpPublish;
+}
+
 /** One message until the broker confirms it. Resent on nack, timeout or channel loss; never dropped. */
 interface Entry {
   id: string;
@@ -103,10 +109,30 @@ export class AmqpPublisher {
   send(batch: readonly Message[]): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError(`AMQP sink '${this.o.name}'`));
     // Encode everything first: a bad message rejects the batch before anything is published.
-    const fresh: Array<{ id: string; pub: AmqpPublish }> = [];
-    for (const m of batch) {
-      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeAmqp(m, this.format, this.o) });
-    }
+    const fresh: EncodedPublish[] = [];
+    for (const m of batch) if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: this.encode(m) });
+    return this.track(
+      fresh,
+      batch.map((m) => m.id),
+    );
+  }
+
+  /** The AmqpPublish of `m` as this sink publishes it (its format and topic prefix). */
+  encode(m: Message): AmqpPublish {
+    return encodeAmqp(m, this.format, this.o);
+  }
+
+  /** `send` for messages encoded elsewhere (ThreadedAmqpSink encodes on the broker's thread). */
+  sendEncoded(items: readonly EncodedPublish[]): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError(`AMQP sink '${this.o.name}'`));
+    return this.track(
+      items,
+      items.map((i) => i.id),
+    );
+  }
+
+  /** Queue the messages not yet pending; resolve once every message of `ids` is confirmed. */
+  private track(fresh: readonly EncodedPublish[], ids: readonly string[]): Promise<void> {
     for (const { id, pub } of fresh) {
       if (this.pending.has(id)) continue;
       const e: Entry = {
@@ -125,13 +151,13 @@ export class AmqpPublisher {
       this.pending.set(id, e);
       this.ready.push(e);
     }
-    if (batch.length === 0) return Promise.resolve();
+    if (ids.length === 0) return Promise.resolve();
     let b!: Batch;
     const done = new Promise<void>((resolve, reject) => {
-      b = { left: batch.length, resolve, reject };
+      b = { left: ids.length, resolve, reject };
     });
     // A message already pending (a retried batch) shares the outcome of the first copy: no duplicate.
-    for (const m of batch) this.pending.get(m.id)!.batches.push(b);
+    for (const id of ids) this.pending.get(id)!.batches.push(b);
     this.pump();
     return done;
   }

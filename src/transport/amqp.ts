@@ -7,7 +7,7 @@ import {
   redactUrl,
   resolveAmqpOptions,
 } from "./amqp-options.js";
-import { AmqpPublisher } from "./amqp-publisher.js";
+import { AmqpPublisher, type EncodedPublish } from "./amqp-publisher.js";
 import { AmqpSession } from "./amqp-session.js";
 import { initialHealth, type ReceiveOptions, type Transport, type TransportHealth } from "./types.js";
 
@@ -94,6 +94,13 @@ export class AmqpTransport implements Transport {
     // Rejects only for refused credentials or a bad exchange; an unreachable broker resolves ("down").
     await this.open();
     await this.publisher.send(batch);
+  }
+
+  /** `send` for publishes encoded by the caller (ThreadedAmqpSink encodes on the broker's thread). */
+  async sendEncoded(items: readonly EncodedPublish[]): Promise<void> {
+    if (this.closed) throw new ClosedError(`AMQP transport '${this.name}'`);
+    await this.open();
+    await this.publisher.sendEncoded(items);
   }
 
   /** The returned subscription is an AmqpSubscription: `whenReady()` says when the queue is bound. */
