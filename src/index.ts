@@ -55,6 +55,7 @@ export {
 export { Outbox, type OutboxOptions, type OutboxStats } from "./storage/index.js";
 export { AmqpTransport } from "./transport/amqp.js";
 export type { AmqpTransportOptions } from "./transport/amqp-options.js";
+export { ThreadedAmqpSink } from "./transport/amqp-thread.js";
 export { type ForwardOptions, ForwardTransport } from "./transport/forward.js";
 export { MemoryBus, MemoryTransport } from "./transport/memory.js";
 

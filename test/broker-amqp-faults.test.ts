@@ -3,7 +3,8 @@
  * one file at a time (scripts/test.sh), and always leaves RabbitMQ running.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { AmqpTransport } from "../src/transport/amqp.js";
+import { AmqpTransport, type AmqpTransportOptions } from "../src/transport/amqp.js";
+import { ThreadedAmqpSink } from "../src/transport/amqp-thread.js";
 import { Admin, AMQP_URL, rabbitmqctl, uniq } from "./amqp-helpers.js";
 import { collectIds, linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
 
@@ -21,51 +22,60 @@ afterEach(async () => {
   admin = undefined;
 });
 
-async function setup(): Promise<{ queue: string; tb: TestBroker }> {
+/** threaded: the sink a configured broker uses by default (its own thread); else on the broker's thread. */
+async function setup(threaded = true): Promise<{ queue: string; tb: TestBroker }> {
   admin = await Admin.open();
   const exchange = await admin.exchange(uniq("herald-fx"));
   const queue = await admin.queue(uniq("herald-fq"), exchange, "#");
   queues.push(queue);
-  const sink = new AmqpTransport({ name: "rabbit", url: AMQP_URL, exchange, heartbeat: 5000, log: () => {} });
+  const o: AmqpTransportOptions = { name: "rabbit", url: AMQP_URL, exchange, heartbeat: 5000, log: () => {} };
+  const sink = threaded ? new ThreadedAmqpSink(o) : new AmqpTransport(o);
   tb = await startTestBroker({ extraSinks: [sink] });
   return { queue, tb };
 }
 
 describe("RabbitMQ outages under the broker", () => {
-  it("restart in the middle of a 10,000-message burst: every acknowledged submission reaches the durable queue", {
-    timeout: 240_000,
-  }, async () => {
-    const { queue, tb } = await setup();
-    const client = tb.client();
-    const acked: string[] = [];
-    const burst = (async () => {
-      for (let i = 0; i < 100; i++) {
-        const acks = await client.publishBatch(
-          Array.from({ length: 100 }, (_, k) => ({ topic: "fault.restart", body: { i, k } })),
-        );
-        acked.push(...acks.map((a) => a.id));
-      }
-    })();
-    await waitFor(() => acked.length >= 2000, 60_000);
-    await rabbitmqctl("stop_app");
-    await new Promise((r) => setTimeout(r, 2000));
-    await rabbitmqctl("start_app");
-    await rabbitmqctl("await_startup");
-    await burst;
-    expect(acked).toHaveLength(10_000);
-    expect(
-      await waitFor(() => tb.broker.status().sinks.find((s) => s.name === "rabbit")!.lag === 0, 120_000),
-    ).toBe(true);
-    admin = await Admin.open(); // the old admin connection died with the restart
-    const got = await admin.drain(queue, 10_000);
-    const lost = acked.filter((id) => !got.has(id));
-    const dups = [...got.values()].filter((n) => n > 1).length;
-    const rabbit = tb.broker.status().sinks.find((s) => s.name === "rabbit")!;
-    console.log(
-      `rabbit restart: acked ${acked.length}, distinct in queue ${got.size}, lost ${lost.length}, duplicated ids ${dups}, republished ${rabbit.health.counters["republished"] ?? 0}, reconnects ${rabbit.health.counters["reconnects"] ?? 0}`,
-    );
-    expect(lost).toEqual([]);
-  });
+  it.each([
+    ["on its own thread", true],
+    ["on the broker's thread", false],
+  ])(
+    "restart in the middle of a 10,000-message burst, sink %s: every acknowledged submission reaches the durable queue",
+    {
+      timeout: 240_000,
+    },
+    async (_where, threaded) => {
+      const { queue, tb } = await setup(threaded);
+      const client = tb.client();
+      const acked: string[] = [];
+      const burst = (async () => {
+        for (let i = 0; i < 100; i++) {
+          const acks = await client.publishBatch(
+            Array.from({ length: 100 }, (_, k) => ({ topic: "fault.restart", body: { i, k } })),
+          );
+          acked.push(...acks.map((a) => a.id));
+        }
+      })();
+      await waitFor(() => acked.length >= 2000, 60_000);
+      await rabbitmqctl("stop_app");
+      await new Promise((r) => setTimeout(r, 2000));
+      await rabbitmqctl("start_app");
+      await rabbitmqctl("await_startup");
+      await burst;
+      expect(acked).toHaveLength(10_000);
+      expect(
+        await waitFor(() => tb.broker.status().sinks.find((s) => s.name === "rabbit")!.lag === 0, 120_000),
+      ).toBe(true);
+      admin = await Admin.open(); // the old admin connection died with the restart
+      const got = await admin.drain(queue, 10_000);
+      const lost = acked.filter((id) => !got.has(id));
+      const dups = [...got.values()].filter((n) => n > 1).length;
+      const rabbit = tb.broker.status().sinks.find((s) => s.name === "rabbit")!;
+      console.log(
+        `rabbit restart: acked ${acked.length}, distinct in queue ${got.size}, lost ${lost.length}, duplicated ids ${dups}, republished ${rabbit.health.counters["republished"] ?? 0}, reconnects ${rabbit.health.counters["reconnects"] ?? 0}`,
+      );
+      expect(lost).toEqual([]);
+    },
+  );
 
   it("stopped for 30 s: submissions stay acknowledged, status shows backlog and error, ZeroMQ sees no pause, all drains after", {
     timeout: 240_000,

@@ -179,6 +179,7 @@ describe("file values", () => {
       inFlight: 256,
       heartbeat: 30_000,
       tls: null,
+      thread: true,
     });
     expect(config.sinks[1]).toEqual({
       name: "hub",

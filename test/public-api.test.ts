@@ -24,6 +24,7 @@ const RUNTIME_EXPORTS = [
   "ProtocolError",
   "SecurityError",
   "Subscriber",
+  "ThreadedAmqpSink",
   "TopicPattern",
   "TransportError",
   "ZmqPublishTransport",

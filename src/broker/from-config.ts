@@ -2,7 +2,8 @@ import { clientSubmitEndpoint, connectable, ipcSubmitEndpoint } from "../config/
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import { type Identity, loadIdentity } from "../security/keys.js";
-import { AmqpTransport } from "../transport/amqp.js";
+import { AmqpTransport, type AmqpTransportOptions } from "../transport/amqp.js";
+import { ThreadedAmqpSink } from "../transport/amqp-thread.js";
 import { ForwardTransport } from "../transport/forward.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
@@ -115,7 +116,7 @@ function amqpSink(s: Extract<SinkConfig, { type: "amqp" }>, log: Logger): Transp
   const tls = s.tls
     ? Object.fromEntries(Object.entries(s.tls).filter((e): e is [string, string] => typeof e[1] === "string"))
     : undefined;
-  return new AmqpTransport({
+  const options: AmqpTransportOptions = {
     name: s.name,
     url: s.url,
     exchange: s.exchange,
@@ -127,7 +128,9 @@ function amqpSink(s: Extract<SinkConfig, { type: "amqp" }>, log: Logger): Transp
     heartbeat: s.heartbeat,
     ...(tls ? { tls } : {}),
     log: (level, message, fields) => log.child(s.name)[level](message, fields),
-  });
+  };
+  // On its own thread by default: confirms then do not wait behind the broker's intake (docs/amqp.md).
+  return s.thread ? new ThreadedAmqpSink(options) : new AmqpTransport(options);
 }
 
 export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): BrokerOptions {

@@ -98,6 +98,7 @@ export const SINK_ITEM_DEFAULTS: { [T in SinkConfig["type"]]: Partial<Extract<Si
     inFlight: 256,
     heartbeat: 15_000,
     tls: null,
+    thread: true,
   },
   forward: { timeout: 2_500 },
   zeromq: { format: "herald" },

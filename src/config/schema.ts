@@ -62,6 +62,8 @@ export interface AmqpSinkConfig {
   inFlight: number;
   heartbeat: number;
   tls: TlsConfig | null;
+  /** Publish from a worker thread of its own (default) instead of the broker's main thread. */
+  thread: boolean;
 }
 
 export interface ForwardSinkConfig {
@@ -210,6 +212,7 @@ const amqpSink = obj(
     inFlight: int(1, 65535),
     heartbeat: duration(),
     tls,
+    thread: bool,
   },
   ["name", "type"],
 );

@@ -1,5 +1,6 @@
 import { afterAll } from "vitest";
 import { AmqpTransport } from "../../src/transport/amqp.js";
+import { ThreadedAmqpSink } from "../../src/transport/amqp-thread.js";
 import type { Transport } from "../../src/transport/types.js";
 import { Admin, AMQP_URL, uniq } from "../amqp-helpers.js";
 import { type TransportPair, transportContract } from "./transport-contract.js";
@@ -12,21 +13,28 @@ afterAll(async () => {
   await admin.close();
 });
 
-/** Sender and receiver on one fresh durable topic exchange; each receive() gets a temporary queue. */
-function amqpPair(format: "herald" | "fedora-messaging") {
+/**
+ * Sender and receiver on one fresh durable topic exchange; each receive() gets a temporary queue.
+ * `threaded`: the sender is the broker's default AMQP sink, publishing from a worker thread.
+ */
+function amqpPair(format: "herald" | "fedora-messaging", threaded = false) {
   return async (): Promise<TransportPair> => {
     const exchange = uniq(`contract-${format}`);
     exchanges.push(exchange);
     const make = (name: string, f: "herald" | "fedora-messaging" | "auto"): AmqpTransport =>
       new AmqpTransport({ name: uniq(name), url: AMQP_URL, exchange, format: f, log: () => {} });
-    const sender = make("sender", format);
+    const makeSender = (name: string): Transport =>
+      threaded
+        ? new ThreadedAmqpSink({ name: uniq(name), url: AMQP_URL, exchange, format, log: () => {} })
+        : make(name, format);
+    const sender = makeSender("sender");
     const receiver = make("receiver", "auto");
     const made: Transport[] = [sender, receiver];
     return {
       sender,
       receiver,
       restartSender: async () => {
-        const t = make("sender-restarted", format);
+        const t = makeSender("sender-restarted");
         made.push(t);
         return t;
       },
@@ -40,6 +48,14 @@ function amqpPair(format: "herald" | "fedora-messaging") {
 // AMQP publishers do not number messages (seq/stream): the route is durable and confirmed, not lossy.
 transportContract("amqp herald format", amqpPair("herald"), { format: "herald", sequenced: false });
 transportContract("amqp fedora-messaging format", amqpPair("fedora-messaging"), {
+  format: "fedora-messaging",
+  sequenced: false,
+});
+transportContract("amqp herald format, threaded sink", amqpPair("herald", true), {
+  format: "herald",
+  sequenced: false,
+});
+transportContract("amqp fedora-messaging format, threaded sink", amqpPair("fedora-messaging", true), {
   format: "fedora-messaging",
   sequenced: false,
 });
