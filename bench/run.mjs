@@ -32,7 +32,7 @@ const COMMENTS = {
     "Eight one-at-a-time callers share group commits, at most 8 messages per commit cycle. In the windowed figure the broker spends ~15 us of CPU per message and the eight client processes, sharing the same 2 cores, are the limit (RESULTS.md, 21:56 run).",
   batch:
     "Per-message work in the broker (validation, canonical JSON, SQLite insert) dominates once round trips are amortised over 100 messages.",
-  amqp: "The AMQP sink shares the broker's event loop with the submit path and both PUB sinks, and the machine's 2 cores with RabbitMQ; once it falls 4,096 messages behind it also reads rows from disk. GC is the largest single item (young-generation scavenges of the in-flight messages).",
+  amqp: "The AMQP sink publishes from a worker thread of its own (sinks[].thread); the broker's main thread still reads its pages (from disk once it falls 4,096 messages behind) and encodes them, beside the submit path and both PUB sinks. RabbitMQ, the broker's two threads and the submitting process share the machine's 2 cores. GC is the largest single item (young-generation scavenges of the in-flight messages).",
 };
 
 function parseArgs(argv) {
