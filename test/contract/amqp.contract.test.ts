@@ -46,16 +46,10 @@ function amqpPair(format: "herald" | "fedora-messaging", threaded = false) {
 }
 
 // AMQP publishers do not number messages (seq/stream): the route is durable and confirmed, not lossy.
-transportContract("amqp herald format", amqpPair("herald"), { format: "herald", sequenced: false });
-transportContract("amqp fedora-messaging format", amqpPair("fedora-messaging"), {
-  format: "fedora-messaging",
-  sequenced: false,
-});
-transportContract("amqp herald format, threaded sink", amqpPair("herald", true), {
-  format: "herald",
-  sequenced: false,
-});
-transportContract("amqp fedora-messaging format, threaded sink", amqpPair("fedora-messaging", true), {
-  format: "fedora-messaging",
-  sequenced: false,
-});
+for (const format of ["herald", "fedora-messaging"] as const) {
+  transportContract(`amqp ${format} format`, amqpPair(format), { format, sequenced: false });
+  transportContract(`amqp ${format} format, threaded sink`, amqpPair(format, true), {
+    format,
+    sequenced: false,
+  });
+}
