@@ -11,7 +11,15 @@ const port = parentPort;
 
 const sink = new AmqpTransport({
   ...(workerData as Omit<AmqpTransportOptions, "log">),
-  log: (level, message, fields) => port.postMessage({ op: "log", level, message, fields }),
+  log: (level, message, fields) => {
+    try {
+      port.postMessage({ op: "log", level, message, fields });
+    } catch {
+      // A field that cannot be cloned must not turn a log line into an exception in the publisher.
+      const text = Object.fromEntries(Object.entries(fields ?? {}).map(([k, v]) => [k, String(v)]));
+      port.postMessage({ op: "log", level, message, fields: text });
+    }
+  },
 });
 
 // health() is synchronous on the broker's side: it reads the last snapshot sent from here.

@@ -36,6 +36,9 @@ interface Call {
   reject: (err: unknown) => void;
 }
 
+/** How long close() lets the worker close its connection before terminating the thread. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
 /**
  * The compiled worker entry beside this module. Under the test runner this module is TypeScript source
  * that Node's worker threads cannot load; the build of the same source is in dist/ (npm test builds first).
@@ -116,7 +119,17 @@ export class ThreadedAmqpSink implements Transport {
       const id = ++this.nextId;
       const closed = new Promise<void>((resolve) => this.calls.set(id, { resolve, reject: () => resolve() }));
       w.postMessage({ op: "close", id } satisfies ToWorker);
-      await Promise.race([closed, new Promise((resolve) => w.once("exit", resolve))]);
+      // Bounded: a close stuck on a dead connection must not hold up the broker's shutdown. Whatever was
+      // unconfirmed stays behind the sink's cursor in the outbox and is sent again after the restart.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        closed,
+        new Promise((resolve) => w.once("exit", resolve)),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
       await w.terminate();
     }
     this.failAll(new ClosedError(`AMQP transport '${this.name}'`));
