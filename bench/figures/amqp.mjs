@@ -149,7 +149,7 @@ export async function run(ctx) {
     } finally {
       await broker.stop();
     }
-    const d = await repeat(ctx.quick ? 1 : Math.min(ctx.reps, 2), async () => {
+    const d = await repeat(ctx.reps, async () => {
       const r = await drain(ctx, topic);
       await purge();
       return r;

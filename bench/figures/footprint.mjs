@@ -1,6 +1,7 @@
 // Figure group 8: the broker's footprint: RSS and CPU idle and under load, RSS with a large backlog of
 // pending messages (a forward sink to a dead endpoint keeps everything pending), and the time until a
 // restarted broker answers with that backlog.
+import { rmSync } from "node:fs";
 import { figure } from "../lib/figure.mjs";
 import { freePorts, procUsage, sampleUsage } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
@@ -43,12 +44,10 @@ async function backlog(ctx) {
     const status = await broker.status();
     await sleep(1000);
     const held = await sampleUsage(broker.pid, () => sleep(3000));
-    const restarts = await repeat(ctx.reps, async () => {
-      await broker.stop();
-      broker = await startServe(home, { steady: false });
-      await sleep(2000);
-      return { readyMs: broker.readyMs, rss: procUsage(broker.pid).rss };
-    });
+    await broker.stop();
+    broker = await startServe(home, { steady: false });
+    await sleep(2000);
+    const restart = { readyMs: broker.readyMs, rss: procUsage(broker.pid).rss };
     return {
       n,
       fill,
@@ -56,54 +55,72 @@ async function backlog(ctx) {
       fillSecs,
       pending: status.outbox.pendingMessages,
       held,
-      restarts,
+      restart,
     };
   } finally {
     await broker.stop();
+    rmSync(home.dir, { recursive: true, force: true }); // a 1M backlog is ~1 GB on disk per repetition
   }
 }
 
+/** "a" or "a-b" (min-max) of the repetitions' values, rounded. */
+function span(values, digits = 0) {
+  const lo = Math.min(...values).toFixed(digits);
+  const hi = Math.max(...values).toFixed(digits);
+  return lo === hi ? lo : `${lo}-${hi}`;
+}
+
+// Every figure is repeated (ctx.reps): a fresh broker per idle/load repetition, and a fresh 1M backlog
+// filled, held and restarted once per backlog repetition.
 export async function run(ctx) {
-  const { idle, load } = await idleAndLoad(ctx);
-  const b = await backlog(ctx);
-  const k = b.n >= 1_000_000 ? `${b.n / 1_000_000}M` : `${Math.round(b.n / 1000)}k`;
+  const il = await repeat(ctx.reps, () => idleAndLoad(ctx));
+  const bs = await repeat(ctx.reps, () => backlog(ctx));
+  const n = bs[0].n;
+  const k = n >= 1_000_000 ? `${n / 1_000_000}M` : `${Math.round(n / 1000)}k`;
+  const errors = bs.reduce((sum, b) => sum + (b.fill.errors ?? 0), 0);
   return [
     figure({
       figure: "footprint.idle_rss",
-      values: [idle.peakRss / MB],
+      values: il.map((r) => r.idle.peakRss / MB),
       unit: "MB",
-      note: `idle CPU ${idle.cpuPct.toFixed(1)}% of one core over ${idle.secs.toFixed(0)} s`,
+      note: `idle CPU ${span(
+        il.map((r) => r.idle.cpuPct),
+        1,
+      )}% of one core over ${il[0].idle.secs.toFixed(0)} s`,
     }),
-    figure({ figure: "footprint.idle_cpu", values: [idle.cpuPct], unit: "% core" }),
+    figure({ figure: "footprint.idle_cpu", values: il.map((r) => r.idle.cpuPct), unit: "% core" }),
     figure({
       figure: "footprint.load_rss",
-      values: [load.peakRss / MB],
+      values: il.map((r) => r.load.peakRss / MB),
       unit: "MB",
-      note: `peak RSS while 8 processes publish one at a time (${Math.round(load.result.rate)} msg/s acked)`,
+      note: `peak RSS while 8 processes publish one at a time (${span(il.map((r) => r.load.result.rate))} msg/s acked)`,
     }),
     figure({
       figure: "footprint.load_cpu",
-      values: [load.cpuPct],
+      values: il.map((r) => r.load.cpuPct),
       unit: "% core",
       note: "broker CPU under the 8-process load",
     }),
     figure({
       figure: `footprint.backlog_${k}_rss`,
-      values: [b.held.peakRss / MB],
+      values: bs.map((b) => b.held.peakRss / MB),
       unit: "MB",
       target: { kind: "value<", x: 150 },
-      note: `peak RSS over 3 s right after accepting them: ${b.pending} pending messages (forward sink to a dead endpoint); filled by 4 processes with batches of 1000 at ${Math.round(b.n / b.fillSecs)} msg/s${b.fill.errors ? `, ${b.fill.errors} errors` : ""}; peak during the fill ${(b.fillPeak / MB).toFixed(1)} MB`,
+      note: `peak RSS over 3 s right after accepting them: ${span(bs.map((b) => b.pending))} pending messages (forward sink to a dead endpoint); filled by 4 processes with batches of 1000 at ${span(bs.map((b) => b.n / b.fillSecs))} msg/s${errors ? `, ${errors} errors` : ""}; peak during the fill ${span(
+        bs.map((b) => b.fillPeak / MB),
+        1,
+      )} MB`,
     }),
     figure({
       figure: `footprint.backlog_${k}_rss_after_restart`,
-      values: b.restarts.map((r) => r.rss / MB),
+      values: bs.map((b) => b.restart.rss / MB),
       unit: "MB",
       target: { kind: "value<", x: 150 },
       note: "RSS 2 s after a restart with the backlog still pending (nothing loaded into memory)",
     }),
     figure({
       figure: `footprint.backlog_${k}_restart_ready`,
-      values: b.restarts.map((r) => r.readyMs),
+      values: bs.map((b) => b.restart.readyMs),
       unit: "ms",
       target: { kind: "value<", x: 2000 },
       note: "from spawning `herald serve` to its first answered ping, with the backlog pending",
