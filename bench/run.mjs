@@ -24,7 +24,9 @@ export const GROUPS = [
   "security",
   "shim",
 ];
-const PROFILED = new Set(["single", "multi", "batch", "amqp"]);
+const PROFILED = new Set(["single", "multi", "batch", "amqp", "cli"]);
+/** Whose profile a group records: the broker's, except the one-shot CLI's own process. */
+const PROFILED_PROCESS = { cli: "`herald publish`" };
 const COMMENTS = {
   single:
     "With one caller the broker's work (decode, validate, a synchronous SQLite commit with fsync, reply, then the PUB sinks) and the client's alternate, so latency is their CPU time plus ZeroMQ's transit between the two processes and their I/O threads. In a process of its own the commit costs about the fsync probe; the rest is the hand-offs and the JavaScript on both sides (RESULTS.md, 21:56 run). Moving fsync off the main thread was tried twice and measured slower for one caller (12:49 and 21:56 runs).",
@@ -33,6 +35,7 @@ const COMMENTS = {
   batch:
     "Per-message work in the broker (validation, canonical JSON, SQLite insert) dominates once round trips are amortised over 100 messages.",
   amqp: "The AMQP sink publishes from a worker thread of its own (sinks[].thread); the broker's main thread still reads its pages (from disk once it falls 4,096 messages behind) and encodes them, beside the submit path and both PUB sinks. RabbitMQ, the broker's two threads and the submitting process share the machine's 2 cores. GC is the largest single item (young-generation scavenges of the in-flight messages).",
+  cli: "A one-shot process: most of its wall time is Node's own start before the profiler runs (the node_bare_start figure of the same run), then loading the modules `herald publish` needs (compile and evaluate: zeromq's native addon, the client, the configuration loader), connecting, one round trip and exit. The pika reproduction's whole run takes no longer than `node -e 0` alone (node_bare_start).",
 };
 
 function parseArgs(argv) {
@@ -136,13 +139,15 @@ async function profiles(ctx, records, stamp) {
       figures: missed.filter((r) => r.profile_group === group).map((r) => r.figure),
       comment: COMMENTS[group],
     };
-    ctx.log(`${group}: missed a target, recording a CPU profile of the broker`);
+    const who = PROFILED_PROCESS[group] ?? "the broker";
+    entry.process = who;
+    ctx.log(`${group}: missed a target, recording a CPU profile of ${who}`);
     try {
       const mod = await import(`./figures/${group}.mjs`);
       await mod.profile(ctx, name);
-      if (!existsSync(file)) throw new Error("no profile written (broker did not exit cleanly)");
+      if (!existsSync(file)) throw new Error(`no profile written (${who} did not exit cleanly)`);
       entry.top = topSelfTime(file, 10);
-      process.stdout.write(`\nwhere the time goes in the broker (${group}, top 10 self time):\n`);
+      process.stdout.write(`\nwhere the time goes in ${who} (${group}, top 10 self time):\n`);
       for (const t of entry.top)
         process.stdout.write(`  ${String(t.ms).padStart(7)} ms ${String(t.pct).padStart(5)}%  ${t.fn}\n`);
     } catch (err) {

@@ -89,9 +89,10 @@ export function appendResults({
 
 function profileMarkdown(profiles) {
   if (profiles.length === 0) return [];
-  const out = ["", "### Where the time goes (missed figures, `node --cpu-prof` on the broker)"];
+  const out = ["", "### Where the time goes (missed figures, `node --cpu-prof`)"];
   for (const p of profiles) {
-    out.push("", `**${p.group}** (${p.figures.join(", ")}), profile \`${p.file}\`:`, "");
+    const who = p.process ?? "the broker";
+    out.push("", `**${p.group}** (${p.figures.join(", ")}), profile of ${who} \`${p.file}\`:`, "");
     if (p.error) {
       out.push(`profile failed: ${p.error}`);
       continue;
