@@ -89,6 +89,23 @@ describe("canonicalJson's fast path", () => {
     expect(ready({ "10": 1, "9": 2 }, rules)).toBe(FALLBACK);
   });
 
+  it("leaves out keys inherited from a tampered Object.prototype, as JSON.stringify does", () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    proto["tampered"] = 1; // enumerable: for-in visits it, Object.keys and JSON.stringify do not
+    try {
+      for (const v of [
+        { a: 1, b: { c: 2 } },
+        { b: 1, a: { d: 1, c: 2 } }, // out of order: the copying path
+      ]) {
+        expect(canonicalJson(v)).toBe(referenceCanonicalJson(v));
+        expect(pythonJson(v)).toBe(referencePythonJson(v));
+        expect(canonicalJson(v)).not.toContain("tampered");
+      }
+    } finally {
+      delete proto["tampered"];
+    }
+  });
+
   it("inCanonicalOrder sorts once and leaves what it cannot vouch for as it is", () => {
     const sorted = { a: 1, b: [{ c: 2 }] };
     expect(inCanonicalOrder(sorted)).toBe(sorted);

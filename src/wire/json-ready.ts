@@ -68,11 +68,13 @@ function arrayReady(a: unknown[], rules: ReadyRules, depth: number): unknown {
 function objectReady(obj: Record<string, unknown>, rules: ReadyRules, depth: number): unknown {
   const proto: unknown = Object.getPrototypeOf(obj);
   if (proto !== Object.prototype && proto !== null) return FALLBACK;
-  const keys = Object.keys(obj);
   let sorted = true;
   let changed: Map<string, unknown> | undefined;
   let prev: string | undefined;
-  for (const k of keys) {
+  // for-in rather than Object.keys: no array per object (V8 walks its enum cache), same order for own
+  // keys. A key inherited from a tampered Object.prototype is visited too; it can only make the walk
+  // copy or fall back, never appear in the text: JSON.stringify and the copy below take own keys only.
+  for (const k in obj) {
     const x = obj[k];
     if (x === undefined) continue; // both encoders leave it out
     const r = ready(x, rules, depth + 1);
@@ -87,6 +89,7 @@ function objectReady(obj: Record<string, unknown>, rules: ReadyRules, depth: num
   // A null-prototype object is copied: JSON.stringify is much slower on dictionary-mode objects.
   if (sorted && changed === undefined && proto !== null) return obj;
   const out: Record<string, unknown> = {};
+  const keys = Object.keys(obj);
   for (const k of sorted ? keys : rules.sort(keys)) {
     const x = obj[k];
     if (x === undefined) continue;
