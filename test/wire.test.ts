@@ -188,7 +188,8 @@ describe("topics and patterns", () => {
     expect(topicProblem("")).toMatch(/empty/);
     expect(topicProblem("a.*.b")).toMatch(/wildcard/);
     expect(topicProblem("a.#")).toMatch(/wildcard/);
-    expect(topicProblem("a..b")).toMatch(/empty word/);
+    for (const t of ["a..b", ".a", "a.", ".", "a.b..", "..a"]) expect(topicProblem(t)).toMatch(/empty word/);
+    for (const t of ["a", "a.b", "a.b.c"]) expect(topicProblem(t)).toBeUndefined();
     expect(topicProblem("a\u0000b")).toMatch(/U\+0000/);
     expect(topicProblem("x".repeat(256))).toMatch(/256 bytes/);
     expect(topicProblem("é".repeat(128))).toMatch(/256 bytes/);
