@@ -10,13 +10,18 @@ import { collectIds, linkUp, startTestBroker, type TestBroker, waitFor } from ".
 
 let tb: TestBroker | undefined;
 let admin: Admin | undefined;
-/** Queues to delete at the end: the admin connection that declared them dies with a RabbitMQ restart. */
+/**
+ * Queues and exchanges to delete at the end: the admin connection that declared them dies with a RabbitMQ
+ * restart, and with it the list it kept.
+ */
 const queues: string[] = [];
+const exchanges: string[] = [];
 afterEach(async () => {
   await rabbitmqctl("start_app").catch(() => {});
   await rabbitmqctl("await_startup").catch(() => {});
   await tb?.stop();
   for (const q of queues.splice(0)) await admin?.ch.deleteQueue(q).catch(() => {});
+  for (const e of exchanges.splice(0)) await admin?.ch.deleteExchange(e).catch(() => {});
   await admin?.close().catch(() => {});
   tb = undefined;
   admin = undefined;
@@ -26,6 +31,7 @@ afterEach(async () => {
 async function setup(threaded = true): Promise<{ queue: string; tb: TestBroker }> {
   admin = await Admin.open();
   const exchange = await admin.exchange(uniq("herald-fx"));
+  exchanges.push(exchange);
   const queue = await admin.queue(uniq("herald-fq"), exchange, "#");
   queues.push(queue);
   const o: AmqpTransportOptions = { name: "rabbit", url: AMQP_URL, exchange, heartbeat: 5000, log: () => {} };
