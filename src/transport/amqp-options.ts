@@ -92,6 +92,11 @@ export function resolveAmqpOptions(o: AmqpTransportOptions): ResolvedAmqpOptions
   return r;
 }
 
+/** The format a sink publishes in: a sink's `auto` (meaningful for sources only) publishes herald's. */
+export function sinkFormat(o: Pick<ResolvedAmqpOptions, "format">): AmqpFormat {
+  return o.format === "fedora-messaging" ? "fedora-messaging" : "herald";
+}
+
 function stderrLogger(name: string): AmqpLogger {
   return (level, message, fields) => {
     if (level !== "warn" && level !== "error") return;

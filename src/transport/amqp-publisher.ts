@@ -2,7 +2,7 @@ import type { Message as AmqpMessage, ChannelModel, ConfirmChannel, Options } fr
 import { ClosedError } from "../errors.js";
 import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
-import { backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
+import { backoffDelay, type ResolvedAmqpOptions, sinkFormat } from "./amqp-options.js";
 import type { AmqpSession } from "./amqp-session.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
 
@@ -69,7 +69,7 @@ export class AmqpPublisher {
     private readonly session: AmqpSession,
     private readonly health: TransportHealth,
   ) {
-    this.format = o.format === "fedora-messaging" ? "fedora-messaging" : "herald";
+    this.format = sinkFormat(o);
     let resolve!: () => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<void>((res, rej) => {
@@ -118,7 +118,7 @@ export class AmqpPublisher {
   }
 
   /** The AmqpPublish of `m` as this sink publishes it (its format and topic prefix). */
-  encode(m: Message): AmqpPublish {
+  private encode(m: Message): AmqpPublish {
     return encodeAmqp(m, this.format, this.o);
   }
 

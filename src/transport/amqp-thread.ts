@@ -2,7 +2,12 @@ import { Worker } from "node:worker_threads";
 import { ClosedError, type ErrorCode, rejected, TransportError } from "../errors.js";
 import { type AmqpFormat, type AmqpPublishProperties, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
-import { type AmqpLogger, type AmqpTransportOptions, resolveAmqpOptions } from "./amqp-options.js";
+import {
+  type AmqpLogger,
+  type AmqpTransportOptions,
+  resolveAmqpOptions,
+  sinkFormat,
+} from "./amqp-options.js";
 import { bump, initialHealth, type Subscription, type Transport, type TransportHealth } from "./types.js";
 
 /** Requests to the worker thread (amqp-thread-worker.ts). */
@@ -73,7 +78,7 @@ export class ThreadedAmqpSink implements Transport {
     // Validate here, on the caller's thread: a bad url or option fails construction as with AmqpTransport.
     const o = resolveAmqpOptions(options);
     this.log = o.log;
-    this.format = o.format === "fedora-messaging" ? "fedora-messaging" : "herald";
+    this.format = sinkFormat(o);
     this.topicPrefix = o.topicPrefix;
     const { log: _log, ...plain } = options;
     this.plain = plain;
@@ -85,7 +90,8 @@ export class ThreadedAmqpSink implements Transport {
   }
 
   send(batch: readonly Message[]): Promise<void> {
-    if (batch.length === 0 && !this.closed) return Promise.resolve();
+    if (this.closed) return Promise.reject(new ClosedError(`AMQP transport '${this.name}'`));
+    if (batch.length === 0) return Promise.resolve();
     let packed: { items: PackedPublish[]; bytes: ArrayBuffer };
     try {
       packed = pack(batch, this.format, this.topicPrefix);
