@@ -2,8 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { BrokerStatus } from "../broker/broker.js";
 import { clientSubmitEndpoint } from "../broker/from-config.js";
 import { createClient, subscribe } from "../client/index.js";
@@ -11,6 +10,7 @@ import type { Subscriber } from "../client/subscriber.js";
 import { loadConfig } from "../config/load.js";
 import { DEMO_PORTS, portsFree, runShimDemo, sampleLegacyConfig } from "../shim/demo.js";
 import { createLogger } from "../util/log.js";
+import { cliEntry, packageRoot } from "../util/package-root.js";
 import { EXIT, out, parse } from "./args.js";
 import { startBroker } from "./serve.js";
 import { render } from "./status.js";
@@ -24,8 +24,7 @@ With python3-zmq, the migration shim runs too on legacy-config/small: a fedmsg p
 service reaches herald subscribers, and herald messages for a bridged service reach a fedmsg subscriber on
 that service's old port.`;
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, "..", "..");
+const ROOT = packageRoot();
 const PY = "/usr/bin/python3";
 
 export async function demo(argv: string[]): Promise<number> {
@@ -180,7 +179,7 @@ async function runPool(
   python: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<Set<string>> {
-  const cli = join(ROOT, "dist", "cli", "main.js");
+  const cli = cliEntry();
   const jobs: Array<Promise<string[]>> = [];
   for (let p = 0; p < procs; p++) {
     const lines = Array.from({ length: perProc }, (_, i) => JSON.stringify({ process: p, n: i })).join("\n");

@@ -1,10 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --heap-growing-percent=200
-// The flags: a 2 MiB young generation instead of Node's 16 MiB (the broker's garbage is short-lived
-// request buffers), and a full GC once the old generation has tripled rather than V8's up to 4x here
-// (messages held in the outbox's recent window outlive the young generation and die old, so under a
-// sustained burst the old generation fills with them). Measured with bench/figures/footprint.mjs: each
-// keeps RSS tens of MB lower at no measured throughput cost; docs/cli.md has the figures. V8 reads them
-// only at start-up, so they live here; `node dist/cli/main.js` runs without them.
+#!/usr/bin/env node
+// Installed as `herald` through dist/bin/herald, which adds V8 flags for serve and shim (node-flags.ts).
 import { ConfigError, HeraldError } from "../errors.js";
 import { EXIT, out, UsageError } from "./args.js";
 

@@ -22,9 +22,12 @@ export interface Location {
 
 export type Locator = (path: KeyPath, at: "key" | "value") => Location;
 
-/** The generated validator next to this module (dist/config/), and V8's code cache for it. */
-export const GENERATED_VALIDATOR = "./config-validator.script.js";
-export const GENERATED_VALIDATOR_CACHE = "./config-validator.script.cache";
+/**
+ * The generated validator in dist/config/, and V8's code cache for it. Relative to this module through
+ * ../config/ so that the same path also works from the CLI bundle's chunks in dist/bin/.
+ */
+export const GENERATED_VALIDATOR = "../config/config-validator.script.js";
+export const GENERATED_VALIDATOR_CACHE = "../config/config-validator.script.cache";
 
 function readIfThere<T>(read: () => T): T | undefined {
   try {

@@ -45,12 +45,13 @@ interface Call {
 const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
- * The compiled worker entry beside this module. Under the test runner this module is TypeScript source
- * that Node's worker threads cannot load; the build of the same source is in dist/ (npm test builds first).
+ * The compiled worker entry in dist/transport/, through ../transport/ so that the CLI bundle's chunks
+ * in dist/bin/ find it too. Under the test runner this module is TypeScript source that Node's worker
+ * threads cannot load; the build of the same source is in dist/ (npm test builds first).
  */
 const WORKER_URL = import.meta.url.endsWith(".ts")
   ? new URL("../../dist/transport/amqp-thread-worker.js", import.meta.url)
-  : new URL("./amqp-thread-worker.js", import.meta.url);
+  : new URL("../transport/amqp-thread-worker.js", import.meta.url);
 
 /**
  * An AMQP sink whose publisher runs on a worker thread with its own event loop. In the broker the

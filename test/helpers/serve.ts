@@ -4,7 +4,10 @@ import { join, resolve } from "node:path";
 import { HeraldClient } from "../../src/client/publisher.js";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
-export const CLI = join(ROOT, "dist", "cli", "main.js");
+/** The bundled CLI that the installed `herald` runs (dist/bin/herald is its launcher): tests run what ships. */
+export const CLI = join(ROOT, "dist", "bin", "herald.js");
+/** package.json's bin. */
+export const LAUNCHER = join(ROOT, "dist", "bin", "herald");
 export const PY = "/usr/bin/python3";
 
 export interface ServeProcess {

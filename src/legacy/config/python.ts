@@ -1,13 +1,11 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../../util/package-root.js";
 import { type DroppedValue, type Evaluation, isJsonObject, type JsonObject, legacyError } from "./types.js";
 
-/** scripts/ sits at the repository root, three levels above both src/legacy/config and dist/legacy/config. */
-export const EVALUATOR_SCRIPT = fileURLToPath(
-  new URL("../../../scripts/fedmsg_config_eval.py", import.meta.url),
-);
+/** In scripts/ at herald's root. */
+export const EVALUATOR_SCRIPT = join(packageRoot(), "scripts", "fedmsg_config_eval.py");
 
 const MARKER = "@@herald-eval begin ";
 /** Grace after the deadline for the script's own timer to report; past it the process group is killed. */
