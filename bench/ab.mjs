@@ -8,7 +8,7 @@ import { heraldRep, sinkEnv, withQueue } from "./figures/amqp.mjs";
 import { burst } from "./figures/multi.mjs";
 import { load as singleLoad } from "./figures/single.mjs";
 import { killAllChildren, procUsage } from "./lib/procs.mjs";
-import { newBrokerHome, startServe } from "./lib/serve.mjs";
+import { newBrokerHome, startServe, treeCli } from "./lib/serve.mjs";
 import { AMQP_URL, median, ROOT, WARMUP } from "./lib/util.mjs";
 
 const { values } = parseArgs({
@@ -44,7 +44,7 @@ try {
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const side of round % 2 === 0 ? ["A", "B"] : ["B", "A"]) {
       const home = await newBrokerHome(homeEnv);
-      const broker = await startServe(home, { cli: `${sides[side]}/dist/cli/main.js` });
+      const broker = await startServe(home, { cli: treeCli(sides[side]) });
       try {
         const cpu0 = procUsage(broker.pid).cpuSec;
         const r = await withTopic(({ topic }) => run(broker, topic));

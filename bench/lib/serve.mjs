@@ -1,7 +1,7 @@
 // `herald serve` children on temp dirs and free ports, as the test helpers start them.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { HeraldClient } from "../../dist/client/publisher.js";
 import { STATIC_DEFAULTS } from "../../dist/config/defaults.js";
 import { freePorts, startChild } from "./procs.mjs";
@@ -36,9 +36,9 @@ export async function newBrokerHome(extraEnv = {}) {
 }
 
 /**
- * Start `node dist/cli/main.js serve` for `home` and wait until it answers a ping.
+ * Start `herald serve` (`node <flags> dist/bin/herald.js serve`) for `home` and wait until it answers a ping.
  * `profileName`: run under `--cpu-prof` writing `bench/out/<profileName>.cpuprofile` at exit.
- * `cli`: another build's `dist/cli/main.js` (bench/ab.mjs compares two builds).
+ * `cli`: another build's CLI, `dist/bin/herald.js` or `dist/cli/main.js` (bench/ab.mjs compares builds).
  * `steady` (default true): also wait out `broker.publishDelay`, so that a load measures the broker as it
  * runs, not its PUB sockets holding everything for 1.5 s after the start and then catching up. Figures
  * that time the start itself (ready time, draining a backlog) pass false.
@@ -47,9 +47,8 @@ export async function startServe(
   home,
   { profileName, readyTimeoutMs = 120_000, cli = CLI, steady = true } = {},
 ) {
-  // The node flags of the executable's shebang (`#!/usr/bin/env -S node --max-semi-space-size=2`): measure
-  // the broker as the installed `herald` runs it.
-  const nodeArgs = shebangFlags(cli);
+  // The node flags the installed `herald` gives `serve`: measure the broker as it runs.
+  const nodeArgs = serveFlags(cli);
   if (profileName) {
     mkdirSync(OUT, { recursive: true });
     nodeArgs.push("--cpu-prof", "--cpu-prof-dir", OUT, "--cpu-prof-name", `${profileName}.cpuprofile`);
@@ -118,7 +117,22 @@ export async function waitStatus(broker, cond, timeoutMs = 600_000, stepMs = 100
 }
 
 /** `--flags` on the first line of a `#!/usr/bin/env -S node --flag ...` script. */
-export function shebangFlags(script) {
-  const first = readFileSync(script, "utf8").split("\n", 1)[0] ?? "";
+export function serveFlags(cli) {
+  // Since the CLI bundle: dist/bin/herald, a launcher whose `serve|shim)` line has the flags.
+  const launcher = join(dirname(cli), "herald");
+  if (existsSync(launcher)) {
+    const line = readFileSync(launcher, "utf8")
+      .split("\n")
+      .find((l) => /^\s*\S*serve\S*\)\s+exec node /.test(l));
+    return line ? line.split(/\s+/).filter((w) => w.startsWith("--")) : [];
+  }
+  // Older builds (bench/ab.mjs against one): the flags were on dist/cli/main.js's shebang.
+  const first = readFileSync(cli, "utf8").split("\n", 1)[0] ?? "";
   return first.startsWith("#!") ? first.split(/\s+/).filter((w) => w.startsWith("--")) : [];
+}
+
+/** A build tree's CLI: the bundle where the tree has one, else the unbundled entry. */
+export function treeCli(tree) {
+  const bundle = join(tree, "dist", "bin", "herald.js");
+  return existsSync(bundle) ? bundle : join(tree, "dist", "cli", "main.js");
 }

@@ -3,7 +3,9 @@ import { resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
 export const DIST = resolve(ROOT, "dist");
-export const CLI = resolve(DIST, "cli", "main.js");
+/** The bundled CLI, and `herald` as installed (package.json's bin: a launcher that runs the bundle). */
+export const CLI = resolve(DIST, "bin", "herald.js");
+export const LAUNCHER = resolve(DIST, "bin", "herald");
 export const OUT = resolve(ROOT, "bench", "out");
 /** Debian's python3 (python3-zmq, python3-pika); the one on PATH is pyenv's and has neither. */
 /**
