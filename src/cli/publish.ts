@@ -1,4 +1,3 @@
-import { createInterface } from "node:readline";
 import { createClient } from "../client/create.js";
 import type { Ack, HeraldClient } from "../client/publisher.js";
 import { HeraldError } from "../errors.js";
@@ -64,6 +63,8 @@ async function one(
 }
 
 async function fromStdin(client: HeraldClient, topic: string, extra: Extra, json: boolean): Promise<number> {
+  // Loaded here: node:readline and the streams under it cost a one-message publish ~1 ms to load.
+  const { createInterface } = await import("node:readline");
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   const inputs = [];
   let n = 0;

@@ -55,9 +55,15 @@ export function compileValidator(): ValidateFunction {
   return compile(false).validate;
 }
 
-/** First line of the generated script; anything else means it was generated from something else. */
+let line: string | undefined;
+
+/**
+ * First line of the generated script; anything else means it was generated from something else.
+ * Computed once per process: it hashes the whole schema, on every CLI start's path.
+ */
 export function fingerprintLine(): string {
-  return `// fingerprint ${validatorFingerprint()}\n`;
+  line ??= `// fingerprint ${validatorFingerprint()}\n`;
+  return line;
 }
 
 /**
