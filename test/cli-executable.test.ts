@@ -11,9 +11,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
+import { COMMAND_MODULES, DAEMON_NODE_FLAGS } from "../src/cli/launcher.js";
 import { CLI, LAUNCHER, ROOT } from "./helpers/serve.js";
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string> };
@@ -47,24 +47,78 @@ describe("the herald executable", () => {
     expect(r.stdout.trim()).toBe("herald 0.1.0");
   });
 
-  it("gives serve and shim the V8 heap flags and every other command none", () => {
+  it("runs each command's own bundle, with the V8 heap flags for serve and shim only", () => {
     const env = { ...process.env, PATH: fakeNodePath() };
     const args = (cmd: string) =>
       spawnSync(LAUNCHER, [cmd, "x y"], { encoding: "utf8", env }).stdout.trim().split("\n");
+    const bundle = (cmd: string) => join(dirname(CLI), `herald-${cmd}.js`);
     for (const daemon of ["serve", "shim"])
-      expect(args(daemon)).toEqual([...DAEMON_NODE_FLAGS, CLI, daemon, "x y"]);
-    for (const oneShot of ["publish", "status", "tail", "--help"])
-      expect(args(oneShot)).toEqual([CLI, oneShot, "x y"]);
+      expect(args(daemon)).toEqual([...DAEMON_NODE_FLAGS, bundle(daemon), daemon, "x y"]);
+    for (const oneShot of ["publish", "status", "tail", "replay"])
+      expect(args(oneShot)).toEqual([bundle(oneShot), oneShot, "x y"]);
+    for (const other of ["--help", "--version", "nonsense"]) expect(args(other)).toEqual([CLI, other, "x y"]);
   });
 
-  it("is a bundle: its entry imports no herald module from dist/ beside it, only npm packages and chunks", () => {
-    const source = readFileSync(CLI, "utf8");
-    const specifiers = [...source.matchAll(/\bfrom\s+"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)/g)].map(
-      (m) => m[1] ?? m[2],
+  it("knows every command main.ts dispatches, and each command's bundle runs it", () => {
+    const main = readFileSync(join(ROOT, "src", "cli", "main.ts"), "utf8");
+    const dispatched = Object.fromEntries(
+      [...main.matchAll(/^ {2}(\w+): async \(\) => \(await import\("\.\/([\w-]+\.js)"\)\)\.(\w+),$/gm)].map(
+        (m) => [m[1], { module: m[2], exportName: m[3] }],
+      ),
     );
-    expect(specifiers.length).toBeGreaterThan(0);
-    for (const s of specifiers)
-      expect(s).toMatch(/^(\.\/chunk-[\w-]+\.js|\.\/[\w-]+\.js|node:.+|[a-z@][^.]*)$/);
-    expect(specifiers.some((s) => s?.startsWith("../"))).toBe(false);
+    expect(Object.keys(dispatched).length).toBeGreaterThan(10);
+    expect(COMMAND_MODULES).toEqual(dispatched);
+    for (const cmd of Object.keys(COMMAND_MODULES)) {
+      const r = spawnSync(LAUNCHER, [cmd, "--help"], { encoding: "utf8", timeout: 30_000 });
+      expect(r.stderr, cmd).toBe("");
+      expect(r.status, cmd).toBe(0);
+      expect(r.stdout, cmd).toMatch(new RegExp(`^usage: herald ${cmd}\\b`));
+    }
+  });
+
+  it("reports a command's own errors with their exit codes from its bundle", () => {
+    const usage = spawnSync(LAUNCHER, ["publish"], { encoding: "utf8", timeout: 30_000 });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/^herald: TOPIC is required/);
+    const endpoint = `ipc://${join(tmp, "nobody.sock")}`;
+    const down = spawnSync(LAUNCHER, ["publish", "a.b", "{}", "--endpoint", endpoint], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(down.status).toBe(4);
+    expect(down.stderr).toContain(`herald: NO_BROKER: no broker at ${endpoint}`);
+  });
+
+  it("validates configuration with the generated validator from a command's bundle, not ajv's compiler", () => {
+    const report = join(tmp, "report-cjs.cjs");
+    writeFileSync(
+      report,
+      'process.on("exit", () => process.stderr.write(JSON.stringify(Object.keys(require.cache)) + "\\n"));\n',
+    );
+    const env = {
+      ...process.env,
+      NODE_OPTIONS: `--require ${report}`,
+      HERALD_CONFIG: "",
+      HERALD_LOG_LEVEL: "error",
+    };
+    const r = spawnSync(LAUNCHER, ["config", "show"], { encoding: "utf8", env, timeout: 30_000 });
+    expect(r.status).toBe(0);
+    const loaded = JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[];
+    // The generated code requires ajv's small run-time helper; compiling would load ajv's core.
+    expect(loaded.some((f) => /ajv[\\/]dist[\\/]runtime[\\/]ucs2length/.test(f))).toBe(true);
+    expect(loaded.filter((f) => /ajv[\\/]dist[\\/](core|compile)/.test(f))).toEqual([]);
+  });
+
+  it("is bundled: the whole CLI imports only its chunks and npm packages, each command's bundle only packages", () => {
+    const specifiers = (file: string) =>
+      [...readFileSync(file, "utf8").matchAll(/\bfrom\s+"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)/g)].map(
+        (m) => m[1] ?? m[2] ?? "",
+      );
+    const whole = specifiers(CLI);
+    expect(whole.length).toBeGreaterThan(0);
+    for (const s of whole) expect(s).toMatch(/^(\.\/[\w-]+\.js|node:.+|[a-z@][^.]*)$/);
+    const publish = specifiers(join(dirname(CLI), "herald-publish.js"));
+    expect(publish.length).toBeGreaterThan(0);
+    for (const s of publish) expect(s).toMatch(/^(node:.+|[a-z@][^.]*)$/);
   });
 });

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Installed as `herald` through dist/bin/herald, which adds V8 flags for serve and shim (node-flags.ts).
-import { ConfigError, HeraldError } from "../errors.js";
-import { EXIT, out, UsageError } from "./args.js";
+// The whole CLI. Installed as `herald` through dist/bin/herald (launcher.ts), which runs each command's
+// own bundle and gives serve and shim their V8 flags; `node dist/bin/herald.js COMMAND` runs this.
+import { EXIT, out } from "./args.js";
+import { type Command, finish, runCommand } from "./run.js";
 
 const USAGE = `usage: herald COMMAND [options]   (herald COMMAND --help for details)
 
@@ -19,8 +20,6 @@ const USAGE = `usage: herald COMMAND [options]   (herald COMMAND --help for deta
   keys generate|list|trust|revoke|show   identities for CURVE and message signatures
 
 Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 broker unavailable, 5 storage failure.`;
-
-type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./serve.js")).serve,
@@ -52,38 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`herald: unknown command '${name}'\n\n${USAGE}\n`);
     return EXIT.usage;
   }
-  try {
-    return await (await load())(rest);
-  } catch (err) {
-    return reportError(err);
-  }
+  return runCommand(async (args) => (await load())(args), rest);
 }
 
-/** User mistakes get one clear line and an exit code; only real bugs show a stack trace. */
-function reportError(err: unknown): number {
-  if (err instanceof UsageError) {
-    process.stderr.write(`herald: ${err.message}\n`);
-    return EXIT.usage;
-  }
-  if (err instanceof ConfigError) {
-    process.stderr.write(`herald: configuration error: ${err.message}\n`);
-    return EXIT.config;
-  }
-  if (err instanceof HeraldError) {
-    process.stderr.write(`herald: ${err.code}: ${err.message}\n`);
-    if (err.code === "NO_BROKER" || err.code === "TIMEOUT") return EXIT.unavailable;
-    return EXIT.failed;
-  }
-  process.stderr.write(`herald: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
-  return EXIT.failed;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err) => {
-    process.stderr.write(`herald: ${String(err)}\n`);
-    process.exitCode = EXIT.failed;
-  },
-);
+finish(main(process.argv.slice(2)));
