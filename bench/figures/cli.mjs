@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { figure } from "../lib/figure.mjs";
 import { cliReferences } from "../lib/peers.mjs";
 import { freePorts, nodeWorker } from "../lib/procs.mjs";
@@ -150,7 +150,8 @@ export async function profile(_ctx, name) {
   const broker = await startServe(await newBrokerHome());
   try {
     mkdirSync(OUT, { recursive: true });
-    const args = [CLI, "publish", "bench.cli", "{}"]; // what the launcher runs for publish, with no flags
+    // What the launcher runs for publish, with no flags.
+    const args = [join(dirname(CLI), "herald-publish.js"), "publish", "bench.cli", "{}"];
     const env = withoutExtraCa(broker.home.env);
     await wall(process.execPath, args, env); // warm the page cache, as the figure does
     const prof = ["--cpu-prof", "--cpu-prof-interval", "100", "--cpu-prof-dir", OUT];

@@ -36,7 +36,7 @@ export async function newBrokerHome(extraEnv = {}) {
 }
 
 /**
- * Start `herald serve` (`node <flags> dist/bin/herald.js serve`) for `home` and wait until it answers a ping.
+ * Start `herald serve` as installed (`node <flags> dist/bin/herald-serve.js serve`) for `home` and wait until it answers a ping.
  * `profileName`: run under `--cpu-prof` writing `bench/out/<profileName>.cpuprofile` at exit.
  * `cli`: another build's CLI, `dist/bin/herald.js` or `dist/cli/main.js` (bench/ab.mjs compares builds).
  * `steady` (default true): also wait out `broker.publishDelay`, so that a load measures the broker as it
@@ -54,7 +54,11 @@ export async function startServe(
     nodeArgs.push("--cpu-prof", "--cpu-prof-dir", OUT, "--cpu-prof-name", `${profileName}.cpuprofile`);
   }
   const t0 = nowMs();
-  const proc = startChild(process.execPath, [cli, "serve"], { env: home.env, stdin: "ignore", nodeArgs });
+  const proc = startChild(process.execPath, [serveEntry(cli), "serve"], {
+    env: home.env,
+    stdin: "ignore",
+    nodeArgs,
+  });
   const client = new HeraldClient({ endpoint: home.submit, timeoutMs: 250, retries: 0 });
   const deadline = Date.now() + readyTimeoutMs;
   let up = false;
@@ -129,6 +133,12 @@ export function serveFlags(cli) {
   // Older builds (bench/ab.mjs against one): the flags were on dist/cli/main.js's shebang.
   const first = readFileSync(cli, "utf8").split("\n", 1)[0] ?? "";
   return first.startsWith("#!") ? first.split(/\s+/).filter((w) => w.startsWith("--")) : [];
+}
+
+/** What the installed `herald serve` runs: the serve command's own bundle beside `cli`, where there is one. */
+function serveEntry(cli) {
+  const own = join(dirname(cli), "herald-serve.js");
+  return existsSync(own) ? own : cli;
 }
 
 /** A build tree's CLI: the bundle where the tree has one, else the unbundled entry. */
