@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,6 +99,28 @@ describe("herald CLI against a running broker", () => {
       accepting: true,
       sinks: [{ name: "herald" }, { name: "legacy" }],
     });
+  });
+});
+
+describe("herald CLI after the broker stopped", () => {
+  it("finds no socket file left behind, so publish says NO_BROKER at once instead of timing out", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-cli-stop-"));
+    try {
+      const [hp, lp] = await freePorts(2);
+      const env = serveEnv(dir, { herald: hp!, legacy: lp! });
+      const serve = await startServe(env);
+      const sock = serve.submit.slice("ipc://".length);
+      expect(existsSync(sock)).toBe(true);
+      serve.child.kill("SIGTERM");
+      expect(await serve.exited).toBe(0);
+      expect(existsSync(sock)).toBe(false);
+      // With the file left behind, the client connected to nobody and ended in TIMEOUT after its retries.
+      const r = herald(["publish", "a.b", "{}"], env);
+      expect(r.code).toBe(4);
+      expect(r.stderr).toContain(`herald: NO_BROKER: no broker at ${serve.submit}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

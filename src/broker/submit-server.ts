@@ -1,5 +1,6 @@
 import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
+import { type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
 import type { Logger } from "../util/log.js";
 import { inCanonicalOrder, isJsonObject } from "../wire/json.js";
 import { isoNow, type Message, validateMessage } from "../wire/message.js";
@@ -40,6 +41,7 @@ export interface SubmitServerOptions {
 export class SubmitServer {
   private readonly sockets: Router[] = [];
   private readonly writers: ReplyWriter[] = [];
+  private readonly socketFiles: OwnSocketFile[] = [];
   private accepting = true;
   private inFlight = 0;
   readonly counters = { requests: 0, badRequests: 0, messages: 0, rejected: 0 };
@@ -66,6 +68,8 @@ export class SubmitServer {
         throw bindError(endpoint, err);
       }
       this.sockets.push(sock);
+      const file = ownSocketFile(sock.lastEndpoint ?? endpoint);
+      if (file) this.socketFiles.push(file);
       const writer = new ReplyWriter(sock, this.opts.log);
       this.writers.push(writer);
       bound.push(sock.lastEndpoint ?? endpoint);
@@ -88,6 +92,7 @@ export class SubmitServer {
   async close(): Promise<void> {
     for (const s of this.sockets) s.close();
     this.sockets.length = 0;
+    for (const f of this.socketFiles.splice(0)) removeOwnSocketFile(f);
   }
 
   private async readLoop(sock: Router, writer: ReplyWriter, endpoint: string): Promise<void> {
