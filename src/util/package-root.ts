@@ -26,7 +26,7 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** The `herald` command as installed (package.json's bin): the CLI bundle npm run build writes. */
+/** The whole CLI in one bundle (`node dist/bin/herald.js COMMAND`), which npm run build writes beside the bin. */
 export function cliEntry(): string {
   return join(packageRoot(), "dist", "bin", "herald.js");
 }
