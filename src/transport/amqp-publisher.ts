@@ -110,16 +110,13 @@ export class AmqpPublisher {
     if (this.closed) return Promise.reject(new ClosedError(`AMQP sink '${this.o.name}'`));
     // Encode everything first: a bad message rejects the batch before anything is published.
     const fresh: EncodedPublish[] = [];
-    for (const m of batch) if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: this.encode(m) });
+    for (const m of batch) {
+      if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeAmqp(m, this.format, this.o) });
+    }
     return this.track(
       fresh,
       batch.map((m) => m.id),
     );
-  }
-
-  /** The AmqpPublish of `m` as this sink publishes it (its format and topic prefix). */
-  private encode(m: Message): AmqpPublish {
-    return encodeAmqp(m, this.format, this.o);
   }
 
   /** `send` for messages encoded elsewhere (ThreadedAmqpSink encodes on the broker's thread). */
