@@ -6,10 +6,14 @@ import { measureFsync } from "../../dist/storage/fsync-probe.js";
 import { nodeWorker, runJson } from "./procs.mjs";
 import { repeat } from "./util.mjs";
 
-/** DEALER round trips against a raw ROUTER child over IPC; one result per repetition. */
-export async function rawRoundTrips(reps, { count, window = 1, batch = 1 }) {
+/**
+ * DEALER round trips against a raw ROUTER child over IPC; one result per repetition. `fsync`: the router
+ * writes and fsyncs 4 KiB in the temp directory before each reply (a durable round trip, no herald).
+ */
+export async function rawRoundTrips(reps, { count, window = 1, batch = 1, fsync = false }) {
   const dir = mkdtempSync(join(tmpdir(), "herald-bench-raw-"));
-  const router = nodeWorker("raw-router.mjs", ["--bind", `ipc://${join(dir, "raw.sock")}`]);
+  const durable = fsync ? ["--fsync", dir] : [];
+  const router = nodeWorker("raw-router.mjs", ["--bind", `ipc://${join(dir, "raw.sock")}`, ...durable]);
   try {
     const { ready } = await router.waitLine((l) => l.ready);
     return await repeat(reps, () =>
