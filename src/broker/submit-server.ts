@@ -9,6 +9,7 @@ import {
   decodeSubmitRequest,
   encodeReply,
   errorReply,
+  type Frame,
   type SubmitReply,
   type SubmitResult,
   type SubmittedInput,
@@ -240,7 +241,7 @@ function bindError(endpoint: string, err: unknown): HeraldError {
 
 /** One writer per socket: queues replies and sends them one at a time. */
 class ReplyWriter {
-  private readonly queue: Buffer[][] = [];
+  private readonly queue: Frame[][] = [];
   private running = false;
 
   constructor(
@@ -248,7 +249,7 @@ class ReplyWriter {
     private readonly log: Logger,
   ) {}
 
-  push(frames: Buffer[]): void {
+  push(frames: Frame[]): void {
     this.queue.push(frames);
     if (!this.running) void this.drain();
   }

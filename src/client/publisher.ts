@@ -26,6 +26,7 @@ import {
   encodeCommand,
   encodeSubmitParts,
   encodeSubmitRequest,
+  type Frame,
   type SubmitReply,
   type SubmitResult,
 } from "../wire/submit.js";
@@ -167,7 +168,7 @@ export class HeraldClient {
     this.pending.clear();
   }
 
-  private async request(build: (requestId: string) => Buffer[]): Promise<SubmitReply> {
+  private async request(build: (requestId: string) => Frame[]): Promise<SubmitReply> {
     if (this.closed) throw new ClosedError("herald client");
     const requestId = `${this.requestPrefix}${(++this.requests).toString(36)}`;
     const frames = build(requestId);
@@ -186,7 +187,7 @@ export class HeraldClient {
     throw refused ? this.refusedError() : this.noAnswer();
   }
 
-  private tryOnce(requestId: string, frames: Buffer[]): Promise<SubmitReply | undefined | typeof REFUSED> {
+  private tryOnce(requestId: string, frames: Frame[]): Promise<SubmitReply | undefined | typeof REFUSED> {
     const sock = this.socket();
     return new Promise<SubmitReply | undefined | typeof REFUSED>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -13,6 +13,13 @@ import type { Headers, Message, MessageInput, Origin } from "./message.js";
 export const SUBMIT_PROTOCOL = "HERALD1";
 export const MAX_REQUEST_ID_BYTES = 64;
 
+/**
+ * A frame to send. The JSON payload goes as a string: zeromq.js sends a Buffer over 128 bytes without a
+ * copy and must then release it on the main thread, so the I/O thread wakes the event loop once per
+ * send; a string is copied to UTF-8 in C++ and freed on the I/O thread. Received frames are Buffers.
+ */
+export type Frame = Buffer | string;
+
 /** One message as it travels in a submit request (snake_case like the envelope). */
 export interface WireSubmitted {
   id: string;
@@ -37,7 +44,7 @@ export type SubmitReply =
   /** Answer to a control command such as `{"command": "status"}`. */
   | { result: unknown };
 
-export function encodeSubmitRequest(requestId: string, messages: readonly Message[]): Buffer[] {
+export function encodeSubmitRequest(requestId: string, messages: readonly Message[]): Frame[] {
   return encodeSubmitParts(requestId, messages.map(encodeSubmitted));
 }
 
@@ -47,12 +54,8 @@ export function encodeSubmitted(m: Message): string {
 }
 
 /** A request from messages already encoded with encodeSubmitted. */
-export function encodeSubmitParts(requestId: string, parts: readonly string[]): Buffer[] {
-  return [
-    Buffer.from(SUBMIT_PROTOCOL),
-    Buffer.from(requestId),
-    Buffer.from(`{"messages":[${parts.join(",")}]}`),
-  ];
+export function encodeSubmitParts(requestId: string, parts: readonly string[]): Frame[] {
+  return [Buffer.from(SUBMIT_PROTOCOL), Buffer.from(requestId), `{"messages":[${parts.join(",")}]}`];
 }
 
 function toWireSubmitted(m: Message): WireSubmitted {
@@ -141,16 +144,12 @@ function decodeOne(raw: unknown): DecodedRequest["messages"][number] {
   return { ok: true, input };
 }
 
-export function encodeReply(requestId: Buffer, reply: SubmitReply): Buffer[] {
-  return [Buffer.from(SUBMIT_PROTOCOL), requestId, Buffer.from(JSON.stringify(reply))];
+export function encodeReply(requestId: Buffer, reply: SubmitReply): Frame[] {
+  return [Buffer.from(SUBMIT_PROTOCOL), requestId, JSON.stringify(reply)];
 }
 
-export function encodeCommand(requestId: string, name: string, args: Record<string, unknown> = {}): Buffer[] {
-  return [
-    Buffer.from(SUBMIT_PROTOCOL),
-    Buffer.from(requestId),
-    Buffer.from(JSON.stringify({ command: name, args })),
-  ];
+export function encodeCommand(requestId: string, name: string, args: Record<string, unknown> = {}): Frame[] {
+  return [Buffer.from(SUBMIT_PROTOCOL), Buffer.from(requestId), JSON.stringify({ command: name, args })];
 }
 
 export function errorReply(err: HeraldError): SubmitReply {
