@@ -1,6 +1,9 @@
 // Figure group 3: 8 concurrent publisher processes (group commit), each one message at a time, against
 // fedmsg's fire-and-forget publish reproduced in Python (1 process, one SUB connected) in the same run,
 // and fedmsg itself when `--fedmsg-src DIR` is given.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { figure, notMeasured } from "../lib/figure.mjs";
 import { fedmsgPublish } from "../lib/peers.mjs";
 import { nodeWorker, startChild } from "../lib/procs.mjs";
@@ -12,22 +15,34 @@ const WINDOW = 64;
 const FIRE = new URL("../py/fedmsg_fire.py", import.meta.url).pathname;
 
 /** One run of PROCS publisher processes started together; the aggregate acked rate. */
-export async function burst(ctx, broker, { procs = PROCS, count, batch = 1, window = 1, warmup } = {}) {
+export function burst(ctx, broker, { procs = PROCS, count, batch = 1, window = 1, warmup } = {}) {
   const per = Math.ceil((count ?? ctx.n(16_000, 1600)) / procs);
-  const workers = Array.from({ length: procs }, () =>
-    nodeWorker("herald-pub.mjs", [
-      "--connect",
-      broker.submit,
-      "--count",
-      String(per),
-      "--batch",
-      String(batch),
-      "--window",
-      String(window),
-      ...(warmup === undefined ? [] : ["--warmup", String(warmup)]),
-      "--barrier",
-    ]),
-  );
+  const args = ["--connect", broker.submit, "--count", String(per), "--batch", String(batch)];
+  args.push("--window", String(window), "--barrier");
+  if (warmup !== undefined) args.push("--warmup", String(warmup));
+  return together(Array.from({ length: procs }, () => nodeWorker("herald-pub.mjs", args)));
+}
+
+/**
+ * The same PROCS processes, one request at a time each, as raw zeromq.js DEALERs against a raw ROUTER that
+ * answers at once (no parsing, no storage): how many one-at-a-time round trips the machine has at all.
+ */
+async function rawBurst(ctx, warmup) {
+  const dir = mkdtempSync(join(tmpdir(), "herald-bench-raw-"));
+  const router = nodeWorker("raw-router.mjs", ["--bind", `ipc://${join(dir, "raw.sock")}`]);
+  try {
+    const { ready } = await router.waitLine((l) => l.ready);
+    const per = String(Math.ceil(ctx.n(16_000, 1600) / PROCS));
+    const args = ["--connect", ready, "--count", per, "--warmup", String(warmup), "--barrier"];
+    return await together(Array.from({ length: PROCS }, () => nodeWorker("raw-dealer.mjs", args)));
+  } finally {
+    router.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Start `workers` together at their barrier; the aggregate rate over the span from first start to last end. */
+async function together(workers) {
   try {
     await Promise.all(workers.map((w) => w.waitLine((l) => l.ready)));
     for (const w of workers) w.send("go");
@@ -73,6 +88,7 @@ export async function profile(ctx, name) {
 
 export async function run(ctx) {
   const fire = await fedmsgFire(ctx);
+  const raw = await repeat(ctx.reps, () => rawBurst(ctx, ctx.n(WARMUP, 100)));
   const broker = await startServe(await newBrokerHome());
   let herald;
   let windowed;
@@ -118,6 +134,32 @@ export async function run(ctx) {
       note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each`,
     }),
   ];
+  out.push(
+    figure({
+      figure: "multi.8proc_raw_roundtrips_vs_fedmsg_fire",
+      values: raw.map((r) => r.rate),
+      unit: "rt/s",
+      reference: {
+        name: "fedmsg fire-and-forget (python, 1 proc, 1 SUB)",
+        value: median(fire.map((f) => f.rate)),
+      },
+      p50_us: medianOf(raw, "p50_us"),
+      p99_us: medianOf(raw, "p99_us"),
+      note: `the ceiling for figure 2's one-at-a-time form: ${PROCS} raw zeromq.js DEALER processes, one request at a time each, against a raw ROUTER that answers at once (no parsing, no storage, no fsync)`,
+    }),
+    figure({
+      figure: "multi.8proc_vs_8proc_raw_roundtrips",
+      values: herald.map((r) => r.rate),
+      unit: "msg/s",
+      reference: {
+        name: `${PROCS} raw DEALER processes, one at a time`,
+        value: median(raw.map((r) => r.rate)),
+      },
+      p50_us: medianOf(herald, "p50_us"),
+      p99_us: medianOf(herald, "p99_us"),
+      note: "herald's one-at-a-time figure against that ceiling (durable and acknowledged against answered at once)",
+    }),
+  );
   if (ctx.fedmsgSrc) out.push(...(await vsFedmsgItself(ctx, herald, windowed)));
   return out;
 }

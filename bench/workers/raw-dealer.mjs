@@ -1,10 +1,11 @@
 // Raw limit: DEALER round trips to raw-router.mjs, one at a time (--window 1) or pipelined (--window W).
 // Requests carry the same frames herald's client sends for --batch messages.
-// usage: raw-dealer.mjs --connect EP --count N [--window W] [--batch B]
+// usage: raw-dealer.mjs --connect EP --count N [--window W] [--batch B] [--warmup N] [--barrier]
+//   --barrier  after warm-up print {"ready":true} and wait for a line on stdin (several processes start together)
 import { Dealer } from "zeromq";
 import { createMessage } from "../../dist/wire/message.js";
 import { encodeSubmitRequest } from "../../dist/wire/submit.js";
-import { args, emit, lat, nowMs } from "./args.mjs";
+import { args, emit, lat, nowMs, stdinLine } from "./args.mjs";
 
 const a = args();
 const count = Number(a.count);
@@ -49,10 +50,26 @@ async function pipelined(n, record) {
 }
 
 const run = window > 1 ? pipelined : oneAtATime;
-await run(Math.min(200, count)); // warm-up: connect, JIT
+await run(Number(a.warmup ?? Math.min(200, count))); // warm-up: connect, JIT
+if (a.barrier) {
+  emit({ ready: true });
+  await stdinLine();
+}
 const latencies = [];
-const t0 = nowMs();
+const tStart = nowMs();
 await run(count, latencies);
-const secs = (nowMs() - t0) / 1000;
-emit({ count, window, batch, secs, rate: count / secs, msgRate: (count * batch) / secs, ...lat(latencies) });
+const tEnd = nowMs();
+const secs = (tEnd - tStart) / 1000;
+emit({
+  count,
+  window,
+  batch,
+  errors: 0,
+  tStart,
+  tEnd,
+  secs,
+  rate: count / secs,
+  msgRate: (count * batch) / secs,
+  ...lat(latencies),
+});
 sock.close();
