@@ -107,8 +107,9 @@ describe("kill -9 of the broker mid-burst", () => {
       return [...acked].every((id) => hs.has(id) && ls.has(id));
     }, 60_000);
     const hs = new Set(h.ids);
+    const ls = new Set(l.ids);
     const lost = [...acked].filter((id) => !hs.has(id));
-    const lostLegacy = [...acked].filter((id) => !new Set(l.ids).has(id));
+    const lostLegacy = [...acked].filter((id) => !ls.has(id));
     console.log(
       `crash test: acked ${acked.size} (${atKill} before the kill), errors ${errored.size} ${JSON.stringify([...new Set(errored.values())])}, ` +
         `herald received ${hs.size} distinct (${herald.stats().duplicates} duplicates dropped), lost ${lost.length}, legacy lost ${lostLegacy.length}`,
