@@ -35,7 +35,7 @@ const COMMENTS = {
   batch:
     "Per-message work in the broker (validation, canonical JSON, SQLite insert) dominates once round trips are amortised over 100 messages.",
   amqp: "The AMQP sink publishes from a worker thread of its own (sinks[].thread); the broker's main thread still reads its pages (from disk once it falls 4,096 messages behind) and encodes them, beside the submit path and both PUB sinks. RabbitMQ, the broker's two threads and the submitting process share the machine's 2 cores. GC is the largest single item (young-generation scavenges of the in-flight messages).",
-  cli: "A one-shot process: a third of its wall time is Node's own start before the profiler runs (the node_bare_start figure of the same run); then loading `herald publish`'s own bundle (dist/bin/herald-publish.js: compile and evaluate, zeromq's native addon through its loader, ~10 ms, the configuration with its generated validator), connecting, one round trip and exit. docs/cli.md has what the bundle and the launcher without V8 flags took off.",
+  cli: "A one-shot process: a third of its wall time is Node's own start before the profiler runs (the node_bare_start figure of the same run); then loading `herald publish`'s own bundle (dist/bin/herald-publish.cjs: compile and evaluate, zeromq's native addon through its loader, ~10 ms, the configuration with its generated validator), connecting, one round trip and exit. docs/cli.md has what the bundle and the launcher without V8 flags took off.",
 };
 
 function parseArgs(argv) {

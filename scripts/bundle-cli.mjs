@@ -1,6 +1,7 @@
 // `npm run build`, after tsc: bundle the CLI from dist/ into dist/bin/, package.json's bin.
 // - dist/bin/herald.js: the whole CLI (dist/cli/main.js), split per command.
-// - dist/bin/herald-COMMAND.js: one bundle per command, which the launcher runs.
+// - dist/bin/herald-COMMAND.cjs: one CommonJS bundle per command, which the launcher runs (launcher.ts
+//   says why CommonJS).
 // - dist/bin/herald: the launcher (src/cli/launcher.ts says why each piece is there).
 // A one-shot `herald publish` otherwise loads ~40 ES modules one by one, and Node's ESM loader costs up
 // to a millisecond for each (resolve, read, compile, link). esbuild (a devDependency only) does what we
@@ -30,12 +31,19 @@ const common = {
 
 await build({ ...common, entryPoints: { herald: `${cliDir}/main.js` }, outdir, splitting: true });
 
-// Each command from a generated entry (launcher.ts), resolved through a virtual namespace.
+// Each command from a generated entry (launcher.ts), resolved through a virtual namespace, as CommonJS.
+// herald's modules locate files beside them through import.meta.url, which CommonJS lacks: the banner
+// computes it once from __filename, and `define` points every use at it.
 const entries = Object.keys(COMMAND_MODULES);
+const IMPORT_META_URL = "__herald_import_meta_url";
 await build({
   ...common,
+  format: "cjs",
+  outExtension: { ".js": ".cjs" },
+  define: { "import.meta.url": IMPORT_META_URL },
+  banner: { js: `const ${IMPORT_META_URL} = require("node:url").pathToFileURL(__filename).href;` },
   entryPoints: Object.fromEntries(
-    entries.map((n) => [commandBundle(n).replace(/\.js$/, ""), `command:${n}`]),
+    entries.map((n) => [commandBundle(n).replace(/\.cjs$/, ""), `command:${n}`]),
   ),
   outdir,
   plugins: [

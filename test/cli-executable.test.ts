@@ -47,11 +47,25 @@ describe("the herald executable", () => {
     expect(r.stdout.trim()).toBe("herald 0.1.0");
   });
 
+  it("finds the bundle when found on PATH, given by a relative path, or read by sh by its bare name", () => {
+    const version = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv }) =>
+      spawnSync(cmd, args, { encoding: "utf8", timeout: 30_000, ...opts }).stdout.trim();
+    const env = { ...process.env, PATH: `${dirname(LAUNCHER)}:${process.env.PATH ?? ""}` };
+    expect(version("herald", ["--version"], { cwd: tmp, env })).toBe("herald 0.1.0");
+    expect(version("./herald", ["--version"], { cwd: dirname(LAUNCHER) })).toBe("herald 0.1.0");
+    expect(version("sh", ["herald", "--version"], { cwd: dirname(LAUNCHER) })).toBe("herald 0.1.0");
+    // A chain of symlinks, as a global install's PATH entry pointing into the package.
+    const link2 = join(tmp, "herald-2");
+    symlinkSync(join(tmp, "herald-1"), link2);
+    symlinkSync(LAUNCHER, join(tmp, "herald-1"));
+    expect(version(link2, ["--version"], { cwd: tmp })).toBe("herald 0.1.0");
+  });
+
   it("runs each command's own bundle, with the V8 heap flags for serve and shim only", () => {
     const env = { ...process.env, PATH: fakeNodePath() };
     const args = (cmd: string) =>
       spawnSync(LAUNCHER, [cmd, "x y"], { encoding: "utf8", env }).stdout.trim().split("\n");
-    const bundle = (cmd: string) => join(dirname(CLI), `herald-${cmd}.js`);
+    const bundle = (cmd: string) => join(dirname(CLI), `herald-${cmd}.cjs`);
     for (const daemon of ["serve", "shim"])
       expect(args(daemon)).toEqual([...DAEMON_NODE_FLAGS, bundle(daemon), daemon, "x y"]);
     for (const oneShot of ["publish", "status", "tail", "replay"])
@@ -111,14 +125,19 @@ describe("the herald executable", () => {
 
   it("is bundled: the whole CLI imports only its chunks and npm packages, each command's bundle only packages", () => {
     const specifiers = (file: string) =>
-      [...readFileSync(file, "utf8").matchAll(/\bfrom\s+"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)/g)].map(
-        (m) => m[1] ?? m[2] ?? "",
-      );
+      [
+        ...readFileSync(file, "utf8").matchAll(
+          /\bfrom\s+"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)|\brequire\(\s*"([^"]+)"\s*\)/g,
+        ),
+      ].map((m) => m[1] ?? m[2] ?? m[3] ?? "");
     const whole = specifiers(CLI);
     expect(whole.length).toBeGreaterThan(0);
     for (const s of whole) expect(s).toMatch(/^(\.\/[\w-]+\.js|node:.+|[a-z@][^.]*)$/);
-    const publish = specifiers(join(dirname(CLI), "herald-publish.js"));
-    expect(publish.length).toBeGreaterThan(0);
+    // A command's bundle is CommonJS: no ES module loader for a one-shot command (launcher.ts).
+    const publishFile = join(dirname(CLI), "herald-publish.cjs");
+    expect(readFileSync(publishFile, "utf8")).not.toMatch(/^\s*(import|export)\s/m);
+    const publish = specifiers(publishFile);
+    expect(publish).toContain("node:fs");
     for (const s of publish) expect(s).toMatch(/^(node:.+|[a-z@][^.]*)$/);
   });
 });

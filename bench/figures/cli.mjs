@@ -151,7 +151,7 @@ export async function profile(_ctx, name) {
   try {
     mkdirSync(OUT, { recursive: true });
     // What the launcher runs for publish, with no flags.
-    const args = [join(dirname(CLI), "herald-publish.js"), "publish", "bench.cli", "{}"];
+    const args = [join(dirname(CLI), "herald-publish.cjs"), "publish", "bench.cli", "{}"];
     const env = withoutExtraCa(broker.home.env);
     await wall(process.execPath, args, env); // warm the page cache, as the figure does
     const prof = ["--cpu-prof", "--cpu-prof-interval", "100", "--cpu-prof-dir", OUT];
