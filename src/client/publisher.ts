@@ -12,7 +12,7 @@ import type { Identity } from "../security/keys.js";
 import { signMessage } from "../security/sign.js";
 import { curveDealerOptions } from "../security/zap.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
-import { zmq } from "../util/zeromq.js";
+import { retryInterrupted, zmq } from "../util/zeromq.js";
 import type { JsonObject } from "../wire/json.js";
 import {
   createMessage,
@@ -225,20 +225,26 @@ export class HeraldClient {
       // A fresh signed routing id per socket (curveDealerOptions makes a new nonce each call).
       ...(curve ? curveDealerOptions(curve.identity, curve.serverKey) : {}),
     });
-    if (this.opts.curve)
-      sock.events.on("handshake:error:auth", () => {
-        // The broker's ZAP handler said no: fail this socket's tries now instead of waiting for timeouts.
-        this.refused.add(sock);
-        for (const [id, p] of this.pending)
-          if (p.sock === sock) {
-            this.pending.delete(id);
-            p.resolve(REFUSED);
-          }
-      });
-    sock.connect(this.endpoint);
+    try {
+      if (curve) retryInterrupted(() => sock.events).on("handshake:error:auth", () => this.refuse(sock));
+      retryInterrupted(() => sock.connect(this.endpoint));
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
     this.sock = sock;
     void this.readLoop(sock);
     return sock;
+  }
+
+  /** The broker's ZAP handler said no: fail this socket's tries now instead of waiting for timeouts. */
+  private refuse(sock: Dealer): void {
+    this.refused.add(sock);
+    for (const [id, p] of this.pending)
+      if (p.sock === sock) {
+        this.pending.delete(id);
+        p.resolve(REFUSED);
+      }
   }
 
   private async readLoop(sock: Dealer): Promise<void> {

@@ -8,6 +8,7 @@ import { decodeFrames } from "../transport/zeromq-decode.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
+import { retryInterrupted } from "../util/zeromq.js";
 import type { Message } from "../wire/message.js";
 
 /** Header naming the service (or `relay_inbound`) a legacy message was ingested from. */
@@ -136,8 +137,8 @@ export class Ingest {
     const abort = new AbortController();
     for (let attempt = 0; !abort.signal.aborted && !this.closed; attempt++) {
       const socket = new zmq.Subscriber({ linger: 0, maxMessageSize: this.opts.maxMessageBytes ?? MAX_BODY });
-      socket.subscribe();
       try {
+        retryInterrupted(() => socket.subscribe());
         await socket.bind(endpoint);
         this.relay = { socket, endpoint, abort };
         this.opts.log.info("relay_inbound bound: active publishers are ingested", { endpoint });

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError, rejected, TransportError } from "../errors.js";
+import { retryInterrupted } from "../util/zeromq.js";
 import { stampedEnvelopeText } from "../wire/herald.js";
 import { legacyEnvelopeText } from "../wire/legacy.js";
 import type { Message } from "../wire/message.js";
@@ -162,8 +163,8 @@ export class ZmqPublishTransport implements Transport {
     const socket = opts.xpub
       ? new zmq.XPublisher({ ...socketOptions, verbosity: "allSubsUnsubs" })
       : new zmq.Publisher(socketOptions);
-    this.watchPeers(socket);
     try {
+      this.watchPeers(socket);
       await socket.bind(opts.endpoint);
     } catch (err) {
       socket.close();
@@ -185,16 +186,17 @@ export class ZmqPublishTransport implements Transport {
   }
 
   private watchPeers(socket: zmq.Publisher | zmq.XPublisher): void {
-    socket.events.on("accept", (e) => {
+    const events = retryInterrupted(() => socket.events);
+    events.on("accept", (e) => {
       bump(this.state, "accepted");
       this.tracker.peer({ type: "accept", address: e.address, at: Date.now() });
     });
-    socket.events.on("disconnect", (e) => {
+    events.on("disconnect", (e) => {
       bump(this.state, "disconnected");
       this.tracker.peer({ type: "disconnect", address: e.address, at: Date.now() });
     });
-    socket.events.on("handshake:error:auth", () => bump(this.state, "authFailures"));
-    socket.events.on("handshake:error:protocol", () => bump(this.state, "handshakeErrors"));
+    events.on("handshake:error:auth", () => bump(this.state, "authFailures"));
+    events.on("handshake:error:protocol", () => bump(this.state, "handshakeErrors"));
   }
 
   /** Drain the XPUB's subscription messages: first byte 1 = subscribe, 0 = unsubscribe, then the prefix. */

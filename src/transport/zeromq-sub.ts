@@ -1,6 +1,7 @@
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError } from "../errors.js";
 import { AsyncQueue } from "../util/queue.js";
+import { retryInterrupted } from "../util/zeromq.js";
 import type { Message } from "../wire/message.js";
 import { compilePatterns, type TopicPattern } from "../wire/topic.js";
 import {
@@ -117,16 +118,31 @@ export class ZmqSubscribeTransport implements Transport {
       reconnectMaxInterval: o.reconnectMaxInterval ?? DEFAULT_RECONNECT_MAX_INTERVAL,
       receiveHighWaterMark: o.receiveHighWaterMark ?? 10_000,
     });
-    socket.events.on("connect", () => {
+    try {
+      this.watch(socket, sub, endpoint);
+      for (const prefix of sub.prefixes()) retryInterrupted(() => socket.subscribe(prefix));
+      retryInterrupted(() => socket.connect(endpoint));
+    } catch (err) {
+      socket.close();
+      throw translateZmqError(err, "connect", endpoint, this.what());
+    }
+    return socket;
+  }
+
+  /** Count connects, disconnects and retries; a refused CURVE handshake gets a new socket later. */
+  private watch(socket: zmq.Subscriber, sub: ZmqSubscription, endpoint: string): void {
+    const o = this.opts;
+    const events = retryInterrupted(() => socket.events);
+    events.on("connect", () => {
       this.connected++;
       bump(this.state, "connects");
     });
-    socket.events.on("disconnect", () => {
+    events.on("disconnect", () => {
       this.connected = Math.max(0, this.connected - 1);
       bump(this.state, "disconnects");
     });
-    socket.events.on("connect:retry", () => bump(this.state, "reconnects"));
-    socket.events.on("handshake:error:auth", () => {
+    events.on("connect:retry", () => bump(this.state, "reconnects"));
+    events.on("handshake:error:auth", () => {
       bump(this.state, "authFailures");
       // libzmq never retries a session the server's ZAP handler refused: try again on a new socket, so a
       // key trusted later (trust dir reload) gets in without restarting anything.
@@ -134,14 +150,6 @@ export class ZmqSubscribeTransport implements Transport {
       const cap = o.reconnectMaxInterval ?? DEFAULT_RECONNECT_MAX_INTERVAL;
       sub.replaceLater(endpoint, socket, () => this.makeSocket(sub, endpoint), base, cap);
     });
-    for (const prefix of sub.prefixes()) socket.subscribe(prefix);
-    try {
-      socket.connect(endpoint);
-    } catch (err) {
-      socket.close();
-      throw translateZmqError(err, "connect", endpoint, this.what());
-    }
-    return socket;
   }
 
   /** @internal called by a subscription's reader for every multipart message. */
