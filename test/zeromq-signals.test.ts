@@ -54,32 +54,23 @@ describe("retryInterrupted", () => {
 describe("sockets made under a storm of signals (node --cpu-prof every 10 us)", () => {
   const profDir = mkdtempSync(join(tmpdir(), "herald-signals-"));
   afterAll(() => rmSync(profDir, { recursive: true, force: true }));
-  const storm = async (mode: string) => {
-    const args = ["--cpu-prof", "--cpu-prof-interval", "10", "--cpu-prof-dir", profDir];
-    const [out] = await runJsonLines(process.execPath, [
-      ...args,
-      join(ROOT, "test", "peers", "signal_storm.mjs"),
-      mode,
-      "2000",
-    ]);
-    return out as unknown as { done: number; failures: Record<string, number> };
-  };
 
-  it("makes raw zeromq.js connects fail with EINTR (the storm reproduces the problem)", {
-    timeout: 60_000,
+  it("fail with EINTR in raw zeromq.js and never in the herald client or its transports", {
+    timeout: 240_000,
   }, async () => {
-    const r = await storm("raw");
-    expect(r.done).toBe(2000);
-    expect(r.failures["EINTR"] ?? 0).toBeGreaterThan(0);
-  });
-
-  it("costs the herald client and the publish and subscribe transports nothing", {
-    timeout: 60_000,
-  }, async () => {
+    const prof = ["--cpu-prof", "--cpu-prof-interval", "10", "--cpu-prof-dir", profDir];
+    const storm = join(ROOT, "test", "peers", "signal_storm.mjs");
+    const [out] = await runJsonLines(process.execPath, [...prof, storm, "500", "40"]);
+    const r = out as unknown as {
+      rounds: number;
+      done: Record<string, number>;
+      failures: Record<string, Record<string, number>>;
+    };
+    // The storm reproduces the problem: raw connects were interrupted in this very run.
+    expect(r.failures["raw"]?.["EINTR"] ?? 0).toBeGreaterThan(0);
     for (const mode of ["client", "subscriber", "publisher"]) {
-      const r = await storm(mode);
-      expect(r.done, mode).toBe(2000);
-      expect(r.failures, mode).toEqual({});
+      expect(r.done[mode], mode).toBe(r.rounds * 500);
+      expect(r.failures[mode], mode).toEqual({});
     }
   });
 });
