@@ -123,6 +123,26 @@ describe("the herald executable", () => {
     expect(loaded.filter((f) => /ajv[\\/]dist[\\/](core|compile)/.test(f))).toEqual([]);
   });
 
+  it("publishes without loading node:crypto when nothing is signed (util/node-crypto.ts)", () => {
+    const report = join(tmp, "report-builtins.cjs");
+    writeFileSync(
+      report,
+      'process.on("exit", () => process.stderr.write(JSON.stringify(process.moduleLoadList) + "\\n"));\n',
+    );
+    const env = { ...process.env, NODE_OPTIONS: `--require ${report}`, HERALD_CONFIG: "" };
+    // The message is built (its id drawn from the random pool) before the missing broker is noticed.
+    const endpoint = `ipc://${join(tmp, "nobody.sock")}`;
+    const r = spawnSync(LAUNCHER, ["publish", "a.b", "{}", "--endpoint", endpoint], {
+      encoding: "utf8",
+      env,
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(4);
+    const loaded = JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[];
+    expect(loaded).toContain("NativeModule fs");
+    expect(loaded.filter((m) => /crypto/.test(m))).toEqual([]);
+  });
+
   it("is bundled: the whole CLI imports only its chunks and npm packages, each command's bundle only packages", () => {
     const specifiers = (file: string) =>
       [

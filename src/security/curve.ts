@@ -1,5 +1,6 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { SecurityError } from "../errors.js";
+import { nodeCrypto } from "../util/node-crypto.js";
 
 /**
  * Raw-key plumbing for Ed25519 (signing) and X25519 (CurveZMQ), using only node:crypto plus the
@@ -16,13 +17,21 @@ function badKey(what: string): SecurityError {
 
 export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
   if (seed.length !== 32) throw badKey(`an Ed25519 seed is 32 bytes, got ${seed.length}`);
-  return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, seed]), format: "der", type: "pkcs8" });
+  return nodeCrypto().createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
 }
 
 export function ed25519PublicKey(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw badKey(`an Ed25519 public key is 32 bytes, got ${raw.length}`);
   try {
-    return createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: "der", type: "spki" });
+    return nodeCrypto().createPublicKey({
+      key: Buffer.concat([ED25519_SPKI, raw]),
+      format: "der",
+      type: "spki",
+    });
   } catch (err) {
     throw new SecurityError("SECURITY", "not a valid Ed25519 public key: check the .pub file", {
       cause: err,
@@ -32,7 +41,7 @@ export function ed25519PublicKey(raw: Uint8Array): KeyObject {
 
 /** The last 32 bytes of an SPKI encoding are the raw public key for both curves. */
 export function rawPublicKey(key: KeyObject): Buffer {
-  const der = createPublicKey(key).export({ format: "der", type: "spki" });
+  const der = nodeCrypto().createPublicKey(key).export({ format: "der", type: "spki" });
   return der.subarray(der.length - 32);
 }
 
@@ -41,7 +50,7 @@ export function rawPublicKey(key: KeyObject): Buffer {
  * SHA-512(seed), i.e. the very scalar Ed25519 itself signs with.
  */
 export function x25519SecretFromSeed(seed: Uint8Array): Buffer {
-  const h = createHash("sha512").update(seed).digest().subarray(0, 32);
+  const h = nodeCrypto().createHash("sha512").update(seed).digest().subarray(0, 32);
   const s = Buffer.from(h);
   s[0]! &= 248;
   s[31]! &= 127;
@@ -51,7 +60,11 @@ export function x25519SecretFromSeed(seed: Uint8Array): Buffer {
 
 export function x25519PublicFromSecret(secret: Uint8Array): Buffer {
   if (secret.length !== 32) throw badKey(`an X25519 secret key is 32 bytes, got ${secret.length}`);
-  const key = createPrivateKey({ key: Buffer.concat([X25519_PKCS8, secret]), format: "der", type: "pkcs8" });
+  const key = nodeCrypto().createPrivateKey({
+    key: Buffer.concat([X25519_PKCS8, secret]),
+    format: "der",
+    type: "pkcs8",
+  });
   return rawPublicKey(key);
 }
 

@@ -1,4 +1,4 @@
-import { createHash, type KeyObject, randomBytes } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import {
   chmodSync,
   closeSync,
@@ -13,6 +13,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { HeraldError, SecurityError } from "../errors.js";
+import { nodeCrypto } from "../util/node-crypto.js";
 import {
   ed25519PrivateKey,
   ed25519PublicKey,
@@ -63,7 +64,7 @@ function assertName(name: string): void {
 }
 
 export function keyIdOf(name: string, ed25519Public: Uint8Array): string {
-  return `${name}:${createHash("sha256").update(ed25519Public).digest("hex").slice(0, 16)}`;
+  return `${name}:${nodeCrypto().createHash("sha256").update(ed25519Public).digest("hex").slice(0, 16)}`;
 }
 
 export function publicIdentity(name: string, ed25519Public: Uint8Array, createdAt: string): PublicIdentity {
@@ -128,7 +129,10 @@ function secretKeyText(id: Identity, seed: Uint8Array): string {
 
 /** Write via a temp file and rename, so a crash never leaves half a key behind. */
 export function writeFileAtomic(file: string, text: string, mode: number): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const tmp = join(
+    dirname(file),
+    `.${basename(file)}.${process.pid}.${nodeCrypto().randomBytes(4).toString("hex")}.tmp`,
+  );
   const fd = openSync(tmp, "wx", mode);
   try {
     writeSync(fd, text);
@@ -158,7 +162,7 @@ export function generateIdentity(name: string, keysDir: string, opts: GenerateOp
       { details: { file: keyFile } },
     );
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
-  const seed = opts.seed ?? randomBytes(32);
+  const seed = opts.seed ?? nodeCrypto().randomBytes(32);
   const id = identityFromSeed(name, seed, opts.createdAt);
   writeFileAtomic(keyFile, secretKeyText(id, seed), 0o600);
   writeFileAtomic(join(keysDir, `${name}.pub`), publicKeyText(id), 0o644);

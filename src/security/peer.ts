@@ -1,4 +1,4 @@
-import { sign as edSign, verify as edVerify, randomBytes } from "node:crypto";
+import { nodeCrypto } from "../util/node-crypto.js";
 import type { Identity } from "./keys.js";
 import type { KeyLookup } from "./sign.js";
 
@@ -27,9 +27,9 @@ function claim(serverPublicZ85: string, keyId: string, nonce: string): Buffer {
 export function routingIdFor(
   identity: Identity,
   serverPublicZ85: string,
-  nonce = randomBytes(6).toString("hex"),
+  nonce = nodeCrypto().randomBytes(6).toString("hex"),
 ): string {
-  const sig = edSign(null, claim(serverPublicZ85, identity.keyId, nonce), identity.signKey);
+  const sig = nodeCrypto().sign(null, claim(serverPublicZ85, identity.keyId, nonce), identity.signKey);
   return `${identity.keyId}~${nonce}~${sig.toString("base64url")}`;
 }
 
@@ -77,6 +77,8 @@ export class PeerIdentities {
     if (sigBytes.length !== 64 || sigBytes.toString("base64url") !== sig) return null;
     const key = this.trust.byKeyId(keyId);
     if (!key) return undefined;
-    return edVerify(null, claim(this.serverPublicZ85, keyId, nonce), key.verifyKey, sigBytes) ? keyId : null;
+    return nodeCrypto().verify(null, claim(this.serverPublicZ85, keyId, nonce), key.verifyKey, sigBytes)
+      ? keyId
+      : null;
   }
 }

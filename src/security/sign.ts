@@ -1,5 +1,5 @@
-import { sign as edSign, verify as edVerify } from "node:crypto";
 import { type ErrorCode, SecurityError } from "../errors.js";
+import { nodeCrypto } from "../util/node-crypto.js";
 import { canonicalJson } from "../wire/json.js";
 import type { Headers, Message } from "../wire/message.js";
 import type { Identity } from "./keys.js";
@@ -103,7 +103,7 @@ export function signMessage(msg: Message, identity: Identity, opts: SignOptions 
   delete headers[SIG_HEADER];
   if (opts.vouched !== undefined) headers[VOUCHED_HEADER] = opts.vouched;
   const copy: Message = { ...msg, headers, origin: { ...msg.origin } };
-  const sig = edSign(null, signedBytes(copy), identity.signKey);
+  const sig = nodeCrypto().sign(null, signedBytes(copy), identity.signKey);
   copy.headers[SIG_HEADER] = sig.toString("base64");
   return copy;
 }
@@ -179,7 +179,7 @@ export function verifyMessage(msg: Message, trust: KeyLookup, opts: VerifyOption
     );
   let good = false;
   try {
-    good = edVerify(null, signedBytes(msg), key.verifyKey, sigBytes);
+    good = nodeCrypto().verify(null, signedBytes(msg), key.verifyKey, sigBytes);
   } catch {
     good = false; // unencodable content cannot carry a valid signature
   }

@@ -1,7 +1,8 @@
-import { randomFillSync } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { basename } from "node:path";
 import { rejected } from "../errors.js";
+import { nodeCrypto } from "../util/node-crypto.js";
 import { isJsonObject, type JsonObject } from "./json.js";
 import { topicProblem } from "./topic.js";
 
@@ -71,9 +72,31 @@ const POOL_BYTES = 4096;
 const pool = Buffer.alloc(POOL_BYTES);
 let poolOffset = POOL_BYTES;
 
+/**
+ * The kernel's CSPRNG, the source OpenSSL itself seeds from. Read directly, a one-shot `herald publish`
+ * does not load node:crypto at all (util/node-crypto.ts says what that costs); where the device cannot
+ * be read, node:crypto fills the pool.
+ */
+function refill(): void {
+  try {
+    const fd = openSync("/dev/urandom", "r");
+    try {
+      for (let got = 0; got < POOL_BYTES; ) {
+        const n = readSync(fd, pool, got, POOL_BYTES - got, null);
+        if (n <= 0) throw new Error("short read from /dev/urandom");
+        got += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    nodeCrypto().randomFillSync(pool);
+  }
+}
+
 export function randomChunk(n: number): Buffer {
   if (poolOffset + n > POOL_BYTES) {
-    randomFillSync(pool);
+    refill();
     poolOffset = 0;
   }
   const chunk = pool.subarray(poolOffset, poolOffset + n);
