@@ -9,7 +9,7 @@ import { HeraldError } from "../errors.js";
  * CLI's split bundle (4-7 ms less of ~65) nor the ~40 modules of dist/cli/ (13-14 ms less).
  *
  * The command bundles are CommonJS (.cjs): Node then runs them without its ES module loader, and takes
- * node:fs, node:crypto and zeromq by require. An ES module's import of a built-in builds a facade that
+ * built-ins and zeromq by require. An ES module's import of a built-in builds a facade that
  * reads every export, so `import ... from "node:fs"` also loads the fs streams it never uses, and the
  * loader itself has to start. A one-shot `herald publish` made ~140 fewer page faults and took 137.5 ->
  * 125.8 ms (median of 31 alternating runs; `node -e 0` took 70 ms on that machine).
