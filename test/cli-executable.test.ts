@@ -29,6 +29,23 @@ function fakeNodePath(): string {
   return `${bin}:${process.env.PATH ?? ""}`;
 }
 
+/**
+ * Run the installed `herald` with args; `list` is a JavaScript expression for an array of strings that a
+ * --require hook writes to stderr at exit (the modules the command loaded).
+ */
+function loadedBy(args: string[], list: string): { status: number | null; loaded: string[] } {
+  const report = join(tmp, "report-loaded.cjs");
+  writeFileSync(report, `process.on("exit", () => process.stderr.write(JSON.stringify(${list}) + "\\n"));\n`);
+  const env = {
+    ...process.env,
+    NODE_OPTIONS: `--require ${report}`,
+    HERALD_CONFIG: "",
+    HERALD_LOG_LEVEL: "error",
+  };
+  const r = spawnSync(LAUNCHER, args, { encoding: "utf8", env, timeout: 30_000 });
+  return { status: r.status, loaded: JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[] };
+}
+
 describe("the herald executable", () => {
   it("is package.json's bin, executable, and runs the CLI", () => {
     expect(join(ROOT, pkg.bin.herald ?? "")).toBe(LAUNCHER);
@@ -104,41 +121,19 @@ describe("the herald executable", () => {
   });
 
   it("validates configuration with the generated validator from a command's bundle, not ajv's compiler", () => {
-    const report = join(tmp, "report-cjs.cjs");
-    writeFileSync(
-      report,
-      'process.on("exit", () => process.stderr.write(JSON.stringify(Object.keys(require.cache)) + "\\n"));\n',
-    );
-    const env = {
-      ...process.env,
-      NODE_OPTIONS: `--require ${report}`,
-      HERALD_CONFIG: "",
-      HERALD_LOG_LEVEL: "error",
-    };
-    const r = spawnSync(LAUNCHER, ["config", "show"], { encoding: "utf8", env, timeout: 30_000 });
-    expect(r.status).toBe(0);
-    const loaded = JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[];
+    const { status, loaded } = loadedBy(["config", "show"], "Object.keys(require.cache)");
+    expect(status).toBe(0);
     // The generated code requires ajv's small run-time helper; compiling would load ajv's core.
     expect(loaded.some((f) => /ajv[\\/]dist[\\/]runtime[\\/]ucs2length/.test(f))).toBe(true);
     expect(loaded.filter((f) => /ajv[\\/]dist[\\/](core|compile)/.test(f))).toEqual([]);
   });
 
   it("publishes without loading node:crypto when nothing is signed (util/node-crypto.ts)", () => {
-    const report = join(tmp, "report-builtins.cjs");
-    writeFileSync(
-      report,
-      'process.on("exit", () => process.stderr.write(JSON.stringify(process.moduleLoadList) + "\\n"));\n',
-    );
-    const env = { ...process.env, NODE_OPTIONS: `--require ${report}`, HERALD_CONFIG: "" };
     // The message is built (its id drawn from the random pool) before the missing broker is noticed.
     const endpoint = `ipc://${join(tmp, "nobody.sock")}`;
-    const r = spawnSync(LAUNCHER, ["publish", "a.b", "{}", "--endpoint", endpoint], {
-      encoding: "utf8",
-      env,
-      timeout: 30_000,
-    });
-    expect(r.status).toBe(4);
-    const loaded = JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[];
+    const args = ["publish", "a.b", "{}", "--endpoint", endpoint];
+    const { status, loaded } = loadedBy(args, "process.moduleLoadList");
+    expect(status).toBe(4);
     expect(loaded).toContain("NativeModule fs");
     expect(loaded.filter((m) => /crypto/.test(m))).toEqual([]);
   });
