@@ -51,6 +51,4 @@ export function parse<O extends Options>(argv: string[], options: O, usage: stri
   }
 }
 
-export function out(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
+export { out } from "./stdout.js";
