@@ -11,7 +11,9 @@
 // npm packages stay external: zeromq and better-sqlite3 are native addons, and the rest load lazily or
 // are CommonJS. Everything goes flat into dist/bin/, one level under dist/ like every dist/ directory,
 // so the few module-relative paths herald has ("../config/...", "../transport/...") resolve from both.
-import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
 import { build } from "esbuild";
 import { COMMAND_MODULES, commandBundle, commandEntrySource, launcherScript } from "../dist/cli/launcher.js";
 
@@ -47,6 +49,7 @@ await build({
   ),
   outdir,
   plugins: [
+    zeromqInline(),
     {
       name: "command-entries",
       setup(b) {
@@ -60,6 +63,70 @@ await build({
     },
   ],
 });
+
+/**
+ * zeromq's JavaScript inside the command bundles. `require("zeromq")` costs a one-shot command ~10 ms
+ * beyond loading the addon itself: zeromq requires `cmake-ts/build/loader`, a subpath of a package with
+ * an "exports" map, and resolving that makes Node compile its ES module resolver; then six small files,
+ * each resolved, read and compiled. Bundled, only the addon (a path) is loaded at run time, found through
+ * the installed zeromq's directory.
+ *
+ * The bundled JavaScript must match the installed addon: package.json pins zeromq to one version, and a
+ * bundle that finds another installed (a tree changed by hand after the build) requires it as usual.
+ */
+function zeromqInline() {
+  const req = createRequire(import.meta.url);
+  const pkgFile = req.resolve("zeromq/package.json");
+  const { version } = JSON.parse(readFileSync(pkgFile, "utf8"));
+  const index = req.resolve("zeromq");
+  const loader = createRequire(index).resolve("cmake-ts/build/loader");
+  const resolveDir = dirname(index);
+  const pick = [
+    `const installed = require("zeromq/package.json").version;`,
+    `module.exports = installed === ${JSON.stringify(version)} ? require("zeromq-inline") : require("zeromq");`,
+  ].join("\n");
+  // zeromq/lib/load-addon.js, with the build directory found from the installed package, not __dirname.
+  const loadAddon = [
+    `const path = require("node:path");`,
+    `const { loadAddon } = require(${JSON.stringify(loader)});`,
+    `const dir = path.dirname(require.resolve("zeromq/package.json"));`,
+    `Object.defineProperty(exports, "__esModule", { value: true });`,
+    `exports.default = loadAddon(path.join(dir, "build"));`,
+  ].join("\n");
+  return {
+    name: "zeromq-inline",
+    setup(b) {
+      b.onResolve({ filter: /^zeromq$/ }, (a) =>
+        a.namespace === "zeromq-pick" ? { external: true } : { path: "zeromq", namespace: "zeromq-pick" },
+      );
+      b.onResolve({ filter: /^zeromq-inline$/ }, () => ({ path: index }));
+      b.onResolve({ filter: /^zeromq\/package\.json$/ }, () => ({ external: true }));
+      b.onResolve({ filter: /^\.\/load-addon$/ }, (a) =>
+        a.importer === req.resolve("zeromq/lib/native.js")
+          ? { path: "load-addon", namespace: "zeromq-addon" }
+          : undefined,
+      );
+      // util/zeromq.ts requires zeromq through createRequire (it says why), which esbuild cannot follow:
+      // made a plain require here, so that every use in a bundle is the one module instance.
+      b.onLoad({ filter: /[\\/]dist[\\/]util[\\/]zeromq\.js$/ }, (a) => {
+        const source = readFileSync(a.path, "utf8");
+        const call = 'createRequire(import.meta.url)("zeromq")';
+        if (!source.includes(call)) throw new Error(`${a.path} no longer has ${call}: update zeromqInline()`);
+        return { contents: source.replace(call, 'require("zeromq")'), loader: "js" };
+      });
+      b.onLoad({ filter: /.*/, namespace: "zeromq-pick" }, () => ({
+        contents: pick,
+        resolveDir,
+        loader: "js",
+      }));
+      b.onLoad({ filter: /.*/, namespace: "zeromq-addon" }, () => ({
+        contents: loadAddon,
+        resolveDir,
+        loader: "js",
+      }));
+    },
+  };
+}
 
 writeFileSync(`${outdir}herald`, launcherScript("herald.js"));
 chmodSync(`${outdir}herald`, 0o755);

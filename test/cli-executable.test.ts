@@ -3,8 +3,10 @@ import {
   accessSync,
   chmodSync,
   constants,
+  copyFileSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -30,20 +32,50 @@ function fakeNodePath(): string {
 }
 
 /**
- * Run the installed `herald` with args; `list` is a JavaScript expression for an array of strings that a
- * --require hook writes to stderr at exit (the modules the command loaded).
+ * Run `program` (the installed `herald`) with args; `list` is a JavaScript expression for an array of
+ * strings that a --require hook writes to stderr at exit (the modules the command loaded). The list is
+ * taken before process.stderr is first touched: building that stream loads modules of its own.
  */
-function loadedBy(args: string[], list: string): { status: number | null; loaded: string[] } {
+function loadedBy(
+  args: string[],
+  list: string,
+  program = LAUNCHER,
+): { status: number | null; loaded: string[]; stdout: string } {
   const report = join(tmp, "report-loaded.cjs");
-  writeFileSync(report, `process.on("exit", () => process.stderr.write(JSON.stringify(${list}) + "\\n"));\n`);
+  writeFileSync(
+    report,
+    `process.on("exit", () => { const l = JSON.stringify(${list}); process.stderr.write(l + "\\n"); });\n`,
+  );
   const env = {
     ...process.env,
     NODE_OPTIONS: `--require ${report}`,
     HERALD_CONFIG: "",
     HERALD_LOG_LEVEL: "error",
   };
-  const r = spawnSync(LAUNCHER, args, { encoding: "utf8", env, timeout: 30_000 });
-  return { status: r.status, loaded: JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[] };
+  const r = spawnSync(program, args, { encoding: "utf8", env, timeout: 30_000 });
+  const loaded = JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[];
+  return { status: r.status, loaded, stdout: r.stdout };
+}
+
+/**
+ * A copy of the project's layout in `tmp` whose zeromq reports `version`: node_modules and dist/ are
+ * symlinks but for zeromq's package.json (a copy) and dist/bin (only herald-publish.cjs, copied, so
+ * that it resolves packages from the copy).
+ */
+function treeWithZeromq(name: string, version: string): string {
+  const tree = join(tmp, name);
+  const link = (from: string, to: string, skip: string) => {
+    mkdirSync(to, { recursive: true });
+    for (const e of readdirSync(from)) if (e !== skip) symlinkSync(join(from, e), join(to, e));
+  };
+  link(join(ROOT, "node_modules"), join(tree, "node_modules"), "zeromq");
+  link(join(ROOT, "node_modules", "zeromq"), join(tree, "node_modules", "zeromq"), "package.json");
+  const zmqPkg = JSON.parse(readFileSync(join(ROOT, "node_modules", "zeromq", "package.json"), "utf8"));
+  writeFileSync(join(tree, "node_modules", "zeromq", "package.json"), JSON.stringify({ ...zmqPkg, version }));
+  link(join(ROOT, "dist"), join(tree, "dist"), "bin");
+  mkdirSync(join(tree, "dist", "bin"));
+  copyFileSync(join(dirname(CLI), "herald-publish.cjs"), join(tree, "dist", "bin", "herald-publish.cjs"));
+  return join(tree, "dist", "bin", "herald-publish.cjs");
 }
 
 describe("the herald executable", () => {
@@ -138,6 +170,51 @@ describe("the herald executable", () => {
     expect(loaded.filter((m) => /crypto/.test(m))).toEqual([]);
   });
 
+  it("writes its output by descriptor, without building process.stdout (cli/stdout.ts)", () => {
+    const { status, loaded, stdout } = loadedBy(["config", "show"], "process.moduleLoadList");
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/^outbox:/m);
+    expect(loaded).toContain("NativeModule fs");
+    const streams = /^NativeModule (stream|net|tty|internal\/fs\/sync_write_stream)$/;
+    expect(loaded.filter((m) => streams.test(m))).toEqual([]);
+  });
+
+  it("carries zeromq's JavaScript in a command's bundle and loads only the addon (bundle-cli.mjs)", () => {
+    const args = ["publish", "a.b", "{}", "--endpoint", `ipc://${join(tmp, "nobody.sock")}`];
+    const cache = "Object.keys(require.cache)";
+    const { status, loaded } = loadedBy(args, cache);
+    expect(status).toBe(4);
+    expect(loaded.filter((f) => f.endsWith(".node"))).toEqual([
+      expect.stringMatching(/node_modules[\\/]zeromq[\\/]build[\\/].*addon\.node$/),
+    ]);
+    expect(loaded.filter((f) => /zeromq[\\/]lib|cmake-ts/.test(f))).toEqual([]);
+    // Nothing resolved a package's "exports" map, which loads Node's ES module resolver.
+    const modules = loadedBy(args, "process.moduleLoadList").loaded;
+    expect(modules).toContain("NativeModule fs");
+    expect(modules.filter((m) => /esm[\\/]resolve/.test(m))).toEqual([]);
+  });
+
+  it("requires the installed zeromq as usual when it is not the version bundled", () => {
+    const cache = "Object.keys(require.cache)";
+    const args = (file: string) => [
+      file,
+      "publish",
+      "a.b",
+      "{}",
+      "--endpoint",
+      `ipc://${join(tmp, "n.sock")}`,
+    ];
+    const zmqLib = (files: string[]) => files.filter((f) => /zeromq[\\/]lib[\\/]index\.js$/.test(f));
+    const bundled = JSON.parse(readFileSync(join(ROOT, "node_modules", "zeromq", "package.json"), "utf8"));
+    const same = loadedBy(args(treeWithZeromq("same", bundled.version)), cache, process.execPath);
+    expect(same.status).toBe(4);
+    expect(zmqLib(same.loaded)).toEqual([]);
+    const other = loadedBy(args(treeWithZeromq("other", "6.99.0")), cache, process.execPath);
+    expect(other.status).toBe(4);
+    expect(zmqLib(other.loaded)).toHaveLength(1);
+    expect(other.loaded.filter((f) => f.endsWith("addon.node"))).toHaveLength(1);
+  });
+
   it("is bundled: the whole CLI imports only its chunks and npm packages, each command's bundle only packages", () => {
     const specifiers = (file: string) =>
       [
@@ -153,6 +230,7 @@ describe("the herald executable", () => {
     expect(readFileSync(publishFile, "utf8")).not.toMatch(/^\s*(import|export)\s/m);
     const publish = specifiers(publishFile);
     expect(publish).toContain("node:fs");
-    for (const s of publish) expect(s).toMatch(/^(node:.+|[a-z@][^.]*)$/);
+    // zeromq's package.json: where to load its addon from (bundle-cli.mjs).
+    for (const s of publish) expect(s).toMatch(/^(node:.+|[a-z@][^.]*|zeromq\/package\.json)$/);
   });
 });
