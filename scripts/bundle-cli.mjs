@@ -16,6 +16,7 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { build } from "esbuild";
 import { COMMAND_MODULES, commandBundle, commandEntrySource, launcherScript } from "../dist/cli/launcher.js";
+import { validatorFingerprint } from "../dist/config/validator-compile.js";
 
 const outdir = new URL("../dist/bin/", import.meta.url).pathname;
 const cliDir = new URL("../dist/cli", import.meta.url).pathname;
@@ -29,6 +30,8 @@ const common = {
   packages: "external",
   sourcemap: true,
   logLevel: "warning",
+  // validator-compile.ts: the generated validator's fingerprint, computed now rather than at every start.
+  define: { __HERALD_VALIDATOR_FINGERPRINT: JSON.stringify(validatorFingerprint()) },
 };
 
 await build({ ...common, entryPoints: { herald: `${cliDir}/main.js` }, outdir, splitting: true });
@@ -42,7 +45,7 @@ await build({
   ...common,
   format: "cjs",
   outExtension: { ".js": ".cjs" },
-  define: { "import.meta.url": IMPORT_META_URL },
+  define: { ...common.define, "import.meta.url": IMPORT_META_URL },
   banner: { js: `const ${IMPORT_META_URL} = require("node:url").pathToFileURL(__filename).href;` },
   entryPoints: Object.fromEntries(
     entries.map((n) => [commandBundle(n).replace(/\.cjs$/, ""), `command:${n}`]),
