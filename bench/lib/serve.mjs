@@ -36,7 +36,7 @@ export async function newBrokerHome(extraEnv = {}) {
 }
 
 /**
- * Start `herald serve` as installed (`node <flags> dist/bin/herald-serve.js serve`) for `home` and wait until it answers a ping.
+ * Start `herald serve` as installed (`node <flags> dist/bin/herald-serve.cjs serve`) for `home` and wait until it answers a ping.
  * `profileName`: run under `--cpu-prof` writing `bench/out/<profileName>.cpuprofile` at exit.
  * `cli`: another build's CLI, `dist/bin/herald.js` or `dist/cli/main.js` (bench/ab.mjs compares builds).
  * `steady` (default true): also wait out `broker.publishDelay`, so that a load measures the broker as it
@@ -135,10 +135,14 @@ export function serveFlags(cli) {
   return first.startsWith("#!") ? first.split(/\s+/).filter((w) => w.startsWith("--")) : [];
 }
 
-/** What the installed `herald serve` runs: the serve command's own bundle beside `cli`, where there is one. */
+/**
+ * What the installed `herald serve` runs: the serve command's own bundle beside `cli`, where there is one
+ * (CommonJS since 023fa08, an ES module before), else the whole CLI.
+ */
 function serveEntry(cli) {
-  const own = join(dirname(cli), "herald-serve.js");
-  return existsSync(own) ? own : cli;
+  for (const own of ["herald-serve.cjs", "herald-serve.js"].map((f) => join(dirname(cli), f)))
+    if (existsSync(own)) return own;
+  return cli;
 }
 
 /** A build tree's CLI: the bundle where the tree has one, else the unbundled entry. */
