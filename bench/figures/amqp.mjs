@@ -121,7 +121,7 @@ export async function run(ctx) {
     return [notMeasured("amqp", `no RabbitMQ at ${AMQP_URL}: ${err.message}`)];
   }
   return withQueue(async ({ topic, purge }) => {
-    const raw = await repeat(ctx.reps, async () => {
+    const rawRep = async () => {
       const r = await runJson(process.execPath, [
         RAW,
         "--url",
@@ -137,15 +137,21 @@ export async function run(ctx) {
       ]);
       await purge();
       return r;
-    });
+    };
+    const raw = [];
+    const herald = [];
     const broker = await startServe(await newBrokerHome(sinkEnv(AMQP_URL)));
-    let herald;
     try {
-      herald = await repeat(ctx.reps, async () => {
-        const r = await heraldRep(ctx, broker, topic);
-        await purge();
-        return r;
-      });
+      // Interleaved, each side first in every other round: RabbitMQ's rate drifts by 10-20% within a
+      // run, and three raw repetitions followed by three herald ones measured the two at different times.
+      for (let r = 0; r < ctx.reps; r++) {
+        const heraldOne = async () => {
+          herald.push(await heraldRep(ctx, broker, topic));
+          await purge();
+        };
+        const rawOne = async () => raw.push(await rawRep());
+        for (const step of r % 2 === 0 ? [rawOne, heraldOne] : [heraldOne, rawOne]) await step();
+      }
     } finally {
       await broker.stop();
     }
@@ -165,7 +171,7 @@ export async function run(ctx) {
           value: median(raw.map((r) => r.rate)),
         },
         target: { kind: "ratio>=", x: 0.8 },
-        note: `herald: batches of 100 (4 in flight) submitted, timed until the sink's cursor reached head (RabbitMQ confirmed all, durable queue bound); sink inFlight ${WINDOW}; both sides after ${ctx.n(WARMUP, 500)} warm-up messages`,
+        note: `herald: batches of 100 (4 in flight) submitted, timed until the sink's cursor reached head (RabbitMQ confirmed all, durable queue bound); sink inFlight ${WINDOW}; both sides after ${ctx.n(WARMUP, 500)} warm-up messages; the two sides' repetitions interleaved, each first in every other round`,
       }),
       figure({
         figure: "amqp.backlog_drain",
