@@ -40,6 +40,7 @@ function loadedBy(
   args: string[],
   list: string,
   program = LAUNCHER,
+  extraEnv: NodeJS.ProcessEnv = {},
 ): { status: number | null; loaded: string[]; stdout: string } {
   const report = join(tmp, "report-loaded.cjs");
   writeFileSync(
@@ -51,6 +52,7 @@ function loadedBy(
     NODE_OPTIONS: `--require ${report}`,
     HERALD_CONFIG: "",
     HERALD_LOG_LEVEL: "error",
+    ...extraEnv,
   };
   const r = spawnSync(program, args, { encoding: "utf8", env, timeout: 30_000 });
   const loaded = JSON.parse(r.stderr.trim().split("\n").at(-1) ?? "[]") as string[];
@@ -153,8 +155,16 @@ describe("the herald executable", () => {
   });
 
   it("validates configuration with the generated validator from a command's bundle, not ajv's compiler", () => {
-    const { status, loaded } = loadedBy(["config", "show"], "Object.keys(require.cache)");
+    // Sections holding the defaults are not validated again: set one, whose schema needs the helper.
+    const env = { HERALD_PATHS__DATA_DIR: join(tmp, "data") };
+    const { status, loaded, stdout } = loadedBy(
+      ["config", "show"],
+      "Object.keys(require.cache)",
+      LAUNCHER,
+      env,
+    );
     expect(status).toBe(0);
+    expect(stdout).toContain(join(tmp, "data"));
     // The generated code requires ajv's small run-time helper; compiling would load ajv's core.
     expect(loaded.some((f) => /ajv[\\/]dist[\\/]runtime[\\/]ucs2length/.test(f))).toBe(true);
     expect(loaded.filter((f) => /ajv[\\/]dist[\\/](core|compile)/.test(f))).toEqual([]);

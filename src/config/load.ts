@@ -173,6 +173,17 @@ function collectLeaves(
 }
 
 /**
+ * Sections that neither the file nor an environment variable wrote to: they hold the defaults, and the
+ * validator skips them (validator-compile.ts says why).
+ */
+function untouched(fileData: unknown, overrides: readonly EnvOverride[]): (section: string) => boolean {
+  if (fileData !== undefined && !isPlainObject(fileData)) return () => false;
+  if (overrides.some((o) => o.path.length === 0)) return () => false;
+  const touched = new Set([...Object.keys(fileData ?? {}), ...overrides.map((o) => String(o.path[0]))]);
+  return (section) => !touched.has(section);
+}
+
+/**
  * Load from YAML text already read (undefined = no file). `file` names it in messages; it is also the
  * base for relative paths written in it. Used by loadConfig and by tests.
  */
@@ -193,7 +204,7 @@ export function loadConfigText(
 
   const problems: ConfigProblem[] = [
     ...envProblems,
-    ...validateDocument(doc, origins.locate),
+    ...validateDocument(doc, origins.locate, untouched(parsed?.data, overrides)),
     ...checkUniqueNames(doc, origins.locate),
   ];
   if (problems.length > 0) throw configError(problems, file);

@@ -9,7 +9,13 @@ import { fileURLToPath } from "node:url";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import type { ConfigProblem } from "./problems.js";
 import type { SchemaNode, UnitSpec } from "./schema.js";
-import { compileValidator, evaluateValidatorScript, fingerprintLine } from "./validator-compile.js";
+import {
+  CONFIG_SECTIONS,
+  compileValidator,
+  evaluateValidatorScript,
+  fingerprintLine,
+  TOP_PART,
+} from "./validator-compile.js";
 import { allowedKeys, dotted, isPlainObject, type KeyPath, type Segment, suggest } from "./walk.js";
 
 /** Where a key path came from, for error messages. */
@@ -23,11 +29,20 @@ export interface Location {
 export type Locator = (path: KeyPath, at: "key" | "value") => Location;
 
 /**
- * The generated validator in dist/config/, and V8's code cache for it. Relative to this module through
- * ../config/ so that the same path also works from the CLI bundle's chunks in dist/bin/.
+ * A part's generated validator in dist/config/, and V8's code cache for it. Relative to this module
+ * through ../config/ so that the same path also works from the CLI bundles in dist/bin/.
  */
-export const GENERATED_VALIDATOR = "../config/config-validator.script.js";
-export const GENERATED_VALIDATOR_CACHE = "../config/config-validator.script.cache";
+export function generatedValidatorFile(part: string): string {
+  return `../config/config-validator.${partFileName(part)}.script.js`;
+}
+
+export function generatedValidatorCache(part: string): string {
+  return `../config/config-validator.${partFileName(part)}.script.cache`;
+}
+
+function partFileName(part: string): string {
+  return part === TOP_PART ? "top" : part;
+}
 
 function readIfThere<T>(read: () => T): T | undefined {
   try {
@@ -38,25 +53,34 @@ function readIfThere<T>(read: () => T): T | undefined {
   }
 }
 
-function generated(): ValidateFunction | undefined {
-  const url = new URL(GENERATED_VALIDATOR, import.meta.url);
+function generated(part: string): ValidateFunction | undefined {
+  const url = new URL(generatedValidatorFile(part), import.meta.url);
   const source = readIfThere(() => readFileSync(url, "utf8")); // absent when tests run src/
   // Stale (schema, options or ajv changed since it was generated): compiling is slower but right.
   if (source === undefined || !source.startsWith(fingerprintLine())) return undefined;
   // V8 checks a code cache against the source's length only: ours starts with the fingerprint line
   // of the source it was made for (the source is a pure function of what the fingerprint covers).
-  const cache = readIfThere(() => readFileSync(new URL(GENERATED_VALIDATOR_CACHE, import.meta.url)));
+  const cache = readIfThere(() => readFileSync(new URL(generatedValidatorCache(part), import.meta.url)));
   const head = Buffer.from(fingerprintLine());
   const code = cache?.subarray(0, head.length).equals(head) ? cache.subarray(head.length) : undefined;
   return evaluateValidatorScript(source, fileURLToPath(url), code).validate;
 }
 
-let compiled: ValidateFunction | undefined;
+const loaded = new Map<string, ValidateFunction>();
 
-/** The validator (module-level lazy singleton). */
-export function validator(): ValidateFunction {
-  compiled ??= generated() ?? compileValidator();
-  return compiled;
+/** A part's validator (loaded once per process, on first use). */
+export function validator(part: string): ValidateFunction {
+  let v = loaded.get(part);
+  if (v === undefined) {
+    v = generated(part) ?? compileValidator(part);
+    loaded.set(part, v);
+  }
+  return v;
+}
+
+/** The parts whose validators this process has loaded (for tests). */
+export function loadedValidatorParts(): string[] {
+  return [...loaded.keys()];
 }
 
 function pathOf(instancePath: string): Segment[] {
@@ -175,13 +199,35 @@ function translate(e: ErrorObject): Translated {
   }
 }
 
-/** Validate the merged document; returns problems (empty when valid). */
-export function validateDocument(doc: unknown, locate: Locator): ConfigProblem[] {
-  const validate = validator();
-  if (validate(doc)) return [];
+/**
+ * ajv's errors for the document: the top level's, then each section's, in the schema's order. `unchanged`
+ * names sections known to hold the defaults, which are valid (the build and a test check that): they are
+ * skipped.
+ */
+export function schemaErrors(
+  doc: unknown,
+  unchanged: (section: string) => boolean = () => false,
+): ErrorObject[] {
+  const errors: ErrorObject[] = [];
+  const run = (part: string) => {
+    const validate = validator(part);
+    if (!validate(doc)) errors.push(...(validate.errors ?? []));
+  };
+  run(TOP_PART);
+  if (!isPlainObject(doc)) return errors;
+  for (const section of CONFIG_SECTIONS) if (Object.hasOwn(doc, section) && !unchanged(section)) run(section);
+  return errors;
+}
+
+/** Validate the merged document (see schemaErrors for `unchanged`); returns problems (empty when valid). */
+export function validateDocument(
+  doc: unknown,
+  locate: Locator,
+  unchanged?: (section: string) => boolean,
+): ConfigProblem[] {
   const seen = new Set<string>();
   const problems: ConfigProblem[] = [];
-  for (const e of validate.errors ?? []) {
+  for (const e of schemaErrors(doc, unchanged)) {
     const t = translate(e);
     const key = `${dotted(t.path)}\u0000${t.message}`;
     if (seen.has(key)) continue;

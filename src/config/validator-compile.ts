@@ -1,10 +1,15 @@
 /**
- * The config schema's ajv validator, two ways: compiled at run time (ajv's compile takes tens of ms,
+ * The config schema's ajv validators, two ways: compiled at run time (ajv's compile takes tens of ms,
  * paid at every CLI start), or generated ahead of time by `npm run build`
- * (scripts/build-config-validator.mjs writes dist/config/config-validator.script.js, plus V8's code
- * cache for it: compiling its one 150 KB function is another ~10 ms) and evaluated as plain code.
- * Both come from the same schema and options; the generated script starts with a fingerprint of them
- * and is ignored when it does not match (e.g. dist compiled by tsc alone after a schema change).
+ * (scripts/build-config-validator.mjs writes dist/config/config-validator.PART.script.js, plus V8's code
+ * cache for each) and evaluated as plain code. Both come from the same schema and options; a generated
+ * script starts with a fingerprint of them and is ignored when it does not match (e.g. dist compiled by
+ * tsc alone after a schema change).
+ *
+ * One validator per part (VALIDATOR_PARTS): the top level's keys, and each section on its own. A
+ * section nobody changed holds the defaults, which are valid (the build checks it), so loadConfig runs
+ * only the parts a file or the environment touched: the whole generated code is 160 KB, and reading
+ * and evaluating it was ~8 ms of a one-shot command that sets a few paths by environment.
  *
  * ajv is CommonJS and loaded with require() on demand: validate.ts is on every CLI start's path and
  * loadConfig is synchronous.
@@ -13,7 +18,7 @@ import { createRequire } from "node:module";
 import vm from "node:vm";
 import type * as AjvModule from "ajv";
 import type { Options, ValidateFunction } from "ajv";
-import { CONFIG_SCHEMA } from "./schema.js";
+import { CONFIG_SCHEMA, type SchemaNode } from "./schema.js";
 import { checkUnit } from "./unit-keyword.js";
 
 const require = createRequire(import.meta.url);
@@ -35,7 +40,33 @@ const AJV_OPTIONS: Options = {
  */
 export function validatorFingerprint(): string {
   const ajvVersion = (require("ajv/package.json") as { version: string }).version;
-  return fnv1a64(JSON.stringify({ ajvVersion, options: AJV_OPTIONS, schema: CONFIG_SCHEMA }));
+  const parts = VALIDATOR_PARTS.map((p) => [p, partSchema(p)]);
+  return fnv1a64(JSON.stringify({ ajvVersion, options: AJV_OPTIONS, parts }));
+}
+
+/** The top level of the document (its keys, each section's presence); named so that no section can be. */
+export const TOP_PART = "(top)";
+
+/** Not a part: the whole schema in one validator, which the parts together must agree with (tests). */
+export const WHOLE = "(whole)";
+
+/** The config's sections: the schema's top-level keys, in its order. */
+export const CONFIG_SECTIONS: readonly string[] = Object.keys(CONFIG_SCHEMA.properties ?? {});
+
+/** The parts validated separately: the top level, then every section. */
+export const VALIDATOR_PARTS: readonly string[] = [TOP_PART, ...CONFIG_SECTIONS];
+
+/**
+ * A part's schema. A section's is the root with only that property: validating the whole document with
+ * it checks that section alone, and ajv's errors keep the whole schema's instance and schema paths.
+ */
+export function partSchema(part: string): SchemaNode {
+  const { properties = {}, ...root } = CONFIG_SCHEMA;
+  if (part === TOP_PART)
+    return { ...root, properties: Object.fromEntries(CONFIG_SECTIONS.map((k) => [k, {}])) };
+  const section = properties[part];
+  if (section === undefined) throw new Error(`no config section '${part}' in the schema`);
+  return { type: "object", properties: { [part]: section } };
 }
 
 /** FNV-1a over the UTF-16 code units, two lanes with different offsets; 16 hex digits. */
@@ -51,7 +82,7 @@ function fnv1a64(text: string): string {
   return hex(a) + hex(b);
 }
 
-function compile(source: boolean): { ajv: AjvModule.Ajv; validate: ValidateFunction } {
+function compile(part: string, source: boolean): { ajv: AjvModule.Ajv; validate: ValidateFunction } {
   const { Ajv } = require("ajv") as typeof AjvModule;
   const ajv = new Ajv({ ...AJV_OPTIONS, code: { ...AJV_OPTIONS.code, source } });
   ajv.addKeyword({
@@ -61,12 +92,12 @@ function compile(source: boolean): { ajv: AjvModule.Ajv; validate: ValidateFunct
     errors: true,
     validate: checkUnit,
   });
-  return { ajv, validate: ajv.compile(CONFIG_SCHEMA) };
+  return { ajv, validate: ajv.compile(part === WHOLE ? CONFIG_SCHEMA : partSchema(part)) };
 }
 
-/** Compile the schema now (the fallback when no matching generated validator is there). */
-export function compileValidator(): ValidateFunction {
-  return compile(false).validate;
+/** Compile a part's schema now (the fallback when no matching generated validator is there). */
+export function compileValidator(part: string): ValidateFunction {
+  return compile(part, false).validate;
 }
 
 /**
@@ -94,8 +125,8 @@ export function fingerprintLine(): string {
  * `create(require, checkUnit)`. The `x-unit` check is a function ajv cannot print, so the generated
  * code takes it as a parameter.
  */
-export function standaloneValidatorSource(): string {
-  const { ajv, validate } = compile(true);
+export function standaloneValidatorSource(part: string): string {
+  const { ajv, validate } = compile(part, true);
   const { _ } = require("ajv") as typeof AjvModule;
   const values = validate.source?.scopeValues["keyword"];
   let patched = 0;
@@ -105,7 +136,9 @@ export function standaloneValidatorSource(): string {
     name.value.code = _`checkUnit`;
     patched++;
   }
-  if (patched === 0) throw new Error("generated validator: the x-unit keyword was not found in ajv's scope");
+  // A part without durations or sizes (the top level) has no x-unit keyword to point at the parameter.
+  if (patched === 0 && JSON.stringify(partSchema(part)).includes('"x-unit"'))
+    throw new Error("generated validator: the x-unit keyword was not found in ajv's scope");
   // module.exports of ajv/dist/standalone is the function itself.
   const standaloneCode = require("ajv/dist/standalone") as (
     ajv: AjvModule.Ajv,
