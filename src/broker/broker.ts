@@ -105,6 +105,7 @@ export class Broker {
   private endpoints: string[] = [];
   private readonly startedAt = new Date().toISOString();
   private accepting = false;
+  private stopping: Promise<void> | undefined;
   private loopsStopped = 0;
   private admissionRejected = 0;
   private readonly admissionByCode: Record<string, number> = {};
@@ -119,6 +120,7 @@ export class Broker {
   }
 
   async start(): Promise<void> {
+    this.stopping = undefined;
     for (const ep of this.opts.submitEndpoints) prepareIpcDir(ep);
     // Trust store and ZAP handler before any socket binds: CURVE servers must never run unguarded.
     await this.opts.security?.start((err) => this.fatal(err));
@@ -275,8 +277,16 @@ export class Broker {
     };
   }
 
-  /** Graceful stop: refuse new work with SHUTTING_DOWN, answer what is in flight, let sinks catch up, close. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop: refuse new work with SHUTTING_DOWN, answer what is in flight, let sinks catch up, close.
+   * A second call waits for the first.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
     const deadline = Date.now() + (this.opts.shutdownGraceMs ?? 5000);
     this.accepting = false;
     this.server?.stopAccepting();
