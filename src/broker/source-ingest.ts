@@ -1,9 +1,9 @@
-import type { HeraldClient } from "../client/publisher.js";
 import { HeraldError } from "../errors.js";
 import type { Delivery, Subscription, Transport } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
 import type { SourceStatus } from "./broker.js";
+import type { Submitter } from "./local-submit.js";
 
 export interface SourceIngestCounters {
   ingested: number;
@@ -30,7 +30,7 @@ export class SourceIngest {
   constructor(
     private readonly source: Transport,
     private readonly patterns: readonly string[],
-    private readonly client: HeraldClient,
+    private readonly client: Submitter,
     private readonly log: Logger,
     private readonly maxBatch = 500,
   ) {}
@@ -78,7 +78,7 @@ export class SourceIngest {
     }
   }
 
-  private async settle(d: Delivery, r: Awaited<ReturnType<HeraldClient["submit"]>>[number]): Promise<void> {
+  private async settle(d: Delivery, r: Awaited<ReturnType<Submitter["submit"]>>[number]): Promise<void> {
     if (!(r instanceof HeraldError)) {
       if (r.duplicate) this.counters.duplicates++;
       else this.counters.ingested++;

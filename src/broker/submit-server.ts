@@ -173,27 +173,8 @@ export class SubmitServer {
     return { results };
   }
 
-  /** `sourceBytes`: the request's payload size, which bounds every body in it (see validateMessage). */
   private toMessage(input: SubmittedInput, sourceBytes: number): Message {
-    const msg: Message = {
-      id: input.id,
-      topic: input.topic,
-      sentAt: input.sentAt ?? isoNow(),
-      schema: input.schema ?? "base.message",
-      schemaVersion: input.schemaVersion ?? 1,
-      headers: input.headers ?? {},
-      // Sorted once here so that storing and publishing it in each wire format sorts nothing.
-      body: inCanonicalOrder(input.body),
-      origin: {
-        host: String(input.origin?.host ?? "unknown"),
-        app: String(input.origin?.app ?? "unknown"),
-        pid: Number(input.origin?.pid ?? 0),
-        ...(input.origin?.user !== undefined ? { user: String(input.origin.user) } : {}),
-      },
-    };
-    if (input.via && input.via.length > 0) msg.via = input.via;
-    validateMessage(msg, this.handler.maxBodyBytes, { sourceBytes });
-    return msg;
+    return storedMessage(input, this.handler.maxBodyBytes, sourceBytes);
   }
 
   private runCommand(
@@ -209,6 +190,34 @@ export class SubmitServer {
 }
 
 type Reply = (requestId: Buffer, r: SubmitReply) => void;
+
+/**
+ * The message the broker stores for a submitted one: defaults filled in, body in canonical order,
+ * validated (throws MessageRejectedError). Every way into the broker goes through here (the submit
+ * socket, LocalSubmitter). `sourceBytes`: the size of the JSON it was parsed from, which bounds its body
+ * (see validateMessage); undefined when it was not parsed here.
+ */
+export function storedMessage(input: SubmittedInput, maxBodyBytes: number, sourceBytes?: number): Message {
+  const msg: Message = {
+    id: input.id,
+    topic: input.topic,
+    sentAt: input.sentAt ?? isoNow(),
+    schema: input.schema ?? "base.message",
+    schemaVersion: input.schemaVersion ?? 1,
+    headers: input.headers ?? {},
+    // Sorted once here so that storing and publishing it in each wire format sorts nothing.
+    body: inCanonicalOrder(input.body),
+    origin: {
+      host: String(input.origin?.host ?? "unknown"),
+      app: String(input.origin?.app ?? "unknown"),
+      pid: Number(input.origin?.pid ?? 0),
+      ...(input.origin?.user !== undefined ? { user: String(input.origin.user) } : {}),
+    },
+  };
+  if (input.via && input.via.length > 0) msg.via = input.via;
+  validateMessage(msg, maxBodyBytes, sourceBytes === undefined ? {} : { sourceBytes });
+  return msg;
+}
 
 const COMMAND_PREFIX = Buffer.from('{"command":');
 

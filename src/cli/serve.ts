@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Broker } from "../broker/broker.js";
-import { buildSource, clientSubmitEndpoint, createBroker } from "../broker/from-config.js";
+import { buildSource, createBroker } from "../broker/from-config.js";
+import { LocalSubmitter } from "../broker/local-submit.js";
 import { SourceIngest } from "../broker/source-ingest.js";
-import { HeraldClient } from "../client/publisher.js";
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { startShim } from "../shim/shim.js";
@@ -33,9 +33,13 @@ export async function startBroker(
   shimOptions: ShimOptions = {},
 ): Promise<RunningBroker> {
   const withShim = config.legacy.enabled && config.legacy.shimInBroker;
+  // The shim and source ingest submit in-process; the shim starts (and reads legacy publishers) before
+  // the broker exists, whose sinks include the shim's: until then its submits are retried.
+  let started: Broker | undefined;
+  const local = new LocalSubmitter(() => started);
   // In-process feed: the shim is a sink with its own durable outbox cursor, so bridged ports miss nothing.
   const shim = withShim
-    ? await startShim(config, log.child("shim"), { ...shimOptions, feed: "sink" })
+    ? await startShim(config, log.child("shim"), { submitter: local, ...shimOptions, feed: "sink" })
     : undefined;
   const broker = createBroker(
     config,
@@ -53,7 +57,8 @@ export async function startBroker(
     await shim?.stop();
     throw err;
   }
-  const ingests = await startSourceIngests(config, log);
+  started = broker;
+  const ingests = await startSourceIngests(config, log, local);
   broker.reportSources(() => ingests.map((i) => i.status()));
   return {
     broker,
@@ -68,18 +73,17 @@ export async function startBroker(
 }
 
 /** Sources with `ingest: true` (AMQP queues, e.g. fedora-messaging traffic) feed the local broker. */
-async function startSourceIngests(config: HeraldConfig, log: Logger): Promise<SourceIngest[]> {
+async function startSourceIngests(
+  config: HeraldConfig,
+  log: Logger,
+  local: LocalSubmitter,
+): Promise<SourceIngest[]> {
   const out: SourceIngest[] = [];
   for (const s of config.sources.filter((x) => x.ingest)) {
-    const client = new HeraldClient({
-      endpoint: clientSubmitEndpoint(config),
-      retries: 0,
-      maxBatch: config.broker.submit.maxBatch,
-    });
     const ingest = new SourceIngest(
       buildSource(config, s.name, log),
       s.bindings,
-      client,
+      local,
       log.child(`ingest.${s.name}`),
     );
     await ingest.start();

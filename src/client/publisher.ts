@@ -319,7 +319,8 @@ function outcomes(reply: SubmitReply, count: number): Array<Ack | HeraldError> {
   throw new ProtocolError("broker answered a submit with a command result");
 }
 
-function toOutcome(r: SubmitResult): Ack | HeraldError {
+/** What a caller sees of one submit result: an Ack, or the typed error. */
+export function toOutcome(r: SubmitResult): Ack | HeraldError {
   if (r.ok) return { id: r.id, seq: r.seq, acceptedAt: r.accepted_at, duplicate: r.duplicate };
   return errorFromWire({ ...r.error, details: { id: r.id } });
 }

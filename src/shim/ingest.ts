@@ -1,5 +1,5 @@
 import * as zmq from "zeromq";
-import type { HeraldClient } from "../client/publisher.js";
+import type { Submitter } from "../broker/local-submit.js";
 import { HeraldError } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { vouchIngested } from "../security/sign.js";
@@ -34,7 +34,8 @@ interface Pending {
 }
 
 export interface IngestOptions {
-  client: HeraldClient;
+  /** The broker's LocalSubmitter inside `herald serve`; a HeraldClient in `herald shim`. */
+  submitter: Submitter;
   brokerName: string;
   log: Logger;
   maxBatch?: number;
@@ -209,27 +210,42 @@ export class Ingest {
     });
   }
 
-  /** Group commit: submit whatever is queued, in order; a failed request is retried with the same ids. */
+  /**
+   * Group commit: submit whatever is queued, in order. A failed request, and messages the broker could
+   * not take now (outbox full, shutting down: retryable), are retried with the same ids after a backoff;
+   * only what it refuses for good is dropped (counted as rejected, logged).
+   */
   private async flush(): Promise<void> {
     let attempt = 0;
     while (this.queue.length > 0 && !this.closed) {
       const batch = this.queue.slice(0, this.opts.maxBatch ?? 1000);
+      let failure: unknown;
       try {
-        const results = await this.opts.client.submit(batch.map((p) => p.message));
+        const results = await this.opts.submitter.submit(batch.map((p) => p.message));
         this.queue.splice(0, batch.length);
-        attempt = 0;
-        results.forEach((r, k) => {
-          this.account(batch[k]!, r);
+        const later: Pending[] = [];
+        batch.forEach((p, k) => {
+          const r = results[k];
+          if (r === undefined || (r instanceof HeraldError && r.retryable)) {
+            later.push(p);
+            failure ??= r ?? "the broker answered fewer results than messages";
+          } else this.account(p, r);
         });
+        if (later.length === 0) {
+          attempt = 0;
+          continue;
+        }
+        this.queue.unshift(...later);
       } catch (err) {
         if (this.closed) return;
-        if (attempt % 5 === 0)
-          this.opts.log.warn("cannot submit ingested legacy messages yet; retrying with the same ids", {
-            err: err instanceof Error ? err.message : String(err),
-            queued: this.queue.length,
-          });
-        await sleep(backoffDelay(attempt++, 100, 5000), this.abort.signal);
+        failure = err;
       }
+      if (attempt % 5 === 0)
+        this.opts.log.warn("cannot submit ingested legacy messages yet; retrying with the same ids", {
+          err: failure instanceof Error ? failure.message : String(failure),
+          queued: this.queue.length,
+        });
+      await sleep(backoffDelay(attempt++, 100, 5000), this.abort.signal);
     }
   }
 

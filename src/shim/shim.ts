@@ -41,7 +41,8 @@ class Shim implements ShimHandle {
   readonly sink: ShimSink;
   private plan: ShimPlan | undefined;
   private readonly ingest: Ingest;
-  private readonly client: HeraldClient;
+  /** Its own connection to the broker, unless the caller gave a submitter (ShimOptions.submitter). */
+  private readonly client: HeraldClient | undefined;
   private readonly bridged = new Map<string, BridgedService>();
   private readonly history: History;
   private readonly writer: EvidenceWriter;
@@ -58,15 +59,17 @@ class Shim implements ShimHandle {
     private readonly opts: ShimOptions,
   ) {
     this.localHosts = opts.localHosts ?? defaultLocalHosts(config);
-    this.client = new HeraldClient({
-      endpoint: opts.submitEndpoint ?? clientSubmitEndpoint(config),
-      timeoutMs: config.client.timeout,
-      retries: config.client.retries,
-      maxBatch: config.broker.submit.maxBatch,
-      maxBodyBytes: config.limits.maxBodyBytes,
-    });
+    this.client = opts.submitter
+      ? undefined
+      : new HeraldClient({
+          endpoint: opts.submitEndpoint ?? clientSubmitEndpoint(config),
+          timeoutMs: config.client.timeout,
+          retries: config.client.retries,
+          maxBatch: config.broker.submit.maxBatch,
+          maxBodyBytes: config.limits.maxBodyBytes,
+        });
     this.ingest = new Ingest({
-      client: this.client,
+      submitter: opts.submitter ?? this.client!,
       brokerName: config.broker.name,
       log: log.child("ingest"),
       maxBatch: config.broker.submit.maxBatch,
@@ -245,7 +248,7 @@ class Shim implements ShimHandle {
     this.writer.stop();
     this.stopped = true;
     await this.sink.close();
-    await this.client.close();
+    await this.client?.close();
   }
 }
 

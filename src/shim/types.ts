@@ -1,3 +1,4 @@
+import type { Submitter } from "../broker/local-submit.js";
 import type { HeraldConfig } from "../config/schema.js";
 import type { LegacyConfig, LoadLegacyOptions } from "../legacy/config/types.js";
 import type { Transport } from "../transport/types.js";
@@ -16,6 +17,11 @@ export interface ShimOptions {
   heraldEndpoint?: string;
   /** Submit endpoint for ingested messages; default the client endpoint from the configuration. */
   submitEndpoint?: string;
+  /**
+   * Submit ingested messages through this instead of a client of `submitEndpoint`: `herald serve` gives
+   * the in-broker shim its broker's LocalSubmitter (no socket between the two, whatever broker.submit is).
+   */
+  submitter?: Submitter;
   /** Host names that mean "this machine" for bridged endpoints; default loopback, wildcard, hostname, broker.name. */
   localHosts?: string[];
   /** Use this fedmsg configuration at start instead of reading `legacy.config` (reloads read the file). */
