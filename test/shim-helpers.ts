@@ -32,6 +32,8 @@ export interface ShimSetupOptions {
   settleMs?: number;
   /** Extra `security:` section (keys and trust under the setup's data dir unless given). */
   security?: Record<string, unknown>;
+  /** `broker.submit` instead of the default (the IPC socket only). */
+  submit?: Record<string, unknown>;
 }
 
 export function endpointsOn(ports: number[]): string[] {
@@ -47,6 +49,7 @@ export function configYaml(
     paths: { runtimeDir: join(dir, "run"), dataDir: join(dir, "data") },
     broker: {
       name: "shimtest",
+      ...(o.submit ? { submit: o.submit } : {}),
       publish: [
         { name: "herald", endpoint: `tcp://127.0.0.1:${ports.herald}`, format: "herald" },
         { name: "legacy", endpoint: `tcp://127.0.0.1:${ports.legacy}`, format: "legacy" },

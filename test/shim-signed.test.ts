@@ -84,4 +84,39 @@ describe("shim ingest with signatures required (the legacy boundary)", () => {
     expect(sub.stats().rejected ?? {}).toEqual({});
     expect(setup.running.broker.status().submit.admissionByCode).toMatchObject({ UNSIGNED: 1 });
   });
+
+  it("ingests in-process: a broker whose only submit socket is TCP with CURVE needs no client keys for its shim", async () => {
+    const keys = mkdtempSync(join(tmpdir(), "herald-shimkeys-"));
+    cleanups.push(() => rmSync(keys, { recursive: true, force: true }));
+    const keysDir = join(keys, "keys");
+    const trustDir = join(keys, "trust");
+    trustKey(generateIdentity("broker", keysDir), trustDir);
+    const [p1, submit] = await freePorts(2);
+    setup = await startShimBroker({
+      services: { "bodhi.test": { stage: "legacy", endpoints: endpointsOn([p1!]) } },
+      submit: { ipc: false, tcp: [`tcp://127.0.0.1:${submit}`] },
+      security: { keysDir, trustDir, identity: "broker", curve: true },
+    });
+    // A client without CURVE keys gets nowhere on that socket (the shim's client had none either).
+    const outsider = new HeraldClient({ endpoint: `tcp://127.0.0.1:${submit}`, timeoutMs: 300, retries: 0 });
+    cleanups.push(() => outsider.close());
+    await expect(outsider.publish("org.example.dev.x.y", {})).rejects.toMatchObject({ retryable: true });
+
+    const pub = PythonPeer.start("fedmsg_pub.py", [
+      "--bind",
+      `tcp://127.0.0.1:${p1}`,
+      "--count",
+      "20",
+      "--wait-subscribers",
+      "1",
+      "--topic",
+      "org.example.dev.bodhi.update.comment",
+    ]);
+    cleanups.push(() => pub.stop());
+    const s = setup;
+    const ingest = () => s.running.shim!.status().services["bodhi.test"]?.ingest;
+    expect(await waitFor(() => (ingest()?.ingested ?? 0) >= 20, 30_000)).toBe(true);
+    expect(ingest()).toMatchObject({ ingested: 20, rejected: 0, dropped: 0 });
+    expect(s.running.broker.status().outbox.headSeq).toBe(20);
+  });
 });
