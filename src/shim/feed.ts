@@ -5,6 +5,7 @@ import {
   type Transport,
   type TransportHealth,
 } from "../transport/types.js";
+import type { CurveClientOptions } from "../transport/zeromq-common.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import type { Message } from "../wire/message.js";
 import { INGESTED_FROM, RELAY_INBOUND, VOUCHED } from "./ingest.js";
@@ -91,8 +92,9 @@ export class PubFeed {
   private readonly sub: Subscription;
   private readonly loop: Promise<void>;
 
-  constructor(endpoint: string, route: (batch: readonly Message[]) => void) {
-    this.t = new ZmqSubscribeTransport({ name: "shim-feed", endpoints: [endpoint], format: "herald" });
+  /** `curve`: client keys when the broker's herald PUB speaks CURVE (security.curve, tcp://). */
+  constructor(endpoint: string, route: (batch: readonly Message[]) => void, curve?: CurveClientOptions) {
+    this.t = new ZmqSubscribeTransport({ name: "shim-feed", endpoints: [endpoint], format: "herald", curve });
     const sub = this.t.receive({ patterns: ["#"] });
     this.sub = sub;
     this.loop = (async () => {

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { clientSubmitEndpoint, connectable } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
-import { configIdentity } from "../client/security.js";
+import { clientSecurity, configIdentity, subscriberCurve } from "../client/security.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { loadLegacyConfig } from "../legacy/config/load.js";
 import type { LegacyConfig } from "../legacy/config/types.js";
@@ -59,15 +59,7 @@ class Shim implements ShimHandle {
     private readonly opts: ShimOptions,
   ) {
     this.localHosts = opts.localHosts ?? defaultLocalHosts(config);
-    this.client = opts.submitter
-      ? undefined
-      : new HeraldClient({
-          endpoint: opts.submitEndpoint ?? clientSubmitEndpoint(config),
-          timeoutMs: config.client.timeout,
-          retries: config.client.retries,
-          maxBatch: config.broker.submit.maxBatch,
-          maxBodyBytes: config.limits.maxBodyBytes,
-        });
+    this.client = opts.submitter ? undefined : standaloneClient(config, opts.submitEndpoint);
     this.ingest = new Ingest({
       submitter: opts.submitter ?? this.client!,
       brokerName: config.broker.name,
@@ -88,7 +80,8 @@ class Shim implements ShimHandle {
     if ((this.opts.feed ?? "subscribe") === "subscribe") {
       const herald = this.opts.heraldEndpoint ?? heraldPub(this.config);
       if (herald === undefined) this.log.warn("no herald PUB socket configured: bridged ports stay silent");
-      else this.feed = new PubFeed(herald, (batch) => this.route(batch));
+      else
+        this.feed = new PubFeed(herald, (batch) => this.route(batch), subscriberCurve(this.config, herald));
     }
     this.writer.start();
     this.watch();
@@ -266,6 +259,24 @@ function mtime(file: string): number {
 }
 
 /** The shim signs what it ingests with the configured identity, when this process can read its key. */
+/**
+ * `herald shim` in its own process submits like any client: over CURVE with security.identity when the
+ * endpoint is tcp:// and security.curve is on (clientSecurity throws a clear error when it cannot read that
+ * key). It does not sign: Ingest vouches for each message itself.
+ */
+function standaloneClient(config: HeraldConfig, submitEndpoint: string | undefined): HeraldClient {
+  const endpoint = submitEndpoint ?? clientSubmitEndpoint(config);
+  const { curve } = clientSecurity(config, endpoint);
+  return new HeraldClient({
+    endpoint,
+    timeoutMs: config.client.timeout,
+    retries: config.client.retries,
+    maxBatch: config.broker.submit.maxBatch,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    ...(curve ? { curve } : {}),
+  });
+}
+
 function shimIdentity(config: HeraldConfig): { identity?: Identity } {
   const identity = configIdentity(config);
   return identity ? { identity } : {};
