@@ -7,7 +7,7 @@ import { legacyMsgId, toLegacyObject } from "../src/wire/legacy.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
-import { collect, endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
+import { collect, endpointsOn, legacyPublisher, type ShimSetup, startShimBroker } from "./shim-helpers.js";
 
 let setup: ShimSetup | undefined;
 const peers: PythonPeer[] = [];
@@ -117,18 +117,13 @@ describe("shim bridged stage", () => {
       await waitFor(() => herald.msgs.length > 0, 100);
     }
     // The old app, publishing the old way on its ports (slowly, so the switch happens mid-stream).
-    const app = PythonPeer.start("fedmsg_pub.py", [
-      ...endpoints.flatMap((e) => ["--bind", e]),
-      "--count",
-      "60",
-      "--interval",
-      "0.02",
-      "--wait-subscribers",
-      "2",
-      "--topic",
-      "org.example.dev.bodhi.update.comment",
-      "--hold",
-    ]);
+    const app = legacyPublisher({
+      bind: endpoints,
+      count: 60,
+      topic: "org.example.dev.bodhi.update.comment",
+      waitSubscribers: 2,
+      extra: ["--interval", "0.02", "--hold"],
+    });
     peers.push(app);
     // Its own prefix: an XPUB reports a prefix once, so the old app can wait for both of its listeners.
     const old = PythonPeer.start("fedmsg_sub.py", [

@@ -11,6 +11,7 @@ import type { HeraldConfig, LegacyStage } from "../src/config/schema.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
 import { silentLogger } from "../src/util/log.js";
 import { freePorts } from "./helpers/serve.js";
+import { PythonPeer } from "./peers/python-peer.js";
 
 export interface ShimSetup {
   dir: string;
@@ -127,4 +128,29 @@ export function collect(sub: Subscriber): {
     }
   })();
   return { msgs, done };
+}
+
+/**
+ * An old app publishing the fedmsg way (test/peers/fedmsg_pub.py, python3-zmq): binds its endpoints (or
+ * connects to relay_inbound) and sends `count` messages once `waitSubscribers` (default 1) are connected.
+ */
+export function legacyPublisher(o: {
+  bind?: string[];
+  connect?: string;
+  count: number;
+  topic: string;
+  waitSubscribers?: number;
+  extra?: string[];
+}): PythonPeer {
+  return PythonPeer.start("fedmsg_pub.py", [
+    ...(o.bind ?? []).flatMap((e) => ["--bind", e]),
+    ...(o.connect === undefined ? [] : ["--connect", o.connect]),
+    "--count",
+    String(o.count),
+    "--wait-subscribers",
+    String(o.waitSubscribers ?? 1),
+    "--topic",
+    o.topic,
+    ...(o.extra ?? []),
+  ]);
 }

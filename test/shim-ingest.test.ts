@@ -3,7 +3,7 @@ import { INGESTED_BY, INGESTED_FROM, VOUCHED } from "../src/shim/ingest.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
-import { collect, endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
+import { collect, endpointsOn, legacyPublisher, type ShimSetup, startShimBroker } from "./shim-helpers.js";
 
 let setup: ShimSetup | undefined;
 const peers: PythonPeer[] = [];
@@ -49,38 +49,21 @@ describe("shim ingest (stage legacy)", () => {
     }
     expect(gateway.events("message").length).toBeGreaterThan(0);
 
-    const passive = PythonPeer.start("fedmsg_pub.py", [
-      "--bind",
-      `tcp://127.0.0.1:${b1}`,
-      "--bind",
-      `tcp://127.0.0.1:${b2}`,
-      "--count",
-      "20",
-      "--wait-subscribers",
-      "1",
-      "--topic",
-      "org.example.dev.bodhi.update.comment",
-    ]);
-    const koji = PythonPeer.start("fedmsg_pub.py", [
-      "--bind",
-      `tcp://127.0.0.1:${k1}`,
-      "--count",
-      "20",
-      "--wait-subscribers",
-      "1",
-      "--topic",
-      "org.example.dev.koji.build.tag",
-    ]);
-    const active = PythonPeer.start("fedmsg_pub.py", [
-      "--connect",
-      `tcp://127.0.0.1:${relay}`,
-      "--count",
-      "20",
-      "--wait-subscribers",
-      "1",
-      "--topic",
-      "org.example.dev.logger.log",
-    ]);
+    const passive = legacyPublisher({
+      bind: [`tcp://127.0.0.1:${b1}`, `tcp://127.0.0.1:${b2}`],
+      count: 20,
+      topic: "org.example.dev.bodhi.update.comment",
+    });
+    const koji = legacyPublisher({
+      bind: [`tcp://127.0.0.1:${k1}`],
+      count: 20,
+      topic: "org.example.dev.koji.build.tag",
+    });
+    const active = legacyPublisher({
+      connect: `tcp://127.0.0.1:${relay}`,
+      count: 20,
+      topic: "org.example.dev.logger.log",
+    });
     peers.push(passive, koji, active);
     for (const p of [passive, koji, active]) await p.waitFor((l) => l.event === "done", "publisher done");
     const sent = [passive, koji, active].flatMap((p) => p.events("sent"));

@@ -9,8 +9,7 @@ import { TrustStore, trustKey } from "../src/security/trust.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
-import { PythonPeer } from "./peers/python-peer.js";
-import { endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
+import { endpointsOn, legacyPublisher, type ShimSetup, startShimBroker } from "./shim-helpers.js";
 
 let setup: ShimSetup | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -67,16 +66,11 @@ describe("shim ingest with signatures required (the legacy boundary)", () => {
       const ack = await signer.publish("probe.link", { i });
       if (await waitFor(() => got.some((g) => g.id === ack.id), 100)) break;
     }
-    const pub = PythonPeer.start("fedmsg_pub.py", [
-      "--bind",
-      `tcp://127.0.0.1:${p1}`,
-      "--count",
-      "20",
-      "--wait-subscribers",
-      "1",
-      "--topic",
-      "org.example.dev.bodhi.update.comment",
-    ]);
+    const pub = legacyPublisher({
+      bind: [`tcp://127.0.0.1:${p1}`],
+      count: 20,
+      topic: "org.example.dev.bodhi.update.comment",
+    });
     cleanups.push(() => pub.stop());
     expect(await waitFor(() => got.filter((g) => g.vouched === "legacy").length >= 20, 30_000)).toBe(true);
     const legacy = got.filter((g) => g.vouched === "legacy");
@@ -102,16 +96,11 @@ describe("shim ingest with signatures required (the legacy boundary)", () => {
     cleanups.push(() => outsider.close());
     await expect(outsider.publish("org.example.dev.x.y", {})).rejects.toMatchObject({ retryable: true });
 
-    const pub = PythonPeer.start("fedmsg_pub.py", [
-      "--bind",
-      `tcp://127.0.0.1:${p1}`,
-      "--count",
-      "20",
-      "--wait-subscribers",
-      "1",
-      "--topic",
-      "org.example.dev.bodhi.update.comment",
-    ]);
+    const pub = legacyPublisher({
+      bind: [`tcp://127.0.0.1:${p1}`],
+      count: 20,
+      topic: "org.example.dev.bodhi.update.comment",
+    });
     cleanups.push(() => pub.stop());
     const s = setup;
     const ingest = () => s.running.shim!.status().services["bodhi.test"]?.ingest;

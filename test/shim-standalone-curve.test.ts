@@ -11,7 +11,7 @@ import { startShim } from "../src/shim/shim.js";
 import { silentLogger } from "../src/util/log.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
-import { PythonPeer } from "./peers/python-peer.js";
+import { legacyPublisher } from "./shim-helpers.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -80,16 +80,11 @@ describe("herald shim in its own process, against a broker with CURVE on its TCP
     expect(served[0]).toBe("org.example.dev.koji.build.tag");
 
     // Legacy: what the old app publishes is ingested through the shim's CURVE client.
-    const app = PythonPeer.start("fedmsg_pub.py", [
-      "--bind",
-      `tcp://127.0.0.1:${oldApp}`,
-      "--count",
-      "20",
-      "--wait-subscribers",
-      "1",
-      "--topic",
-      "org.example.dev.bodhi.update.comment",
-    ]);
+    const app = legacyPublisher({
+      bind: [`tcp://127.0.0.1:${oldApp}`],
+      count: 20,
+      topic: "org.example.dev.bodhi.update.comment",
+    });
     cleanups.push(() => app.stop());
     const ingest = () => shim.status().services["bodhi.test"]?.ingest;
     expect(await waitFor(() => (ingest()?.ingested ?? 0) >= 20, 30_000)).toBe(true);
