@@ -168,6 +168,19 @@ export function toHeraldError(err: unknown, fallback: ErrorCode = "INTERNAL"): H
   return new HeraldError(fallback, message, { cause: err, retryable: RETRYABLE.has(fallback) });
 }
 
+/**
+ * A stored message a sink cannot encode in its wire format (e.g. legacy-only headers no fedmsg envelope
+ * can hold). Not retryable: the dispatcher passes it over for that sink instead of stalling it.
+ */
+export function unencodable(id: string, format: string, err: unknown): HeraldError {
+  if (err instanceof MessageRejectedError) return err; // already says what is wrong with the message
+  const why = err instanceof Error ? err.message : String(err);
+  return rejected("INVALID", `message ${id} cannot be encoded in the ${format} format: ${why}`, {
+    id,
+    format,
+  });
+}
+
 export function rejected(code: ErrorCode, message: string, details?: Record<string, unknown>): HeraldError {
   const Cls = CLASS_BY_CODE[code] ?? HeraldError;
   return new Cls(code, message, { retryable: RETRYABLE.has(code), details: details ?? {} });

@@ -2,6 +2,7 @@ import type { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildSinks } from "../src/broker/from-config.js";
 import { loadConfigText } from "../src/config/load.js";
+import { MessageRejectedError } from "../src/errors.js";
 import { AmqpTransport } from "../src/transport/amqp.js";
 import type { AmqpTransportOptions } from "../src/transport/amqp-options.js";
 import { ThreadedAmqpSink } from "../src/transport/amqp-thread.js";
@@ -77,6 +78,34 @@ describe("ThreadedAmqpSink", () => {
       herald_topic: "bodhi.update.comment",
     });
     expect(JSON.parse(got.content.toString("utf8"))).toEqual(m!.body);
+  });
+
+  it("refuses a message amqplib cannot encode (a header name over 255 bytes) with MessageRejectedError, on either thread", async () => {
+    for (const threaded of [true, false]) {
+      const exchange = uniq("ex");
+      const o = { exchange, format: "fedora-messaging" as const, topicPrefix: "org.example" };
+      const t = threaded
+        ? sink(o)
+        : new AmqpTransport({ name: uniq("t"), url: AMQP_URL, log: () => {}, ...o });
+      if (!threaded) admin.track(exchange);
+      try {
+        await t.open();
+        const q = await admin.queue(uniq("q"), exchange);
+        const [good, bad] = makeMessages(2, "app.event");
+        bad!.headers = { ["h".repeat(300)]: 1 };
+        const err = await t.send([good!, bad!]).catch((e: unknown) => e);
+        expect(err, `threaded ${threaded}`).toBeInstanceOf(MessageRejectedError);
+        expect(err).toMatchObject({ code: "INVALID", retryable: false });
+        expect(String((err as Error).message)).toContain(bad!.id);
+        // The channel is fine: the good one was confirmed, and the next send goes through.
+        await t.send([good!]);
+        const seen = await admin.drain(q, 1);
+        expect([...seen.keys()]).toEqual([good!.id]);
+        expect(t.health().counters["unencodable"]).toBe(1);
+      } finally {
+        if (!threaded) await t.close();
+      }
+    }
   });
 
   it("fails sends pending on a dead thread as retryable TRANSPORT; the resend on a new thread loses nothing", async () => {

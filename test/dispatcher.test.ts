@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Dispatcher } from "../src/broker/dispatcher.js";
+import { rejected } from "../src/errors.js";
 import { Outbox } from "../src/storage/index.js";
 import type { Transport, TransportHealth } from "../src/transport/types.js";
 import { createLogger } from "../src/util/log.js";
@@ -102,5 +103,70 @@ describe("Dispatcher with pages in flight", () => {
     expect(t.calls).toHaveLength(1);
     t.calls[0]!.resolve();
     expect(await waitFor(() => t.calls.length === 2, 5000)).toBe(true);
+  });
+});
+
+/** Takes every batch at once, but refuses for good any batch holding a message whose n is in `refuse`. */
+class RefusingTransport extends ManualTransport {
+  constructor(private readonly refuse: ReadonlySet<number>) {
+    super();
+  }
+  override send(batch: readonly Message[]): Promise<void> {
+    const sent = super.send(batch);
+    const call = this.calls[this.calls.length - 1]!;
+    if (call.ns.some((n) => this.refuse.has(n)))
+      call.reject(rejected("TOO_LARGE", "too large for this sink"));
+    else call.resolve();
+    return sent;
+  }
+}
+
+describe("Dispatcher and a message its sink can never carry", () => {
+  it("resends the refused page one message at a time, passes over the one refused alone, and goes on", async () => {
+    const { dir, cleanup } = tempDir();
+    const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });
+    const t = new RefusingTransport(new Set([1]));
+    const d = new Dispatcher(t, box, createLogger({ level: "error", write: () => {} }), {
+      batchSize: 3,
+      pagesInFlight: 2,
+    });
+    cleanups.push(
+      cleanup,
+      () => box.close(),
+      () => d.stop(),
+      () => t.close(),
+    );
+    d.start();
+    await box.append(msgs(6));
+    expect(await waitFor(() => d.status(6).cursor === 6, 5000)).toBe(true);
+    expect(t.calls.map((c) => c.ns)).toEqual([[0, 1, 2], [3, 4, 5], [0], [1], [2], [3, 4, 5]]);
+    const s = d.status(6);
+    expect(s).toMatchObject({ skipped: 1, delivered: 5, retries: 0, lag: 0 });
+    expect(s.lastError).toBe("too large for this sink");
+    // The outbox holds that cursor too: it can prune the message once every sink is past it.
+    expect(box.stats().sinks["manual"]).toEqual({ cursor: 6, lag: 0 });
+  });
+
+  it("takes a failed outbox read as a failed page: retried with backoff, the loop goes on", async () => {
+    const { dir, cleanup } = tempDir();
+    const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });
+    const t = new RefusingTransport(new Set());
+    const d = new Dispatcher(t, box, createLogger({ level: "error", write: () => {} }), { batchSize: 3 });
+    cleanups.push(
+      cleanup,
+      () => box.close(),
+      () => d.stop(),
+      () => t.close(),
+    );
+    const read = box.read.bind(box);
+    let failures = 1;
+    box.read = (...args: Parameters<Outbox["read"]>) => {
+      if (failures-- > 0) throw new Error("disk I/O error");
+      return read(...args);
+    };
+    d.start();
+    await box.append(msgs(4));
+    expect(await waitFor(() => d.status(4).cursor === 4, 5000)).toBe(true);
+    expect(d.status(4)).toMatchObject({ retries: 1, lastError: "disk I/O error", delivered: 4, skipped: 0 });
   });
 });

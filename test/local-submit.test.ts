@@ -46,13 +46,16 @@ describe("LocalSubmitter (in-process submits: the in-broker shim, source ingest)
     const ok = msg("org.test.ok", { z: 1, a: { y: 2, b: 3 } });
     const badTopic = { ...msg("org.test.x"), topic: "not a topic" };
     const tooBig = { ...msg("org.test.big"), body: { s: "x".repeat(2 << 20) } };
-    const results = await local.submit([ok, badTopic, tooBig]);
+    // Legacy envelope fields no fedmsg envelope can hold: acknowledged, it would stall the legacy sinks.
+    const badExtra = { ...msg("org.test.extra"), headers: { "fedmsg.extra": "notjson" } };
+    const results = await local.submit([ok, badTopic, tooBig, badExtra]);
     const ack = results[0] as Ack;
     expect(ack).toMatchObject({ id: ok.id, duplicate: false });
     expect(ack.seq).toBeGreaterThan(0);
     expect(results[1]).toBeInstanceOf(MessageRejectedError);
     expect(results[1]).toMatchObject({ code: "BAD_TOPIC", retryable: false });
     expect(results[2]).toMatchObject({ code: "TOO_LARGE", retryable: false });
+    expect(results[3]).toMatchObject({ code: "INVALID", retryable: false });
 
     const [again] = await local.submit([ok]);
     expect(again).toMatchObject({ id: ok.id, seq: ack.seq, duplicate: true });

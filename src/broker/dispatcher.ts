@@ -1,3 +1,4 @@
+import { MessageRejectedError } from "../errors.js";
 import type { Outbox } from "../storage/outbox.js";
 import type { Transport, TransportHealth } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
@@ -10,6 +11,8 @@ export interface SinkStatus {
   lag: number;
   delivered: number;
   retries: number;
+  /** Messages this sink refused for good (cannot carry them: too large, not encodable): logged, passed over. */
+  skipped: number;
   lastError?: string;
   lastErrorAt?: string;
   lastDeliveredAt?: string;
@@ -38,6 +41,8 @@ export interface DispatcherOptions {
 interface Flight {
   last: number;
   count: number;
+  /** The message's id when the page holds one message. */
+  id: string | undefined;
   /** Resolves with undefined once the transport took the page, or with the error. */
   done: Promise<unknown>;
 }
@@ -46,11 +51,17 @@ interface Flight {
  * Feeds one sink from the outbox: reads a page after the sink's cursor, hands it to the transport,
  * advances the cursor only once the transport has taken every message. A failing sink retries the same
  * page with capped backoff; it never blocks other sinks or submitters (each has its own loop).
+ *
+ * A page the transport refuses with MessageRejectedError (a message it can never carry: too large for
+ * it, not encodable in its format) is sent again one message at a time, at once; the message it still
+ * refuses alone is passed over (logged as an error, counted in `skipped`) instead of stalling the sink and,
+ * through its cursor, the outbox. Other sinks still get it.
  */
 export class Dispatcher {
   private cursor = 0;
   private delivered = 0;
   private retries = 0;
+  private skipped = 0;
   private lastError: string | undefined;
   private lastErrorAt: string | undefined;
   /** Epoch ms, formatted only when status() asks: a page can be a single message. */
@@ -82,9 +93,13 @@ export class Dispatcher {
     let flights: Flight[] = [];
     let readCursor = this.cursor;
     let attempt = 0;
+    // Up to this seq, pages of one message: finding the one a sink refuses for good.
+    let singlesUntil = 0;
     while (!signal.aborted) {
       while (flights.length < maxFlights) {
-        const flight = this.sendPage(readCursor);
+        const single = readCursor < singlesUntil;
+        if (single && flights.length > 0) break;
+        const flight = this.sendPage(readCursor, single);
         if (flight === undefined) break;
         flights.push(flight);
         readCursor = flight.last;
@@ -101,6 +116,12 @@ export class Dispatcher {
         await Promise.all(flights.map((f) => f.done)); // let the later pages settle before resending them
         flights = [];
         readCursor = this.cursor;
+        if (err instanceof MessageRejectedError) {
+          if (oldest.count === 1) this.passOver(oldest, err);
+          else singlesUntil = Math.max(singlesUntil, oldest.last);
+          readCursor = this.cursor;
+          continue;
+        }
         this.noteFailure(err, attempt++);
         await sleep(backoffDelay(attempt), signal);
         continue;
@@ -108,22 +129,48 @@ export class Dispatcher {
       attempt = 0;
       flights.shift();
       this.delivered += oldest.count;
-      this.cursor = oldest.last;
-      this.outbox.ack(this.transport.name, this.cursor);
-      this.lastDeliveredAt = Date.now();
+      this.advance(oldest.last);
     }
   }
 
+  private advance(seq: number): void {
+    this.cursor = seq;
+    this.outbox.ack(this.transport.name, seq);
+    this.lastDeliveredAt = Date.now();
+  }
+
+  /** The sink can never carry this message: say so loudly, count it, and go on with the next. */
+  private passOver(flight: Flight, err: MessageRejectedError): void {
+    this.skipped++;
+    this.lastError = err.message;
+    this.lastErrorAt = new Date().toISOString();
+    this.log.error("sink cannot carry a message: passed over (other sinks still get it)", {
+      sink: this.transport.name,
+      id: flight.id,
+      seq: flight.last,
+      code: err.code,
+      err: err.message,
+    });
+    this.advance(flight.last);
+  }
+
   /** Read the page after `afterSeq` and hand it to the transport; undefined when there is nothing to send. */
-  private sendPage(afterSeq: number): Flight | undefined {
-    const page = this.outbox.read(afterSeq, this.opts.batchSize ?? 500, this.opts.maxBatchBytes ?? 4 << 20);
+  private sendPage(afterSeq: number, single: boolean): Flight | undefined {
+    const size = single ? 1 : (this.opts.batchSize ?? 500);
+    let page: ReturnType<Outbox["read"]>;
+    try {
+      page = this.outbox.read(afterSeq, size, this.opts.maxBatchBytes ?? 4 << 20);
+    } catch (err) {
+      // A failed read (SQLite I/O) is a failed page: retried with backoff, not the end of this sink's loop.
+      return { last: afterSeq, count: 0, id: undefined, done: Promise.resolve(err) };
+    }
     const last = page[page.length - 1];
     if (last === undefined) return undefined;
     const done = this.transport.send(page.map((s) => s.message)).then(
       () => undefined,
       (err: unknown) => err ?? new Error("send failed"),
     );
-    return { last: last.seq, count: page.length, done };
+    return { last: last.seq, count: page.length, id: page.length === 1 ? last.message.id : undefined, done };
   }
 
   private noteFailure(err: unknown, attempt: number): void {
@@ -149,6 +196,7 @@ export class Dispatcher {
       lag: Math.max(0, headSeq - this.cursor),
       delivered: this.delivered,
       retries: this.retries,
+      skipped: this.skipped,
       health: this.transport.health(),
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;

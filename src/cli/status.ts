@@ -5,7 +5,8 @@ import { context } from "./context.js";
 
 const USAGE = `usage: herald status [--json] [--endpoint E]
 
-Is the broker up; outbox depth; each sink's cursor, lag, state and last error. Exit 4 when no broker answers.`;
+Is the broker up; outbox depth; each sink's cursor, lag, state, last error and the messages it could
+not carry (skipped=N). Exit 4 when no broker answers.`;
 
 export async function status(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -47,7 +48,7 @@ export function render(s: BrokerStatus): string {
     pad(["SINK", "KIND", "STATE", "CURSOR", "LAG", "DELIVERED", "RETRIES", "LAST ERROR"]),
   ];
   for (const k of s.sinks) {
-    const counters = Object.entries(k.health.counters)
+    const counters = Object.entries({ skipped: k.skipped ?? 0, ...k.health.counters })
       .filter(([, v]) => v > 0)
       .map(([c, v]) => `${c}=${v}`)
       .join(" ");

@@ -1,5 +1,5 @@
 import type { Message as AmqpMessage, ChannelModel, ConfirmChannel, Options } from "amqplib";
-import { ClosedError } from "../errors.js";
+import { ClosedError, type HeraldError, unencodable } from "../errors.js";
 import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
 import { backoffDelay, type ResolvedAmqpOptions, sinkFormat } from "./amqp-options.js";
@@ -271,11 +271,27 @@ export class AmqpPublisher {
         this.onConfirm(e, attempt, gen, err),
       );
     } catch (err) {
-      // The channel closed under us (IllegalOperationError): its close handler requeues.
-      noteError(this.health, err);
-      this.channelLost(gen, "publish on a closed channel");
+      if (err instanceof Error && err.name === "IllegalOperationError") {
+        // The channel closed under us: its close handler requeues.
+        noteError(this.health, err);
+        this.channelLost(gen, "publish on a closed channel");
+        return true;
+      }
+      // amqplib could not encode it (a header name over 255 bytes, a header table over 64 KiB) and the
+      // channel is fine: this message can never be published here.
+      this.refuse(e, unencodable(e.id, this.format, err));
       return true;
     }
+  }
+
+  /** Fail a message's batches with MessageRejectedError: the dispatcher passes it over for this sink. */
+  private refuse(e: Entry, err: HeraldError): void {
+    this.inflight.delete(e);
+    e.inflightOn = undefined;
+    this.pending.delete(e.id);
+    bump(this.health, "unencodable");
+    noteError(this.health, err);
+    for (const b of e.batches) b.reject(err);
   }
 
   private onConfirm(e: Entry, attempt: number, gen: number, err: unknown): void {

@@ -178,6 +178,8 @@ export class ThreadedAmqpSink implements Transport {
 
   private rebuild(e: WireError): Error {
     if (e.code === "CLOSED") return new ClosedError(`AMQP transport '${this.name}'`);
+    // A message the thread could not publish at all keeps its class: the dispatcher passes it over.
+    if (!e.retryable && (e.code === "INVALID" || e.code === "TOO_LARGE")) return rejected(e.code, e.message);
     return new TransportError(e.code, e.message, { retryable: e.retryable });
   }
 

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
-import { ClosedError, HeraldError, rejected, TransportError } from "../errors.js";
+import { ClosedError, HeraldError, rejected, TransportError, unencodable } from "../errors.js";
 import { retryInterrupted } from "../util/zeromq.js";
 import { stampedEnvelopeText } from "../wire/herald.js";
 import { legacyEnvelopeText } from "../wire/legacy.js";
@@ -241,10 +241,17 @@ export class ZmqPublishTransport implements Transport {
     const sizes: number[] = [];
     for (const m of batch) {
       const seq = ++this.seq;
-      const text =
-        this.opts.format === "legacy"
-          ? legacyEnvelopeText(m, seq)
-          : stampedEnvelopeText(m, seq, this.streamId);
+      let text: string;
+      try {
+        text =
+          this.opts.format === "legacy"
+            ? legacyEnvelopeText(m, seq)
+            : stampedEnvelopeText(m, seq, this.streamId);
+      } catch (err) {
+        this.seq = start;
+        bump(this.state, "unencodable");
+        throw unencodable(m.id, this.opts.format, err);
+      }
       const size = Buffer.byteLength(text, "utf8");
       if (size > limit) {
         this.seq = start;

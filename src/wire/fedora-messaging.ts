@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { ProtocolError, rejected } from "../errors.js";
+import { ProtocolError, rejected, unencodable } from "../errors.js";
 import { setOwn } from "../util/own.js";
 import { decodeEnvelope, encodeEnvelope, storedEnvelopeBytes } from "./herald.js";
 import { isJsonObject } from "./json.js";
@@ -107,7 +107,11 @@ export function routingKeyFor(topic: string, topicPrefix = ""): string {
 }
 
 export function encodeAmqp(msg: Message, format: AmqpFormat, options: CodecOptions = {}): AmqpPublish {
-  return format === "herald" ? encodeHeraldAmqp(msg, options) : encodeFedoraMessaging(msg, options);
+  try {
+    return format === "herald" ? encodeHeraldAmqp(msg, options) : encodeFedoraMessaging(msg, options);
+  } catch (err) {
+    throw unencodable(msg.id, format, err);
+  }
 }
 
 /** herald format: the canonical envelope bytes; the routing key is the (optionally prefixed) topic. */

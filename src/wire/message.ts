@@ -3,7 +3,7 @@ import { hostname, userInfo } from "node:os";
 import { basename } from "node:path";
 import { rejected } from "../errors.js";
 import { nodeCrypto } from "../util/node-crypto.js";
-import { isJsonObject, type JsonObject } from "./json.js";
+import { isJsonObject, type JsonObject, pythonJson } from "./json.js";
 import { topicProblem } from "./topic.js";
 
 /** Header values are scalars so that every transport (AMQP headers, CloudEvents attributes) carries them. */
@@ -229,4 +229,26 @@ function validateHeaders(headers: unknown, id: string): void {
     if (v !== null && typeof v === "object")
       throw rejected("INVALID", `header '${k}' must be a string, number, boolean or null`, { id });
   }
+  const extra = headers[FEDMSG_EXTRA];
+  if (extra !== undefined) checkFedmsgExtra(extra, id);
+}
+
+/** Top-level fedmsg envelope fields the legacy format re-emits (wire/legacy.ts LEGACY_HEADER.extra). */
+const FEDMSG_EXTRA = "fedmsg.extra";
+
+/**
+ * The legacy encoder merges this header into every fedmsg envelope it writes: one it cannot encode would
+ * be stored, acknowledged, and then refused by every legacy-format sink. Refused here instead.
+ */
+function checkFedmsgExtra(extra: unknown, id: string): void {
+  let problem: string | undefined;
+  try {
+    const v: unknown = typeof extra === "string" ? JSON.parse(extra) : undefined;
+    if (!isJsonObject(v)) problem = "must be the JSON text of an object";
+    else pythonJson(v);
+  } catch (err) {
+    problem = `cannot be re-encoded (${(err as Error).message})`;
+  }
+  if (problem !== undefined)
+    throw rejected("INVALID", `header '${FEDMSG_EXTRA}' ${problem}: it holds legacy envelope fields`, { id });
 }

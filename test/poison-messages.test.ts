@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from "vitest";
+import * as zmq from "zeromq";
+import { MessageRejectedError } from "../src/errors.js";
+import { decodeFrames } from "../src/transport/zeromq-decode.js";
+import { ZmqPublishTransport } from "../src/transport/zeromq-pub.js";
+import { createMessage, type Message, validateMessage } from "../src/wire/message.js";
+import { waitFor } from "./helpers/broker.js";
+
+// A message the broker acknowledges must be one every sink can carry, or the sink's cursor would stop at
+// it for good (and, through it, the outbox fill up): what cannot be carried is refused at the door, and a
+// sink that still cannot encode one says so with a MessageRejectedError the dispatcher passes over.
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function nested(depth: number): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  let cur = root;
+  for (let i = 0; i < depth; i++) {
+    const next: Record<string, unknown> = {};
+    cur["a"] = next;
+    cur = next;
+  }
+  return root;
+}
+
+const withExtra = (extra: unknown): Message => ({
+  ...createMessage({ topic: "org.test.extra", body: {} }),
+  headers: { "fedmsg.extra": extra as string },
+});
+
+describe("messages no legacy envelope can hold", () => {
+  it("are refused at submit when their fedmsg.extra header is not an encodable JSON object", () => {
+    for (const extra of ["notjson", "[1,2]", "3", JSON.stringify({ x: nested(300) })]) {
+      expect(() => validateMessage(withExtra(extra)), extra.slice(0, 20)).toThrow(MessageRejectedError);
+    }
+    expect(() => validateMessage(withExtra(JSON.stringify({ x: [1, { y: "z" }] })))).not.toThrow();
+  });
+
+  it("are refused when a legacy publisher sends them (unknown top-level fields nested too deep)", () => {
+    const envelope = JSON.stringify({
+      topic: "org.example.dev.app.x",
+      msg: {},
+      msg_id: "2026-abc",
+      timestamp: 1_700_000_000,
+      i: 1,
+      username: "u",
+      x: nested(300),
+    });
+    const d = decodeFrames([Buffer.from("org.example.dev.app.x"), Buffer.from(envelope)], "legacy", {
+      maxBytes: 1 << 20,
+      legacyDefaults: {},
+    });
+    expect("problem" in d && d.problem).toMatch(/fedmsg\.extra/);
+  });
+
+  it("make a legacy PUB refuse the batch with MessageRejectedError, counted, and go on with the next", async () => {
+    const pub = new ZmqPublishTransport({
+      name: "legacy",
+      endpoint: "tcp://127.0.0.1:*",
+      format: "legacy",
+      brokerName: "t",
+    });
+    cleanups.push(() => pub.close());
+    await pub.open();
+    const sub = new zmq.Subscriber({ linger: 0 });
+    sub.subscribe();
+    sub.connect(pub.lastEndpoint!);
+    cleanups.push(() => sub.close());
+    const got: Array<Record<string, unknown>> = [];
+    void (async () => {
+      for await (const [, envelope] of sub) got.push(JSON.parse(String(envelope)) as Record<string, unknown>);
+    })().catch(() => {});
+    // The link is up (ZeroMQ's slow joiner) before the batches that count.
+    const probe = createMessage({ topic: "org.test.probe", body: {} });
+    let sent = 0;
+    while (got.length === 0 && sent < 50) {
+      await pub.send([probe]);
+      sent++;
+      await waitFor(() => got.length > 0, 100);
+    }
+    const good = createMessage({ topic: "org.test.good", body: {} });
+    const err = await pub.send([good, withExtra("notjson")]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MessageRejectedError);
+    expect(err).toMatchObject({ code: "INVALID" });
+    expect(String((err as Error).message)).toContain("cannot be encoded in the legacy format");
+    expect(pub.health().counters["unencodable"]).toBe(1);
+    // Nothing of the refused batch went out; the next batch does, its `i` numbering unbroken.
+    await pub.send([good]);
+    expect(await waitFor(() => got.some((e) => e["topic"] === "org.test.good"), 5000)).toBe(true);
+    expect(got.filter((e) => e["topic"] === "org.test.good")).toEqual([
+      expect.objectContaining({ i: sent + 1 }),
+    ]);
+  });
+});
