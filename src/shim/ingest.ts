@@ -63,10 +63,14 @@ export class Ingest {
   >();
   private readonly stats = new Map<string, IngestCounters>();
   private queue: Pending[] = [];
+  /** Messages at the queue's head being submitted now. */
+  private inFlight = 0;
   private flushing: Promise<void> | undefined;
   private relay: { socket: zmq.Subscriber; endpoint: string; abort: AbortController } | undefined;
   private closed = false;
   private readonly abort = new AbortController();
+  /** Aborts the current retry backoff (close() submits what is left at once). */
+  private backoff = new AbortController();
 
   constructor(private readonly opts: IngestOptions) {}
 
@@ -126,8 +130,8 @@ export class Ingest {
   private async pump(service: string, sub: Subscription): Promise<void> {
     try {
       for await (const d of sub) this.enqueue(service, d.message);
-    } catch {
-      // closed
+    } catch (err) {
+      if (!this.closed) this.opts.log.error("legacy endpoint reader stopped", { service, err: String(err) });
     }
   }
 
@@ -183,8 +187,8 @@ export class Ingest {
         }
         this.enqueue(RELAY_INBOUND, d.message);
       }
-    } catch {
-      // socket closed
+    } catch (err) {
+      if (!socket.closed) this.opts.log.error("relay_inbound reader stopped", { err: String(err) });
     }
   }
 
@@ -203,7 +207,20 @@ export class Ingest {
       [INGESTED_FROM]: service,
     };
     const vouched = { ...message, headers };
-    const signed = this.opts.identity ? vouchIngested(vouched, this.opts.identity) : vouched;
+    let signed: Message;
+    try {
+      signed = this.opts.identity ? vouchIngested(vouched, this.opts.identity) : vouched;
+    } catch (err) {
+      // Decodable but not signable (a number JSON cannot hold, nesting past 256): the broker could not
+      // store it either. One bad message must not end the endpoint's reader.
+      c.malformed++;
+      this.opts.log.warn("legacy message cannot be signed; skipped", {
+        service,
+        id: message.id,
+        err: String(err),
+      });
+      return;
+    }
     this.queue.push({ service, message: signed });
     this.flushing ??= this.flush().finally(() => {
       this.flushing = undefined;
@@ -221,7 +238,10 @@ export class Ingest {
       const batch = this.queue.slice(0, this.opts.maxBatch ?? 1000);
       let failure: unknown;
       try {
-        const results = await this.opts.submitter.submit(batch.map((p) => p.message));
+        this.inFlight = batch.length;
+        const results = await this.opts.submitter.submit(batch.map((p) => p.message)).finally(() => {
+          this.inFlight = 0;
+        });
         this.queue.splice(0, batch.length);
         const later: Pending[] = [];
         batch.forEach((p, k) => {
@@ -235,9 +255,10 @@ export class Ingest {
           attempt = 0;
           continue;
         }
+        if (this.closed) return this.lose(later);
         this.queue.unshift(...later);
       } catch (err) {
-        if (this.closed) return;
+        if (this.closed) return this.lose(this.queue.splice(0));
         failure = err;
       }
       if (attempt % 5 === 0)
@@ -245,7 +266,11 @@ export class Ingest {
           err: failure instanceof Error ? failure.message : String(failure),
           queued: this.queue.length,
         });
-      await sleep(backoffDelay(attempt++, 100, 5000), this.abort.signal);
+      this.backoff = new AbortController();
+      await sleep(
+        backoffDelay(attempt++, 100, 5000),
+        AbortSignal.any([this.abort.signal, this.backoff.signal]),
+      );
     }
   }
 
@@ -269,11 +294,27 @@ export class Ingest {
     while ((this.queue.length > 0 || this.flushing) && Date.now() < deadline) await sleep(10);
   }
 
+  /**
+   * Stop reading, then submit what was read (a retry waiting out its backoff goes at once), for at most
+   * 2 s. What is still queued then is lost: counted in `dropped` per service and logged.
+   */
   async close(): Promise<void> {
     await Promise.all([...this.readers.keys()].map((ep) => this.unread(ep)));
     await this.unbindRelay();
+    this.backoff.abort();
     await this.drain(Date.now() + 2000);
     this.closed = true;
     this.abort.abort();
+    // A submit still in flight settles its own batch (flush), the rest is lost now.
+    this.lose(this.queue.splice(this.inFlight));
+  }
+
+  private lose(left: Pending[]): void {
+    if (left.length === 0) return;
+    for (const p of left) this.counters(p.service).dropped++;
+    this.opts.log.error("stopped with ingested legacy messages the broker had not taken: lost", {
+      count: left.length,
+      services: [...new Set(left.map((p) => p.service))],
+    });
   }
 }
