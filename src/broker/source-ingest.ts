@@ -66,8 +66,10 @@ export class SourceIngest {
       try {
         const results = await this.client.submit(batch.map((d) => d.message));
         this.waiting.splice(0, batch.length);
-        attempt = 0;
-        await Promise.all(results.map((r, i) => this.settle(batch[i]!, r)));
+        const again = await Promise.all(results.map((r, i) => this.settle(batch[i]!, r)));
+        // Messages the broker cannot take now (outbox full) wait out a backoff, not a busy loop.
+        if (again.some(Boolean)) await sleep(backoffDelay(attempt++));
+        else attempt = 0;
       } catch (err) {
         if (this.closed) return;
         this.counters.retries++;
@@ -78,16 +80,17 @@ export class SourceIngest {
     }
   }
 
-  private async settle(d: Delivery, r: Awaited<ReturnType<Submitter["submit"]>>[number]): Promise<void> {
+  /** Ack, nack or put back one delivery by its result; true when it was put back (retryable). */
+  private async settle(d: Delivery, r: Awaited<ReturnType<Submitter["submit"]>>[number]): Promise<boolean> {
     if (!(r instanceof HeraldError)) {
       if (r.duplicate) this.counters.duplicates++;
       else this.counters.ingested++;
       await d.ack();
-      return;
+      return false;
     }
     if (r.retryable) {
       this.waiting.push(d); // outbox full, shutting down: try again later, keep it unacknowledged
-      return;
+      return true;
     }
     this.counters.refused++;
     this.log.warn("message from source refused by the broker", {
@@ -96,6 +99,7 @@ export class SourceIngest {
       code: r.code,
     });
     await d.nack();
+    return false;
   }
 
   status(): SourceStatus {
