@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -119,6 +120,34 @@ describe("herald CLI after the broker stopped", () => {
       expect(r.code).toBe(4);
       expect(r.stderr).toContain(`herald: NO_BROKER: no broker at ${serve.submit}`);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("herald serve that cannot start", () => {
+  it("exits with the reason when a submit endpoint is taken, leaving no IPC socket behind", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-cli-busy-"));
+    const taken = createServer();
+    try {
+      const [hp, lp, busy] = await freePorts(3);
+      await new Promise<void>((r) => taken.listen(busy, "127.0.0.1", r));
+      const env = serveEnv(
+        dir,
+        { herald: hp!, legacy: lp! },
+        {
+          HERALD_BROKER__SUBMIT__TCP: `["tcp://127.0.0.1:${busy}"]`,
+          HERALD_LOG_LEVEL: "error",
+        },
+      );
+      // The IPC socket binds first, the outbox and sinks open, then the TCP endpoint fails.
+      const r = spawnSync(process.execPath, [CLI, "serve"], { env, encoding: "utf8", timeout: 20_000 });
+      expect(r.signal).toBeNull(); // not killed by the timeout: it exited
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(`cannot listen on tcp://127.0.0.1:${busy}`);
+      expect(existsSync(join(dir, "run", "submit.sock"))).toBe(false);
+    } finally {
+      taken.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

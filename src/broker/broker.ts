@@ -127,9 +127,27 @@ export class Broker {
     try {
       await this.startServing();
     } catch (err) {
+      await this.abandonStart();
       await this.opts.security?.stop();
       throw err;
     }
+  }
+
+  /**
+   * After a failed start (a submit endpoint in use, a sink that cannot open): close what did open, so
+   * that the process can exit and nothing holds the IPC socket or the outbox. Nothing was acknowledged.
+   * The outbox vouches for a clean close only if the previous run closed cleanly too, so ZeroMQ sinks
+   * still resend their recent messages after a crash once a start succeeds.
+   */
+  private async abandonStart(): Promise<void> {
+    this.accepting = false;
+    for (const d of this.dispatchers) d.abortLoop();
+    await this.server?.close();
+    this.server = undefined;
+    await Promise.all(this.opts.sinks.map((s) => s.close().catch(() => {})));
+    await Promise.all(this.dispatchers.splice(0).map((d) => d.stop()));
+    this.outbox?.close({ clean: this.outbox.openedAfterCleanClose || this.outbox.stats().headSeq === 0 });
+    this.outbox = undefined;
   }
 
   private async startServing(): Promise<void> {

@@ -362,12 +362,15 @@ export class Outbox {
     return stats;
   }
 
-  /** Commit queued appends, flush cursors, record a clean close, close the database. Idempotent. */
-  close(): void {
+  /**
+   * Commit queued appends, flush cursors, record a clean close (unless `clean: false`: the next open then
+   * checks the file and reports an unclean stop), close the database. Idempotent.
+   */
+  close(opts: { clean?: boolean } = {}): void {
     if (this.closed) return;
     this.drainQueue();
     this.flushCursors();
-    this.recordCleanClose();
+    if (opts.clean ?? true) this.recordCleanClose();
     this.closed = true;
     clearInterval(this.pruneTimer);
     this.cursors.stop();
