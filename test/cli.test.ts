@@ -80,6 +80,12 @@ describe("herald CLI against a running broker", () => {
       .split("\n")
       .map((l) => JSON.parse(l) as { id: string; seq: number });
     expect(acks).toHaveLength(3);
+    // A refused line is named, and the others are still published.
+    const big = JSON.stringify({ s: "x".repeat(1_100_000) });
+    const mixed = herald(["publish", "cli.lines", "-", "--json"], env, `{"a":1}\n${big}\n{"a":3}\n`);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toMatch(/^refused: stdin line 2: TOO_LARGE: /m);
+    expect(mixed.stdout.trim().split("\n")).toHaveLength(2);
     const bad = herald(["publish", "cli.*", "{}"], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/BAD_TOPIC/);

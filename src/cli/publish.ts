@@ -67,22 +67,26 @@ async function fromStdin(client: HeraldClient, topic: string, extra: Extra, json
   const { createInterface } = await import("node:readline");
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   const inputs = [];
+  const where: string[] = [];
   let n = 0;
   for await (const line of lines) {
     n++;
     if (line.trim() === "") continue;
+    where.push(`stdin line ${n}`);
     inputs.push({ topic, body: parseBody(line, `stdin line ${n}`), ...extra });
   }
   const results = await client.publishMany(inputs);
-  return report(results, json);
+  return report(results, json, where);
 }
 
-function report(results: Array<Ack | HeraldError>, json: boolean): number {
+/** `where[i]` names result i's input in refusals (stdin line N). */
+function report(results: Array<Ack | HeraldError>, json: boolean, where: readonly string[] = []): number {
   let failed = 0;
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
     if (r instanceof HeraldError) {
       failed++;
-      process.stderr.write(`refused: ${r.code}: ${r.message}\n`);
+      const at = where[i] === undefined ? "" : `${where[i]}: `;
+      process.stderr.write(`refused: ${at}${r.code}: ${r.message}\n`);
     } else if (json) out(JSON.stringify(r));
     else out(`ok ${r.id} seq=${r.seq}${r.duplicate ? " (duplicate)" : ""}`);
   }

@@ -25,8 +25,9 @@ export const COALESCE_MAX_UNITS = 256 * 1024;
  * lone caller pays nothing extra: the flush runs on process.nextTick, after the promise continuations of
  * the current turn (which is when sibling callers resumed by the same reply submit their next message).
  *
- * Callers are never split across requests, and each still gets exactly its own outcomes; a request that
- * fails as a whole (timeout, no broker, closed) rejects every caller in it, as a lone request would.
+ * A caller's messages share one request unless together they exceed maxUnits; each caller still gets
+ * exactly its own outcomes; a request that fails as a whole (timeout, no broker, closed) rejects every
+ * caller in it, as a lone request would.
  */
 export class Coalescer<R> {
   private queue: Array<Entry<R>> = [];
@@ -46,12 +47,35 @@ export class Coalescer<R> {
   add(messages: readonly Message[]): Promise<R[]> {
     const parts = messages.map(encodeSubmitted);
     const units = parts.reduce((n, p) => n + p.length + 1, 0);
+    if (units <= this.maxUnits) return this.enqueue(parts, units);
+    // Too big for one request (the broker would drop the connection: a TIMEOUT that retrying cannot
+    // cure): consecutive requests, each under the limit, the outcomes joined in order.
+    return Promise.all(this.slices(parts).map((s) => this.enqueue(s.parts, s.units))).then((r) => r.flat());
+  }
+
+  private enqueue(parts: string[], units: number): Promise<R[]> {
     return new Promise<R[]>((resolve, reject) => {
       this.queue.push({ parts, units, resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
       process.nextTick(() => this.flush());
     });
+  }
+
+  /** Consecutive runs of `parts` under maxUnits each (a single larger message alone: one always fits). */
+  private slices(parts: string[]): Array<{ parts: string[]; units: number }> {
+    const out: Array<{ parts: string[]; units: number }> = [];
+    let cur = { parts: [] as string[], units: 0 };
+    for (const p of parts) {
+      if (cur.parts.length > 0 && cur.units + p.length + 1 > this.maxUnits) {
+        out.push(cur);
+        cur = { parts: [], units: 0 };
+      }
+      cur.parts.push(p);
+      cur.units += p.length + 1;
+    }
+    if (cur.parts.length > 0) out.push(cur);
+    return out;
   }
 
   private flush(): void {

@@ -7,6 +7,7 @@ import {
   type HeraldError,
   ProtocolError,
   SecurityError,
+  toHeraldError,
 } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { signMessage } from "../security/sign.js";
@@ -25,7 +26,6 @@ import {
   decodeReply,
   encodeCommand,
   encodeSubmitParts,
-  encodeSubmitRequest,
   type Frame,
   type SubmitReply,
   type SubmitResult,
@@ -113,11 +113,26 @@ export class HeraldClient {
   /** Publish many; every message's outcome is returned in order (an Ack or a HeraldError), nothing thrown per message. */
   async publishMany(inputs: readonly MessageInput[]): Promise<Array<Ack | HeraldError>> {
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    const built = inputs.map((i) => createMessage(i, maxBody));
-    // Signed once here: every retry resends the same bytes, so the broker's dedup sees one message.
     const sign = this.opts.sign;
-    const messages = sign ? built.map((m) => signMessage(m, sign)) : built;
-    return this.submit(messages);
+    const out: Array<Ack | HeraldError> = new Array(inputs.length);
+    const messages: Message[] = [];
+    const slots: number[] = [];
+    inputs.forEach((input, i) => {
+      try {
+        const m = createMessage(input, maxBody);
+        // Signed once here: every retry resends the same bytes, so the broker's dedup sees one message.
+        messages.push(sign ? signMessage(m, sign) : m);
+        slots.push(i);
+      } catch (err) {
+        out[i] = toHeraldError(err, "INVALID"); // this one is refused; the others still go
+      }
+    });
+    if (messages.length === 0) return out;
+    const results = await this.submit(messages);
+    results.forEach((r, k) => {
+      out[slots[k]!] = r;
+    });
+    return out;
   }
 
   /** Like publishMany but throws the first error (after all were tried). */
@@ -137,10 +152,8 @@ export class HeraldClient {
     if (this.coalescer.fits(messages.length)) return this.coalescer.add(messages);
     const chunk = this.opts.maxBatch ?? 1000;
     const out: Array<Ack | HeraldError> = [];
-    for (let i = 0; i < messages.length; i += chunk) {
-      const part = messages.slice(i, i + chunk);
-      out.push(...outcomes(await this.request((rid) => encodeSubmitRequest(rid, part)), part.length));
-    }
+    for (let i = 0; i < messages.length; i += chunk)
+      out.push(...(await this.coalescer.add(messages.slice(i, i + chunk))));
     return out;
   }
 
