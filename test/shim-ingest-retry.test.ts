@@ -6,7 +6,7 @@ import * as zmq from "zeromq";
 import type { Submitter } from "../src/broker/local-submit.js";
 import type { Ack } from "../src/client/publisher.js";
 import { type HeraldError, rejected } from "../src/errors.js";
-import { generateIdentity } from "../src/security/keys.js";
+import { generateIdentity, type Identity } from "../src/security/keys.js";
 import { Ingest } from "../src/shim/ingest.js";
 import { silentLogger } from "../src/util/log.js";
 import { encodeLegacyFrames } from "../src/wire/legacy.js";
@@ -40,22 +40,31 @@ function scriptedBroker(): Submitter & { calls: Message[][]; fullLeft: number; t
   return s;
 }
 
+/** A legacy PUB and an Ingest reading it, linked up (ZeroMQ's slow joiner) by probes the broker saw. */
+async function linkedIngest(broker: ReturnType<typeof scriptedBroker>, identity?: Identity) {
+  const pub = new zmq.Publisher({ linger: 0 });
+  await pub.bind("tcp://127.0.0.1:*");
+  cleanups.push(() => pub.close());
+  const ingest = new Ingest({
+    submitter: broker,
+    brokerName: "test",
+    log: silentLogger,
+    ...(identity ? { identity } : {}),
+  });
+  cleanups.push(() => ingest.close());
+  ingest.read("svc.test", pub.lastEndpoint!, { host: "h", app: "a" });
+  const probe = createMessage({ topic: "org.test.svc.probe", body: {} });
+  for (let i = 0; i < 100 && broker.calls.length === 0; i++) {
+    await pub.send(encodeLegacyFrames(probe, 0));
+    await waitFor(() => broker.calls.length > 0, 50);
+  }
+  return { pub, ingest };
+}
+
 describe("shim ingest, when the broker cannot take messages now", () => {
   it("retries a failed request and retryable refusals with the same ids; drops only permanent refusals", async () => {
-    const pub = new zmq.Publisher({ linger: 0 });
-    await pub.bind("tcp://127.0.0.1:*");
-    cleanups.push(() => pub.close());
     const broker = scriptedBroker();
-    const ingest = new Ingest({ submitter: broker, brokerName: "test", log: silentLogger });
-    cleanups.push(() => ingest.close());
-    ingest.read("svc.test", pub.lastEndpoint!, { host: "h", app: "a" });
-
-    // The SUB's link is up before the measured messages (ZeroMQ's slow joiner).
-    const probe = createMessage({ topic: "org.test.svc.probe", body: {} });
-    for (let i = 0; i < 100 && broker.calls.length === 0; i++) {
-      await pub.send(encodeLegacyFrames(probe, 0));
-      await waitFor(() => broker.calls.length > 0, 50);
-    }
+    const { pub, ingest } = await linkedIngest(broker);
     const probes = ingest.counters("svc.test").ingested;
     expect(probes).toBeGreaterThan(0);
 
@@ -82,19 +91,8 @@ describe("shim ingest, when the broker cannot take messages now", () => {
   it("skips a message it cannot sign (counted malformed) and keeps reading the endpoint", async () => {
     const keys = mkdtempSync(join(tmpdir(), "herald-ingestkeys-"));
     cleanups.push(() => rmSync(keys, { recursive: true, force: true }));
-    const pub = new zmq.Publisher({ linger: 0 });
-    await pub.bind("tcp://127.0.0.1:*");
-    cleanups.push(() => pub.close());
     const broker = scriptedBroker();
-    const identity = generateIdentity("shim", keys);
-    const ingest = new Ingest({ submitter: broker, brokerName: "test", log: silentLogger, identity });
-    cleanups.push(() => ingest.close());
-    ingest.read("svc.test", pub.lastEndpoint!, { host: "h", app: "a" });
-    const probe = createMessage({ topic: "org.test.svc.probe", body: {} });
-    for (let i = 0; i < 100 && broker.calls.length === 0; i++) {
-      await pub.send(encodeLegacyFrames(probe, 0));
-      await waitFor(() => broker.calls.length > 0, 50);
-    }
+    const { pub, ingest } = await linkedIngest(broker, generateIdentity("shim", keys));
     const c = ingest.counters("svc.test");
     const before = c.ingested;
     // 1e400 is valid JSON that JavaScript reads as Infinity, which no signature (canonical JSON) covers.
