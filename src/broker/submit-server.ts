@@ -1,6 +1,6 @@
 import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
-import { type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
+import { ipcInUse, type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
 import type { Logger } from "../util/log.js";
 import { inCanonicalOrder, isJsonObject } from "../wire/json.js";
 import { isoNow, type Message, validateMessage } from "../wire/message.js";
@@ -55,6 +55,11 @@ export class SubmitServer {
   async start(): Promise<string[]> {
     const bound: string[] = [];
     for (const endpoint of this.opts.endpoints) {
+      if (await ipcInUse(endpoint))
+        throw new HeraldError(
+          "TRANSPORT",
+          `cannot listen on ${endpoint}: another herald serve is listening there; stop it, or give this one another paths.runtimeDir (or broker.submit)`,
+        );
       const sock = new Router({
         linger: 0,
         maxMessageSize: this.opts.maxRequestBytes,

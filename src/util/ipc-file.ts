@@ -1,4 +1,5 @@
 import { lstatSync, unlinkSync } from "node:fs";
+import { connect } from "node:net";
 
 /** A socket file this process bound, remembered by inode so that only that very file is removed. */
 export interface OwnSocketFile {
@@ -31,4 +32,25 @@ export function removeOwnSocketFile(file: OwnSocketFile): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * Whether a process listens on the socket file behind an ipc:// endpoint. libzmq binding an ipc://
+ * path unlinks whatever file is there: a second broker would take the first one's socket silently (its
+ * clients then reach the newcomer, and the old broker, still running, none). A file nobody listens on
+ * (left by a crash) refuses the connection.
+ */
+export function ipcInUse(endpoint: string, timeoutMs = 1000): Promise<boolean> {
+  if (!endpoint.startsWith("ipc://")) return Promise.resolve(false);
+  const path = endpoint.slice("ipc://".length);
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const done = (inUse: boolean): void => {
+      sock.destroy();
+      resolve(inUse);
+    };
+    sock.setTimeout(timeoutMs, () => done(true)); // a listener too busy to accept is still a listener
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
 }
