@@ -159,6 +159,40 @@ describe("herald serve that cannot start", () => {
   });
 });
 
+describe("a second herald serve on the same runtime directory", () => {
+  it("refuses to take the running broker's IPC socket, which keeps answering", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-cli-two-"));
+    try {
+      const [hp, lp, hp2, lp2] = await freePorts(4);
+      const env = serveEnv(dir, { herald: hp!, legacy: lp! });
+      const first = await startServe(env);
+      try {
+        const env2 = serveEnv(
+          dir,
+          { herald: hp2!, legacy: lp2! },
+          { HERALD_PATHS__DATA_DIR: join(dir, "data2") },
+        );
+        const r = spawnSync(process.execPath, [CLI, "serve"], {
+          env: env2,
+          encoding: "utf8",
+          timeout: 20_000,
+        });
+        expect(r.status).not.toBe(0);
+        expect(r.signal).toBeNull();
+        expect(r.stderr).toContain("another herald serve is listening there");
+        const status = herald(["status", "--json"], env);
+        expect(status.code).toBe(0);
+        expect(JSON.parse(status.stdout)).toMatchObject({ pid: first.child.pid });
+      } finally {
+        first.child.kill("SIGTERM");
+        await first.exited;
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("herald CLI without a broker", () => {
   const dir = mkdtempSync(join(tmpdir(), "herald-cli-nb-"));
   const env = {
@@ -168,6 +202,29 @@ describe("herald CLI without a broker", () => {
     HERALD_PATHS__DATA_DIR: join(dir, "data"),
   };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("names a bad endpoint or an unusable file in one line, without a stack trace", () => {
+    const noStack = (stderr: string) => expect(stderr).not.toMatch(/internal error|\n\s+at /);
+    const endpoint = herald(["publish", "a.b", "{}", "--endpoint", "garbage"], env);
+    expect(endpoint.code).toBe(1);
+    expect(endpoint.stderr).toMatch(
+      /^refused: TRANSPORT: cannot connect to 'garbage': .*write tcp:\/\/host:port/,
+    );
+    noStack(endpoint.stderr);
+    const missing = join(dir, "no", "such", "dir", "x.jsonl");
+    for (const args of [
+      ["record", missing],
+      ["replay", missing],
+    ]) {
+      const r = herald(args, env);
+      expect(r.code, args[0]).toBe(1);
+      expect(r.stderr, args[0]).toContain(`cannot open ${missing}: no such file or directory (ENOENT)`);
+      noStack(r.stderr);
+    }
+    const count = herald(["record", join(dir, "x.jsonl"), "--count", "abc"], env);
+    expect(count.code).toBe(2);
+    expect(count.stderr).toContain("--count takes a positive number");
+  });
 
   it("says there is no broker and how to start one (exit 4)", () => {
     const r = herald(["publish", "a.b", "{}"], env);

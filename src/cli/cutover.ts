@@ -66,7 +66,7 @@ export async function cutover(argv: string[]): Promise<number> {
     service,
     stage,
     dryRun: values["dry-run"] ?? false,
-    ...(values.grace !== undefined ? { graceMs: parseDuration(values.grace) } : {}),
+    ...(values.grace !== undefined ? { graceMs: graceFlag(values.grace) } : {}),
   };
   const r = sub === "retire" ? retire(o) : restore(o);
   out(
@@ -139,4 +139,13 @@ function row(cols: string[]): string {
     .map((c, i) => (widths[i] ? c.padEnd(widths[i]!) : c))
     .join(" ")
     .trimEnd();
+}
+
+/** --grace is a flag: a bad value is a usage error (exit 2) that names it, not a configuration error. */
+function graceFlag(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new UsageError(`--grace: ${(err as Error).message}`);
+  }
 }

@@ -28,14 +28,15 @@ export async function record(argv: string[]): Promise<number> {
   const f = values.format;
   if (f !== "herald" && f !== "legacy" && f !== "both")
     throw new UsageError("--format is herald, legacy or both");
+  const limit = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
+  if (!(limit > 0)) throw new UsageError("--count takes a positive number");
   const ctx = context(values.config);
+  const rec = new Recorder(file); // before any socket: a path that cannot be written fails at once
   const sub = subscribe(patterns, {
     config: ctx.config,
     formats: f === "both" ? ["herald", "legacy"] : [f],
     log: ctx.log,
   });
-  const rec = new Recorder(file);
-  const limit = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
   const stop = (): void => void sub.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

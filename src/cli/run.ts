@@ -19,8 +19,33 @@ export function reportError(err: unknown): number {
     if (err.code === "NO_BROKER" || err.code === "TIMEOUT") return EXIT.unavailable;
     return EXIT.failed;
   }
+  const fileProblem = describeFileError(err);
+  if (fileProblem !== undefined) {
+    process.stderr.write(`herald: ${fileProblem}\n`);
+    return EXIT.failed;
+  }
   process.stderr.write(`herald: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
   return EXIT.failed;
+}
+
+const FS_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory",
+  ENOTDIR: "a part of the path is not a directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EISDIR: "it is a directory",
+  EEXIST: "it already exists",
+  EROFS: "the file system is read-only",
+  ENOSPC: "no space left on the device",
+};
+
+/** A file the user named (flag or configuration) that cannot be used: one line naming it, no stack. */
+function describeFileError(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.code !== "string" || typeof e.path !== "string") return undefined;
+  const words = FS_WORDS[e.code];
+  if (words === undefined) return undefined;
+  return `cannot ${e.syscall ?? "use"} ${e.path}: ${words} (${e.code}); check the path and its permissions`;
 }
 
 /** Run `command` with what it throws reported here, so its error classes are the ones checked. */

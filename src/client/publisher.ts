@@ -7,6 +7,7 @@ import {
   type HeraldError,
   ProtocolError,
   SecurityError,
+  TransportError,
   toHeraldError,
 } from "../errors.js";
 import type { Identity } from "../security/keys.js";
@@ -243,7 +244,12 @@ export class HeraldClient {
       retryInterrupted(() => sock.connect(this.endpoint));
     } catch (err) {
       sock.close();
-      throw err;
+      // Not translateZmqError: transport/zeromq-common loads node:crypto, which a one-shot publish avoids.
+      throw new TransportError(
+        "TRANSPORT",
+        `cannot connect to '${this.endpoint}': ${(err as Error).message}; write tcp://host:port or ipc:///path/to/submit.sock`,
+        { cause: err },
+      );
     }
     this.sock = sock;
     void this.readLoop(sock);

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { createReadStream, createWriteStream, openSync, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import type { ReceivedMessage } from "../client/subscriber.js";
 import { ProtocolError } from "../errors.js";
@@ -27,7 +27,9 @@ export class Recorder {
   count = 0;
 
   constructor(path: string) {
-    this.out = createWriteStream(path, { flags: "a" });
+    // Opened here, not by the stream: a path that cannot be written throws now (a clear error for the
+    // caller) instead of an 'error' event nobody listens to yet.
+    this.out = createWriteStream(path, { fd: openSync(path, "a") });
   }
 
   write(m: ReceivedMessage): void {
