@@ -67,22 +67,27 @@ export async function startServe(env: NodeJS.ProcessEnv, args: string[] = []): P
   return { child, submit, env, stderr: () => err, exited };
 }
 
-/** Free TCP ports on 127.0.0.1. */
+/**
+ * Free TCP ports on 127.0.0.1, drawn below the kernel's ephemeral range (32768-60999 here): a port from
+ * that range, free when asked, can become the local port of any outgoing connection (every ZeroMQ
+ * connect of the tests running beside) before the test binds it ("Address already in use").
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const { createServer } = await import("node:net");
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import("node:net").Server>((r) => {
-          const s = createServer();
-          s.listen(0, "127.0.0.1", () => r(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (!ports.includes(port) && (await canListen(port))) ports.push(port);
+  }
   return ports;
+}
+
+async function canListen(port: number): Promise<boolean> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
 }
 
 /** Run a command to completion; resolves with its stdout lines parsed as JSON. */
