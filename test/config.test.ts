@@ -292,6 +292,25 @@ describe("validation errors", () => {
     expect(problems).toHaveLength(6);
   });
 
+  it("checks the legacy services' fedmsg endpoints as the shim will use them (a reload finds none bad)", () => {
+    const text = [
+      "legacy:",
+      "  relayInbound: tcp://relay",
+      "  services:",
+      "    bodhi.app01: {stage: legacy, endpoints: ['tcp://app01.example.org:3000', 'tcp://app02.example.org']}",
+      "    koji.hub: {stage: bridged, endpoints: ['ipc:///run/koji.sock', 'tcp://*:70000']}",
+      "",
+    ].join("\n");
+    const { problems } = problemsOf(() => loadText(text));
+    expect(problems.map((p) => [p.path, p.line])).toEqual([
+      ["legacy.relayInbound", 2],
+      ["legacy.services.bodhi.app01.endpoints.1", 4],
+      ["legacy.services.koji.hub.endpoints.1", 5],
+    ]);
+    expect(problems[1]?.message).toBe('"tcp://app02.example.org": expected tcp://host:port or ipc://path');
+    expect(problems[2]?.message).toContain("port 70000 is out of range");
+  });
+
   it("rejects a top level that is not a mapping", () => {
     const { problems } = problemsOf(() => loadText("- a\n- b\n"));
     expect(problems[0]?.message).toContain("top level must be a mapping");

@@ -22,3 +22,18 @@ export function clientSubmitEndpoint(config: HeraldConfig): string {
 export function connectable(endpoint: string): string {
   return endpoint.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:");
 }
+
+const TCP = /^tcp:\/\/(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?):(\d{1,5})$/;
+
+/**
+ * Why a fedmsg service endpoint is unusable, or undefined when it is a `tcp://host:port` or `ipc://path`
+ * (fedmsg's endpoints always name their port). Checked in fedmsg's files and in herald's legacy: section.
+ */
+export function endpointProblem(endpoint: string): string | undefined {
+  if (endpoint.startsWith("ipc://")) return endpoint.length > 6 ? undefined : "ipc:// needs a path";
+  const m = TCP.exec(endpoint);
+  if (!m) return "expected tcp://host:port or ipc://path";
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return `port ${port} is out of range 1-65535`;
+  return undefined;
+}

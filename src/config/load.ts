@@ -10,7 +10,13 @@ import { applyEnvOverrides, type EnvOverride } from "./env.js";
 import { deepClone, deepMerge, fillItemDefaults, normalizeUnits } from "./normalize.js";
 import { type ConfigProblem, configError } from "./problems.js";
 import { CONFIG_SCHEMA, type HeraldConfig } from "./schema.js";
-import { checkUniqueNames, type Location, type Locator, validateDocument } from "./validate.js";
+import {
+  checkLegacyEndpoints,
+  checkUniqueNames,
+  type Location,
+  type Locator,
+  validateDocument,
+} from "./validate.js";
 import { dotted, isPlainObject, type KeyPath, type Segment } from "./walk.js";
 import { type NodePosition, parseYaml } from "./yaml-source.js";
 
@@ -206,6 +212,7 @@ export function loadConfigText(
     ...envProblems,
     ...validateDocument(doc, origins.locate, untouched(parsed?.data, overrides)),
     ...checkUniqueNames(doc, origins.locate),
+    ...checkLegacyEndpoints(doc, origins.locate),
   ];
   if (problems.length > 0) throw configError(problems, file);
 

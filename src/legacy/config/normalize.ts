@@ -1,3 +1,4 @@
+import { endpointProblem } from "../../config/endpoints.js";
 import { type Evaluation, isJsonObject, type Json, type LegacyConfig, legacyError } from "./types.js";
 
 /** fedmsg's defaults for the keys herald reads. */
@@ -5,17 +6,7 @@ const DEFAULT_PREFIX = "org.fedoraproject";
 const DEFAULT_ENVIRONMENT = "dev";
 const KNOWN_ENVIRONMENTS = new Set(["prod", "stg", "dev"]);
 
-const TCP = /^tcp:\/\/(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?):(\d{1,5})$/;
-
-/** Why an endpoint string is unusable, or undefined when it is a `tcp://host:port` or `ipc://path`. */
-export function endpointProblem(endpoint: string): string | undefined {
-  if (endpoint.startsWith("ipc://")) return endpoint.length > 6 ? undefined : "ipc:// needs a path";
-  const m = TCP.exec(endpoint);
-  if (!m) return "expected tcp://host:port or ipc://path";
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return `port ${port} is out of range 1-65535`;
-  return undefined;
-}
+export { endpointProblem };
 
 interface Ctx {
   ev: Evaluation;
