@@ -297,6 +297,24 @@ describe("AMQP source", () => {
     await admin.ch.deleteQueue(queue);
   });
 
+  it("filters by the routing key it bound, not by the envelope's topic (a sink added a prefix the source does not strip)", async () => {
+    const exchange = uniq("ex");
+    const sink = transport({ exchange, topicPrefix: "org.fedoraproject.prod" });
+    await sink.open();
+    const source = transport({ exchange, format: "auto" });
+    await source.open();
+    const sub = source.receive({ patterns: ["org.fedoraproject.prod.#"] });
+    await sub.whenReady();
+    const msgs = makeMessages(3, "build.finished");
+    await sink.send(msgs);
+    // Routed by org.fedoraproject.prod.build.finished; the herald envelope's topic is build.finished.
+    const got = await take(sub, 3);
+    expect(got.map((d) => d.message.id)).toEqual(msgs.map((m) => m.id));
+    expect(got[0]!.message.topic).toBe("build.finished");
+    expect(source.health().counters["filtered"] ?? 0).toBe(0);
+    await sub.close();
+  });
+
   it("auto-acks after yielding, normalizes fedora-messaging input, rejects malformed bodies", async () => {
     const exchange = uniq("ex");
     const t = transport({ exchange, format: "auto" });

@@ -147,9 +147,19 @@ export class AmqpSubscription implements Subscription {
       ch.nack(m, false, false);
       return;
     }
-    if (!matchesAny(this.patterns, decoded.message.topic)) {
+    // What RabbitMQ routed by, as this reader bound it (its topicPrefix off): the decoded topic can differ
+    // (a herald envelope's own topic, without the prefix its sink added), and must not decide.
+    const key = m.fields.routingKey;
+    const prefix = this.o.topicPrefix ? `${this.o.topicPrefix}.` : "";
+    const routed = prefix && key.startsWith(prefix) ? key.slice(prefix.length) : key;
+    if (!matchesAny(this.patterns, routed)) {
       // Bound through another pattern of a shared named queue: not for this reader.
       bump(this.health, "filtered");
+      if (this.health.counters["filtered"] === 1)
+        this.o.log(
+          "info",
+          `'${this.queueName}' holds messages bound for other readers (first: routing key '${key}'); they are acknowledged, not delivered here`,
+        );
       ch.ack(m);
       return;
     }
