@@ -4,6 +4,7 @@
  * the alarm is cleared and the application is running and started before the test ends.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { MessageRejectedError } from "../src/errors.js";
 import { AmqpTransport, type AmqpTransportOptions } from "../src/transport/amqp.js";
 import { Admin, AMQP_URL, burst, makeMessages, rabbitmqctl, uniq, waitFor } from "./amqp-helpers.js";
 
@@ -106,4 +107,29 @@ describe("AMQP under broker faults", () => {
     expect(msgs.filter((m) => !seen.has(m.id))).toEqual([]);
     expect(seen.size).toBe(10_000);
   }, 180_000);
+
+  it("refuses for good a message RabbitMQ will never take (over max_message_size), delivers the rest", async () => {
+    const MAX = 4096;
+    await rabbitmqctl("eval", `application:set_env(rabbit, max_message_size, ${MAX}).`);
+    try {
+      const a = await admin();
+      const exchange = uniq("ex");
+      const t = transport({ exchange });
+      await t.open();
+      const q = await a.queue(uniq("q"), exchange);
+      const [m1, big, m3, m4] = makeMessages(4);
+      big!.body = { blob: "x".repeat(2 * MAX) };
+      // The server closes the channel over the big one, with the others in flight beside it.
+      const err = await t.send([m1!, big!, m3!, m4!]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MessageRejectedError);
+      expect(err).toMatchObject({ code: "TOO_LARGE" });
+      expect(String((err as Error).message)).toContain(big!.id);
+      // Resent without it (as the dispatcher does once it passed it over), the rest go through.
+      await t.send([m1!, m3!, m4!]);
+      const seen = await a.drain(q, 3);
+      expect([...seen.keys()].sort()).toEqual([m1!.id, m3!.id, m4!.id].sort());
+    } finally {
+      await rabbitmqctl("eval", "application:set_env(rabbit, max_message_size, 134217728).");
+    }
+  }, 60_000);
 });

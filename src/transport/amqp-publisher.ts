@@ -1,5 +1,5 @@
 import type { Message as AmqpMessage, ChannelModel, ConfirmChannel, Options } from "amqplib";
-import { ClosedError, type HeraldError, unencodable } from "../errors.js";
+import { ClosedError, type HeraldError, rejected, unencodable } from "../errors.js";
 import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
 import { backoffDelay, type ResolvedAmqpOptions, sinkFormat } from "./amqp-options.js";
@@ -59,6 +59,10 @@ export class AmqpPublisher {
   private blocked = false;
   private closed = false;
   private order = 0;
+  /** A 406 the server closed the channel with (error event, then close event of that generation). */
+  private refusal: { gen: number; reason: string } | undefined;
+  /** Ids in flight when the server refused a publish: sent one at a time until the culprit is found. */
+  private readonly suspects = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly format: AmqpFormat;
   private readonly unlisten: () => void;
@@ -208,11 +212,16 @@ export class AmqpPublisher {
     ch.on("error", (err: Error) => {
       noteError(this.health, err);
       this.o.log("warn", `publisher channel error: ${err.message}`);
+      // PRECONDITION_FAILED on a publish: a message this server will never take (over max_message_size).
+      if ((err as { code?: unknown }).code === 406 && this.channel === ch)
+        this.refusal = { gen, reason: err.message };
     });
     ch.on("handler-error", (err: Error) => noteError(this.health, err));
     ch.on("close", () => {
       const model = this.session.model;
       const wasOurs = gen === this.chanGen && this.channel === ch;
+      if (this.refusal?.gen === gen && wasOurs) this.refused(this.refusal.reason);
+      this.refusal = undefined;
       this.channelLost(gen, "channel closed");
       if (wasOurs && model && !this.closed) this.retryChannel(model);
     });
@@ -226,6 +235,23 @@ export class AmqpPublisher {
       const e = this.pending.get(String(m.properties.messageId));
       if (e && e.inflightOn === gen) e.returned = true;
     });
+  }
+
+  /**
+   * The server closed the channel over one of the publishes in flight. With one in flight (isolating),
+   * that one is refused for good; otherwise they are republished one at a time to find it, so that one
+   * message never closes the channel over and over while the rest wait behind it.
+   */
+  private refused(reason: string): void {
+    const only = this.inflight.size === 1 ? [...this.inflight][0] : undefined;
+    if (only !== undefined && this.suspects.has(only.id)) {
+      this.suspects.delete(only.id);
+      const code = /larger than configured max size/.test(reason) ? "TOO_LARGE" : "INVALID";
+      this.refuse(only, rejected(code, `RabbitMQ refused message ${only.id}: ${reason}`, { id: only.id }));
+      return;
+    }
+    for (const e of this.inflight) this.suspects.add(e.id);
+    this.o.log("warn", `RabbitMQ refused a publish (${reason}): republishing one at a time to find it`);
   }
 
   /** Everything in flight on a lost channel goes back to the front of the queue, in original order. */
@@ -247,7 +273,8 @@ export class AmqpPublisher {
   private pump(): void {
     const ch = this.channel;
     if (!ch || this.closed || this.blocked || this.waitingDrain) return;
-    while (this.ready.length > 0 && this.inflight.size < this.o.inFlight) {
+    const window = this.suspects.size > 0 ? 1 : this.o.inFlight;
+    while (this.ready.length > 0 && this.inflight.size < window) {
       const e = this.ready.shift()!;
       if (!this.pending.has(e.id)) continue;
       if (!this.publishOne(ch, e)) {
@@ -289,6 +316,7 @@ export class AmqpPublisher {
     this.inflight.delete(e);
     e.inflightOn = undefined;
     this.pending.delete(e.id);
+    this.suspects.delete(e.id);
     bump(this.health, "unencodable");
     noteError(this.health, err);
     for (const b of e.batches) b.reject(err);
@@ -306,6 +334,7 @@ export class AmqpPublisher {
 
   private settle(e: Entry): void {
     this.pending.delete(e.id);
+    this.suspects.delete(e.id);
     if (e.returned) {
       bump(this.health, "returned");
       const why = `unroutable: message ${e.id} (routing key '${e.pub.routingKey}') was returned by exchange '${this.o.exchange}' because no queue is bound for it; bind a queue or accept the loss`;
