@@ -1,10 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import * as zmq from "zeromq";
 import { MessageRejectedError } from "../src/errors.js";
+import { BridgedService } from "../src/shim/bridged.js";
 import { decodeFrames } from "../src/transport/zeromq-decode.js";
 import { ZmqPublishTransport } from "../src/transport/zeromq-pub.js";
+import { silentLogger } from "../src/util/log.js";
 import { createMessage, type Message, validateMessage } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
+import { freePorts } from "./helpers/serve.js";
 
 // A message the broker acknowledges must be one every sink can carry, or the sink's cursor would stop at
 // it for good (and, through it, the outbox fill up): what cannot be carried is refused at the door, and a
@@ -93,5 +96,40 @@ describe("messages no legacy envelope can hold", () => {
     expect(got.filter((e) => e["topic"] === "org.test.good")).toEqual([
       expect.objectContaining({ i: sent + 1 }),
     ]);
+  });
+
+  it("cost only themselves on a bridged service's old port, not the batch they came in", async () => {
+    const [port] = await freePorts(1);
+    const endpoint = `tcp://127.0.0.1:${port}`;
+    const bridged = new BridgedService({
+      service: "app.test",
+      endpoints: [endpoint],
+      brokerName: "t",
+      log: silentLogger,
+      settleMs: 100,
+    });
+    cleanups.push(() => bridged.close());
+    const sub = new zmq.Subscriber({ linger: 0 });
+    sub.subscribe();
+    sub.connect(endpoint);
+    cleanups.push(() => sub.close());
+    const topics: string[] = [];
+    void (async () => {
+      for await (const [topic] of sub) topics.push(String(topic));
+    })().catch(() => {});
+    for (let i = 0; i < 100 && topics.length === 0; i++) {
+      bridged.publish([createMessage({ topic: "org.test.probe", body: { i } })]);
+      await waitFor(() => topics.length > 0, 100);
+    }
+    const batch = [
+      createMessage({ topic: "org.test.one", body: {} }),
+      withExtra("notjson"),
+      createMessage({ topic: "org.test.three", body: {} }),
+    ];
+    bridged.publish(batch);
+    await bridged.flushed();
+    expect(await waitFor(() => topics.includes("org.test.three"), 5000)).toBe(true);
+    expect(topics.filter((t) => !t.endsWith("probe"))).toEqual(["org.test.one", "org.test.three"]);
+    expect(bridged.sendErrors).toBe(1);
   });
 });

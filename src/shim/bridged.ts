@@ -1,3 +1,4 @@
+import { MessageRejectedError } from "../errors.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
@@ -132,6 +133,14 @@ export class BridgedService {
       const over = this.held.length - (this.opts.maxHeld ?? 100_000);
       if (over > 0) {
         this.held.splice(0, over);
+        if (
+          this.droppedHeld === 0 ||
+          Math.floor((this.droppedHeld + over) / 1000) > Math.floor(this.droppedHeld / 1000)
+        )
+          this.opts.log.error("too many messages held for a legacy port not bound yet: dropping the oldest", {
+            service: this.opts.service,
+            dropped: this.droppedHeld + over,
+          });
         this.droppedHeld += over;
       }
       return;
@@ -155,18 +164,28 @@ export class BridgedService {
     this.chain = this.chain.then(async () => {
       const port = this.serving;
       if (!port?.t || this.stopped) return;
-      try {
-        await port.t.send(batch);
-        this.sent += batch.length;
-      } catch (err) {
-        this.sendErrors++;
-        this.opts.log.warn("could not publish on a legacy port", {
-          service: this.opts.service,
-          endpoint: port.endpoint,
-          err: (err as Error).message,
-        });
-      }
+      await this.deliver(port.t, port.endpoint, batch);
     });
+  }
+
+  /** A message the port refuses for good (MessageRejectedError) costs only itself, not its batch. */
+  private async deliver(t: ZmqPublishTransport, endpoint: string, batch: Message[]): Promise<void> {
+    try {
+      await t.send(batch);
+      this.sent += batch.length;
+    } catch (err) {
+      if (err instanceof MessageRejectedError && batch.length > 1) {
+        for (const m of batch) await this.deliver(t, endpoint, [m]);
+        return;
+      }
+      this.sendErrors += batch.length;
+      this.opts.log.warn("could not publish on a legacy port", {
+        service: this.opts.service,
+        endpoint,
+        messages: batch.length,
+        err: (err as Error).message,
+      });
+    }
   }
 
   /** Wait until everything handed over so far has been written to the socket. */
