@@ -120,6 +120,16 @@ export async function serve(argv: string[]): Promise<number> {
   const reloadConfig = (): HeraldConfig =>
     loadConfig(values.config === undefined ? {} : { configPath: values.config }).config;
   let fatal = false;
+  // Listening before the broker starts: a SIGTERM that arrives once the submit socket answers but before
+  // startBroker returned would otherwise meet Node's default action and kill the process mid-start.
+  let stop: ((signal: string) => void) | undefined;
+  let early: string | undefined;
+  const onSignal = (signal: string): void => {
+    if (stop) stop(signal);
+    else early ??= signal;
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
   const running = await startBroker(
     ctx.config,
     ctx.log,
@@ -147,7 +157,7 @@ export async function serve(argv: string[]): Promise<number> {
   });
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       ctx.log.info("stopping", { signal });
@@ -158,7 +168,6 @@ export async function serve(argv: string[]): Promise<number> {
         resolve(fatal ? EXIT.storage : EXIT.ok);
       });
     };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+    if (early !== undefined) stop(early);
   });
 }
