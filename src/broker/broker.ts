@@ -157,14 +157,17 @@ export class Broker {
     // A brand-new outbox has nothing to resend either way.
     const crashed = !this.outbox.openedAfterCleanClose && this.outbox.stats().headSeq > 0;
     if (crashed)
-      this.log.warn("previous run did not stop cleanly: ZeroMQ sinks resend their recent messages");
+      this.log.warn(
+        "previous run did not stop cleanly: ZeroMQ sinks and the legacy shim resend their recent messages",
+      );
     this.opts.security?.requireZap();
     for (const sink of this.opts.sinks) await sink.open();
     for (const sink of this.opts.sinks) {
       const zmq = sink.kind === "zeromq";
       const d = new Dispatcher(sink, this.outbox, this.log.child("sink"), {
         startDelayMs: zmq ? (this.opts.publishDelayMs ?? 0) : 0,
-        rewindOnStart: zmq && crashed ? (this.opts.crashRewind ?? 10_000) : 0,
+        // The shim's sink too: what it held for a bridged port not bound yet was in memory only.
+        rewindOnStart: (zmq || sink.kind === "shim") && crashed ? (this.opts.crashRewind ?? 10_000) : 0,
         // RabbitMQ confirms a window of publishes at a time: keep a second page coming behind the first.
         pagesInFlight: sink.kind === "amqp" ? 2 : 1,
       });
