@@ -30,6 +30,9 @@ describe("the in-broker shim across a crash of herald serve", () => {
           enabled: true,
           topicPrefix: "org.example",
           environment: "dev",
+          // Held messages go out once the first old subscriber is back (a PUB drops what it sends before):
+          // long enough for that on a loaded machine.
+          settle: "20s",
           services: { "app.test": { stage: "bridged", endpoints: [endpoint] } },
         },
       }),
@@ -37,7 +40,7 @@ describe("the in-broker shim across a crash of herald serve", () => {
     const env = serveEnv(
       dir,
       { herald: hp!, legacy: lp! },
-      { HERALD_CONFIG: file, HERALD_LOG_LEVEL: "error" },
+      { HERALD_CONFIG: file, HERALD_LOG_LEVEL: "warn" },
     );
     let serve: ServeProcess = await startServe(env);
     cleanups.push(() => {
@@ -64,6 +67,7 @@ describe("the in-broker shim across a crash of herald serve", () => {
     })().catch(() => {});
     serve = await startServe(env);
     const ids = acks.map((a) => a.id);
-    expect(await waitFor(() => ids.every((id) => got.some((g) => g.endsWith(id))), 15_000)).toBe(true);
-  });
+    const served = await waitFor(() => ids.every((id) => got.some((g) => g.endsWith(id))), 30_000);
+    expect(served, `got ${JSON.stringify(got)}; herald serve said:\n${serve.stderr()}`).toBe(true);
+  }, 60_000);
 });

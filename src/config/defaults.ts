@@ -68,6 +68,7 @@ export const STATIC_DEFAULTS = {
     environment: "prod",
     relayInbound: null,
     grace: 3_600_000,
+    settle: 1_000,
     services: {},
   },
   security: {

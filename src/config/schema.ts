@@ -136,6 +136,7 @@ export interface HeraldConfig {
     environment: string;
     relayInbound: string | null;
     grace: number;
+    settle: number;
     services: Record<string, LegacyServiceConfig>;
   };
   security: {
@@ -286,6 +287,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     environment: text,
     relayInbound: { ...endpoint, type: ["string", "null"] },
     grace: duration(),
+    settle: duration(),
     services: { type: "object", additionalProperties: legacyService },
   }),
   security: obj({

@@ -173,7 +173,7 @@ class Shim implements ShimHandle {
         brokerName: this.config.broker.name,
         log: this.log.child("bridged"),
         sendHighWaterMark: this.config.broker.sendHighWaterMark,
-        ...(this.opts.settleMs !== undefined ? { settleMs: this.opts.settleMs } : {}),
+        settleMs: this.opts.settleMs ?? this.config.legacy.settle,
         onBound: (ep) => this.ingest.unread(ep),
       }),
     );

@@ -29,7 +29,10 @@ export interface ShimOptions {
   legacyLoad?: LoadLegacyOptions;
   /** Evidence file; default `<dataDir>/shim-evidence.json`. */
   evidencePath?: string;
-  /** After binding a bridged port, wait at most this long for a subscriber before sending held messages. */
+  /**
+   * After binding a bridged port, wait at most this long for a subscriber before sending held messages;
+   * default `legacy.settle`.
+   */
   settleMs?: number;
   /** Reload when this file's mtime changes. */
   watch?: { file: string; load: () => HeraldConfig; intervalMs?: number };
