@@ -1,4 +1,16 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config/load.js";
 import { HeraldError } from "../src/errors.js";
@@ -9,7 +21,9 @@ import {
   planCutover,
   restore,
   retire,
+  setStageInFile,
 } from "../src/shim/cutover.js";
+import type { EvidenceFile, PortEvidence, ServiceEvidence } from "../src/shim/evidence.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
@@ -132,5 +146,89 @@ describe("herald cutover", () => {
       "restore:done",
     ]);
     expect(log[0]!.evidence).toBeDefined();
+  });
+});
+
+describe("checkRetire on evidence that proves too little", () => {
+  const now = Date.parse("2026-12-02T12:00:00Z");
+  const hourAgo = new Date(now - 3_600_000).toISOString();
+  const port = (endpoint: string, extra: Partial<PortEvidence> = {}): PortEvidence => ({
+    endpoint,
+    bound: true,
+    boundSince: hourAgo,
+    serving: true,
+    connected: 0,
+    prefixes: [],
+    prefixesSeen: [],
+    ...extra,
+  });
+  const evidence = (svc: Partial<ServiceEvidence>): EvidenceFile => ({
+    version: 1,
+    broker: "b",
+    pid: process.pid,
+    updatedAt: new Date(now).toISOString(),
+    services: {
+      s: {
+        stage: "bridged",
+        stageSince: hourAgo,
+        endpoints: ["tcp://127.0.0.1:3000"],
+        ingest: { ingested: 0, duplicates: 0, malformed: 0, rejected: 0, dropped: 0 },
+        ports: {},
+        ...svc,
+      },
+    },
+  });
+  const grace = 60_000;
+
+  it("allows a bridged service whose every port here was watched, unused, for the grace period", () => {
+    const ev = evidence({ ports: { "tcp://127.0.0.1:3000": port("tcp://127.0.0.1:3000") } });
+    expect(checkRetire("s", "bridged", ev, grace, now)).toMatchObject({ ok: true });
+  });
+
+  it("refuses a bridged service with no port on this host: nothing was watched", () => {
+    const ev = evidence({ endpoints: ["tcp://remote.example.org:3000"] });
+    const v = checkRetire("s", "bridged", ev, grace, now);
+    expect(v.ok).toBe(false);
+    expect(v.reason).toContain("is on this host");
+  });
+
+  it("refuses a legacy service: its old app holds the ports, so no one there can be watched", () => {
+    const ev = evidence({ stage: "legacy", stageSince: new Date(now - 86_400_000).toISOString() });
+    const v = checkRetire("s", "legacy", ev, grace, now);
+    expect(v.ok).toBe(false);
+    expect(v.reason).toContain("set it to bridged first");
+  });
+
+  it("does not wait for a port whose endpoint left the configuration, but counts who was seen there", () => {
+    const gone = "tcp://127.0.0.1:3001";
+    const ports = {
+      "tcp://127.0.0.1:3000": port("tcp://127.0.0.1:3000"),
+      [gone]: port(gone, { bound: false, serving: false, boundSince: undefined }),
+    };
+    expect(checkRetire("s", "bridged", evidence({ ports }), grace, now)).toMatchObject({ ok: true });
+    const seen = { ...ports, [gone]: { ...ports[gone]!, lastSeenAt: new Date(now - 1000).toISOString() } };
+    expect(checkRetire("s", "bridged", evidence({ ports: seen }), grace, now).ok).toBe(false);
+  });
+});
+
+describe("setStageInFile", () => {
+  it("edits a symlinked config file's target, keeping the link and the target's mode", () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-stage-"));
+    try {
+      mkdirSync(join(dir, "etc"));
+      const target = join(dir, "etc", "herald.yaml");
+      writeFileSync(target, "# managed\nlegacy:\n  services:\n    s: {stage: bridged}\n", { mode: 0o640 });
+      chmodSync(target, 0o640);
+      const link = join(dir, "herald.yaml");
+      symlinkSync(target, link);
+      setStageInFile(link, "s", "retired");
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(statSync(target).mode & 0o777).toBe(0o640);
+      const text = readFileSync(target, "utf8");
+      expect(text).toContain("# managed");
+      expect(text).toMatch(/stage: retired/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

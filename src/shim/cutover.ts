@@ -1,16 +1,21 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import type { HeraldConfig, LegacyStage } from "../config/schema.js";
 import { formatDuration } from "../config/units.js";
 import { ConfigError, HeraldError } from "../errors.js";
-import {
-  type EvidenceFile,
-  evidencePath,
-  readEvidence,
-  type ServiceEvidence,
-  writeAtomic,
-} from "./evidence.js";
+import { type EvidenceFile, evidencePath, readEvidence, type ServiceEvidence } from "./evidence.js";
 
 /** Evidence older than this (no write by a live shim) says nothing about who is connected now. */
 export const STALE_EVIDENCE_MS = 120_000;
@@ -110,23 +115,22 @@ export function checkRetire(
       ok: false,
       reason: `the running shim still has ${service} at stage ${s.stage}, not ${stage}: reload it (SIGHUP) and retry`,
     };
-  const since = Date.parse(s.stageSince);
-  if (stage === "legacy") {
-    if (s.ingest.lastSeenAt && now - Date.parse(s.ingest.lastSeenAt) < graceMs)
-      return {
-        ok: false,
-        reason: `${service} still publishes the old way (last message ${ago(s.ingest.lastSeenAt, now)}, grace ${grace}): move its app to herald and set it to bridged first`,
-      };
-    if (now - since < graceMs)
-      return {
-        ok: false,
-        reason: `${service} has been watched for only ${ago(s.stageSince, now).replace(" ago", "")}; wait the grace period (${grace})`,
-      };
-    return { ok: true, reason: `${service} published nothing for ${grace}` };
-  }
+  if (stage === "legacy")
+    // The old app binds its own ports: who listens there cannot be seen until the shim holds them.
+    return {
+      ok: false,
+      reason: `${service} is still legacy: only ports the shim holds show who listens; move its app to herald and set it to bridged first`,
+    };
   const who = listeners(s, graceMs, now);
   if (who.length > 0) return { ok: false, reason: `${service} still has listeners: ${who.join("; ")}` };
-  for (const p of Object.values(s.ports)) {
+  // Ports of endpoints no longer configured stay in the history (their lastSeenAt counted above).
+  const current = Object.values(s.ports).filter((p) => s.endpoints.includes(p.endpoint));
+  if (current.length === 0)
+    return {
+      ok: false,
+      reason: `no port of ${service} (${s.endpoints.join(", ")}) is on this host, so nobody can be watched here: retire it with the shim on its host`,
+    };
+  for (const p of current) {
     if (!p.bound || !p.boundSince)
       return {
         ok: false,
@@ -138,7 +142,7 @@ export function checkRetire(
         reason: `${p.endpoint} has been watched only since ${p.boundSince}; retire after the grace period (${grace})`,
       };
   }
-  return { ok: true, reason: `no subscriber on ${Object.keys(s.ports).length} port(s) for ${grace}` };
+  return { ok: true, reason: `no subscriber on ${current.length} port(s) for ${grace}` };
 }
 
 /** Which services can move next, and what still listens where. */
@@ -176,7 +180,25 @@ export function setStageInFile(file: string, service: string, stage: LegacyStage
       `${file} does not parse as YAML (${doc.errors[0]!.message}): fix it first`,
     );
   doc.setIn(["legacy", "services", service, "stage"], stage);
-  writeAtomic(file, doc.toString());
+  writeInPlace(file, doc.toString());
+}
+
+/**
+ * Replace a config file's text atomically, as the file it is: through a symlink (the managed target
+ * changes, the link stays), keeping its mode and, where allowed, its owner.
+ */
+function writeInPlace(file: string, text: string): void {
+  const target = realpathSync(file);
+  const st = statSync(target);
+  const tmp = `${target}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: st.mode & 0o7777 });
+  chmodSync(tmp, st.mode & 0o7777); // the umask applied to writeFileSync's mode
+  try {
+    chownSync(tmp, st.uid, st.gid);
+  } catch {
+    // not ours to give away (not root): the file keeps its mode, and its owner is whoever edits it
+  }
+  renameSync(tmp, target);
 }
 
 /** Tell the running shim to reload: SIGHUP to `<runtimeDir>/herald.pid`. Returns what happened. */
