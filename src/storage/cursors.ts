@@ -79,8 +79,9 @@ export class SinkCursors {
       });
       this.dirty.clear();
     } catch {
-      // Out of space or in fail-stop: the cursors stay dirty and are retried; a lagging cursor only
-      // means redelivery.
+      // Out of space or in fail-stop: the cursors stay dirty and are retried on a timer of their own (an
+      // idle sink acks nothing that would arm it again); a lagging cursor only means redelivery.
+      if (this.writable()) this.timer = setTimeout(() => this.flush(), FLUSH_MS).unref();
     }
   }
 
