@@ -177,6 +177,36 @@ describe("key files", () => {
     expect(() => loadIdentity(join(dir, "a.pub"))).toThrow(SecurityError);
   });
 
+  it("rejects a .pub whose Ed25519 key is a point of small order (anyone can sign for it), either sign bit", () => {
+    const a = generateIdentity("small", dir);
+    const smallOrder = [
+      "0000000000000000000000000000000000000000000000000000000000000000",
+      "0100000000000000000000000000000000000000000000000000000000000000",
+      "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+    // The same .pub as a's, its key replaced: only the key can be what is refused.
+    const withKey = (key: Buffer): string => {
+      const o = JSON.parse(publicKeyText(a)) as Record<string, unknown>;
+      delete o["curvePublic"];
+      delete o["keyId"];
+      return JSON.stringify({ ...o, ed25519Public: key.toString("base64") });
+    };
+    expect(parseKeyFile(withKey(a.ed25519Public), "small.pub").identity.name).toBe("small");
+    for (const hex of smallOrder) {
+      for (const signBit of [0, 0x80]) {
+        const key = Buffer.from(hex, "hex");
+        key[31] = (key[31]! & 0x7f) | signBit;
+        expect(() => parseKeyFile(withKey(key), "evil.pub"), hex).toThrow(
+          /small order|identity point|not canonically encoded/,
+        );
+      }
+    }
+  });
+
   it("missing key file error names the file and how to create it", () => {
     expect(() => loadIdentity("nobody", dir)).toThrow(/nobody\.key does not exist.*herald keys generate/);
   });

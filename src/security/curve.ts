@@ -99,6 +99,18 @@ function toLittleEndian(n: bigint): Buffer {
 }
 
 /**
+ * The y coordinates of Ed25519's eight points of small order (the identity, (0,-1), the two of order 4 with
+ * y = 0, and the four of order 8), which libsodium's has_small_order refuses; x's sign bit is not part of y.
+ */
+const SMALL_ORDER_Y: readonly bigint[] = [
+  0n,
+  1n,
+  P - 1n,
+  0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n,
+  P - 0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n,
+];
+
+/**
  * libsodium's crypto_sign_ed25519_pk_to_curve25519: the birational map u = (1 + y) / (1 - y) mod p
  * from the Edwards y coordinate to the Montgomery u coordinate. The sign bit of x is irrelevant to u.
  */
@@ -108,6 +120,8 @@ export function ed25519PublicToX25519(edPublic: Uint8Array): Buffer {
   bytes[31]! &= 0x7f;
   const y = fromLittleEndian(bytes);
   if (y >= P) throw badKey("Ed25519 public key is not canonically encoded");
+  // A point of small order signs for anyone (signatures with S = 0 verify): never a key to trust.
+  if (SMALL_ORDER_Y.includes(y)) throw badKey("Ed25519 public key is a point of small order");
   const denominator = (1n - y + P) % P;
   if (denominator === 0n) throw badKey("Ed25519 public key is the identity point");
   const u = ((1n + y) * modPow(denominator, P - 2n)) % P;
