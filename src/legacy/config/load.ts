@@ -12,7 +12,8 @@ export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
 /**
  * Read a fedmsg configuration (a fedmsg.d directory or a single fedmsg-config.py) the way fedmsg does:
  * each file executed on its own, the `config` dicts merged recursively in order. Uses real python
- * (bounded in time, memory and without network) when available, else the restricted evaluator, which
+ * (bounded in time and memory, `socket` stubbed: not a sandbox, see docs/migration.md) when available,
+ * else the restricted evaluator, which
  * understands the common subset and refuses the rest with a LEGACY_CONFIG ConfigError naming the file,
  * line and construct.
  */
