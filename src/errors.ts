@@ -28,6 +28,7 @@ export type ErrorCode =
   | "UNSIGNED"
   | "STALE"
   | "SECURITY"
+  | "FORWARD_REFUSED"
   | "CUTOVER_REFUSED"
   | "INTERNAL";
 
@@ -107,6 +108,7 @@ const CLASS_BY_CODE: Partial<
   UNSIGNED: SecurityError,
   STALE: SecurityError,
   SECURITY: SecurityError,
+  FORWARD_REFUSED: SecurityError,
 };
 
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
@@ -116,6 +118,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
   "STORAGE_FULL",
   "TIMEOUT",
   "NO_BROKER",
+  "FORWARD_REFUSED",
 ]);
 
 /** Rebuild a typed error from its wire form (a submit reply). */
@@ -153,6 +156,7 @@ const ALL_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "UNSIGNED",
   "STALE",
   "SECURITY",
+  "FORWARD_REFUSED",
   "CUTOVER_REFUSED",
   "INTERNAL",
 ]);

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { HeraldClient } from "../src/client/publisher.js";
-import { HeraldError, SecurityError } from "../src/errors.js";
+import { ConfigError, HeraldError, SecurityError } from "../src/errors.js";
 import { generateIdentity, type Identity, signMessage, TrustStore, trustKey } from "../src/security/index.js";
 import { killZapForTest } from "../src/security/zap.js";
+import { ForwardTransport } from "../src/transport/forward.js";
 import { createMessage } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
 import { Closer, collect, linkUp, type SecureBroker, startSecureBroker } from "./security-broker-helpers.js";
@@ -175,6 +176,7 @@ describe("signatures across brokers", () => {
           curve: true,
           requireSignatures: true,
           policy: { alice: ["org.alice.#"] },
+          forwarders: ["edge"],
         },
       },
       { name: "hub" },
@@ -206,5 +208,86 @@ describe("signatures across brokers", () => {
     const signed = signMessage(createMessage({ topic: "org.alice.y", body: {} }), alice);
     expect((await unsigned.submit([signed]))[0]).not.toBeInstanceOf(HeraldError);
     expect(await waitFor(() => got.some((g) => g.id === signed.id))).toBe(true);
+  });
+});
+
+describe("via counts only from forwarding brokers", () => {
+  it("a trusted client cannot buy an ok without a store, nor replay past freshness, by adding via", async () => {
+    const edge = generateIdentity("edge-v", join(root, "edge-v-keys"));
+    const { b, id: server } = await curveBroker("hub-v", [alice, edge], {
+      requireSignatures: true,
+      forwarders: ["edge-v"],
+    });
+    const curve = (me: Identity) => ({ identity: me, serverKey: server.curvePublic });
+    const asAlice = closer.client({ endpoint: b.tcp, curve: curve(alice), retries: 0 });
+    const asEdge = closer.client({ endpoint: b.tcp, curve: curve(edge), retries: 0 });
+    const overIpc = closer.client({ endpoint: b.ipc, retries: 0 });
+    const fresh = (via: string[]) => ({
+      ...signMessage(createMessage({ topic: "org.v.x", body: {} }), alice),
+      via,
+    });
+    const old = new Date(Date.now() - 10 * 60_000).toISOString();
+    const stale = (via: string[]) => ({
+      ...signMessage(createMessage({ topic: "org.v.old", body: {}, sentAt: old }), alice),
+      via,
+    });
+    const refused = async (client: HeraldClient, m: ReturnType<typeof fresh>) => {
+      const [r] = await client.submit([m]);
+      expect(r).toBeInstanceOf(SecurityError);
+      expect((r as SecurityError).code).toBe("FORWARD_REFUSED");
+      expect((r as SecurityError).retryable).toBe(true);
+      return (r as SecurityError).message;
+    };
+    const stored = () => b.broker.status().outbox.headSeq;
+    const before = stored();
+
+    // alice names this broker in via: refused, not "ok" with nothing stored.
+    expect(await refused(asAlice, fresh(["hub-v"]))).toContain("add 'alice' to security.forwarders");
+    // alice replays a 10-minute-old signed message with a via: refused, not admitted past clockSkew.
+    await refused(asAlice, stale(["elsewhere"]));
+    // Over IPC nobody is authenticated, so via is refused there too when CURVE is on.
+    expect(await refused(overIpc, fresh(["elsewhere"]))).toContain("unauthenticated submitter");
+    expect(stored()).toBe(before);
+    expect(b.broker.status().submit.loopsStopped).toBe(0);
+
+    // The forwarding broker edge-v: its old message waited in an outbox, so it is admitted and stored...
+    const [late] = await asEdge.submit([stale(["elsewhere"])]);
+    expect(late).not.toBeInstanceOf(HeraldError);
+    expect(stored()).toBe(before + 1);
+    // ...and a message that comes back around is the loop stop: ok, stored once only.
+    const [loop] = await asEdge.submit([fresh(["hub-v"])]);
+    expect(loop).toMatchObject({ seq: 0, duplicate: true });
+    expect(b.broker.status().submit.loopsStopped).toBe(1);
+    expect(stored()).toBe(before + 1);
+    // Without via, alice's messages are as before.
+    const [plain] = await asAlice.submit([fresh([])]);
+    expect(plain).not.toBeInstanceOf(HeraldError);
+  });
+
+  it("a broker not in security.forwarders is refused, retryably: its forward sink holds the messages", async () => {
+    const edge = generateIdentity("edge-n", join(root, "edge-n-keys"));
+    const { b, id: server } = await curveBroker("hub-n", [edge]);
+    const sink = new ForwardTransport({
+      name: "to-hub",
+      endpoint: b.tcp,
+      brokerName: "edge-n",
+      curve: { identity: edge, serverKey: server.curvePublic },
+    });
+    closer.add(sink);
+    const err = await sink.send([createMessage({ topic: "org.n.x", body: {} })]).catch((e: unknown) => e);
+    // Thrown (so the dispatcher keeps its cursor and retries), not counted as a permanent rejection.
+    expect((err as HeraldError).code).toBe("FORWARD_REFUSED");
+    expect((err as HeraldError).message).toContain("add 'edge-n' to security.forwarders");
+    expect(sink.health().state).toBe("down");
+    expect(sink.health().lastError).toContain("is not a forwarding broker here");
+    expect(b.broker.status().outbox.headSeq).toBe(0);
+  });
+
+  it("security.forwarders without CURVE is a configuration error naming the fix", async () => {
+    const err = await startSecureBroker(join(root, "fwd-plain"), {
+      security: { forwarders: ["edge"] },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain("set security.curve: true");
   });
 });

@@ -211,15 +211,16 @@ export class Broker {
     const toStore: Message[] = [];
     const slots: number[] = [];
     messages.forEach((m, i) => {
+      // Admission first: with CURVE it refuses `via` from anyone but a forwarding broker.
+      const denied = this.admit(m, peer);
+      if (denied) {
+        results[i] = failure(m.id, denied);
+        return;
+      }
       if (m.via?.includes(this.opts.name)) {
         // Forwarding loop (A -> B -> A): answer ok so the sender's cursor moves, but never store twice.
         this.loopsStopped++;
         results[i] = { ok: true, id: m.id, seq: 0, accepted_at: new Date().toISOString(), duplicate: true };
-        return;
-      }
-      const denied = this.admit(m, peer);
-      if (denied) {
-        results[i] = failure(m.id, denied);
         return;
       }
       toStore.push(m);

@@ -22,6 +22,11 @@ export function brokerSecurity(config: HeraldConfig, log: Logger): BrokerSecurit
   let sec = securityByConfig.get(config);
   if (sec === undefined) {
     const s = config.security;
+    if (s.forwarders.length > 0 && !s.curve)
+      throw new ConfigError(
+        "CONFIG",
+        "security.forwarders names CURVE identities, but security.curve is false: set security.curve: true (forwarders authenticate with CURVE), or remove security.forwarders",
+      );
     sec = securityWanted(s)
       ? new BrokerSecurity({
           trustDir: s.trustDir,
@@ -30,6 +35,7 @@ export function brokerSecurity(config: HeraldConfig, log: Logger): BrokerSecurit
           clockSkewMs: s.clockSkew,
           policy: s.policy,
           strictTopics: s.strictTopics,
+          forwarders: s.forwarders,
           curve: s.curve ? curveIdentity(config) : undefined,
           brokerName: config.broker.name,
           log: log.child("security"),

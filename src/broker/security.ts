@@ -20,6 +20,11 @@ export interface BrokerSecurityOptions {
   clockSkewMs: number;
   policy: PolicyRules;
   strictTopics: boolean;
+  /**
+   * CURVE identities of the brokers that forward here. With CURVE on, only they may submit messages
+   * carrying `via` (which stops loops and lifts the freshness limit); needs `curve`.
+   */
+  forwarders?: readonly string[];
   /** CURVE on TCP sockets with this broker identity (its .key loaded by the caller). */
   curve?: Identity | undefined;
   /** Name used in the ZAP domain (for the ZAP log); a random suffix keeps in-process brokers apart. */
@@ -118,19 +123,44 @@ export class BrokerSecurity implements BrokerSecurityHook {
     return this.peers.identityOf(peer.routingId);
   }
 
-  /** Signature first, then topic policy: fedmsg's order, so a forgery never reads as a policy problem. */
+  /**
+   * Forwarder first (`via` is unsigned, so it counts only from a broker named in security.forwarders),
+   * then signature, then topic policy: fedmsg's order, so a forgery never reads as a policy problem.
+   */
   readonly admission: AdmissionCheck = (msg: Message, peer: SubmitPeer) => {
     const viaPeer = this.peerIdentity(peer);
-    const err = this.check(msg, viaPeer);
+    const err = this.viaRefused(msg, peer, viaPeer) ?? this.check(msg, viaPeer);
     if (err) this.rejected[err.code] = (this.rejected[err.code] ?? 0) + 1;
     return err;
   };
+
+  /**
+   * With CURVE on, `via` is believed only from an authenticated forwarding broker: from anyone else it
+   * would buy an "ok" with nothing stored (the loop stop) or replay an old signed message past the
+   * freshness window. Retryable: a forwarding broker keeps the messages until this one lists it.
+   * Without CURVE nobody is authenticated and every submitter is trusted alike (IPC file permissions).
+   */
+  private viaRefused(msg: Message, peer: SubmitPeer, viaPeer: string | undefined): HeraldError | undefined {
+    if (!this.opts.curve || !msg.via?.length) return undefined;
+    if (viaPeer !== undefined && this.opts.forwarders?.includes(viaPeer)) return undefined;
+    const who = viaPeer === undefined ? `an unauthenticated submitter on ${peer.endpoint}` : `'${viaPeer}'`;
+    const fix =
+      viaPeer === undefined
+        ? "forward over CURVE on a tcp:// submit endpoint (sinks: serverKey)"
+        : `add '${viaPeer}' to security.forwarders on this broker`;
+    return new SecurityError(
+      "FORWARD_REFUSED",
+      `message ${msg.id} carries via ${JSON.stringify(msg.via)} but ${who} is not a forwarding broker here: ${fix}, or submit it without via`,
+      { retryable: true, details: { identity: viaPeer ?? null, via: msg.via } },
+    );
+  }
 
   private check(msg: Message, viaPeer: string | undefined): HeraldError | undefined {
     const verified = verifyMessage(msg, this.trust, {
       clockSkewMs: this.opts.clockSkewMs,
       requireSignature: this.opts.requireSignatures,
-      // A message another authenticated broker forwards may have waited in its outbox during an outage.
+      // A message a forwarding broker sends may have waited in its outbox during an outage (viaRefused
+      // has made sure the peer is one).
       ...(msg.via?.length && viaPeer !== undefined ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
     });
     if (!verified.ok)

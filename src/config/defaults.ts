@@ -79,6 +79,7 @@ export const STATIC_DEFAULTS = {
     clockSkew: 120_000,
     reloadInterval: 5_000,
     policy: {},
+    forwarders: [],
   },
   log: { level: "info", format: "text" },
 } as const;

@@ -149,6 +149,8 @@ export interface HeraldConfig {
     clockSkew: number;
     reloadInterval: number;
     policy: Record<string, string[]>;
+    /** CURVE identities of brokers that may forward here (submit messages carrying `via`). */
+    forwarders: string[];
     /** The local broker's CURVE public key for clients: Z85, or a path to its .pub file; null = <keysDir>/<identity>.pub. */
     serverKey?: string | null;
   };
@@ -300,6 +302,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     clockSkew: duration(),
     reloadInterval: duration(1),
     policy: { type: "object", additionalProperties: list(text) },
+    forwarders: list(text),
     serverKey: { type: ["string", "null"], minLength: 1 },
   }),
   log: obj({
