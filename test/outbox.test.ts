@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Outbox, type OutboxOptions } from "../src/storage/index.js";
 import { encodeEnvelope } from "../src/wire/herald.js";
 import { errCode, msg, msgs, okSeq, tempDir } from "./fixtures/outbox-helpers.js";
@@ -110,6 +110,47 @@ describe("outbox basics", () => {
     expect(r3?.ok && r3.acceptedAt).toBe(r1?.ok && r1.acceptedAt);
     expect(box.stats().totalRows).toBe(1);
     expect(box.stats().headSeq).toBe(1);
+  });
+
+  it("a wall clock that went back: rows stamped ahead are restamped, so pruning by age goes on", () => {
+    const events: Array<{ aheadMs: number; rows: number }> = [];
+    const { box } = openTemp({ retentionMs: 1000, dedupWindowMs: 1000, onClockBack: (e) => events.push(e) });
+    const real = Date.now();
+    const day = 86_400_000;
+    const clock = vi.spyOn(Date, "now");
+    try {
+      clock.mockReturnValue(real - 60_000);
+      box.appendSync(msgs(3, 0)); // older rows, stamped right
+      clock.mockReturnValue(real + day);
+      box.appendSync(msgs(4, 100)); // the clock ran a day ahead...
+      clock.mockReturnValue(real);
+      box.appendSync(msgs(2, 200)); // ...and was set right
+      clock.mockReturnValue(real + 2);
+      box.appendSync(msgs(1, 300)); // within the carry: no second restamp
+    } finally {
+      clock.mockRestore();
+    }
+    expect(events).toEqual([{ aheadMs: day, rows: 4 }]);
+    expect(box.stats().restampedRows).toBe(4);
+    // Nothing ages in the future any more: five seconds on, every row is past retention and dedup.
+    expect(box.prune(real + 5000)).toBe(10);
+    expect(box.stats().totalRows).toBe(0);
+  });
+
+  it("a clock stepped back within the carry keeps stamps non-decreasing, nothing restamped", () => {
+    const { box } = openTemp();
+    const real = Date.now();
+    const clock = vi.spyOn(Date, "now");
+    try {
+      clock.mockReturnValue(real + 3000);
+      const [a] = box.appendSync([msg(1)]);
+      clock.mockReturnValue(real);
+      const [b] = box.appendSync([msg(2)]);
+      expect(b?.ok && b.acceptedAt).toBe(a?.ok && a.acceptedAt);
+    } finally {
+      clock.mockRestore();
+    }
+    expect(box.stats().restampedRows).toBe(0);
   });
 
   it("dedup window: after the window and pruning, the same id is accepted as new", () => {

@@ -151,7 +151,14 @@ export class Broker {
   }
 
   private async startServing(): Promise<void> {
-    this.outbox = Outbox.open(this.opts.outbox);
+    this.outbox = Outbox.open({
+      ...this.opts.outbox,
+      onClockBack: ({ aheadMs, rows }) =>
+        this.log.warn("the wall clock went back: outbox rows stamped ahead of it were restamped now", {
+          aheadMs,
+          rows,
+        }),
+    });
     this.outbox.onFail((err) => this.fatal(err));
     this.forgetRemovedSinks();
     // A brand-new outbox has nothing to resend either way.

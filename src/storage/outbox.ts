@@ -8,6 +8,7 @@ import { openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
 import { FailStop, outboxFullError } from "./outbox-errors.js";
 import { RecentMessages, storedForm } from "./recent.js";
+import { CLOCK_CARRY_MS, restampAhead } from "./stamps.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 import { AppendWaiters } from "./waiters.js";
@@ -44,6 +45,10 @@ export class Outbox {
   private pendingBytes = 0;
   private countedFloor = 0;
   private commits = 0;
+  private restampedRows = 0;
+  /** Set by restampAhead in the transaction in progress; reported once it commits. */
+  private restamped: { aheadMs: number; rows: number } | undefined;
+  private readonly onClockBack: OutboxOptions["onClockBack"];
   /** Rows inserted by the transaction in progress, cached once it commits. */
   private fresh: StoredMessage[] = [];
   private readonly recent = new RecentMessages();
@@ -64,6 +69,7 @@ export class Outbox {
     clean: CleanClose | undefined,
   ) {
     this.openedAfterCleanClose = clean !== undefined;
+    this.onClockBack = opts.onClockBack;
     this.sql = prepareStatements(db);
     this.tx = db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.fails = new FailStop(path);
@@ -166,18 +172,22 @@ export class Outbox {
       return this.batchFailed(err, prepared);
     }
     const before = { head: this.head, n: this.pendingCount, b: this.pendingBytes, rows: this.totalRows };
+    const stamp = this.lastAcceptedAt;
+    this.restamped = undefined;
     let results: AppendResult[];
     try {
       results = this.tx(() => this.writeBatch(prepared, messages));
     } catch (err) {
-      // The rollback undid the rows; undo the counters that were moved along with them.
+      // The rollback undid the rows (and any restamp); undo the counters that were moved along with them.
       this.head = before.head;
       this.pendingCount = before.n;
       this.pendingBytes = before.b;
       this.totalRows = before.rows;
+      this.lastAcceptedAt = stamp;
       return this.batchFailed(err, prepared);
     }
     this.commits += 1;
+    if (this.restamped !== undefined) this.afterRestamp(this.restamped);
     this.recent.add(this.fresh);
     try {
       this.fp.hit("outbox.after_commit");
@@ -191,7 +201,9 @@ export class Outbox {
 
   /** Runs inside the transaction: dedup, limits, inserts, lazy cursors, head. */
   private writeBatch(prepared: readonly Prepared[], messages: readonly Message[]): AppendResult[] {
-    const acceptedAt = Math.max(Date.now(), this.lastAcceptedAt);
+    const now = Date.now();
+    if (this.lastAcceptedAt > now + CLOCK_CARRY_MS) this.restampAhead(now);
+    const acceptedAt = Math.max(now, this.lastAcceptedAt);
     const inBatch = new Map<string, number>();
     const results = prepared.map((p, i): AppendResult => {
       if ("error" in p) return { ok: false, id: p.id, error: p.error };
@@ -222,6 +234,20 @@ export class Outbox {
     this.fp.hit("outbox.before_commit");
     if (inBatch.size > 0) this.lastAcceptedAt = acceptedAt;
     return results;
+  }
+
+  /** Inside the append transaction (rolled back with it); rare: once per clock step. */
+  private restampAhead(now: number): void {
+    const rows = restampAhead(this.sql, this.head, now);
+    this.restamped = { aheadMs: this.lastAcceptedAt - now, rows };
+    this.lastAcceptedAt = now;
+  }
+
+  /** The restamp committed: cached rows carry the old stamps, so the cache starts afresh. */
+  private afterRestamp(e: { aheadMs: number; rows: number }): void {
+    this.restampedRows += e.rows;
+    this.recent.clear();
+    this.onClockBack?.(e);
   }
 
   private limitProblem(bytes: number): HeraldError | undefined {
@@ -318,20 +344,23 @@ export class Outbox {
       const low = this.sql.minSeq.get()?.s;
       if (low === null || low === undefined || low > upTo) break;
       const end = Math.min(upTo, low + PRUNE_CHUNK - 1);
+      let agg = { n: 0, b: 0 };
+      let n = 0;
       this.write("pruning delivered messages", () => {
-        const agg = this.sql.aggRange.get(0, end) ?? { n: 0, b: 0 };
+        agg = this.sql.aggRange.get(0, end) ?? agg;
         // The rows about to go may hold the highest seq: keep it in meta so seqs are never reused.
         this.sql.setHead.run(String(this.head));
-        const n = this.sql.deleteUpTo.run(end).changes;
-        deleted += n;
-        this.totalRows -= n;
-        this.recent.dropThrough(end);
-        // Deleted rows are pending only when no sink is registered (countedFloor is then 0).
-        if (this.cursors.size === 0) {
-          this.pendingCount -= agg.n;
-          this.pendingBytes -= agg.b;
-        }
+        n = this.sql.deleteUpTo.run(end).changes;
       });
+      // Counters move once the delete committed (a failed COMMIT leaves the rows, and the counts, as were).
+      deleted += n;
+      this.totalRows -= n;
+      this.recent.dropThrough(end);
+      // Deleted rows are pending only when no sink is registered (countedFloor is then 0).
+      if (this.cursors.size === 0) {
+        this.pendingCount -= agg.n;
+        this.pendingBytes -= agg.b;
+      }
     }
     return deleted;
   }
@@ -357,6 +386,7 @@ export class Outbox {
       oldestPendingAt: this.sql.oldestAfter.get(this.countedFloor)?.accepted_at,
       sinks,
       commits: this.commits,
+      restampedRows: this.restampedRows,
     };
     if (this.fails.error !== undefined) stats.failed = this.fails.error.message;
     return stats;

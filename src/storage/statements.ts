@@ -28,6 +28,8 @@ export interface Statements {
   oldestAfter: S<[number], { accepted_at: number }>;
   firstYoung: S<[number, number], { seq: number }>;
   deleteUpTo: S<[number]>;
+  stampAt: S<[number], { seq: number; accepted_at: number }>;
+  restampFrom: S<[number, number]>;
   cursors: S<[], { sink: string; seq: number }>;
   insertCursor: S<[string, number]>;
   saveCursor: S<[string, number]>;
@@ -68,6 +70,10 @@ export function prepareStatements(db: Database.Database): Statements {
       "SELECT seq FROM messages WHERE seq <= ? AND accepted_at >= ? ORDER BY seq LIMIT 1",
     ),
     deleteUpTo: db.prepare<[number]>("DELETE FROM messages WHERE seq <= ?"),
+    stampAt: db.prepare<[number], { seq: number; accepted_at: number }>(
+      "SELECT seq, accepted_at FROM messages WHERE seq >= ? ORDER BY seq LIMIT 1",
+    ),
+    restampFrom: db.prepare<[number, number]>("UPDATE messages SET accepted_at = ? WHERE seq >= ?"),
     cursors: db.prepare<[], { sink: string; seq: number }>("SELECT sink, seq FROM cursors"),
     insertCursor: db.prepare<[string, number]>("INSERT INTO cursors (sink, seq) VALUES (?, ?)"),
     // Monotonic even in SQL: a stale write can never move a persisted cursor back.

@@ -20,6 +20,8 @@ export interface OutboxOptions {
   failpoint?: string;
   /** How often the background prune runs. Default 30 s. */
   pruneIntervalMs?: number;
+  /** Told when the wall clock went back and rows stamped ahead of it were restamped (see Outbox). */
+  onClockBack?: (e: { aheadMs: number; rows: number }) => void;
 }
 
 export interface StoredMessage {
@@ -42,5 +44,7 @@ export interface OutboxStats {
   sinks: Record<string, { cursor: number; lag: number }>;
   /** Committed append transactions since open (group commit makes this smaller than the append count). */
   commits: number;
+  /** Rows restamped because the wall clock went back after they were stamped (since open). */
+  restampedRows: number;
   failed?: string;
 }
