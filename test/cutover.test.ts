@@ -1,5 +1,7 @@
+import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -230,5 +232,74 @@ describe("setStageInFile", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe("two cutovers at once", () => {
+    let dir: string;
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const setup = (services: string[], stage: string) => {
+      dir = mkdtempSync(join(tmpdir(), "herald-lock-"));
+      const file = join(dir, "herald.yaml");
+      const lines = services.map((s) => `    ${s}: {stage: ${stage}}`);
+      writeFileSync(file, `legacy:\n  services:\n${lines.join("\n")}\n`);
+      return file;
+    };
+    const stageOf = (file: string, s: string) =>
+      new RegExp(`${s}: \\{ ?stage: (\\w+) ?\\}`).exec(readFileSync(file, "utf8"))?.[1];
+
+    it("edits from racing processes all land (without the lock one overwrote another)", async () => {
+      const services = Array.from({ length: 40 }, (_, i) => `s${i}`);
+      const file = setup(services, "retired");
+      const mod = join(process.cwd(), "dist", "shim", "cutover.js");
+      const worker = (mine: string[]) =>
+        `const { setStageInFile } = await import(${JSON.stringify(mod)}); for (const s of ${JSON.stringify(mine)}) setStageInFile(${JSON.stringify(file)}, s, "bridged", "retired");`;
+      const runs = [0, 1, 2, 3].map(
+        (k) =>
+          new Promise<number | null>((resolve) => {
+            const mine = services.filter((_, i) => i % 4 === k);
+            const child = spawn(process.execPath, ["--input-type=module", "-e", worker(mine)], {
+              stdio: "inherit",
+            });
+            child.on("exit", resolve);
+          }),
+      );
+      expect(await Promise.all(runs)).toEqual([0, 0, 0, 0]);
+      expect(services.filter((s) => stageOf(file, s) !== "bridged")).toEqual([]);
+      expect(existsSync(`${file}.lock`)).toBe(false);
+    });
+
+    it("waits for a live holder and then says who holds the lock; takes over a dead holder's lock", () => {
+      const file = setup(["s"], "bridged");
+      writeFileSync(`${file}.lock`, String(process.pid));
+      const err = (() => {
+        try {
+          setStageInFile(file, "s", "retired", "bridged", 200);
+        } catch (e) {
+          return e as HeraldError;
+        }
+        return undefined;
+      })();
+      expect(err?.code).toBe("CONFIG");
+      expect(err?.message).toContain(`pid ${process.pid}`);
+      expect(stageOf(file, "s")).toBe("bridged");
+      const gone = spawnSync(process.execPath, ["-e", "0"]).pid;
+      writeFileSync(`${file}.lock`, String(gone));
+      setStageInFile(file, "s", "retired", "bridged", 200);
+      expect(stageOf(file, "s")).toBe("retired");
+      expect(existsSync(`${file}.lock`)).toBe(false);
+    });
+
+    it("refuses when the stage in the file changed since the command read it", () => {
+      const file = setup(["s"], "legacy");
+      let err: HeraldError | undefined;
+      try {
+        setStageInFile(file, "s", "retired", "bridged");
+      } catch (e) {
+        err = e as HeraldError;
+      }
+      expect(err?.code).toBe("CUTOVER_REFUSED");
+      expect(err?.message).toContain("another cutover ran meanwhile");
+      expect(stageOf(file, "s")).toBe("legacy");
+    });
   });
 });

@@ -15,6 +15,7 @@ import { parseDocument } from "yaml";
 import type { HeraldConfig, LegacyStage } from "../config/schema.js";
 import { formatDuration } from "../config/units.js";
 import { ConfigError, HeraldError } from "../errors.js";
+import { withFileLock } from "../util/file-lock.js";
 import { type EvidenceFile, evidencePath, readEvidence, type ServiceEvidence } from "./evidence.js";
 
 /** Evidence older than this (no write by a live shim) says nothing about who is connected now. */
@@ -171,16 +172,40 @@ export function planCutover(
   });
 }
 
-/** Set `legacy.services.<service>.stage` in the YAML file, keeping its comments and layout. */
-export function setStageInFile(file: string, service: string, stage: LegacyStage): void {
-  const doc = parseDocument(readFileSync(file, "utf8"));
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      "CONFIG",
-      `${file} does not parse as YAML (${doc.errors[0]!.message}): fix it first`,
-    );
-  doc.setIn(["legacy", "services", service, "stage"], stage);
-  writeInPlace(file, doc.toString());
+/**
+ * Set `legacy.services.<service>.stage` in the YAML file, keeping its comments and layout. Under a lock,
+ * and only if the file still says `from` (when given and the file names a stage): the caller decided on
+ * the stage it loaded, and another cutover may have changed it since.
+ */
+export function setStageInFile(
+  file: string,
+  service: string,
+  stage: LegacyStage,
+  from?: LegacyStage,
+  lockWaitMs?: number,
+): void {
+  const target = realpathSync(file);
+  withFileLock(
+    target,
+    () => {
+      const doc = parseDocument(readFileSync(target, "utf8"));
+      if (doc.errors.length > 0)
+        throw new ConfigError(
+          "CONFIG",
+          `${file} does not parse as YAML (${doc.errors[0]!.message}): fix it first`,
+        );
+      const now = doc.getIn(["legacy", "services", service, "stage"]);
+      if (from !== undefined && now !== undefined && now !== from)
+        throw new HeraldError(
+          "CUTOVER_REFUSED",
+          `${service} changed to stage ${String(now)} in ${file} since this command read it (${from}): another cutover ran meanwhile; check \`herald cutover plan\` and run again`,
+          { details: { service, expected: from, found: now } },
+        );
+      doc.setIn(["legacy", "services", service, "stage"], stage);
+      writeInPlace(target, doc.toString());
+    },
+    lockWaitMs,
+  );
 }
 
 /**
@@ -274,7 +299,7 @@ function change(
   const dryRun = o.dryRun ?? false;
   let signalled = "";
   if (!dryRun && o.stage !== stage) {
-    setStageInFile(o.file, o.service, stage);
+    setStageInFile(o.file, o.service, stage, o.stage);
     signalled = signalShim(o.config);
   }
   const result = dryRun ? "dry-run" : o.stage === stage ? "unchanged" : "done";
