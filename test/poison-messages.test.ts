@@ -1,10 +1,14 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import * as zmq from "zeromq";
+import { storedMessage } from "../src/broker/submit-server.js";
 import { MessageRejectedError } from "../src/errors.js";
 import { BridgedService } from "../src/shim/bridged.js";
 import { decodeFrames } from "../src/transport/zeromq-decode.js";
 import { ZmqPublishTransport } from "../src/transport/zeromq-pub.js";
 import { silentLogger } from "../src/util/log.js";
+import { fedoraMessagingHeaders } from "../src/wire/fedora-messaging.js";
 import { createMessage, type Message, validateMessage } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
@@ -12,6 +16,13 @@ import { freePorts } from "./helpers/serve.js";
 // A message the broker acknowledges must be one every sink can carry, or the sink's cursor would stop at
 // it for good (and, through it, the outbox fill up): what cannot be carried is refused at the door, and a
 // sink that still cannot encode one says so with a MessageRejectedError the dispatcher passes over.
+
+// amqplib's own header table encoder (not public API): the test checks the submit limit against it.
+const requireCjs = createRequire(import.meta.url);
+const amqplibDir = dirname(requireCjs.resolve("amqplib"));
+const { encodeTable } = requireCjs(join(amqplibDir, "lib", "codec.js")) as {
+  encodeTable: (buf: Buffer, val: unknown, offset: number) => number;
+};
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -57,6 +68,45 @@ describe("messages no legacy envelope can hold", () => {
       legacyDefaults: {},
     });
     expect("problem" in d && d.problem).toMatch(/fedmsg\.extra/);
+  });
+
+  it("are refused at submit when amqplib could not write their headers; what passes, amqplib writes", () => {
+    const submit = (headers: Record<string, string | number>) =>
+      storedMessage({ id: `h-${Math.random()}`, topic: "org.test.h", body: {}, headers }, 1 << 20);
+    const refusal = (headers: Record<string, string | number>) => {
+      try {
+        submit(headers);
+      } catch (err) {
+        return err as MessageRejectedError;
+      }
+      return undefined;
+    };
+    // Names: herald headers get the prefix herald_h_ (9 bytes), users become fedora_messaging_user_<name>.
+    expect(refusal({ ["k".repeat(246)]: 1 })).toBeUndefined();
+    expect(refusal({ ["k".repeat(247)]: 1 })).toMatchObject({ code: "INVALID" });
+    expect(refusal({ users: `alice,${"u".repeat(240)}` })?.message).toContain("fedora_messaging_user_");
+    // Size: many small headers, and one long value.
+    const many = Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`h${i}`, i]));
+    expect(refusal(many)).toMatchObject({ code: "TOO_LARGE" });
+    expect(refusal({ note: "x".repeat(70_000) })).toMatchObject({ code: "TOO_LARGE" });
+    // What passes at the edge encodes with amqplib's own table encoder into its 64 KiB buffer.
+    const names = Array.from({ length: 1500 }, (_, i) => `n${i}`).join(",");
+    const near: Array<Record<string, string | number>> = [
+      { note: "x".repeat(60_000) },
+      { users: names },
+      Object.fromEntries(Object.entries(many).slice(0, 2200)),
+    ];
+    // The quick test that skips the exact count, at its worst: 63 names of 60 three-byte characters,
+    // and a users list of 70 characters of one-letter names.
+    const widest: Record<string, string | number> = Object.fromEntries(
+      Array.from({ length: 63 }, (_, i) => [`${"€".repeat(57)}${String(i).padStart(3, "0")}`, i]),
+    );
+    widest["users"] = Array.from({ length: 35 }, (_, i) => String.fromCharCode(0x4e00 + i)).join(",");
+    near.push(widest);
+    for (const headers of near) {
+      const msg = submit(headers);
+      expect(() => encodeTable(Buffer.alloc(65536), fedoraMessagingHeaders(msg), 0)).not.toThrow();
+    }
   });
 
   it("make a legacy PUB refuse the batch with MessageRejectedError, counted, and go on with the next", async () => {

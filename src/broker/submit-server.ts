@@ -2,6 +2,7 @@ import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
 import { ipcInUse, type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
 import type { Logger } from "../util/log.js";
+import { amqpHeaderProblem } from "../wire/amqp-headers.js";
 import { inCanonicalOrder, isJsonObject } from "../wire/json.js";
 import { isoNow, type Message, validateMessage } from "../wire/message.js";
 import {
@@ -221,6 +222,9 @@ export function storedMessage(input: SubmittedInput, maxBodyBytes: number, sourc
   };
   if (input.via && input.via.length > 0) msg.via = input.via;
   validateMessage(msg, maxBodyBytes, sourceBytes === undefined ? {} : { sourceBytes });
+  // Every message may go to AMQP (a sink added later reads the backlog): refuse what amqplib cannot write.
+  const headerProblem = amqpHeaderProblem(msg, sourceBytes);
+  if (headerProblem) throw headerProblem;
   return msg;
 }
 

@@ -86,7 +86,7 @@ const FM_SEVERITY = "fedora_messaging_severity";
 const SENT_AT = "sent-at";
 const SEVERITY_NAMES: Record<string, number> = { debug: 10, info: 20, warning: 30, warn: 30, error: 40 };
 /** herald headers holding comma-separated names that become fedora-messaging filter headers. */
-const FILTER_KINDS: Record<string, string> = {
+export const FILTER_KINDS: Readonly<Record<string, string>> = {
   users: "user",
   groups: "group",
   packages: "rpm",
@@ -139,6 +139,26 @@ export function severityOf(headers: Headers): number {
 
 export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}): AmqpPublish {
   const h = msg.headers;
+  const properties: AmqpPublishProperties = {
+    contentType: FM_CONTENT_TYPE,
+    contentEncoding: "utf-8",
+    deliveryMode: 2,
+    messageId: msg.id,
+    headers: fedoraMessagingHeaders(msg),
+  };
+  const priority = h["priority"];
+  if (typeof priority === "number" && Number.isInteger(priority) && priority >= 0 && priority <= 255)
+    properties.priority = priority;
+  return {
+    routingKey: routingKeyFor(msg.topic, options.topicPrefix),
+    content: Buffer.from(JSON.stringify(msg.body), "utf8"),
+    properties,
+  };
+}
+
+/** The AMQP headers of a message in fedora-messaging format (the larger of the two AMQP formats). */
+export function fedoraMessagingHeaders(msg: Message): Record<string, AmqpHeaderValue> {
+  const h = msg.headers;
   const headers: Record<string, AmqpHeaderValue> = {};
   // Pass-through first: fedora-messaging headers a message already carries (e.g. ingested from FM).
   for (const [k, v] of Object.entries(h)) {
@@ -155,21 +175,7 @@ export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}):
   headers[FM_SEVERITY] = severityOf(h);
   headers[SENT_AT] = typeof h[SENT_AT] === "string" ? h[SENT_AT] : fmSentAt(msg.sentAt);
   Object.assign(headers, heraldIdentityHeaders(msg));
-  const properties: AmqpPublishProperties = {
-    contentType: FM_CONTENT_TYPE,
-    contentEncoding: "utf-8",
-    deliveryMode: 2,
-    messageId: msg.id,
-    headers,
-  };
-  const priority = h["priority"];
-  if (typeof priority === "number" && Number.isInteger(priority) && priority >= 0 && priority <= 255)
-    properties.priority = priority;
-  return {
-    routingKey: routingKeyFor(msg.topic, options.topicPrefix),
-    content: Buffer.from(JSON.stringify(msg.body), "utf8"),
-    properties,
-  };
+  return headers;
 }
 
 function heraldIdentityHeaders(msg: Message): Record<string, AmqpHeaderValue> {
