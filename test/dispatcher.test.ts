@@ -147,6 +147,25 @@ describe("Dispatcher and a message its sink can never carry", () => {
     expect(box.stats().sinks["manual"]).toEqual({ cursor: 6, lag: 0 });
   });
 
+  it("a sink that refuses everything delivers nothing: lastDeliveredAt stays unset", async () => {
+    const { dir, cleanup } = tempDir();
+    const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });
+    const t = new RefusingTransport(new Set([0, 1]));
+    const d = new Dispatcher(t, box, createLogger({ level: "error", write: () => {} }), { batchSize: 2 });
+    cleanups.push(
+      cleanup,
+      () => box.close(),
+      () => d.stop(),
+      () => t.close(),
+    );
+    d.start();
+    await box.append(msgs(2));
+    expect(await waitFor(() => d.status(2).cursor === 2, 5000)).toBe(true);
+    const s = d.status(2);
+    expect(s).toMatchObject({ skipped: 2, delivered: 0 });
+    expect(s.lastDeliveredAt).toBeUndefined();
+  });
+
   it("takes a failed outbox read as a failed page: retried with backoff, the loop goes on", async () => {
     const { dir, cleanup } = tempDir();
     const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });

@@ -130,13 +130,14 @@ export class Dispatcher {
       flights.shift();
       this.delivered += oldest.count;
       this.advance(oldest.last);
+      this.lastDeliveredAt = Date.now();
     }
   }
 
+  /** Move the cursor (delivered or passed over: either way the sink is done with it). */
   private advance(seq: number): void {
     this.cursor = seq;
     this.outbox.ack(this.transport.name, seq);
-    this.lastDeliveredAt = Date.now();
   }
 
   /** The sink can never carry this message: say so loudly, count it, and go on with the next. */
