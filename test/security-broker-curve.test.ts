@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { subscribe } from "../src/client/index.js";
 import { HeraldClient } from "../src/client/publisher.js";
 import { ConfigError, HeraldError, SecurityError } from "../src/errors.js";
 import { generateIdentity, type Identity, signMessage, TrustStore, trustKey } from "../src/security/index.js";
@@ -9,6 +10,7 @@ import { killZapForTest } from "../src/security/zap.js";
 import { ForwardTransport } from "../src/transport/forward.js";
 import { createMessage } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
+import { freePorts } from "./helpers/serve.js";
 import { Closer, collect, linkUp, type SecureBroker, startSecureBroker } from "./security-broker-helpers.js";
 
 let root: string;
@@ -208,6 +210,47 @@ describe("signatures across brokers", () => {
     const signed = signMessage(createMessage({ topic: "org.alice.y", body: {} }), alice);
     expect((await unsigned.submit([signed]))[0]).not.toBeInstanceOf(HeraldError);
     expect(await waitFor(() => got.some((g) => g.id === signed.id))).toBe(true);
+  });
+});
+
+describe("subscribe() with CURVE", () => {
+  it("reads a broker's CURVE tcp:// and plain ipc:// herald sockets at once", async () => {
+    const dir = join(root, "mixed");
+    const server = generateIdentity("mixed", join(dir, "keys"));
+    trustKey(alice, join(dir, "trust"));
+    const [h, l] = await freePorts(2);
+    const b = await startSecureBroker(
+      dir,
+      {
+        security: { identity: "mixed", curve: true, reloadInterval: 100 },
+        broker: {
+          publish: [
+            { name: "herald-ipc", endpoint: `ipc://${join(dir, "pub.sock")}`, format: "herald" },
+            { name: "herald", endpoint: `tcp://127.0.0.1:${h}`, format: "herald" },
+            { name: "legacy", endpoint: `tcp://127.0.0.1:${l}`, format: "legacy" },
+          ],
+        },
+      },
+      { name: "mixed" },
+    );
+    running.push(b);
+    const asAlice = {
+      ...b.config,
+      security: {
+        ...b.config.security,
+        identity: "alice",
+        keysDir: join(root, "client-keys"),
+        serverKey: server.curvePublic,
+      },
+    };
+    const sub = closer.add(subscribe(["#"], { config: asAlice }));
+    const pub = closer.client({ endpoint: b.ipc });
+    // Every message comes by both sockets: a duplicate shows that the second one delivers too.
+    for (let i = 0; i < 50 && sub.stats().duplicates === 0; i++) {
+      await pub.publish("org.mixed.probe", { i });
+      await waitFor(() => sub.stats().duplicates > 0, 100);
+    }
+    expect(sub.stats().duplicates).toBeGreaterThan(0);
   });
 });
 

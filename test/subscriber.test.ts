@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
+import { subscribe } from "../src/client/index.js";
 import { type Gap, Subscriber } from "../src/client/subscriber.js";
 import type { Delivery, Subscription, Transport, TransportHealth } from "../src/transport/types.js";
 import { AsyncQueue } from "../src/util/queue.js";
@@ -17,6 +18,11 @@ class ScriptedSource implements Transport {
   push(topic: string, seq: number, stream = "s1", id?: string): void {
     const message = { ...createMessage({ topic, body: { seq } }), seq, stream, ...(id ? { id } : {}) };
     this.queue.push({ message, via: this.name, format: "herald", ack: async () => {}, nack: async () => {} });
+  }
+  /** A legacy-format copy: no seq or stream, the id as the legacy socket writes it. */
+  pushLegacy(topic: string, id: string, n: number): void {
+    const message = { ...createMessage({ topic, body: { seq: n } }), id };
+    this.queue.push({ message, via: this.name, format: "legacy", ack: async () => {}, nack: async () => {} });
   }
   receive(): Subscription {
     return {
@@ -82,6 +88,62 @@ describe("subscriber", () => {
     expect(ids).toEqual(["id-1", "id-2", "id-3"]);
     expect(sub.stats().duplicates).toBe(2);
     expect(gaps).toEqual([]);
+  });
+
+  it("a publisher restarted on the same socket: a restart, and what its new stream sent before as a gap", async () => {
+    const src = new ScriptedSource("tcp://h:1");
+    const gaps: Gap[] = [];
+    const restarts: string[] = [];
+    const sub = new Subscriber({
+      sources: [src],
+      onGap: (g) => gaps.push(g),
+      onRestart: (s) => restarts.push(s),
+    });
+    src.push("t.x", 50, "run1"); // joined a running publisher: no gap for what came before us
+    src.push("t.x", 51, "run1");
+    src.push("t.x", 3, "run2"); // restarted; seq 1 and 2 of the new run never reached us
+    src.push("t.x", 4, "run2");
+    src.push("t.x", 1, "run3"); // restarted again, nothing missed
+    expect(await take(sub, 5)).toEqual([50, 51, 3, 4, 1]);
+    expect(restarts).toEqual(["run2", "run3"]);
+    expect(gaps).toEqual([{ stream: "run2", via: "tcp://h:1", expected: 1, received: 3, missed: 2 }]);
+    await sub.close();
+  });
+
+  it("dual format: a legacy copy of an id that is not a UUIDv7 (written <YEAR>-<id>) is a duplicate", async () => {
+    const h = new ScriptedSource("herald");
+    const l = new ScriptedSource("legacy");
+    const sub = new Subscriber({ sources: [h, l] });
+    h.push("t.x", 1, "s", "build-42");
+    l.pushLegacy("t.x", "2026-build-42", 2); // the same message by the legacy socket
+    l.pushLegacy("t.x", "2026-f81d4fae-7dec-11d0-a765-00a0c91e6bf6", 3); // fedmsg's own id form
+    h.push("t.x", 2, "s", "2026-f81d4fae-7dec-11d0-a765-00a0c91e6bf6");
+    l.pushLegacy("t.x", "2026-other", 4); // a different message
+    const ids: string[] = [];
+    for await (const m of sub) {
+      ids.push(m.message.id.replace(/^2026-/, ""));
+      if (ids.length === 3) break;
+    }
+    // Each message once, whichever copy came first.
+    expect(ids.sort()).toEqual(["build-42", "f81d4fae-7dec-11d0-a765-00a0c91e6bf6", "other"]);
+    expect(sub.stats()).toMatchObject({ delivered: 3, duplicates: 2 });
+    await sub.close();
+  });
+
+  it("subscribe() to a format with no socket is a ConfigError, not an iterator that never yields", () => {
+    expect(() =>
+      subscribe(["#"], { formats: ["legacy"], endpoints: { herald: ["tcp://127.0.0.1:1"] } }),
+    ).toThrow(/no legacy-format PUB socket to subscribe to/);
+  });
+
+  it("a source that fails in the constructor closes the subscriptions already opened", () => {
+    const ok = new ScriptedSource("ok");
+    const bad = new ScriptedSource("bad");
+    bad.receive = () => {
+      throw new Error("bad endpoint");
+    };
+    expect(() => new Subscriber({ sources: [ok, bad] })).toThrow("bad endpoint");
+    expect(ok.queue.isClosed).toBe(true);
   });
 });
 

@@ -1,6 +1,9 @@
 import { connectable } from "../config/endpoints.js";
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
+import { ConfigError } from "../errors.js";
+import type { Transport } from "../transport/types.js";
+import type { CurveClientOptions } from "../transport/zeromq-common.js";
 import { subscriberCurve } from "./security.js";
 
 export { createClient } from "./create.js";
@@ -34,14 +37,39 @@ export function subscribe(patterns: string[], opts: SubscribeOptions = {}): Subs
       opts.endpoints?.[format] ??
       config?.broker.publish.filter((p) => p.format === format).map((p) => connectable(p.endpoint)) ??
       [];
-    if (endpoints.length === 0) return [];
-    // CURVE (herald format on tcp:// only): one key pair for all of them, the broker's server key.
-    const curve = format === "herald" && config ? subscriberCurve(config, endpoints[0]!) : undefined;
-    return [
-      new ZmqSubscribeTransport({ name: `sub-${format}`, endpoints, format, ...(curve ? { curve } : {}) }),
-    ];
+    if (endpoints.length === 0)
+      throw new ConfigError(
+        "CONFIG",
+        `no ${format}-format PUB socket to subscribe to: add one to broker.publish, or pass endpoints.${format}`,
+      );
+    if (format === "herald") return heraldSources(config, endpoints, `sub-${format}`);
+    return [new ZmqSubscribeTransport({ name: `sub-${format}`, endpoints, format })];
   });
   return new Subscriber({ ...opts, sources, patterns, ownsSources: true });
+}
+
+/**
+ * Transports for herald-format PUB endpoints: the broker makes those on tcp:// CURVE servers when
+ * security.curve is on and leaves ipc:// plain, so the endpoints are grouped by what each one needs.
+ */
+function heraldSources(config: HeraldConfig | undefined, endpoints: string[], name: string): Transport[] {
+  const plain: string[] = [];
+  const curved: string[] = [];
+  let curve: CurveClientOptions | undefined;
+  for (const ep of endpoints) {
+    const c = config ? subscriberCurve(config, ep) : undefined;
+    if (c === undefined) plain.push(ep);
+    else {
+      curve = c;
+      curved.push(ep);
+    }
+  }
+  return [
+    ...(plain.length > 0 ? [new ZmqSubscribeTransport({ name, endpoints: plain, format: "herald" })] : []),
+    ...(curve
+      ? [new ZmqSubscribeTransport({ name: `${name}-curve`, endpoints: curved, format: "herald", curve })]
+      : []),
+  ];
 }
 
 /**
@@ -66,9 +94,7 @@ export async function subscribeLegacyAndHerald(
     .filter((p) => p.format === "herald")
     .map((p) => connectable(p.endpoint));
   const sources = [
-    ...(herald.length > 0
-      ? [new ZmqSubscribeTransport({ name: "sub-herald", endpoints: herald, format: "herald" })]
-      : []),
+    ...(herald.length > 0 ? heraldSources(config, herald, "sub-herald") : []),
     ...(owner.size > 0
       ? [
           new ZmqSubscribeTransport({

@@ -41,7 +41,7 @@ export interface SubscriberOptions {
   dedupCapacity?: number;
   /** Called for every gap; when absent gaps are logged as warnings. Never silent either way. */
   onGap?: (gap: Gap) => void;
-  /** Called when a stream restarts (publisher restarted: sequence went back to 1). */
+  /** Called when a publisher restarted: a new stream on the same socket, or its sequence back to 1. */
   onRestart?: (stream: string, via: string) => void;
   manualAck?: boolean;
   /** Close the sources too when the subscriber closes (they were made for it, e.g. by `subscribe()`). */
@@ -79,6 +79,8 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   private readonly subs: Subscription[] = [];
   private readonly seen = new Set<string>();
   private readonly lastSeq = new Map<string, number>();
+  /** The stream last seen on each socket (`via`), to tell a publisher's restart. */
+  private readonly streamOf = new Map<string, string>();
   private readonly counters: SubscriberStats = {
     received: 0,
     delivered: 0,
@@ -93,10 +95,16 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   constructor(private readonly opts: SubscriberOptions) {
     this.log = opts.log ?? silentLogger;
     const patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ["#"];
-    for (const source of opts.sources) {
-      const sub = source.receive({ patterns, manualAck: opts.manualAck ?? false });
-      this.subs.push(sub);
-      void this.pump(sub);
+    try {
+      for (const source of opts.sources) {
+        const sub = source.receive({ patterns, manualAck: opts.manualAck ?? false });
+        this.subs.push(sub);
+        void this.pump(sub);
+      }
+    } catch (err) {
+      // A later source failed (a bad endpoint): the sockets already open would keep the process alive.
+      void this.close();
+      throw err;
     }
   }
 
@@ -118,13 +126,13 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     // Verify before dedup: a forged copy must not make us drop the genuine message that follows it.
     const verified = this.verify(d);
     if (verified === false) return;
-    const id = d.message.id;
-    if (this.seen.has(id)) {
+    const keys = dedupKeys(d);
+    if (keys.some((k) => this.seen.has(k))) {
       this.counters.duplicates++;
       void d.ack();
       return;
     }
-    this.remember(id);
+    for (const k of keys) this.remember(k);
     this.counters.delivered++;
     const out: ReceivedMessage = { message: d.message, format: d.format, via: d.via, ack: () => d.ack() };
     if (d.raw) out.raw = d.raw;
@@ -172,11 +180,14 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
 
   private trackSequence(d: Delivery): void {
     const seq = d.message.seq;
-    if (seq === undefined) return;
+    if (seq === undefined || !Number.isSafeInteger(seq) || seq < 1) return;
     const stream = d.message.stream ?? `${d.format}:${d.via}`;
     const last = this.lastSeq.get(stream);
     this.lastSeq.set(stream, Math.max(seq, last ?? 0));
-    if (last === undefined) return; // first message of a stream seen by us: nothing to compare with
+    if (last === undefined) {
+      this.newStream(stream, d.via, seq);
+      return;
+    }
     if (seq === last + 1 || seq <= last) {
       if (seq === 1 && last > 1) {
         this.lastSeq.set(stream, 1);
@@ -184,7 +195,23 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
       }
       return;
     }
-    const gap: Gap = { stream, via: d.via, expected: last + 1, received: seq, missed: seq - last - 1 };
+    this.gap({ stream, via: d.via, expected: last + 1, received: seq, missed: seq - last - 1 });
+  }
+
+  /**
+   * A stream not seen before. Its first seq says nothing when we just joined; but when the same socket
+   * had another stream, its publisher restarted and the new stream should start at 1 (`herald serve`
+   * holds its PUB sockets back until subscribers are back): whatever came before this one is lost.
+   */
+  private newStream(stream: string, via: string, seq: number): void {
+    const before = this.streamOf.get(via);
+    this.streamOf.set(via, stream);
+    if (before === undefined || before === stream) return;
+    this.opts.onRestart?.(stream, via);
+    if (seq > 1) this.gap({ stream, via, expected: 1, received: seq, missed: seq - 1 });
+  }
+
+  private gap(gap: Gap): void {
     this.counters.gaps++;
     this.counters.missed += gap.missed;
     if (this.opts.onGap) this.opts.onGap(gap);
@@ -217,4 +244,16 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     if (this.opts.ownsSources) await Promise.all(this.opts.sources.map((s) => s.close().catch(() => {})));
     this.queue.close();
   }
+}
+
+/**
+ * The ids under which a delivery counts as seen. The legacy format writes a herald id as `<YEAR>-<id>`
+ * (fedmsg's msg_id form) and only a UUIDv7 is turned back on reading, so a legacy copy of any other id
+ * also counts under the id without the year.
+ */
+function dedupKeys(d: Delivery): string[] {
+  const id = d.message.id;
+  if (d.format !== "legacy") return [id];
+  const m = /^\d{4}-(.+)$/.exec(id);
+  return m ? [id, m[1]!] : [id];
 }
