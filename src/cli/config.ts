@@ -6,7 +6,8 @@ const USAGE = `usage: herald config show [--config FILE] [--json]
        herald config check [FILE]
 
 show: the effective configuration and where each value came from (default, file:line, env var).
-check: validate a file (default: the one herald would load) without starting anything.`;
+check: validate a file (default: the one herald would load: $HERALD_CONFIG, else /etc/herald/herald.yaml
+if it exists, else none) with the environment, without starting anything.`;
 
 export async function config(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -21,10 +22,12 @@ export async function config(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (sub === "check") {
-    const file = positionals[0] ?? values.config ?? process.env["HERALD_CONFIG"] ?? "/etc/herald/herald.yaml";
-    const result = checkConfigFile(file);
+    // No FILE: the same lookup as every other command (HERALD_CONFIG, the system file if any, none).
+    const file = positionals[0] ?? values.config;
+    const from = positionals[0] !== undefined ? "the command line" : "--config";
+    const result = checkConfigFile(file, process.env, { configPathFrom: from });
     if (result.ok) {
-      out(`${file}: ok`);
+      out(`${result.loaded.file ?? "(no file: defaults + environment)"}: ok`);
       return EXIT.ok;
     }
     process.stderr.write(`${result.error.message}\n`);

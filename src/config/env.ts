@@ -42,6 +42,11 @@ export interface EnvOverride {
   envVar: string;
   /** The parsed value that was set (to tell which leaves of a whole-list override it really set). */
   value: unknown;
+  /**
+   * Key paths below `path` (dotted, "" for `path` itself) where the value was merged into the mapping
+   * already there: a key missing from `value` there kept what the file or the defaults had.
+   */
+  merged: ReadonlySet<string>;
 }
 
 type Container = Record<string, unknown> | unknown[];
@@ -182,9 +187,13 @@ function applyOne(doc: Record<string, unknown>, envVar: string, raw: string): Co
       typeof current === "object" && current !== null ? getChild(current as Container, step.key) : undefined;
   }
   let container: Container = doc;
+  const merged = new Set<string>();
   path.forEach((key, i) => {
     if (i === path.length - 1) {
-      setChild(container, key, parsed.value);
+      // A copy: later variables patch the document, and `value` must stay what this variable said.
+      const own = structuredClone(parsed.value);
+      const value = mergeEnvValue(schemas[i], getChild(container, key), own, [], merged);
+      setChild(container, key, value);
       return;
     }
     let next = getChild(container, key);
@@ -194,7 +203,41 @@ function applyOne(doc: Record<string, unknown>, envVar: string, raw: string): Co
     }
     container = next as Container;
   });
-  return { path, envVar, value: parsed.value };
+  return { path, envVar, value: parsed.value, merged };
+}
+
+/**
+ * Whether a mapping from the environment merges into `current` rather than replacing it: not for the
+ * free-form maps (legacy.services, security.policy), whose value is the whole set of names, nor for a
+ * list item of another `type` (its keys are another type's).
+ */
+function mergeable(node: SchemaNode | undefined, current: Record<string, unknown>, value: object): boolean {
+  if (node === undefined || typeof node.additionalProperties === "object") return false;
+  const tag = node.discriminator?.propertyName;
+  if (tag === undefined || !Object.hasOwn(value, tag)) return true;
+  return (value as Record<string, unknown>)[tag] === current[tag];
+}
+
+/**
+ * The value to store for an override: a mapping merges key by key into the mapping already there (file
+ * or defaults), as the file merges into the defaults, so HERALD_OUTBOX='{maxMessages: 5}' keeps the
+ * other outbox keys; lists and scalars replace. Records in `merged` where it merged.
+ */
+function mergeEnvValue(
+  node: SchemaNode | undefined,
+  current: unknown,
+  value: unknown,
+  rel: KeyPath,
+  merged: Set<string>,
+): unknown {
+  if (!isPlainObject(current) || !isPlainObject(value) || !mergeable(node, current, value)) return value;
+  merged.add(dotted(rel));
+  for (const key of Object.keys(value)) {
+    const child = node === undefined ? undefined : childSchema(node, key, current);
+    const next = mergeEnvValue(child, getChild(current, key), value[key], [...rel, key], merged);
+    setChild(current, key, next);
+  }
+  return current;
 }
 
 /** Parents before children (HERALD_SINKS before HERALD_SINKS__0__URL), index 2 before index 10. */

@@ -5,18 +5,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../errors.js";
+import { checkCrossKeys, checkEndpoints } from "./checks.js";
 import { computeDefaults, type MachineFacts, machineFacts, STATIC_DEFAULTS } from "./defaults.js";
 import { applyEnvOverrides, type EnvOverride } from "./env.js";
 import { deepClone, deepMerge, fillItemDefaults, normalizeUnits } from "./normalize.js";
 import { type ConfigProblem, configError } from "./problems.js";
 import { CONFIG_SCHEMA, type HeraldConfig } from "./schema.js";
-import {
-  checkLegacyEndpoints,
-  checkUniqueNames,
-  type Location,
-  type Locator,
-  validateDocument,
-} from "./validate.js";
+import { checkUniqueNames, type Location, type Locator, validateDocument } from "./validate.js";
 import { dotted, isPlainObject, type KeyPath, type Segment } from "./walk.js";
 import { type NodePosition, parseYaml } from "./yaml-source.js";
 
@@ -40,6 +35,8 @@ export interface LoadedConfig {
 export interface LoadOptions {
   /** `--config PATH`; must exist. */
   configPath?: string;
+  /** Where configPath came from, for messages: "--config" unless said (e.g. "the command line"). */
+  configPathFrom?: string;
   /** Defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Base for a relative configPath/HERALD_CONFIG and for relative paths set by env; defaults to process.cwd(). */
@@ -57,7 +54,7 @@ export function findConfigFile(opts: LoadOptions = {}): string | undefined {
   const explicit = opts.configPath ?? (env["HERALD_CONFIG"] || undefined);
   if (explicit !== undefined) {
     const file = path.resolve(cwd, explicit);
-    const how = opts.configPath !== undefined ? "--config" : "HERALD_CONFIG";
+    const how = opts.configPath !== undefined ? (opts.configPathFrom ?? "--config") : "HERALD_CONFIG";
     if (!fs.existsSync(file)) {
       throw new ConfigError(
         "CONFIG",
@@ -106,19 +103,30 @@ class Origins {
     private readonly overrides: readonly EnvOverride[],
   ) {}
 
-  /** The deepest env override at or above `keyPath` (later overrides of the same path win). */
-  envFor(keyPath: KeyPath, includeBelow = false): EnvOverride | undefined {
-    let best: EnvOverride | undefined;
-    for (const o of this.overrides) {
-      const above =
-        o.path.length <= keyPath.length && o.path.every((s, i) => String(s) === String(keyPath[i]));
-      const below =
-        includeBelow &&
-        o.path.length > keyPath.length &&
-        keyPath.every((s, i) => String(s) === String(o.path[i]));
-      if ((above || below) && (best === undefined || o.path.length >= best.path.length)) best = o;
+  /**
+   * The env override that decided the value at `keyPath`: the deepest (then the latest) at or above it
+   * that spelled the value out, or that replaced what was there (a list, a scalar, a free-form map) and
+   * so left it at its default (`spelled: false`). An override whose mapping was merged into the file's
+   * and defaults' (see env.ts) and does not name the key leaves it to the next one, then to the file.
+   * With `includeBelow`, an override below `keyPath` (an element of a list shown whole) counts too.
+   */
+  envFor(keyPath: KeyPath, includeBelow = false): { override: EnvOverride; spelled: boolean } | undefined {
+    const starts = (p: KeyPath, prefix: KeyPath) =>
+      prefix.length <= p.length && prefix.every((s, i) => String(s) === String(p[i]));
+    if (includeBelow) {
+      const below = this.overrides.filter((o) => o.path.length > keyPath.length && starts(o.path, keyPath));
+      const last = below[below.length - 1];
+      if (last !== undefined) return { override: last, spelled: true };
     }
-    return best;
+    const above = this.overrides
+      .map((o, order) => ({ o, order }))
+      .filter(({ o }) => starts(keyPath, o.path))
+      .sort((a, b) => b.o.path.length - a.o.path.length || b.order - a.order);
+    for (const { o } of above) {
+      const verdict = spelledOut(o, keyPath.slice(o.path.length));
+      if (verdict !== "merged") return { override: o, spelled: verdict === "set" };
+    }
+    return undefined;
   }
 
   /** Position in the file: exact, or the nearest ancestor present (an item missing a key, an alias). */
@@ -132,7 +140,7 @@ class Origins {
 
   locate: Locator = (keyPath, at): Location => {
     const env = this.envFor(keyPath);
-    if (env !== undefined) return { envVar: env.envVar };
+    if (env !== undefined) return { envVar: env.override.envVar };
     const p = this.position(keyPath);
     if (p === undefined || this.file === undefined) return this.file === undefined ? {} : { file: this.file };
     const where = at === "key" ? (p.key ?? p.value) : p.value;
@@ -142,16 +150,40 @@ class Origins {
   provenance(keyPath: KeyPath, isArray: boolean): Provenance {
     const env = this.envFor(keyPath, isArray);
     if (env !== undefined) {
-      // A whole-list/section override sets only the leaves it spells out; the rest are item defaults.
-      const rest = keyPath.slice(env.path.length);
-      return hasPath(env.value, rest) ? { source: "env", envVar: env.envVar } : { source: "default" };
+      // A whole-list override sets only the leaves it spells out; the rest are item defaults.
+      return env.spelled ? { source: "env", envVar: env.override.envVar } : { source: "default" };
     }
     if (this.file === undefined || !hasPath(this.fileData, keyPath)) return { source: "default" };
+    // A list whose items are all commented out is null in the file and keeps its default (deepMerge).
+    if (isArray && valueAt(this.fileData, keyPath) === null) return { source: "default" };
     const p = this.position(keyPath);
     return p === undefined
       ? { source: "file", file: this.file }
       : { source: "file", file: this.file, line: (p.key ?? p.value).line };
   }
+}
+
+/**
+ * Did override `o` set the value `rest` below its own path ("set"), leave it to an earlier source by
+ * merging ("merged"), or replace what held it so that it is a default ("replaced")?
+ */
+function spelledOut(o: EnvOverride, rest: KeyPath): "set" | "merged" | "replaced" {
+  let cur = o.value;
+  for (const [i, seg] of rest.entries()) {
+    if (typeof cur !== "object" || cur === null || !Object.hasOwn(cur, String(seg)))
+      return o.merged.has(dotted(rest.slice(0, i))) ? "merged" : "replaced";
+    cur = (cur as Record<string, unknown>)[String(seg)];
+  }
+  return "set";
+}
+
+function valueAt(value: unknown, keyPath: KeyPath): unknown {
+  let cur = value;
+  for (const seg of keyPath) {
+    if (typeof cur !== "object" || cur === null || !Object.hasOwn(cur, String(seg))) return undefined;
+    cur = (cur as Record<string, unknown>)[String(seg)];
+  }
+  return cur;
 }
 
 function hasPath(value: unknown, rest: KeyPath): boolean {
@@ -208,11 +240,14 @@ export function loadConfigText(
   const { overrides, problems: envProblems } = applyEnvOverrides(doc, env);
   const origins = new Origins(file, parsed?.data, parsed?.positions ?? new Map(), overrides);
 
+  const schemaProblems = validateDocument(doc, origins.locate, untouched(parsed?.data, overrides));
+  const refused = new Set(schemaProblems.map((p) => p.path));
   const problems: ConfigProblem[] = [
     ...envProblems,
-    ...validateDocument(doc, origins.locate, untouched(parsed?.data, overrides)),
+    ...schemaProblems,
     ...checkUniqueNames(doc, origins.locate),
-    ...checkLegacyEndpoints(doc, origins.locate),
+    ...checkEndpoints(doc, origins.locate, refused),
+    ...checkCrossKeys(doc, origins.locate),
   ];
   if (problems.length > 0) throw configError(problems, file);
 

@@ -11,7 +11,7 @@ import {
   SOURCE_ITEM_DEFAULTS,
   TLS_DEFAULTS,
 } from "./defaults.js";
-import type { SchemaNode } from "./schema.js";
+import { type SchemaNode, type UnitSpec, Z85_KEY_PATTERN } from "./schema.js";
 import { parseDuration, parseSize } from "./units.js";
 import { childSchema, isPlainObject, type KeyPath } from "./walk.js";
 
@@ -21,13 +21,14 @@ export function deepClone<T>(value: T): T {
 
 /**
  * Merge `override` into `base` in place. Mappings merge key by key; lists and scalars replace. A null
- * where the base has a mapping (a section whose keys are all commented out) keeps the base.
+ * where the base has a mapping or a list (a section or list whose entries are all commented out, so
+ * YAML reads it as null) keeps the base.
  */
 export function deepMerge(base: Record<string, unknown>, override: Record<string, unknown>): void {
   for (const key of Object.keys(override)) {
     const value = override[key];
     const current = Object.hasOwn(base, key) ? base[key] : undefined;
-    if (isPlainObject(current) && value === null) continue;
+    if ((isPlainObject(current) || Array.isArray(current)) && value === null) continue;
     if (isPlainObject(current) && isPlainObject(value)) deepMerge(current, value);
     else setOwn(base, key, value);
   }
@@ -74,13 +75,20 @@ export function fillItemDefaults(doc: Record<string, unknown>): void {
 /** Base directory for a relative path found at `keyPath` (the config file's directory, or cwd). */
 export type PathBase = (keyPath: KeyPath) => string;
 
+const Z85_KEY = new RegExp(Z85_KEY_PATTERN);
+
+/** A string that names a file: any, except the key itself where a key may stand instead (serverKey). */
+function isPath(unit: UnitSpec, data: unknown): data is string {
+  return typeof data === "string" && !(unit.orZ85Key === true && Z85_KEY.test(data));
+}
+
 /** Convert every `x-unit` leaf in place: durations -> ms, sizes -> bytes, paths -> absolute. */
 export function normalizeUnits(node: SchemaNode, data: unknown, keyPath: KeyPath, base: PathBase): unknown {
   const unit = node["x-unit"];
   if (unit !== undefined) {
     if (unit.kind === "duration") return parseDuration(data);
     if (unit.kind === "size") return parseSize(data);
-    return typeof data === "string" ? path.resolve(base(keyPath), data) : data;
+    return isPath(unit, data) ? path.resolve(base(keyPath), data) : data;
   }
   if (Array.isArray(data)) {
     return node.items === undefined

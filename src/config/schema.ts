@@ -12,6 +12,11 @@ export interface UnitSpec {
   kind: "duration" | "size" | "path";
   /** Smallest allowed normalised value (ms or bytes). */
   min?: number;
+  /** Largest allowed normalised value, and why (said in the error). */
+  max?: number;
+  maxWhy?: string;
+  /** A path that may instead be a 40-character Z85 key, which is kept as it is (security.serverKey). */
+  orZ85Key?: boolean;
 }
 
 /** The subset of JSON Schema herald uses; enough to walk it without `any`. */
@@ -178,6 +183,14 @@ const duration = (min = 0): SchemaNode => ({
   type: ["number", "string"],
   "x-unit": { kind: "duration", min },
 });
+/** The longest a Node.js timer waits: setTimeout/setInterval fire after 1 ms instead of anything longer. */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+const TIMER_WHY = "about 24.8 days, the longest a Node.js timer can wait";
+/** A duration herald waits with a timer (not an age compared with the clock), so capped at TIMER_MAX_MS. */
+const timer = (min = 0, max = TIMER_MAX_MS, maxWhy = TIMER_WHY): SchemaNode => ({
+  type: ["number", "string"],
+  "x-unit": { kind: "duration", min, max, maxWhy },
+});
 const size = (min = 0): SchemaNode => ({ type: ["number", "string"], "x-unit": { kind: "size", min } });
 const path: SchemaNode = { type: "string", minLength: 1, "x-unit": { kind: "path" } };
 const nullablePath: SchemaNode = { type: ["string", "null"], minLength: 1, "x-unit": { kind: "path" } };
@@ -200,7 +213,10 @@ const publishFields: Record<string, SchemaNode> = {
 };
 
 /** null (the default) = plain AMQP unless the URL is amqps://, which then uses the system CAs. */
-const tls: SchemaNode = { ...obj({ ca: path, cert: path, key: path }), type: ["object", "null"] };
+const tls: SchemaNode = {
+  ...obj({ ca: nullablePath, cert: nullablePath, key: nullablePath }),
+  type: ["object", "null"],
+};
 
 const amqpSink = obj(
   {
@@ -213,21 +229,25 @@ const amqpSink = obj(
     format: oneOfValues("herald", "fedora-messaging"),
     topicPrefix: text,
     inFlight: int(1, 65535),
-    heartbeat: duration(),
+    // amqplib runs timers on it, and AMQP carries it as a 16-bit number of seconds.
+    heartbeat: timer(0, 65_535_000, "AMQP sends the heartbeat as at most 65535 seconds"),
     tls,
     thread: bool,
   },
   ["name", "type"],
 );
 
+/** A CURVE public key in Z85 (what `herald keys show NAME` prints). */
+export const Z85_KEY_PATTERN = "^[0-9a-zA-Z.:+=^!/*?&<>()\\[\\]{}@%$#-]{40}$";
+
 const z85Key: SchemaNode = {
   type: ["string", "null"],
-  pattern: "^[0-9a-zA-Z.:+=^!/*?&<>()\\[\\]{}@%$#-]{40}$",
+  pattern: Z85_KEY_PATTERN,
   description: "a 40-character Z85 CURVE public key (herald keys show NAME)",
 };
 
 const forwardSink = obj(
-  { name, type: { const: "forward" }, endpoint, timeout: duration(1), serverKey: z85Key },
+  { name, type: { const: "forward" }, endpoint, timeout: timer(1), serverKey: z85Key },
   ["name", "type", "endpoint"],
 );
 
@@ -266,8 +286,13 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     submit: obj({ ipc: bool, tcp: list(endpoint), maxBatch: int(1, 1_000_000) }),
     publish: list(obj(publishFields, ["name", "endpoint"])),
     sendHighWaterMark: int(0),
-    publishDelay: duration(),
-    shutdownGrace: duration(),
+    publishDelay: timer(),
+    // `herald serve` gives up on a stop that takes 2 s longer than this, with a timer.
+    shutdownGrace: timer(
+      0,
+      TIMER_MAX_MS - 2000,
+      "herald serve's exit timer waits 2s longer, at most 24.8 days",
+    ),
   }),
   outbox: obj({
     path,
@@ -278,7 +303,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     dedupWindow: duration(),
   }),
   limits: obj({ maxBodyBytes: size(1) }),
-  client: obj({ timeout: duration(1), retries: int(0, 1000) }),
+  client: obj({ timeout: timer(1), retries: int(0, 1000) }),
   sinks: list(byType(amqpSink, forwardSink, zeromqSink)),
   sources: list(byType(amqpSource)),
   legacy: obj({
@@ -300,10 +325,11 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     requireSignatures: bool,
     strictTopics: bool,
     clockSkew: duration(),
-    reloadInterval: duration(1),
+    reloadInterval: timer(1),
     policy: { type: "object", additionalProperties: list(text) },
     forwarders: list(text),
-    serverKey: { type: ["string", "null"], minLength: 1 },
+    // A path (made absolute like the others) unless it is the key itself.
+    serverKey: { type: ["string", "null"], minLength: 1, "x-unit": { kind: "path", orZ85Key: true } },
   }),
   log: obj({
     level: oneOfValues("debug", "info", "warn", "error"),

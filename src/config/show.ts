@@ -4,7 +4,7 @@
  */
 import { Document, isMap, isScalar, isSeq } from "yaml";
 import { ConfigError, toHeraldError } from "../errors.js";
-import { type LoadedConfig, loadConfig, type Provenance } from "./load.js";
+import { type LoadedConfig, type LoadOptions, loadConfig, type Provenance } from "./load.js";
 import { shortFile } from "./problems.js";
 import { CONFIG_SCHEMA, type HeraldConfig, type SchemaNode } from "./schema.js";
 import { formatDuration, formatSize } from "./units.js";
@@ -107,12 +107,17 @@ export type CheckResult =
   | { ok: false; error: ConfigError };
 
 /**
- * `herald config check [FILE]`: validate FILE (or the file the normal lookup finds) together with the
- * environment overrides. Never throws for a bad configuration.
+ * `herald config check [FILE]`: validate FILE (or the file the normal lookup finds: HERALD_CONFIG, the
+ * system file if it exists, else none) together with the environment overrides. `opts` as loadConfig's
+ * (e.g. configPathFrom to name where FILE came from). Never throws for a bad configuration.
  */
-export function checkConfigFile(file?: string, env: NodeJS.ProcessEnv = process.env): CheckResult {
+export function checkConfigFile(
+  file?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: Omit<LoadOptions, "configPath" | "env"> = {},
+): CheckResult {
   try {
-    const loaded = loadConfig({ configPath: file, env });
+    const loaded = loadConfig({ ...opts, ...(file === undefined ? {} : { configPath: file }), env });
     return { ok: true, config: loaded.config, loaded };
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, error: err };

@@ -7,7 +7,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ErrorObject, ValidateFunction } from "ajv";
-import { endpointProblem } from "./endpoints.js";
 import type { ConfigProblem } from "./problems.js";
 import type { SchemaNode, UnitSpec } from "./schema.js";
 import {
@@ -243,32 +242,6 @@ export function validateDocument(
   return problems;
 }
 
-/**
- * fedmsg service endpoints in the legacy: section must be usable as they are: the shim connects to them
- * (or binds them) on a reload after tearing down the old ones, so a bad one found only then would leave
- * that service neither ingested nor served.
- */
-export function checkLegacyEndpoints(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
-  const legacy = isPlainObject(doc["legacy"]) ? doc["legacy"] : {};
-  const services = isPlainObject(legacy["services"]) ? legacy["services"] : {};
-  const found: Array<[KeyPath, unknown]> = [[["legacy", "relayInbound"], legacy["relayInbound"]]];
-  for (const [name, svc] of Object.entries(services)) {
-    const eps = isPlainObject(svc) ? svc["endpoints"] : undefined;
-    found.push(...listItems(eps, ["legacy", "services", name, "endpoints"]));
-  }
-  const problems: ConfigProblem[] = [];
-  for (const [path, ep] of found) {
-    const problem = typeof ep === "string" ? endpointProblem(ep) : undefined;
-    if (problem !== undefined)
-      problems.push({
-        path: dotted(path),
-        ...locate(path, "value"),
-        message: `${JSON.stringify(ep)}: ${problem}`,
-      });
-  }
-  return problems;
-}
-
 /** Names must be unique among publish sockets + sinks (all are outputs), and among sources. */
 export function checkUniqueNames(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -298,6 +271,6 @@ export function checkUniqueNames(doc: Record<string, unknown>, locate: Locator):
   return problems;
 }
 
-function listItems(list: unknown, path: KeyPath): Array<[KeyPath, unknown]> {
+export function listItems(list: unknown, path: KeyPath): Array<[KeyPath, unknown]> {
   return Array.isArray(list) ? list.map((item, i) => [[...path, i], item] as [KeyPath, unknown]) : [];
 }
