@@ -25,8 +25,14 @@ export async function publish(argv: string[]): Promise<number> {
     out(USAGE);
     return EXIT.ok;
   }
-  const [topic, body] = positionals;
+  const [topic, body, ...surplus] = positionals;
   if (!topic) throw new UsageError(`TOPIC is required\n\n${USAGE}`);
+  // Silently publishing only the first of several bodies would lose the rest.
+  if (surplus.length > 0)
+    throw new UsageError(
+      `one JSON body per command, got ${surplus.length + 1}: publish several with \`-\` and one body per ` +
+        `line on stdin\n\n${USAGE}`,
+    );
   const ctx = context(values.config);
   const client = createClient({
     config: ctx.config,

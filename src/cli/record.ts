@@ -1,4 +1,5 @@
 import { createClient, subscribe } from "../client/index.js";
+import { HeraldError } from "../errors.js";
 import { Recorder, readCassette } from "../testing/recording.js";
 import type { Message } from "../wire/message.js";
 import { EXIT, out, parse, UsageError } from "./args.js";
@@ -11,7 +12,8 @@ Append every matching message to FILE as JSON lines with the exact bytes receive
 const REPLAY_USAGE = `usage: herald replay FILE [--endpoint E] [--new-ids]
 
 Submit every message of a cassette to the broker again. Ids are kept (the broker's dedup window then drops
-messages it already has); --new-ids gives each a fresh id so tests can replay the same traffic again.`;
+messages it already has); --new-ids gives each a fresh id so tests can replay the same traffic again.
+The whole cassette is read first: a bad line (named FILE:LINE) sends nothing.`;
 
 export async function record(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -31,7 +33,9 @@ export async function record(argv: string[]): Promise<number> {
   const limit = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
   if (!(limit > 0)) throw new UsageError("--count takes a positive number");
   const ctx = context(values.config);
-  const rec = new Recorder(file); // before any socket: a path that cannot be written fails at once
+  // Before any socket: a path that cannot be written fails at once. A write failing later (a full disk)
+  // stops the subscription, so the loop ends and close() reports the error naming the file.
+  const rec = new Recorder(file, { onError: () => void sub.close() });
   const sub = subscribe(patterns, {
     config: ctx.config,
     formats: f === "both" ? ["herald", "legacy"] : [f],
@@ -40,12 +44,15 @@ export async function record(argv: string[]): Promise<number> {
   const stop = (): void => void sub.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  for await (const m of sub) {
-    rec.write(m);
-    if (rec.count >= limit) break;
+  try {
+    for await (const m of sub) {
+      rec.write(m);
+      if (rec.count >= limit) break;
+    }
+  } finally {
+    await sub.close();
+    await rec.close();
   }
-  await sub.close();
-  await rec.close();
   process.stderr.write(`recorded ${rec.count} messages to ${file}\n`);
   return EXIT.ok;
 }
@@ -63,32 +70,51 @@ export async function replay(argv: string[]): Promise<number> {
   const [file] = positionals;
   if (!file) throw new UsageError(`FILE is required\n\n${REPLAY_USAGE}`);
   const ctx = context(values.config);
+  // The whole cassette is read and checked before anything is sent: a bad line (named file:line) then
+  // sends nothing, rather than the part before it. Cassettes are test traffic, small enough to hold.
+  const messages = await loadCassette(file, values["new-ids"] ?? false);
   const client = createClient({
     config: ctx.config,
     ...(values.endpoint ? { endpoint: values.endpoint } : {}),
   });
-  const { newId } = await import("../wire/message.js");
   let sent = 0;
   let refused = 0;
-  const batch: Message[] = [];
-  const flush = async (): Promise<void> => {
-    for (const r of await client.submit(batch.splice(0))) {
-      if (r instanceof Error) {
-        refused++;
-        process.stderr.write(`refused: ${r.message}\n`);
-      } else sent++;
-    }
-  };
   try {
-    for await (const { message } of readCassette(file)) {
-      const { seq: _s, stream: _t, via: _v, ...rest } = message;
-      batch.push(values["new-ids"] ? { ...rest, id: newId() } : rest);
-      if (batch.length >= 500) await flush();
+    for (let i = 0; i < messages.length; i += 500) {
+      const results = await client.submit(messages.slice(i, i + 500)).catch((err: unknown) => {
+        throw partly(err, sent + refused, messages.length);
+      });
+      for (const r of results) {
+        if (r instanceof Error) {
+          refused++;
+          process.stderr.write(`refused: ${r.message}\n`);
+        } else sent++;
+      }
     }
-    await flush();
   } finally {
     await client.close();
   }
   out(`replayed ${sent} messages${refused ? `, ${refused} refused` : ""}`);
   return refused > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** A cassette's messages as the broker takes them: without the stamps of the broker that sent them. */
+async function loadCassette(file: string, newIds: boolean): Promise<Message[]> {
+  const { newId } = await import("../wire/message.js");
+  const messages: Message[] = [];
+  for await (const { message } of readCassette(file)) {
+    const { seq: _s, stream: _t, via: _v, ...rest } = message;
+    messages.push(newIds ? { ...rest, id: newId() } : rest);
+  }
+  return messages;
+}
+
+/** The submit error, saying how far the replay got (the broker kept what it acknowledged before). */
+function partly(err: unknown, done: number, total: number): unknown {
+  if (!(err instanceof HeraldError)) return err;
+  return new HeraldError(err.code, `${err.message} (replay stopped after ${done} of ${total} messages)`, {
+    cause: err,
+    retryable: err.retryable,
+    details: err.details,
+  });
 }

@@ -1,7 +1,7 @@
 import { buildSource } from "../broker/from-config.js";
 import { subscribe } from "../client/index.js";
 import type { ReceivedMessage } from "../client/subscriber.js";
-import { Subscriber } from "../client/subscriber.js";
+import { Subscriber, type SubscriberOptions } from "../client/subscriber.js";
 import { TrustStore } from "../security/trust.js";
 import { encodeHeraldFrames } from "../wire/herald.js";
 import { pythonJson } from "../wire/json.js";
@@ -16,7 +16,9 @@ Print every message matching the AMQP-style patterns (\`*\` one word, \`#\` any 
 readable line each. --json prints the herald envelope (or, with --format legacy, the fedmsg envelope).
 --verify checks every message's signature against security.trustDir (end to end, trusting no relay):
 messages that fail (or are unsigned) are not printed; each is reported on stderr with its error code.
-Verified lines show the signer (and "vouched legacy" for messages the shim ingested from fedmsg).`;
+Verified lines show the signer (and "vouched legacy" for messages the shim ingested from fedmsg), with
+--source too. --endpoint replaces the PUB sockets of the one --format asked for; it cannot be combined
+with --format both (an endpoint is either a herald or a legacy socket).`;
 
 export async function tail(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -40,6 +42,11 @@ export async function tail(argv: string[]): Promise<number> {
     throw new UsageError(`--format is herald, legacy or both, not '${format}'`);
   const count = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
   if (!(count > 0)) throw new UsageError("--count takes a positive number");
+  if (format === "both" && values.endpoint)
+    throw new UsageError(
+      "--endpoint with --format both: an endpoint is either a herald or a legacy PUB socket; " +
+        "run one tail per format, each with its own --endpoint",
+    );
   const ctx = context(values.config);
   const formats: Array<"herald" | "legacy"> = format === "both" ? ["herald", "legacy"] : [format];
   const trust = values.verify
@@ -47,23 +54,26 @@ export async function tail(argv: string[]): Promise<number> {
         reloadInterval: ctx.config.security.reloadInterval,
       }).start()
     : undefined;
+  // The same verification whichever way messages arrive: an AMQP source is no more trusted than a socket.
+  const checks: Pick<SubscriberOptions, "verify" | "onRejected"> = trust
+    ? {
+        verify: { trust, requireSignature: true },
+        onRejected: (d, e) =>
+          process.stderr.write(
+            `herald tail: dropped ${d.message.id} ${d.message.topic}: ${e.code}: ${e.message}\n`,
+          ),
+      }
+    : {};
   const sub = values.source
     ? new Subscriber({
         sources: [buildSource(ctx.config, values.source, ctx.log)],
         patterns: positionals,
         log: ctx.log,
         ownsSources: true,
+        ...checks,
       })
     : subscribe(positionals, {
-        ...(trust
-          ? {
-              verify: { trust, requireSignature: true },
-              onRejected: (d, e) =>
-                process.stderr.write(
-                  `herald tail: dropped ${d.message.id} ${d.message.topic}: ${e.code}: ${e.message}\n`,
-                ),
-            }
-          : {}),
+        ...checks,
         config: ctx.config,
         formats,
         log: ctx.log,

@@ -28,7 +28,8 @@ export class MemoryBus {
 
   /** @internal */
   deliver(m: Message): void {
-    this.history.push(m);
+    // A copy: a sender that reuses or mutates its body object afterwards must not rewrite history.
+    this.history.push(structuredClone(m));
     for (const s of this.subscribers) s(structuredClone(m));
   }
 
@@ -42,7 +43,8 @@ export class MemoryBus {
 export class MemoryTransport implements Transport {
   readonly kind = "memory";
   private readonly state: TransportHealth = initialHealth();
-  private readonly subs = new Set<AsyncQueue<Delivery>>();
+  /** Each open subscription's close: detaches it from the bus and ends its queue. */
+  private readonly subs = new Set<() => Promise<void>>();
   private seq = 0;
   private readonly stream = `mem-${Math.random().toString(36).slice(2, 10)}`;
 
@@ -76,7 +78,6 @@ export class MemoryTransport implements Transport {
     if (this.state.state === "closed") throw new ClosedError(`memory transport '${this.name}'`);
     const patterns = compilePatterns(options.patterns);
     const queue = new AsyncQueue<Delivery>();
-    this.subs.add(queue);
     const detach = this.bus.attach((message) => {
       if (!matchesAny(patterns, message.topic)) return;
       this.state.received++;
@@ -90,9 +91,10 @@ export class MemoryTransport implements Transport {
     });
     const close = async (): Promise<void> => {
       detach();
-      this.subs.delete(queue);
+      this.subs.delete(close);
       queue.close();
     };
+    this.subs.add(close);
     return {
       close,
       [Symbol.asyncIterator]: () => {
@@ -114,7 +116,7 @@ export class MemoryTransport implements Transport {
 
   async close(): Promise<void> {
     this.state.state = "closed";
-    for (const q of this.subs) q.close();
-    this.subs.clear();
+    // Detach too: a closed transport must stop counting and holding the bus's messages.
+    await Promise.all([...this.subs].map((close) => close()));
   }
 }
