@@ -223,7 +223,7 @@ export function storedMessage(input: SubmittedInput, maxBodyBytes: number, sourc
   if (input.via && input.via.length > 0) msg.via = input.via;
   validateMessage(msg, maxBodyBytes, sourceBytes === undefined ? {} : { sourceBytes });
   // Every message may go to AMQP (a sink added later reads the backlog): refuse what amqplib cannot write.
-  const headerProblem = amqpHeaderProblem(msg, sourceBytes);
+  const headerProblem = amqpHeaderProblem(msg);
   if (headerProblem) throw headerProblem;
   return msg;
 }

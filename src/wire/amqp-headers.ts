@@ -9,11 +9,6 @@ import type { Message } from "./message.js";
  */
 export const MAX_AMQP_HEADER_BYTES = 60 * 1024;
 const MAX_AMQP_NAME_BYTES = 255;
-/**
- * A message whose JSON is at most this size cannot reach either limit in any format (the largest
- * expansion, a `users` list of two-letter names, is about 9x), so the exact count is skipped.
- */
-const ALWAYS_FITS_BYTES = 2048;
 
 /** Encoded size of one field value in an AMQP table (type byte included), as amqplib writes it. */
 function valueBytes(v: AmqpHeaderValue): number {
@@ -53,10 +48,11 @@ function surelyFits(msg: Message): boolean {
 
 /**
  * Why the message's headers cannot be written as AMQP headers (fedora-messaging format, which carries
- * every header plus its own), or undefined. `sourceBytes`: the size of the JSON it was parsed from.
+ * every header plus its own), or undefined.
  */
-export function amqpHeaderProblem(msg: Message, sourceBytes?: number): HeraldError | undefined {
-  if ((sourceBytes !== undefined && sourceBytes <= ALWAYS_FITS_BYTES) || surelyFits(msg)) return undefined;
+export function amqpHeaderProblem(msg: Message): HeraldError | undefined {
+  // No shortcut by message size: one header name of 247 bytes fits in any small message.
+  if (surelyFits(msg)) return undefined;
   let total = 4;
   for (const [name, value] of Object.entries(fedoraMessagingHeaders(msg))) {
     const n = Buffer.byteLength(name, "utf8");
