@@ -69,6 +69,15 @@ describe("fedora-messaging codec", () => {
     expect(encodeFedoraMessaging(m).routingKey).toBe("a.b");
   });
 
+  it("takes severity as a number, a numeric string (herald publish --header severity=30) or a name", () => {
+    const sev = (severity: string | number) =>
+      encodeFedoraMessaging(createMessage({ topic: "a.b", body: {}, headers: { severity } })).properties
+        .headers["fedora_messaging_severity"];
+    expect([sev(30), sev("30"), sev(" 40 "), sev("warning"), sev("Error"), sev("bogus")]).toEqual([
+      30, 30, 40, 30, 40, 20,
+    ]);
+  });
+
   it("round-trips herald -> fedora-messaging -> herald losslessly", () => {
     const m = { ...sample(), seq: 7, stream: "s-1" };
     const back = decodeAmqp(received(encodeFedoraMessaging(m, { topicPrefix: "p" })), "auto");

@@ -133,7 +133,11 @@ export function severityOf(headers: Headers): number {
   if (typeof fm === "number") return fm;
   const s = headers["severity"];
   if (typeof s === "number" && Number.isInteger(s)) return s;
-  if (typeof s === "string") return SEVERITY_NAMES[s.toLowerCase()] ?? DEFAULT_SEVERITY;
+  if (typeof s === "string") {
+    // `herald publish --header severity=30` gives the string "30": the number meant, not INFO.
+    if (/^\d{1,3}$/.test(s.trim())) return Number(s.trim());
+    return SEVERITY_NAMES[s.trim().toLowerCase()] ?? DEFAULT_SEVERITY;
+  }
   return DEFAULT_SEVERITY;
 }
 
