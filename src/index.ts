@@ -20,6 +20,7 @@ export {
   type SubscriberOptions,
   type SubscriberStats,
   subscribe,
+  subscribeLegacyAndHerald,
 } from "./client/index.js";
 // Configuration.
 export {
@@ -51,6 +52,30 @@ export {
   loadLegacyConfig,
   renderLegacyTable,
 } from "./legacy/config/index.js";
+// Security: identities, trust, signatures, topic policy (docs/security.md).
+export {
+  generateIdentity,
+  type Identity,
+  type KeyLookup,
+  keyIdOf,
+  listKeys,
+  loadIdentity,
+  loadPublicKey,
+  type PolicyRules,
+  type PublicIdentity,
+  revokeKey,
+  type SignOptions,
+  signMessage,
+  TopicPolicy,
+  TrustStore,
+  type TrustStoreOptions,
+  trustKey,
+  type VerifyCode,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyMessage,
+  vouchIngested,
+} from "./security/index.js";
 // Durable outbox.
 export { Outbox, type OutboxOptions, type OutboxStats } from "./storage/index.js";
 export { AmqpTransport } from "./transport/amqp.js";

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import * as api from "../src/index.js";
@@ -6,6 +6,19 @@ import * as testing from "../src/testing/index.js";
 
 // The public surface is a deliberate list: adding or removing a runtime export must change this test.
 const RUNTIME_EXPORTS = [
+  "subscribeLegacyAndHerald",
+  "vouchIngested",
+  "verifyMessage",
+  "trustKey",
+  "TrustStore",
+  "TopicPolicy",
+  "signMessage",
+  "revokeKey",
+  "loadPublicKey",
+  "loadIdentity",
+  "listKeys",
+  "keyIdOf",
+  "generateIdentity",
   "AmqpTransport",
   "Broker",
   "BrokerUnavailableError",
@@ -60,6 +73,19 @@ const RUNTIME_EXPORTS = [
 describe("public API", () => {
   it("exports exactly the listed names", () => {
     expect(Object.keys(api).sort()).toEqual([...RUNTIME_EXPORTS].sort());
+  });
+
+  it('every name the docs import from "herald" is exported', () => {
+    const root = join(import.meta.dirname, "..");
+    const docs = ["README.md", ...readdirSync(join(root, "docs")).map((f) => join("docs", f))];
+    const imported = docs.flatMap((f) =>
+      [...readFileSync(join(root, f), "utf8").matchAll(/import \{([^}]+)\} from "herald";/g)].flatMap((m) =>
+        m[1]!.split(",").map((n) => `${f}: ${n.trim()}`),
+      ),
+    );
+    expect(imported.length).toBeGreaterThan(3);
+    const exported = new Set(Object.keys(api));
+    expect(imported.filter((x) => !exported.has(x.split(": ")[1]!))).toEqual([]);
   });
 
   it("is one explicit list: no `export *` in the entry points", () => {
