@@ -277,6 +277,12 @@ describe("trust directory", () => {
     const kinds = listed.keys.map((k) => `${k.kind}:${k.name}`).sort();
     expect(kinds).toEqual(["own:alice", "own:bob", "revoked:alice", "trusted:bob"]);
     expect(() => revokeKey("carol", trust)).toThrow(/no trusted key 'carol'/);
+    // Trusting a revoked key again would print "trusted" and change nothing (revoked wins): refused.
+    expect(() => trustKey(join(keys, "alice.pub"), trust)).toThrow(/is revoked .*alice\.pub.*new key pair/);
+    expect(existsSync(join(trust, "alice.pub"))).toBe(false);
+    // A new key pair of the same name is trusted as usual.
+    trustKey(generateIdentity("alice", join(dir, "keys2")), trust);
+    expect(store.reload().added).toHaveLength(1);
   });
 
   it("revoking a second key of the same name keeps both revoked files", () => {

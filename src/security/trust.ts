@@ -213,10 +213,33 @@ function safeStat(file: string): Stats | undefined {
 /** Copy a public key (a .pub file path or an identity) into the trust dir as `<name>.pub`. */
 export function trustKey(source: string | PublicIdentity, trustDir: string): string {
   const id = typeof source === "string" ? loadPublicKey(source) : source;
+  // Revoked wins over trusted (TrustStore): copying it back would print "trusted" and change nothing.
+  const revoked = revokedFileOf(id.keyId, trustDir);
+  if (revoked !== undefined)
+    throw new SecurityError(
+      "REVOKED_KEY",
+      `key ${id.keyId} is revoked (${revoked}) and stays refused while that file exists: give ${id.name} a new key pair ('herald keys generate'), or delete ${revoked} if the revocation was a mistake`,
+      { details: { keyId: id.keyId, file: revoked } },
+    );
   mkdirSync(trustDir, { recursive: true, mode: 0o750 });
   const file = join(trustDir, `${id.name}.pub`);
   writeFileAtomic(file, publicKeyText(id), 0o644);
   return file;
+}
+
+/** The file in `<trustDir>/revoked/` holding this key id, if any (unreadable files are skipped). */
+function revokedFileOf(keyId: string, trustDir: string): string | undefined {
+  const dir = join(trustDir, "revoked");
+  if (!existsSync(dir)) return undefined;
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith(".pub")) continue;
+    try {
+      if (loadPublicKey(join(dir, f)).keyId === keyId) return join(dir, f);
+    } catch {
+      // listKeys reports unreadable files; here only an exact match matters
+    }
+  }
+  return undefined;
 }
 
 /**
