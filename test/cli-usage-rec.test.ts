@@ -32,4 +32,15 @@ describe("tail and publish usage errors (exit 2)", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^herald: --endpoint with --format both: .*run one tail per format/);
   });
+
+  it("tail refuses --endpoint or --format with --source (they would be ignored)", () => {
+    for (const extra of [
+      ["--endpoint", "tcp://127.0.0.1:1"],
+      ["--format", "legacy"],
+    ]) {
+      const r = herald(["tail", "--source", "anything", ...extra, "--count", "1"]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^herald: --source reads a configured AMQP source/);
+    }
+  });
 });

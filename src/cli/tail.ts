@@ -18,14 +18,14 @@ readable line each. --json prints the herald envelope (or, with --format legacy,
 messages that fail (or are unsigned) are not printed; each is reported on stderr with its error code.
 Verified lines show the signer (and "vouched legacy" for messages the shim ingested from fedmsg), with
 --source too. --endpoint replaces the PUB sockets of the one --format asked for; it cannot be combined
-with --format both (an endpoint is either a herald or a legacy socket).`;
+with --format both (an endpoint is either a herald or a legacy socket), nor either with --source.`;
 
 export async function tail(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
     {
       json: { type: "boolean" },
-      format: { type: "string", default: "herald" },
+      format: { type: "string" },
       endpoint: { type: "string", multiple: true },
       count: { type: "string" },
       verify: { type: "boolean" },
@@ -37,7 +37,11 @@ export async function tail(argv: string[]): Promise<number> {
     out(USAGE);
     return EXIT.ok;
   }
-  const format = values.format;
+  if (values.source && (values.endpoint || values.format !== undefined))
+    throw new UsageError(
+      "--source reads a configured AMQP source: --endpoint and --format apply to the broker's PUB sockets only",
+    );
+  const format = values.format ?? "herald";
   if (format !== "herald" && format !== "legacy" && format !== "both")
     throw new UsageError(`--format is herald, legacy or both, not '${format}'`);
   const count = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
