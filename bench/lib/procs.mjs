@@ -139,20 +139,27 @@ export function nodeWorker(script, args = [], opts = {}) {
   );
 }
 
+/**
+ * Free TCP ports on 127.0.0.1, drawn below the kernel's ephemeral range (32768-60999 here), as the tests'
+ * helper does: a port from that range, free when asked, can become the local port of an outgoing
+ * connection (a client, RabbitMQ's) before the broker binds it ("Address already in use": the security
+ * figure's broker failed to start so once).
+ */
 export async function freePorts(n) {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise((r) => {
-          const s = createServer();
-          s.listen(0, "127.0.0.1", () => r(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const ports = [];
+  while (ports.length < n) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (!ports.includes(port) && (await canListen(port))) ports.push(port);
+  }
   return ports;
+}
+
+function canListen(port) {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
 }
 
 const TICK = 100; // USER_HZ on Linux

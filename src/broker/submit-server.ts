@@ -250,7 +250,7 @@ function bindError(endpoint: string, err: unknown): HeraldError {
   const code = (err as { code?: string }).code;
   const hint =
     code === "EADDRINUSE"
-      ? "another herald serve is already running there: stop it or change broker.submit"
+      ? "another process (another herald serve?) listens there: stop it or change broker.submit"
       : "check the path or address and its permissions";
   return new HeraldError("TRANSPORT", `cannot listen on ${endpoint}: ${(err as Error).message}; ${hint}`, {
     cause: err,
