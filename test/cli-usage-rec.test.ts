@@ -1,19 +1,11 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLI } from "./helpers/serve.js";
+import { CLI, noBrokerHome } from "./helpers/serve.js";
 
 // Usage errors are found before any broker is contacted: no broker runs here.
 describe("tail and publish usage errors (exit 2)", () => {
-  const dir = mkdtempSync(join(tmpdir(), "herald-cli-usage-"));
-  const env = {
-    ...process.env,
-    HERALD_CONFIG: "",
-    HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
-    HERALD_PATHS__DATA_DIR: join(dir, "data"),
-  };
+  const { dir, env } = noBrokerHome("herald-cli-usage-");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   // A tail that wrongly starts waits for messages forever: the timeout turns that into a failure.
   const herald = (args: string[]) => {

@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, freePorts, type ServeProcess, serveEnv, startServe } from "./helpers/serve.js";
+import { CLI, freePorts, noBrokerHome, type ServeProcess, serveEnv, startServe } from "./helpers/serve.js";
 
 function herald(args: string[], env: NodeJS.ProcessEnv, input?: string) {
   const r = spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: "utf8", timeout: 30_000 });
@@ -194,13 +194,7 @@ describe("a second herald serve on the same runtime directory", () => {
 });
 
 describe("herald CLI without a broker", () => {
-  const dir = mkdtempSync(join(tmpdir(), "herald-cli-nb-"));
-  const env = {
-    ...process.env,
-    HERALD_CONFIG: "",
-    HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
-    HERALD_PATHS__DATA_DIR: join(dir, "data"),
-  };
+  const { dir, env } = noBrokerHome("herald-cli-nb-");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("names a bad endpoint or an unusable file in one line, without a stack trace", () => {

@@ -122,14 +122,12 @@ class RefusingTransport extends ManualTransport {
 }
 
 describe("Dispatcher and a message its sink can never carry", () => {
-  it("resends the refused page one message at a time, passes over the one refused alone, and goes on", async () => {
+  /** An outbox and a started dispatcher feeding a transport that refuses the messages numbered `refuse`. */
+  function refusing(refuse: number[], opts: { batchSize: number; pagesInFlight?: number }) {
     const { dir, cleanup } = tempDir();
     const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });
-    const t = new RefusingTransport(new Set([1]));
-    const d = new Dispatcher(t, box, createLogger({ level: "error", write: () => {} }), {
-      batchSize: 3,
-      pagesInFlight: 2,
-    });
+    const t = new RefusingTransport(new Set(refuse));
+    const d = new Dispatcher(t, box, createLogger({ level: "error", write: () => {} }), opts);
     cleanups.push(
       cleanup,
       () => box.close(),
@@ -137,6 +135,11 @@ describe("Dispatcher and a message its sink can never carry", () => {
       () => t.close(),
     );
     d.start();
+    return { box, t, d };
+  }
+
+  it("resends the refused page one message at a time, passes over the one refused alone, and goes on", async () => {
+    const { box, t, d } = refusing([1], { batchSize: 3, pagesInFlight: 2 });
     await box.append(msgs(6));
     expect(await waitFor(() => d.status(6).cursor === 6, 5000)).toBe(true);
     expect(t.calls.map((c) => c.ns)).toEqual([[0, 1, 2], [3, 4, 5], [0], [1], [2], [3, 4, 5]]);
@@ -148,17 +151,7 @@ describe("Dispatcher and a message its sink can never carry", () => {
   });
 
   it("a sink that refuses everything delivers nothing: lastDeliveredAt stays unset", async () => {
-    const { dir, cleanup } = tempDir();
-    const box = Outbox.open({ path: join(dir, "outbox.db"), failpoint: "" });
-    const t = new RefusingTransport(new Set([0, 1]));
-    const d = new Dispatcher(t, box, createLogger({ level: "error", write: () => {} }), { batchSize: 2 });
-    cleanups.push(
-      cleanup,
-      () => box.close(),
-      () => d.stop(),
-      () => t.close(),
-    );
-    d.start();
+    const { box, d } = refusing([0, 1], { batchSize: 2 });
     await box.append(msgs(2));
     expect(await waitFor(() => d.status(2).cursor === 2, 5000)).toBe(true);
     const s = d.status(2);

@@ -48,8 +48,9 @@ async function take(sub: Subscriber, n: number): Promise<number[]> {
 }
 
 describe("subscriber", () => {
-  it("reports every gap in a stream's sequence, never silently", async () => {
-    const src = new ScriptedSource("a");
+  /** A subscriber on one scripted source, recording the gaps and restarts it reports. */
+  function watched(via: string) {
+    const src = new ScriptedSource(via);
     const gaps: Gap[] = [];
     const restarts: string[] = [];
     const sub = new Subscriber({
@@ -57,6 +58,11 @@ describe("subscriber", () => {
       onGap: (g) => gaps.push(g),
       onRestart: (s) => restarts.push(s),
     });
+    return { src, gaps, restarts, sub };
+  }
+
+  it("reports every gap in a stream's sequence, never silently", async () => {
+    const { src, gaps, restarts, sub } = watched("a");
     for (const seq of [1, 2, 3, 7, 8, 10]) src.push("t.x", seq);
     src.push("t.x", 1, "s1"); // publisher restarted: its sequence starts again
     src.push("t.x", 2, "s1");
@@ -91,14 +97,7 @@ describe("subscriber", () => {
   });
 
   it("a publisher restarted on the same socket: a restart, and what its new stream sent before as a gap", async () => {
-    const src = new ScriptedSource("tcp://h:1");
-    const gaps: Gap[] = [];
-    const restarts: string[] = [];
-    const sub = new Subscriber({
-      sources: [src],
-      onGap: (g) => gaps.push(g),
-      onRestart: (s) => restarts.push(s),
-    });
+    const { src, gaps, restarts, sub } = watched("tcp://h:1");
     src.push("t.x", 50, "run1"); // joined a running publisher: no gap for what came before us
     src.push("t.x", 51, "run1");
     src.push("t.x", 3, "run2"); // restarted; seq 1 and 2 of the new run never reached us

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { HeraldClient } from "../../src/client/publisher.js";
 
@@ -37,6 +38,20 @@ export function serveEnv(
 }
 
 /** Start `herald serve` from dist/ and wait until it answers a ping. */
+/** A private home for CLI runs with no config file and no broker: its temp dir and the environment. */
+export function noBrokerHome(prefix: string): { dir: string; env: NodeJS.ProcessEnv } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    env: {
+      ...process.env,
+      HERALD_CONFIG: "",
+      HERALD_PATHS__RUNTIME_DIR: join(dir, "run"),
+      HERALD_PATHS__DATA_DIR: join(dir, "data"),
+    },
+  };
+}
+
 export async function startServe(env: NodeJS.ProcessEnv, args: string[] = []): Promise<ServeProcess> {
   const child = spawn(process.execPath, [CLI, "serve", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
