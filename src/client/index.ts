@@ -85,10 +85,12 @@ export async function subscribeLegacyAndHerald(
   const config = opts.config ?? loadConfig({}).config;
   const legacy =
     opts.legacy ?? (config.legacy.config ? await loadLegacyConfig(config.legacy.config) : undefined);
-  const owner = new Map<string, { host: string; app: string }>();
+  const owner = new Map<string, { host: string; app: string; counts: boolean }>();
   for (const s of resolvePlan(config, legacy).services.values()) {
     if (s.stage === "retired") continue;
-    for (const ep of s.endpoints) owner.set(ep, { host: s.host || "legacy", app: s.module });
+    // An app's own port numbers its messages with `i`; fedmsg-relay passes on each publisher's.
+    const counts = s.name !== RELAY_OUTBOUND;
+    for (const ep of s.endpoints) owner.set(ep, { host: s.host || "legacy", app: s.module, counts });
   }
   const herald = config.broker.publish
     .filter((p) => p.format === "herald")
@@ -102,6 +104,7 @@ export async function subscribeLegacyAndHerald(
             endpoints: [...owner.keys()],
             format: "legacy",
             legacyDefaults: (ep) => owner.get(ep) ?? {},
+            legacySequence: (ep) => owner.get(ep)?.counts ?? false,
           }),
         ]
       : []),
@@ -111,4 +114,5 @@ export async function subscribeLegacyAndHerald(
 
 import { loadLegacyConfig } from "../legacy/config/load.js";
 import type { LegacyConfig } from "../legacy/config/types.js";
+import { RELAY_OUTBOUND } from "../shim/feed.js";
 import { resolvePlan } from "../shim/services.js";

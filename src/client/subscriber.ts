@@ -189,9 +189,12 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
       return;
     }
     if (seq === last + 1 || seq <= last) {
-      if (seq === 1 && last > 1) {
-        this.lastSeq.set(stream, 1);
+      // A fedmsg socket's `i` has no stream id: going back means its publisher restarted.
+      const restarted = seq === 1 ? last > 1 : d.message.stream === undefined && seq < last;
+      if (restarted) {
+        this.lastSeq.set(stream, seq);
         this.opts.onRestart?.(stream, d.via);
+        if (seq > 1) this.gap({ stream, via: d.via, expected: 1, received: seq, missed: seq - 1 });
       }
       return;
     }

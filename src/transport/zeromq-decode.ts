@@ -7,7 +7,8 @@ import type { Message } from "../wire/message.js";
 export type FrameFormat = "herald" | "legacy" | "auto";
 
 export type Decoded =
-  | { message: Message; format: "herald" | "legacy"; raw: Buffer }
+  /** `i`: fedmsg's counter as sent (legacy envelopes). */
+  | { message: Message; format: "herald" | "legacy"; raw: Buffer; i?: number }
   | { problem: string; raw?: Buffer };
 
 export interface DecodeOptions {
@@ -28,11 +29,10 @@ export function decodeFrames(frames: readonly Buffer[], format: FrameFormat, o: 
   const kind = format === "auto" ? detect(raw) : format;
   if (typeof kind === "object") return { problem: kind.problem, raw };
   let message: Message;
+  let i: number | undefined;
   try {
-    message =
-      kind === "herald"
-        ? decodeEnvelope(raw, o.maxBytes)
-        : decodeLegacyEnvelope(raw, o.legacyDefaults, o.maxBytes).message;
+    if (kind === "herald") message = decodeEnvelope(raw, o.maxBytes);
+    else ({ message, i } = decodeLegacyEnvelope(raw, o.legacyDefaults, o.maxBytes));
   } catch (err) {
     return { problem: err instanceof Error ? err.message : String(err), raw };
   }
@@ -42,7 +42,7 @@ export function decodeFrames(frames: readonly Buffer[], format: FrameFormat, o: 
       problem: `topic frame ${JSON.stringify(topic.slice(0, 120))} differs from the envelope topic ${JSON.stringify(message.topic.slice(0, 120))}`,
       raw,
     };
-  return { message, format: kind, raw };
+  return i === undefined ? { message, format: kind, raw } : { message, format: kind, raw, i };
 }
 
 /** herald envelopes have `v: 1` and `sent_at`; fedmsg ones have `msg_id` and `msg`. */

@@ -47,6 +47,12 @@ export interface ZmqSubscribeOptions {
   bufferSize?: number;
   /** What fedmsg envelopes do not carry (origin host/app), by endpoint; e.g. from the legacy service name. */
   legacyDefaults?: (endpoint: string) => { host?: string; app?: string };
+  /**
+   * Endpoints whose fedmsg `i` is the publishing socket's own counter (a fedmsg app's port, a bridged
+   * port herald serves): `i` becomes the delivery's `seq`, so the Subscriber reports gaps and restarts.
+   * Not herald's legacy gateway nor fedmsg-relay, which pass on the `i` each message came with.
+   */
+  legacySequence?: (endpoint: string) => boolean;
   /** Default 0: a SUB socket has nothing worth waiting for at close. */
   linger?: number;
   /** Malformed-frame warnings go here. Default: stderr, sampled after the first 10. */
@@ -173,6 +179,8 @@ export class ZmqSubscribeTransport implements Transport {
       return;
     }
     this.state.received++;
+    if (decoded.format === "legacy" && decoded.i !== undefined && o.legacySequence?.(endpoint))
+      decoded.message.seq = decoded.i;
     sub.push({
       message: decoded.message,
       via: endpoint,
