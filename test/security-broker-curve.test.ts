@@ -213,6 +213,22 @@ describe("signatures across brokers", () => {
   });
 });
 
+describe("a client with the wrong server key", () => {
+  it("times out with a hint at the server key, naming it when it is the client's own", async () => {
+    const { b } = await curveBroker("wrongkey", [alice]);
+    const own = closer.client({
+      endpoint: b.tcp,
+      retries: 0,
+      timeoutMs: 300,
+      curve: { identity: alice, serverKey: alice.curvePublic },
+    });
+    const err = (await own.publish("org.alice.x", {}).catch((e: unknown) => e)) as HeraldError;
+    expect(err.code).toBe("TIMEOUT");
+    expect(err.message).toContain("over CURVE a wrong server key looks the same");
+    expect(err.message).toContain("alice's own key");
+  });
+});
+
 describe("subscribe() with CURVE", () => {
   it("reads a broker's CURVE tcp:// and plain ipc:// herald sockets at once", async () => {
     const dir = join(root, "mixed");

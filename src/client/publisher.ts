@@ -325,8 +325,23 @@ export class HeraldClient {
     return new ConnectionError(
       "TIMEOUT",
       `no answer from the broker at ${this.endpoint} after ${tries} tries of ${this.timeoutMs} ms: ` +
-        "check that `herald serve` is running (`herald status`); retrying with the same ids is safe",
+        "check that `herald serve` is running (`herald status`); retrying with the same ids is safe" +
+        this.curveHint(),
       { retryable: true, details: { endpoint: this.endpoint, tries } },
+    );
+  }
+
+  /** A CURVE handshake with the wrong server key fails without a word from libzmq: it looks like silence. */
+  private curveHint(): string {
+    const curve = this.opts.curve;
+    if (!curve) return "";
+    const own = curve.serverKey === curve.identity.curvePublic;
+    return (
+      `; over CURVE a wrong server key looks the same: ${curve.serverKey.slice(0, 8)}... must be the broker's ` +
+      "public key (security.serverKey, `herald keys show NAME` on the broker)" +
+      (own
+        ? `, and it is ${curve.identity.name}'s own key, right only when you run as the broker's identity`
+        : "")
     );
   }
 }
