@@ -169,6 +169,19 @@ describe("broker admission: signature, then policy", () => {
     expect(b.broker.status().submit.admissionByCode["UNAUTHORIZED_TOPIC"]).toBe(3);
   });
 
+  it("our own message back from a forwarding loop is stopped, not refused as STALE (no CURVE)", async () => {
+    b = await trustedBroker("loopback", { requireSignatures: true });
+    const client = closer.client({ endpoint: b.ipc, retries: 0 });
+    const old = new Date(Date.now() - 10 * 60_000).toISOString();
+    const back = { ...signMessage(msg("org.test.loop", {}, old), alice), via: ["sec", "other"] };
+    const [r] = await client.submit([back]);
+    expect(r).toMatchObject({ seq: 0, duplicate: true });
+    expect(b.broker.status().submit.loopsStopped).toBe(1);
+    // Through some other broker only (not a loop): the age limit applies as before, without CURVE.
+    const [stale] = await client.submit([{ ...back, via: ["other"] }]);
+    expect((stale as HeraldError).code).toBe("STALE");
+  });
+
   it("without requireSignatures, unsigned messages pass the policy as anonymous", async () => {
     b = await trustedBroker("anon", { policy: { alice: ["org.alice.#"] } });
     const client = closer.client({ endpoint: b.ipc, retries: 0 });
