@@ -153,9 +153,10 @@ class Origins {
       // A whole-list override sets only the leaves it spells out; the rest are item defaults.
       return env.spelled ? { source: "env", envVar: env.override.envVar } : { source: "default" };
     }
-    if (this.file === undefined || !hasPath(this.fileData, keyPath)) return { source: "default" };
+    const inFile = this.file === undefined ? undefined : lookup(this.fileData, keyPath);
+    if (inFile === undefined) return { source: "default" };
     // A list whose items are all commented out is null in the file and keeps its default (deepMerge).
-    if (isArray && valueAt(this.fileData, keyPath) === null) return { source: "default" };
+    if (isArray && inFile.value === null) return { source: "default" };
     const p = this.position(keyPath);
     return p === undefined
       ? { source: "file", file: this.file }
@@ -177,22 +178,14 @@ function spelledOut(o: EnvOverride, rest: KeyPath): "set" | "merged" | "replaced
   return "set";
 }
 
-function valueAt(value: unknown, keyPath: KeyPath): unknown {
+/** The value at `keyPath`, boxed so that a key present with the value undefined or null still counts. */
+function lookup(value: unknown, keyPath: KeyPath): { value: unknown } | undefined {
   let cur = value;
   for (const seg of keyPath) {
     if (typeof cur !== "object" || cur === null || !Object.hasOwn(cur, String(seg))) return undefined;
     cur = (cur as Record<string, unknown>)[String(seg)];
   }
-  return cur;
-}
-
-function hasPath(value: unknown, rest: KeyPath): boolean {
-  let cur = value;
-  for (const seg of rest) {
-    if (typeof cur !== "object" || cur === null || !Object.hasOwn(cur, String(seg))) return false;
-    cur = (cur as Record<string, unknown>)[String(seg)];
-  }
-  return true;
+  return { value: cur };
 }
 
 /** Leaves: scalars, null, empty mappings, and lists holding no mappings (shown as one flow list). */
