@@ -169,7 +169,7 @@ describe("messages no legacy envelope can hold", () => {
       for await (const [topic] of sub) topics.push(String(topic));
     })().catch(() => {});
     for (let i = 0; i < 100 && topics.length === 0; i++) {
-      bridged.publish([createMessage({ topic: "org.test.probe", body: { i } })]);
+      bridged.publish([{ message: createMessage({ topic: "org.test.probe", body: { i } }) }]);
       await waitFor(() => topics.length > 0, 100);
     }
     const batch = [
@@ -177,7 +177,7 @@ describe("messages no legacy envelope can hold", () => {
       withExtra("notjson"),
       createMessage({ topic: "org.test.three", body: {} }),
     ];
-    bridged.publish(batch);
+    bridged.publish(batch.map((message) => ({ message })));
     await bridged.flushed();
     expect(await waitFor(() => topics.includes("org.test.three"), 5000)).toBe(true);
     expect(topics.filter((t) => !t.endsWith("probe"))).toEqual(["org.test.one", "org.test.three"]);

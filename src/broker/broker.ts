@@ -173,7 +173,7 @@ export class Broker {
       const zmq = sink.kind === "zeromq";
       const d = new Dispatcher(sink, this.outbox, this.log.child("sink"), {
         startDelayMs: zmq ? (this.opts.publishDelayMs ?? 0) : 0,
-        // The shim's sink too: what it held for a bridged port not bound yet was in memory only.
+        // The shim's sink too: it writes to PUB sockets (what it holds back is in its own checkpoint).
         rewindOnStart: (zmq || sink.kind === "shim") && crashed ? (this.opts.crashRewind ?? 10_000) : 0,
         // RabbitMQ confirms a window of publishes at a time: keep a second page coming behind the first.
         pagesInFlight: sink.kind === "amqp" ? 2 : 1,

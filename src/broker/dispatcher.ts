@@ -1,5 +1,6 @@
 import { MessageRejectedError } from "../errors.js";
 import type { Outbox } from "../storage/outbox.js";
+import type { StoredMessage } from "../storage/types.js";
 import type { Transport, TransportHealth } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
@@ -38,6 +39,28 @@ export interface DispatcherOptions {
   pagesInFlight?: number;
 }
 
+/**
+ * A sink that keeps some messages back after taking them, which must reach it again after a restart (the
+ * legacy shim holds messages for a legacy port not bound yet, in memory). The dispatcher hands it stored
+ * rows with their seqs, persists the cursor and state `checkpoint` gives, and hands that state back at start.
+ */
+export interface HoldingSink extends Transport {
+  sendStored(rows: readonly StoredMessage[]): Promise<void>;
+  /** Having taken everything through `delivered`: the cursor to persist (at most `delivered`) and state to keep with it. */
+  checkpoint(delivered: number): { cursor: number; state: string };
+  /** At start, with the state saved with the `persisted` cursor: the seq to read after. */
+  resume(state: string | undefined, persisted: number, rewind: number): number;
+}
+
+function holdingSink(t: Transport): HoldingSink | undefined {
+  const h = t as Partial<HoldingSink>;
+  return typeof h.checkpoint === "function" &&
+    typeof h.sendStored === "function" &&
+    typeof h.resume === "function"
+    ? (t as HoldingSink)
+    : undefined;
+}
+
 interface Flight {
   last: number;
   count: number;
@@ -66,21 +89,30 @@ export class Dispatcher {
   private lastErrorAt: string | undefined;
   /** Epoch ms, formatted only when status() asks: a page can be a single message. */
   private lastDeliveredAt: number | undefined;
+  /** This run moved the cursor (so a checkpoint at stop says something new). */
+  private advanced = false;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
+  private readonly holding: HoldingSink | undefined;
 
   constructor(
     readonly transport: Transport,
     private readonly outbox: Outbox,
     private readonly log: Logger,
     private readonly opts: DispatcherOptions = {},
-  ) {}
+  ) {
+    this.holding = holdingSink(transport);
+  }
 
   start(): void {
     // Only a sink that already had a cursor can have lost queued messages in a crash; a new one starts at the head.
-    const known = this.transport.name in this.outbox.stats().sinks;
-    const persisted = this.outbox.registerSink(this.transport.name);
-    this.cursor = known ? Math.max(0, persisted - (this.opts.rewindOnStart ?? 0)) : persisted;
+    const name = this.transport.name;
+    const known = name in this.outbox.stats().sinks;
+    const persisted = this.outbox.registerSink(name);
+    const rewind = known ? (this.opts.rewindOnStart ?? 0) : 0;
+    this.cursor = this.holding
+      ? this.holding.resume(known ? this.outbox.sinkState(name) : undefined, persisted, rewind)
+      : Math.max(0, persisted - rewind);
     this.loop = this.run().catch((err) =>
       this.log.error("dispatcher stopped", { sink: this.transport.name, err }),
     );
@@ -137,7 +169,14 @@ export class Dispatcher {
   /** Move the cursor (delivered or passed over: either way the sink is done with it). */
   private advance(seq: number): void {
     this.cursor = seq;
-    this.outbox.ack(this.transport.name, seq);
+    this.advanced = true;
+    if (this.holding === undefined) {
+      this.outbox.ack(this.transport.name, seq);
+      return;
+    }
+    // The persisted cursor stays before what the sink still holds, so a restart hands that over again.
+    const c = this.holding.checkpoint(seq);
+    this.outbox.ack(this.transport.name, Math.min(c.cursor, seq), c.state);
   }
 
   /** The sink can never carry this message: say so loudly, count it, and go on with the next. */
@@ -167,7 +206,10 @@ export class Dispatcher {
     }
     const last = page[page.length - 1];
     if (last === undefined) return undefined;
-    const done = this.transport.send(page.map((s) => s.message)).then(
+    const sent = this.holding
+      ? this.holding.sendStored(page)
+      : this.transport.send(page.map((s) => s.message));
+    const done = sent.then(
       () => undefined,
       (err: unknown) => err ?? new Error("send failed"),
     );
@@ -214,5 +256,13 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.loop;
+    // A holding sink may have sent what it held since its last delivery: save where it stands now.
+    if (this.holding && this.advanced) {
+      try {
+        this.advance(this.cursor);
+      } catch {
+        // outbox closed or failed: the last saved checkpoint stands (a restart only resends more)
+      }
+    }
   }
 }

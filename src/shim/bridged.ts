@@ -32,6 +32,12 @@ export interface BridgedOptions {
   onBound?: (endpoint: string) => Promise<void> | void;
 }
 
+/** A message for the service, with its outbox seq when it came from the broker's outbox (in-broker shim). */
+export interface Routed {
+  message: Message;
+  seq?: number;
+}
+
 interface Port {
   endpoint: string;
   t: ZmqPublishTransport | undefined;
@@ -48,7 +54,7 @@ interface Port {
  */
 export class BridgedService {
   private readonly ports: Port[];
-  private held: Message[] = [];
+  private held: Routed[] = [];
   private ready = false;
   private stopped = false;
   private readonly abort = new AbortController();
@@ -121,12 +127,18 @@ export class BridgedService {
     this.ready = true;
     const held = this.held;
     this.held = [];
-    this.send(held);
+    this.send(held.map((h) => h.message));
+  }
+
+  /** The outbox seq of the oldest message held for a port not bound yet; undefined when none is held. */
+  heldFrom(): number | undefined {
+    for (const h of this.held) if (h.seq !== undefined) return h.seq;
+    return undefined;
   }
 
   /** Messages that belong to this service, in broker order. */
-  publish(messages: readonly Message[]): void {
-    const fresh = messages.filter((m) => this.remember(m.id));
+  publish(messages: readonly Routed[]): void {
+    const fresh = messages.filter((r) => this.remember(r.message.id));
     if (fresh.length === 0 || this.stopped) return;
     if (!this.ready) {
       this.held.push(...fresh);
@@ -145,7 +157,7 @@ export class BridgedService {
       }
       return;
     }
-    this.send(fresh);
+    this.send(fresh.map((r) => r.message));
   }
 
   /** The broker may hand a batch over twice (sink retry, crash rewind): serve each id once per run. */
@@ -216,11 +228,20 @@ export class BridgedService {
     await this.chain;
     this.stopped = true;
     this.abort.abort();
-    if (this.held.length > 0)
+    // From the broker's outbox (seq known) they are routed again after a restart; from a PUB feed they are lost.
+    if (this.held.some((h) => h.seq === undefined))
       this.opts.log.warn("closing a legacy port set with messages never sent (no port was ever bound)", {
         service: this.opts.service,
         held: this.held.length,
       });
+    else if (this.held.length > 0)
+      this.opts.log.info(
+        "closing a legacy port set before any port was bound: held messages go out next run",
+        {
+          service: this.opts.service,
+          held: this.held.length,
+        },
+      );
     await Promise.all(this.ports.map((p) => p.t?.close()));
     for (const p of this.ports) p.t = undefined;
     this.serving = undefined;

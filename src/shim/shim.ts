@@ -7,8 +7,7 @@ import { loadLegacyConfig } from "../legacy/config/load.js";
 import type { LegacyConfig } from "../legacy/config/types.js";
 import type { Identity } from "../security/keys.js";
 import type { Logger } from "../util/log.js";
-import type { Message } from "../wire/message.js";
-import { BridgedService } from "./bridged.js";
+import { BridgedService, type Routed } from "./bridged.js";
 import { EvidenceWriter, evidencePath, readEvidence } from "./evidence.js";
 import { ownerOf, PubFeed, ShimSink } from "./feed.js";
 import { Ingest } from "./ingest.js";
@@ -71,7 +70,10 @@ class Shim implements ShimHandle {
     const path = opts.evidencePath ?? evidencePath(config.paths.dataDir);
     this.history = new History(readEvidence(path));
     for (const [name, at] of this.history.ingestSeen()) this.ingest.seedLastSeen(name, at);
-    this.sink = new ShimSink((batch) => this.route(batch));
+    this.sink = new ShimSink(
+      { route: (batch, served) => this.route(batch, served), heldFrom: () => this.heldFrom() },
+      { maxPin: Math.min(100_000, Math.floor(config.outbox.maxMessages / 4)), log: log.child("sink") },
+    );
     this.writer = new EvidenceWriter(path, () => this.status());
   }
 
@@ -87,20 +89,33 @@ class Shim implements ShimHandle {
     this.watch();
   }
 
-  /** Herald traffic from the broker: hand each message to the bridged service it belongs to. */
-  private route(batch: readonly Message[]): void {
+  /**
+   * Herald traffic from the broker: hand each message to the bridged service it belongs to, except what
+   * `served` says went out before a restart.
+   */
+  private route(batch: readonly Routed[], served?: (owner: string, seq: number) => boolean): void {
     const plan = this.plan;
     if (!plan || this.bridged.size === 0) return;
     const names = new Set(this.bridged.keys());
-    const byOwner = new Map<string, Message[]>();
-    for (const m of batch) {
-      const owner = ownerOf(m, plan, names);
+    const byOwner = new Map<string, Routed[]>();
+    for (const r of batch) {
+      const owner = ownerOf(r.message, plan, names);
       if (owner === undefined) continue;
+      if (served && r.seq !== undefined && served(owner, r.seq)) continue;
       const list = byOwner.get(owner) ?? [];
-      list.push(m);
+      list.push(r);
       byOwner.set(owner, list);
     }
     for (const [owner, msgs] of byOwner) this.bridged.get(owner)?.publish(msgs);
+  }
+
+  private heldFrom(): Map<string, number> {
+    const held = new Map<string, number>();
+    for (const [name, b] of this.bridged) {
+      const from = b.heldFrom();
+      if (from !== undefined) held.set(name, from);
+    }
+    return held;
   }
 
   reload(config: HeraldConfig): Promise<void> {
@@ -236,6 +251,8 @@ class Shim implements ShimHandle {
     await this.applying;
     if (this.poll) clearInterval(this.poll);
     await this.feed?.close();
+    // Before the services close: the sink's last checkpoint keeps what they still hold for the next run.
+    this.sink.freeze();
     for (const name of [...this.bridged.keys()]) await this.closeBridged(name);
     await this.ingest.close();
     this.writer.stop();

@@ -1,5 +1,5 @@
 import { HeraldError } from "../errors.js";
-import type { Statements } from "./statements.js";
+import { SINK_STATE_PREFIX, type Statements } from "./statements.js";
 
 const FLUSH_MS = 100;
 
@@ -14,6 +14,9 @@ export type WriteFn = (during: string, fn: () => unknown) => void;
 export class SinkCursors {
   private readonly cursors = new Map<string, number>();
   private readonly dirty = new Map<string, number>();
+  /** A sink's own state, written with its cursor (the legacy shim: what it still holds back). */
+  private readonly states = new Map<string, string>();
+  private readonly dirtyStates = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -23,6 +26,10 @@ export class SinkCursors {
     private readonly writable: () => boolean,
   ) {
     for (const c of sql.cursors.all()) this.cursors.set(c.sink, c.seq);
+    for (const r of sql.sinkStates.all()) {
+      const sink = r.key.slice(SINK_STATE_PREFIX.length);
+      if (this.cursors.has(sink)) this.states.set(sink, r.value);
+    }
   }
 
   get size(): number {
@@ -48,13 +55,26 @@ export class SinkCursors {
 
   unregister(name: string): void {
     if (!this.cursors.has(name)) return;
-    this.write(`unregistering sink '${name}'`, () => this.sql.deleteCursor.run(name));
+    this.write(`unregistering sink '${name}'`, () => {
+      this.sql.deleteCursor.run(name);
+      this.sql.deleteSinkState.run(SINK_STATE_PREFIX + name);
+    });
     this.cursors.delete(name);
     this.dirty.delete(name);
+    this.states.delete(name);
+    this.dirtyStates.delete(name);
   }
 
-  /** Move a sink's cursor forward (never back); `head` is the highest seq that exists. */
-  advance(sink: string, seq: number, head: number): void {
+  /** The state last given with this sink's cursor (persisted, or from this run). */
+  state(name: string): string | undefined {
+    return this.states.get(name);
+  }
+
+  /**
+   * Move a sink's cursor forward (never back); `head` is the highest seq that exists. `state` (the sink's
+   * own, opaque here) is written in the same transaction as the cursor, so the two always match on disk.
+   */
+  advance(sink: string, seq: number, head: number, state?: string): void {
     const current = this.cursors.get(sink);
     if (current === undefined)
       throw new HeraldError(
@@ -63,21 +83,30 @@ export class SinkCursors {
       );
     if (!Number.isInteger(seq) || seq > head)
       throw new HeraldError("INTERNAL", `sink '${sink}' acked seq ${seq}, beyond the head ${head}`);
-    if (seq <= current) return;
-    this.cursors.set(sink, seq);
-    this.dirty.set(sink, seq);
-    this.timer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
+    if (state !== undefined && state !== this.states.get(sink)) {
+      this.states.set(sink, state);
+      this.dirtyStates.add(sink);
+    }
+    if (seq > current) {
+      this.cursors.set(sink, seq);
+      this.dirty.set(sink, seq);
+    }
+    if (this.dirty.size > 0 || this.dirtyStates.size > 0)
+      this.timer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
   }
 
   /** Write every changed cursor now. */
   flush(): void {
     this.stop();
-    if (!this.writable() || this.dirty.size === 0) return;
+    if (!this.writable() || (this.dirty.size === 0 && this.dirtyStates.size === 0)) return;
     try {
       this.write("saving sink cursors", () => {
         for (const [sink, seq] of this.dirty) this.sql.saveCursor.run(sink, seq);
+        for (const sink of this.dirtyStates)
+          this.sql.saveSinkState.run(SINK_STATE_PREFIX + sink, this.states.get(sink) ?? "");
       });
       this.dirty.clear();
+      this.dirtyStates.clear();
     } catch {
       // Out of space or in fail-stop: the cursors stay dirty and are retried on a timer of their own (an
       // idle sink acks nothing that would arm it again); a lagging cursor only means redelivery.

@@ -309,10 +309,19 @@ export class Outbox {
     }
   }
 
-  /** Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append. */
-  ack(sink: string, seq: number): void {
+  /**
+   * Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append, together with
+   * `state` when given (the sink's own, read back with sinkState() after a restart).
+   */
+  ack(sink: string, seq: number, state?: string): void {
     this.assertOpen();
-    this.cursors.advance(sink, seq, this.head);
+    this.cursors.advance(sink, seq, this.head, state);
+  }
+
+  /** The state a sink last acked with (see ack), kept across restarts; undefined when it never gave one. */
+  sinkState(sink: string): string | undefined {
+    this.assertOpen();
+    return this.cursors.state(sink);
   }
 
   /** Write every changed cursor now. */

@@ -34,7 +34,13 @@ export interface Statements {
   insertCursor: S<[string, number]>;
   saveCursor: S<[string, number]>;
   deleteCursor: S<[string]>;
+  sinkStates: S<[], { key: string; value: string }>;
+  saveSinkState: S<[string, string]>;
+  deleteSinkState: S<[string]>;
 }
+
+/** The meta key holding a sink's own state (see SinkCursors.advance). */
+export const SINK_STATE_PREFIX = "sink_state:";
 
 /** Every SQL statement the outbox runs, prepared once. All of them are index (primary key) lookups or ranges. */
 export function prepareStatements(db: Database.Database): Statements {
@@ -81,5 +87,11 @@ export function prepareStatements(db: Database.Database): Statements {
       "INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = max(seq, excluded.seq)",
     ),
     deleteCursor: db.prepare<[string]>("DELETE FROM cursors WHERE sink = ?"),
+    // Kept in meta (no new table, so schema version 1 stays): an older herald ignores these keys.
+    sinkStates: db.prepare<[], { key: string; value: string }>(
+      `SELECT key, value FROM meta WHERE substr(key, 1, ${SINK_STATE_PREFIX.length}) = '${SINK_STATE_PREFIX}'`,
+    ),
+    saveSinkState: db.prepare<[string, string]>("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
+    deleteSinkState: db.prepare<[string]>("DELETE FROM meta WHERE key = ?"),
   };
 }
