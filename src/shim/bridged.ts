@@ -120,7 +120,12 @@ export class BridgedService {
 
   /** Give old subscribers a moment to reconnect (ZeroMQ's slow joiner) before sending held messages. */
   private async settle(t: ZmqPublishTransport): Promise<void> {
-    const deadline = Date.now() + (this.opts.settleMs ?? 1000);
+    const settleMs = this.opts.settleMs ?? 1000;
+    const deadline = Date.now() + settleMs;
+    // The shim's own ingest socket, reading this endpoint until a moment ago (onBound), connects to the port
+    // as soon as it is ours and subscribes; its disconnect arrives a moment after. Counting it sent the held
+    // messages before any old subscriber was back (1 run in 6 of test/shim-restart.test.ts).
+    await sleep(Math.min(50, settleMs), this.abort.signal);
     while (Date.now() < deadline && !this.stopped && t.subscribers().prefixes.length === 0)
       await sleep(20, this.abort.signal);
     if (this.stopped || this.ready) return;
