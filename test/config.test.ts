@@ -292,6 +292,12 @@ describe("validation errors", () => {
     expect(problems).toHaveLength(6);
   });
 
+  it("takes a legacy service with nothing under it as the service with every default", () => {
+    const { config } = loadText("legacy:\n  services:\n    bodhi.app01:\n    koji.hub: {stage: bridged}\n");
+    expect(config.legacy.services["bodhi.app01"]).toEqual({ stage: "legacy", endpoints: null });
+    expect(config.legacy.services["koji.hub"]).toEqual({ stage: "bridged", endpoints: null });
+  });
+
   it("checks the legacy services' fedmsg endpoints as the shim will use them (a reload finds none bad)", () => {
     const text = [
       "legacy:",

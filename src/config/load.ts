@@ -8,7 +8,7 @@ import { ConfigError } from "../errors.js";
 import { checkCrossKeys, checkEndpoints } from "./checks.js";
 import { computeDefaults, type MachineFacts, machineFacts, STATIC_DEFAULTS } from "./defaults.js";
 import { applyEnvOverrides, type EnvOverride } from "./env.js";
-import { deepClone, deepMerge, fillItemDefaults, normalizeUnits } from "./normalize.js";
+import { deepClone, deepMerge, emptyServiceEntries, fillItemDefaults, normalizeUnits } from "./normalize.js";
 import { type ConfigProblem, configError } from "./problems.js";
 import { CONFIG_SCHEMA, type HeraldConfig } from "./schema.js";
 import { checkUniqueNames, type Location, type Locator, validateDocument } from "./validate.js";
@@ -231,6 +231,7 @@ export function loadConfigText(
   const doc = deepClone(STATIC_DEFAULTS) as unknown as Record<string, unknown>;
   if (parsed?.data !== undefined) deepMerge(doc, parsed.data);
   const { overrides, problems: envProblems } = applyEnvOverrides(doc, env);
+  emptyServiceEntries(doc);
   const origins = new Origins(file, parsed?.data, parsed?.positions ?? new Map(), overrides);
 
   const schemaProblems = validateDocument(doc, origins.locate, untouched(parsed?.data, overrides));

@@ -47,6 +47,17 @@ function typeOf(item: unknown): string {
   return isPlainObject(item) ? String(item["type"]) : "";
 }
 
+/**
+ * `bodhi.app01:` with nothing under it names a legacy service with every default (null means "default"
+ * throughout this configuration). Runs before validation, which would refuse the null.
+ */
+export function emptyServiceEntries(doc: Record<string, unknown>): void {
+  const legacy = doc["legacy"];
+  if (!isPlainObject(legacy) || !isPlainObject(legacy["services"])) return;
+  const services = legacy["services"];
+  for (const name of Object.keys(services)) if (services[name] === null) setOwn(services, name, {});
+}
+
 /** Fill per-item defaults in lists and maps (publish sockets, sinks, sources, legacy services). */
 export function fillItemDefaults(doc: Record<string, unknown>): void {
   const broker = doc["broker"];
