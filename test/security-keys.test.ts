@@ -254,6 +254,20 @@ describe("key files", () => {
 });
 
 describe("trust directory", () => {
+  it("revokes by the file's own name whatever form the trust dir is given in (./trust, trust/)", () => {
+    const keys = join(dir, "keys");
+    const a = generateIdentity("alice", keys);
+    for (const [i, form] of [`${join(dir, "t1")}/`, `${join(dir, ".", "t2")}//`].entries()) {
+      trustKey(join(keys, "alice.pub"), form);
+      const moved = revokeKey("alice", form);
+      expect(moved).toBe(join(dir, `t${i + 1}`, "revoked", "alice.pub"));
+      const store = new TrustStore(form);
+      store.reload();
+      expect(store.byKeyId(a.keyId)?.revoked).toBe(true);
+      expect(() => trustKey(join(keys, "alice.pub"), form)).toThrow(/revoked/);
+    }
+  });
+
   it("list, trust and revoke; revoked keys stay known", () => {
     const keys = join(dir, "keys");
     const trust = join(dir, "trust");

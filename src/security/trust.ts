@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, type Stats, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { HeraldError, SecurityError } from "../errors.js";
 import {
   type Identity,
@@ -250,7 +250,8 @@ export function revokeKey(nameOrKeyId: string, trustDir: string): string {
   const revokedDir = join(trustDir, "revoked");
   mkdirSync(revokedDir, { recursive: true, mode: 0o750 });
   const file = findTrustFile(nameOrKeyId, trustDir);
-  const base = file.slice(trustDir.length + 1);
+  // The name from the file itself: trustDir may be given as ./trust or trust/ (join normalizes the path).
+  const base = basename(file);
   let target = join(revokedDir, base);
   if (existsSync(target)) {
     // An older revoked key of the same name: keep both.
