@@ -87,6 +87,19 @@ describe("signMessage / verifyMessage", () => {
     expect(code(verifyMessage(moved, trust, opts))).toBe("OK");
   });
 
+  it("covers a header named __proto__ like any other (a relay changing it breaks the signature)", () => {
+    const base = message();
+    const headers = JSON.parse('{"__proto__":"from-publisher","x.trace":"abc"}') as Message["headers"];
+    const signed = signMessage({ ...base, headers }, alice);
+    expect(code(verifyMessage(signed, trust, opts))).toBe("OK");
+    const wire = decodeEnvelope(encodeEnvelope(signed));
+    expect(Object.hasOwn(wire.headers, "__proto__")).toBe(true);
+    const changed = JSON.parse(
+      JSON.stringify(encodeEnvelope(signed).toString("utf8")).replace("from-publisher", "from-relay"),
+    ) as string;
+    expect(code(verifyMessage(decodeEnvelope(Buffer.from(changed)), trust, opts))).toBe("BAD_SIGNATURE");
+  });
+
   it("does not modify its input", () => {
     const msg = message();
     const before = canonicalJson(msg);

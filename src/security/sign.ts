@@ -69,9 +69,11 @@ export function signedBytes(msg: Message): Buffer {
   const signer = msg.headers[SIGNER_HEADER];
   if (typeof signer !== "string")
     throw new SecurityError("BAD_SIGNATURE", `header ${SIGNER_HEADER} is missing`);
-  const headers: Headers = {};
-  for (const [k, v] of Object.entries(msg.headers))
-    if (k !== SIG_HEADER && !k.startsWith(HOP_HEADER_PREFIX)) headers[k] = v;
+  // fromEntries defines own properties: an assignment would drop a header named __proto__ from the signed
+  // bytes while the decoded message keeps it (a relay could then change it unnoticed).
+  const headers: Headers = Object.fromEntries(
+    Object.entries(msg.headers).filter(([k]) => k !== SIG_HEADER && !k.startsWith(HOP_HEADER_PREFIX)),
+  );
   const origin: Record<string, string | number> = {
     host: msg.origin.host,
     app: msg.origin.app,
