@@ -162,9 +162,10 @@ export class BrokerSecurity implements BrokerSecurityHook {
     const verified = verifyMessage(msg, this.trust, {
       clockSkewMs: this.opts.clockSkewMs,
       requireSignature: this.opts.requireSignatures,
-      // A message a forwarding broker sends may have waited in its outbox during an outage (viaRefused
-      // has made sure the peer is one).
-      ...(msg.via?.length && viaPeer !== undefined ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
+      // A message a forwarding broker sends may have waited in its outbox during an outage: with CURVE
+      // viaRefused has made sure the peer is one; without it nobody is authenticated and `via` is taken as
+      // given (docs/security.md), else a forward chain loses, as STALE, all it stored during an outage.
+      ...(msg.via?.length ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
     });
     if (!verified.ok)
       return new SecurityError(verified.code, verified.error.message, {
