@@ -7,6 +7,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { outboxOptions } from "../src/broker/from-config.js";
+import { configServerKey } from "../src/client/security.js";
 import {
   type ConfigProblem,
   checkConfigFile,
@@ -15,6 +17,7 @@ import {
   renderConfig,
 } from "../src/config/index.js";
 import { ConfigError } from "../src/errors.js";
+import { generateIdentity } from "../src/security/keys.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "herald-config-review-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -259,6 +262,26 @@ describe("security.serverKey", () => {
     expect(key.config.security.serverKey).toBe(Z85_KEY);
     const env = load({ env: { HERALD_SECURITY__SERVER_KEY: "b.pub" }, cwd: "/srv" });
     expect(env.config.security.serverKey).toBe("/srv/b.pub");
+  });
+
+  it("takes a 40-character .pub path as a path, though the Z85 alphabet has / and .", () => {
+    const keys = generateIdentity("broker.host0001", path.join(tmp, "k400"));
+    const file = path.join(tmp, "k400", "broker.host0001.pub");
+    const relative = `${"./".repeat(8)}k400/broker.host0001.pub`;
+    expect(relative).toHaveLength(40);
+    const loaded = load({ configPath: writeConfig(`security:\n  serverKey: '${relative}'\n`) });
+    expect(loaded.config.security.serverKey).toBe(file);
+    const config = { ...loaded.config, security: { ...loaded.config.security, serverKey: file } };
+    expect(configServerKey(config)).toBe(keys.curvePublic);
+  });
+});
+
+describe("outbox ids and signature freshness", () => {
+  it("remembers ids at least twice security.clockSkew, so a replay inside freshness meets the dedup store", () => {
+    const wide = loadText("security:\n  clockSkew: 15m\noutbox:\n  dedupWindow: 10m\n").config;
+    expect(outboxOptions(wide).dedupWindowMs).toBe(30 * 60_000);
+    const narrow = loadText("security:\n  clockSkew: 1m\noutbox:\n  dedupWindow: 10m\n").config;
+    expect(outboxOptions(narrow).dedupWindowMs).toBe(10 * 60_000);
   });
 });
 

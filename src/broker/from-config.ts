@@ -2,6 +2,7 @@ import { clientSubmitEndpoint, connectable, ipcSubmitEndpoint } from "../config/
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import { type Identity, loadIdentity } from "../security/keys.js";
+import type { OutboxOptions } from "../storage/types.js";
 import { AmqpTransport, type AmqpTransportOptions } from "../transport/amqp.js";
 import { ThreadedAmqpSink } from "../transport/amqp-thread.js";
 import { ForwardTransport } from "../transport/forward.js";
@@ -151,20 +152,30 @@ export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): Brok
       : {}),
     name: config.broker.name,
     submitEndpoints: submitEndpoints(config),
-    outbox: {
-      path: config.outbox.path,
-      synchronous: config.outbox.synchronous,
-      maxMessages: config.outbox.maxMessages,
-      maxBytes: config.outbox.maxBytes,
-      retentionMs: config.outbox.retention,
-      dedupWindowMs: config.outbox.dedupWindow,
-    },
+    outbox: outboxOptions(config),
     sinks: buildSinks(config, log),
     maxBodyBytes: config.limits.maxBodyBytes,
     maxBatch: config.broker.submit.maxBatch,
     shutdownGraceMs: config.broker.shutdownGrace,
     publishDelayMs: config.broker.publishDelay,
     log,
+  };
+}
+
+/**
+ * The outbox from configuration. Ids are remembered at least twice security.clockSkew: a signed message
+ * stays fresh from `sentAt - clockSkew` (a publisher's clock ahead) to `sentAt + clockSkew`, and a replay
+ * inside that span must still meet the dedup store (with clockSkew 15m and the default 10m window, a
+ * replay at minute 11 was stored again).
+ */
+export function outboxOptions(config: HeraldConfig): OutboxOptions {
+  return {
+    path: config.outbox.path,
+    synchronous: config.outbox.synchronous,
+    maxMessages: config.outbox.maxMessages,
+    maxBytes: config.outbox.maxBytes,
+    retentionMs: config.outbox.retention,
+    dedupWindowMs: Math.max(config.outbox.dedupWindow, 2 * config.security.clockSkew),
   };
 }
 

@@ -1,11 +1,9 @@
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
-import type { HeraldConfig } from "../config/schema.js";
+import { type HeraldConfig, isZ85KeyValue } from "../config/schema.js";
 import { SecurityError } from "../errors.js";
 import { type Identity, loadIdentity, loadPublicKey } from "../security/keys.js";
 import type { CurveClientOptions } from "../transport/zeromq-common.js";
-
-const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/;
 
 /** The configured identity's key pair, or undefined when none is set or this user cannot read it. */
 export function configIdentity(config: HeraldConfig): Identity | undefined {
@@ -27,7 +25,7 @@ export function configIdentity(config: HeraldConfig): Identity | undefined {
 export function configServerKey(config: HeraldConfig): string {
   const s = config.security;
   if (s.serverKey !== undefined && s.serverKey !== null)
-    return Z85_KEY.test(s.serverKey) ? s.serverKey : loadPublicKey(s.serverKey).curvePublic;
+    return isZ85KeyValue(s.serverKey) ? s.serverKey : loadPublicKey(s.serverKey).curvePublic;
   if (s.identity === null)
     throw new SecurityError(
       "SECURITY",

@@ -11,7 +11,7 @@ import {
   SOURCE_ITEM_DEFAULTS,
   TLS_DEFAULTS,
 } from "./defaults.js";
-import { type SchemaNode, type UnitSpec, Z85_KEY_PATTERN } from "./schema.js";
+import { isZ85KeyValue, type SchemaNode, type UnitSpec } from "./schema.js";
 import { parseDuration, parseSize } from "./units.js";
 import { childSchema, isPlainObject, type KeyPath } from "./walk.js";
 
@@ -86,11 +86,9 @@ export function fillItemDefaults(doc: Record<string, unknown>): void {
 /** Base directory for a relative path found at `keyPath` (the config file's directory, or cwd). */
 export type PathBase = (keyPath: KeyPath) => string;
 
-const Z85_KEY = new RegExp(Z85_KEY_PATTERN);
-
 /** A string that names a file: any, except the key itself where a key may stand instead (serverKey). */
 function isPath(unit: UnitSpec, data: unknown): data is string {
-  return typeof data === "string" && !(unit.orZ85Key === true && Z85_KEY.test(data));
+  return typeof data === "string" && !(unit.orZ85Key === true && isZ85KeyValue(data));
 }
 
 /** Convert every `x-unit` leaf in place: durations -> ms, sizes -> bytes, paths -> absolute. */

@@ -240,6 +240,15 @@ const amqpSink = obj(
 /** A CURVE public key in Z85 (what `herald keys show NAME` prints). */
 export const Z85_KEY_PATTERN = "^[0-9a-zA-Z.:+=^!/*?&<>()\\[\\]{}@%$#-]{40}$";
 
+/**
+ * A value that may be a Z85 key or a path (security.serverKey): a key unless it ends in `.pub`. The Z85
+ * alphabet has `/` and `.`, so a 40-character path such as `/etc/herald/keys/broker.host0001.pub` matches
+ * the key pattern; a real key ends in `.pub` about once in 50 million.
+ */
+export function isZ85KeyValue(value: string): boolean {
+  return new RegExp(Z85_KEY_PATTERN).test(value) && !value.endsWith(".pub");
+}
+
 const z85Key: SchemaNode = {
   type: ["string", "null"],
   pattern: Z85_KEY_PATTERN,
