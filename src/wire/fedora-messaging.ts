@@ -8,6 +8,7 @@ import {
   DEFAULT_SCHEMA,
   type Headers,
   type HeaderValue,
+  ID_RE,
   type Message,
   validateMessage,
 } from "./message.js";
@@ -84,7 +85,16 @@ export const HERALD_FM_HEADER = {
 const FM_SCHEMA = "fedora_messaging_schema";
 const FM_SEVERITY = "fedora_messaging_severity";
 const SENT_AT = "sent-at";
-const SEVERITY_NAMES: Record<string, number> = { debug: 10, info: 20, warning: 30, warn: 30, error: 40 };
+const SEVERITY_NAMES: ReadonlyMap<string, number> = new Map([
+  ["debug", 10],
+  ["info", 20],
+  ["warning", 30],
+  ["warn", 30],
+  ["error", 40],
+]);
+const SEVERITY_LEVELS: ReadonlySet<number> = new Set([10, 20, 30, 40]);
+/** Header keeping a native fedora-messaging message_id that herald's id rule does not allow. */
+export const NATIVE_ID_HEADER = "amqp_message_id";
 /** herald headers holding comma-separated names that become fedora-messaging filter headers. */
 export const FILTER_KINDS: Readonly<Record<string, string>> = {
   users: "user",
@@ -128,17 +138,22 @@ export function fmSentAt(sentAt: string): string {
   return `${new Date(sentAt).toISOString().slice(0, 19)}+00:00`;
 }
 
+/**
+ * fedora_messaging_severity from the header of that name, else `severity`; 20 (INFO) when neither holds
+ * one of fedora-messaging's four levels. Its headers_schema allows only 10/20/30/40: with any other value
+ * (25, 999, 21.5) its consumers reject the message after RabbitMQ confirmed it to herald.
+ */
 export function severityOf(headers: Headers): number {
-  const fm = headers[FM_SEVERITY];
-  if (typeof fm === "number") return fm;
-  const s = headers["severity"];
-  if (typeof s === "number" && Number.isInteger(s)) return s;
-  if (typeof s === "string") {
-    // `herald publish --header severity=30` gives the string "30": the number meant, not INFO.
-    if (/^\d{1,3}$/.test(s.trim())) return Number(s.trim());
-    return SEVERITY_NAMES[s.trim().toLowerCase()] ?? DEFAULT_SEVERITY;
-  }
-  return DEFAULT_SEVERITY;
+  return severityLevel(headers[FM_SEVERITY]) ?? severityLevel(headers["severity"]) ?? DEFAULT_SEVERITY;
+}
+
+function severityLevel(v: HeaderValue | undefined): number | undefined {
+  if (typeof v === "number") return SEVERITY_LEVELS.has(v) ? v : undefined;
+  if (typeof v !== "string") return undefined;
+  // `herald publish --header severity=30` gives the string "30": the number meant, not INFO.
+  const s = v.trim().toLowerCase();
+  const n = /^\d{1,3}$/.test(s) ? Number(s) : SEVERITY_NAMES.get(s);
+  return n !== undefined && SEVERITY_LEVELS.has(n) ? n : undefined;
 }
 
 export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}): AmqpPublish {
@@ -291,14 +306,14 @@ function fromNativeHeaders(
     if (k !== FM_SCHEMA && k !== SENT_AT) setOwn(headers, k, scalar(v));
   }
   if (typeof headers[FM_SEVERITY] === "number") headers["severity"] = headers[FM_SEVERITY];
-  const { priority, messageId, appId } = incoming.properties;
+  const { priority, appId } = incoming.properties;
   if (typeof priority === "number" && headers["priority"] === undefined) headers["priority"] = priority;
   const sentAt = nativeSentAt(raw[SENT_AT], incoming.properties.timestamp);
   // Keep a sent-at we would not reproduce exactly (other offset, microseconds) for faithful re-publishing.
   if (typeof raw[SENT_AT] === "string" && raw[SENT_AT] !== fmSentAt(sentAt)) headers[SENT_AT] = raw[SENT_AT];
   const rk = incoming.routingKey;
   return {
-    id: typeof messageId === "string" && messageId.length > 0 ? messageId : contentId(incoming),
+    id: nativeId(incoming, headers),
     topic: topicPrefix && rk.startsWith(`${topicPrefix}.`) ? rk.slice(topicPrefix.length + 1) : rk,
     sentAt,
     schema: typeof raw[FM_SCHEMA] === "string" && raw[FM_SCHEMA] ? raw[FM_SCHEMA] : DEFAULT_SCHEMA,
@@ -317,6 +332,19 @@ function nativeSentAt(sentAt: unknown, timestamp: unknown): string {
   }
   if (typeof timestamp === "number") return new Date(timestamp * 1000).toISOString();
   throw new ProtocolError("fedora-messaging message has no usable 'sent-at' header or timestamp property");
+}
+
+/**
+ * The message_id when herald's id rule allows it. fedora-messaging accepts any string ("a/b+c==", "<1@host>",
+ * longer than 128): such an id becomes `fm-<sha256 of it>` (a redelivery keeps its id, so dedup still works)
+ * and the original is kept in header `amqp_message_id`, instead of the whole message being rejected.
+ */
+function nativeId(incoming: AmqpIncoming, headers: Headers): string {
+  const id = incoming.properties.messageId;
+  if (typeof id !== "string" || id.length === 0) return contentId(incoming);
+  if (ID_RE.test(id)) return id;
+  headers[NATIVE_ID_HEADER] = id;
+  return `fm-${createHash("sha256").update("message_id\0").update(id).digest("hex").slice(0, 40)}`;
 }
 
 /** A stable id for id-less messages, so a redelivery is recognised as the same message. */

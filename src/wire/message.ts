@@ -58,7 +58,8 @@ export interface MessageInput {
 
 export const DEFAULT_SCHEMA = "base.message";
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** herald's message id rule (validateMessage); the AMQP decoder maps native ids outside it. */
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 let lastMs = 0;
 let counter = 0;
