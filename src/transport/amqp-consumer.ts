@@ -70,7 +70,12 @@ export class AmqpSubscription implements Subscription {
         await ch.bindQueue(q.queue, this.o.exchange, prefix ? `${prefix}.${p}` : p);
       this.currentQueue = q.queue;
       await ch.consume(q.queue, (m) => this.onMessage(ch!, gen, m), { noAck: false });
-      if (this.closed || gen !== this.chanGen) return;
+      if (this.closed || gen !== this.chanGen) {
+        // Closed or replaced during setup: a consumer left on this channel would hold up to `prefetch`
+        // messages unacked, for nobody, until the connection closes. Closing it requeues them.
+        ch.close().catch(() => {});
+        return;
+      }
       this.channel = ch;
       this.failures = 0;
       this.markReady();

@@ -68,7 +68,8 @@ export function resolveAmqpOptions(o: AmqpTransportOptions): ResolvedAmqpOptions
     exchange: o.exchange ?? "amq.topic",
     exchangeType: o.exchangeType ?? "topic",
     declareExchange: o.declareExchange ?? true,
-    format: o.format ?? "herald",
+    // auto: a source takes both formats (sinkFormat() makes a sink's auto publish herald's).
+    format: o.format ?? "auto",
     topicPrefix: o.topicPrefix ?? "",
     inFlight: o.inFlight ?? 256,
     heartbeat: o.heartbeat ?? 15_000,

@@ -1,45 +1,20 @@
-import type { Message as AmqpMessage, ChannelModel, ConfirmChannel, Options } from "amqplib";
+import type { Message as AmqpMessage, ChannelModel, ConfirmChannel } from "amqplib";
 import { ClosedError, type HeraldError, rejected, unencodable } from "../errors.js";
-import { type AmqpFormat, type AmqpPublish, encodeAmqp } from "../wire/fedora-messaging.js";
+import { type AmqpFormat, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
+import { type Batch, type EncodedPublish, type Entry, newEntry } from "./amqp-entry.js";
 import { backoffDelay, type ResolvedAmqpOptions, sinkFormat } from "./amqp-options.js";
+import {
+  ExchangeGate,
+  exchangeUnusable,
+  isExchangeRefusal,
+  publishForbidden,
+  replyCode,
+} from "./amqp-refusals.js";
 import type { AmqpSession } from "./amqp-session.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
 
-/**
- * One `send` call. A counter per batch instead of a promise per message: the dispatcher hands over
- * hundreds of messages at a time and only needs to know when the last one settled.
- */
-interface Batch {
-  left: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
-/** One message's publish, encoded. */
-export interface EncodedPublish {
-  id: string;
-  pub: AmqpPublish;
-}
-
-/** One message until the broker confirms it. Resent on nack, timeout or channel loss; never dropped. */
-interface Entry {
-  id: string;
-  order: number;
-  pub: AmqpPublish;
-  /** Built once: a fresh options object per publish (and per republish) is garbage on the hot path. */
-  options: Options.Publish;
-  /** Batches waiting for this message (a retried batch shares the first copy's outcome). */
-  batches: Batch[];
-  /** Bumped on every publish: confirms for older attempts are ignored. */
-  attempt: number;
-  /** Channel generation it is in flight on, undefined when not in flight. */
-  inflightOn: number | undefined;
-  deadline: number;
-  nacks: number;
-  returned: boolean;
-  retryTimer: NodeJS.Timeout | undefined;
-}
+export type { EncodedPublish } from "./amqp-entry.js";
 
 /**
  * Publisher confirms with a window of `inFlight` unconfirmed messages on one ConfirmChannel.
@@ -59,14 +34,14 @@ export class AmqpPublisher {
   private blocked = false;
   private closed = false;
   private order = 0;
-  /** A 406 the server closed the channel with (error event, then close event of that generation). */
-  private refusal: { gen: number; reason: string } | undefined;
+  /** A 406 or 403 the server closed the channel with (error event, then close event of that generation). */
+  private refusal: { gen: number; code: number; reason: string } | undefined;
   /** Ids in flight when the server refused a publish: sent one at a time until the culprit is found. */
   private readonly suspects = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly format: AmqpFormat;
   private readonly unlisten: () => void;
-  private firstReady: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  private readonly gate = new ExchangeGate();
 
   constructor(
     private readonly o: ResolvedAmqpOptions,
@@ -74,20 +49,15 @@ export class AmqpPublisher {
     private readonly health: TransportHealth,
   ) {
     this.format = sinkFormat(o);
-    let resolve!: () => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    promise.catch(() => {});
-    this.firstReady = { promise, resolve, reject };
     const tick = Math.max(20, Math.min(1000, Math.floor(o.confirmTimeout / 4)));
     this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
     this.sweeper.unref();
     this.unlisten = session.listen({
       up: (model) => void this.openChannel(model),
-      down: () => this.channelLost(this.chanGen, "connection lost"),
+      down: () => {
+        this.channelLost(this.chanGen, "connection lost");
+        this.gate.release();
+      },
       blocked: () => {
         this.blocked = true;
       },
@@ -101,9 +71,13 @@ export class AmqpPublisher {
     });
   }
 
-  /** Resolves once the channel and exchange are ready the first time; rejects on a topology error. */
+  /**
+   * Resolves once the channel and exchange are ready (or the connection is lost); rejects with the
+   * exchange refusal of the latest setup attempt, so a later successful attempt makes it resolve again.
+   */
   whenReady(): Promise<void> {
-    return this.firstReady.promise;
+    if (this.closed) return Promise.reject(new ClosedError(`AMQP sink '${this.o.name}'`));
+    return this.channel ? Promise.resolve() : this.gate.wait();
   }
 
   get pendingCount(): number {
@@ -134,21 +108,11 @@ export class AmqpPublisher {
 
   /** Queue the messages not yet pending; resolve once every message of `ids` is confirmed. */
   private track(fresh: readonly EncodedPublish[], ids: readonly string[]): Promise<void> {
+    // The exchange was refused and no setup has succeeded since: fail now, as open() would.
+    if (this.gate.error && !this.channel) return Promise.reject(this.gate.error);
     for (const { id, pub } of fresh) {
       if (this.pending.has(id)) continue;
-      const e: Entry = {
-        id,
-        order: ++this.order,
-        pub,
-        options: { ...pub.properties, mandatory: true },
-        batches: [],
-        attempt: 0,
-        inflightOn: undefined,
-        deadline: 0,
-        nacks: 0,
-        returned: false,
-        retryTimer: undefined,
-      };
+      const e = newEntry(id, pub, ++this.order);
       this.pending.set(id, e);
       this.ready.push(e);
     }
@@ -174,18 +138,29 @@ export class AmqpPublisher {
       if (this.o.declareExchange)
         await ch.assertExchange(this.o.exchange, this.o.exchangeType, { durable: true });
       else await ch.checkExchange(this.o.exchange);
-      if (this.closed || gen !== this.chanGen) return;
+      if (this.closed || gen !== this.chanGen) {
+        ch.close().catch(() => {}); // closed or replaced meanwhile: do not leave the channel open
+        return;
+      }
+      // channelFailures is reset by a confirmed publish, not here: a channel the server closes on every
+      // publish sets up fine each time, and would otherwise be reopened every 100 ms forever.
       this.channel = ch;
-      this.channelFailures = 0;
       this.waitingDrain = false;
       this.blocked = this.session.blockedReason !== undefined;
-      this.firstReady.resolve();
+      this.gate.ready();
       this.pump();
     } catch (err) {
       noteError(this.health, err);
       this.o.log("warn", `publisher channel setup failed: ${(err as Error).message}`);
-      this.firstReady.reject(err);
       ch?.close().catch(() => {});
+      if (isExchangeRefusal(err) && !this.closed) {
+        // Retrying cannot fix the exchange (the retries go on, to notice it being created or fixed):
+        // open() and every waiting send fail with the typed error now instead of waiting forever.
+        const typed = exchangeUnusable(this.o, err);
+        noteError(this.health, typed);
+        this.gate.refuse(typed);
+        this.failPending(typed);
+      }
       this.retryChannel(model);
     } finally {
       this.opening = false;
@@ -212,15 +187,19 @@ export class AmqpPublisher {
     ch.on("error", (err: Error) => {
       noteError(this.health, err);
       this.o.log("warn", `publisher channel error: ${err.message}`);
-      // PRECONDITION_FAILED on a publish: a message this server will never take (over max_message_size).
-      if ((err as { code?: unknown }).code === 406 && this.channel === ch)
-        this.refusal = { gen, reason: err.message };
+      // On a publish, PRECONDITION_FAILED: a message this server will never take (over max_message_size);
+      // ACCESS_REFUSED: an internal exchange or missing write permission.
+      const code = replyCode(err);
+      if ((code === 406 || code === 403) && this.channel === ch)
+        this.refusal = { gen, code, reason: err.message };
     });
     ch.on("handler-error", (err: Error) => noteError(this.health, err));
     ch.on("close", () => {
       const model = this.session.model;
       const wasOurs = gen === this.chanGen && this.channel === ch;
-      if (this.refusal?.gen === gen && wasOurs) this.refused(this.refusal.reason);
+      const refusal = this.refusal?.gen === gen && wasOurs ? this.refusal : undefined;
+      if (refusal?.code === 403) this.forbidden(refusal.reason);
+      else if (refusal) this.refused(refusal.reason);
       this.refusal = undefined;
       this.channelLost(gen, "channel closed");
       if (wasOurs && model && !this.closed) this.retryChannel(model);
@@ -252,6 +231,14 @@ export class AmqpPublisher {
     }
     for (const e of this.inflight) this.suspects.add(e.id);
     this.o.log("warn", `RabbitMQ refused a publish (${reason}): republishing one at a time to find it`);
+  }
+
+  /** The server refused the publishes in flight (403): they fail, not retryable, instead of looping. */
+  private forbidden(reason: string): void {
+    const err = publishForbidden(this.o, reason);
+    this.o.log("error", err.message);
+    noteError(this.health, err);
+    for (const e of [...this.inflight]) this.drop(e, err);
   }
 
   /** Everything in flight on a lost channel goes back to the front of the queue, in original order. */
@@ -313,13 +300,25 @@ export class AmqpPublisher {
 
   /** Fail a message's batches with MessageRejectedError: the dispatcher passes it over for this sink. */
   private refuse(e: Entry, err: HeraldError): void {
-    this.inflight.delete(e);
-    e.inflightOn = undefined;
-    this.pending.delete(e.id);
-    this.suspects.delete(e.id);
     bump(this.health, "unencodable");
     noteError(this.health, err);
+    this.drop(e, err);
+  }
+
+  /** Forget a message and fail the sends waiting for it. */
+  private drop(e: Entry, err: HeraldError): void {
+    this.inflight.delete(e);
+    e.inflightOn = undefined;
+    if (e.retryTimer) clearTimeout(e.retryTimer);
+    this.pending.delete(e.id);
+    this.suspects.delete(e.id);
     for (const b of e.batches) b.reject(err);
+  }
+
+  /** Fail every send still waiting (a refused exchange, or close). */
+  private failPending(err: HeraldError): void {
+    for (const e of [...this.pending.values()]) this.drop(e, err);
+    this.ready = [];
   }
 
   private onConfirm(e: Entry, attempt: number, gen: number, err: unknown): void {
@@ -327,8 +326,11 @@ export class AmqpPublisher {
     if (err && !(err instanceof Error && err.message === "message nacked")) return; // channel closed: requeued
     this.inflight.delete(e);
     e.inflightOn = undefined;
-    if (!err) this.settle(e);
-    else this.nacked(e);
+    if (err) this.nacked(e);
+    else {
+      this.channelFailures = 0; // this channel works: its loss starts the backoff afresh
+      this.settle(e);
+    }
     this.pump();
   }
 
@@ -382,14 +384,8 @@ export class AmqpPublisher {
     this.unlisten();
     clearInterval(this.sweeper);
     const err = new ClosedError(`AMQP sink '${this.o.name}'`);
-    for (const e of this.pending.values()) {
-      if (e.retryTimer) clearTimeout(e.retryTimer);
-      for (const b of e.batches) b.reject(err);
-    }
-    this.pending.clear();
-    this.ready = [];
-    this.inflight.clear();
-    this.firstReady.reject(err);
+    this.failPending(err);
+    this.gate.close(err);
     const ch = this.channel;
     this.channel = undefined;
     await ch?.close().catch(() => {});

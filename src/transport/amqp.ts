@@ -1,12 +1,7 @@
-import { ClosedError, TransportError } from "../errors.js";
+import { ClosedError } from "../errors.js";
 import type { Message } from "../wire/message.js";
 import { AmqpSubscription } from "./amqp-consumer.js";
-import {
-  type AmqpTransportOptions,
-  type ResolvedAmqpOptions,
-  redactUrl,
-  resolveAmqpOptions,
-} from "./amqp-options.js";
+import { type AmqpTransportOptions, type ResolvedAmqpOptions, resolveAmqpOptions } from "./amqp-options.js";
 import { AmqpPublisher, type EncodedPublish } from "./amqp-publisher.js";
 import { AmqpSession } from "./amqp-session.js";
 import { initialHealth, type ReceiveOptions, type Transport, type TransportHealth } from "./types.js";
@@ -69,18 +64,11 @@ export class AmqpTransport implements Transport {
     await this.session.start();
     if (!this.session.isUp) return;
     try {
+      // Asked afresh on every open(): a refusal an earlier attempt saw is gone once the exchange is fixed.
       await this.publisher.whenReady();
     } catch (err) {
       if (!this.session.isUp || this.closed) return; // connection lost meanwhile: keep retrying
-      throw new TransportError(
-        "TRANSPORT",
-        `AMQP '${this.name}' at ${redactUrl(this.o.url)} cannot use exchange '${this.o.exchange}': ${(err as Error).message}; ${
-          this.o.declareExchange
-            ? "the exchange exists with other settings (type, durability): fix exchangeType or use another exchange"
-            : "declareExchange is false and the exchange does not exist: create it or set declareExchange: true"
-        }`,
-        { cause: err },
-      );
+      throw err; // the publisher's typed TRANSPORT error, naming the fix
     }
   }
 
@@ -92,6 +80,7 @@ export class AmqpTransport implements Transport {
   async send(batch: readonly Message[]): Promise<void> {
     if (this.closed) throw new ClosedError(`AMQP transport '${this.name}'`);
     // Rejects only for refused credentials or a bad exchange; an unreachable broker resolves ("down").
+    // A bad exchange found after open() resolved "down" fails the waiting send in the publisher.
     await this.open();
     await this.publisher.send(batch);
   }
