@@ -84,9 +84,20 @@ function publishSink(
     format: p.format,
     brokerName: config.broker.name,
     sendHighWaterMark: config.broker.sendHighWaterMark,
-    maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
+    maxMessageBytes: publishLimit(config, p.format),
     ...(curve && sec ? { curve, zapDomain: sec.zapDomain } : {}),
   });
+}
+
+/**
+ * Largest envelope a PUB socket sends, so that every message the broker accepted fits. The body limit
+ * counts UTF-8 bytes; fedmsg's ensure_ascii JSON writes a 2-byte character as 6 (`\u00e9`) and a 4-byte
+ * one as 12 (a surrogate pair): up to 3x the body, and the same for header values. At 2x, a 1,000,000-byte
+ * body of "é" was acknowledged and then passed over by the legacy socket.
+ */
+export function publishLimit(config: HeraldConfig, format: "herald" | "legacy"): number {
+  const body = config.limits.maxBodyBytes;
+  return format === "legacy" ? body * 3 + (256 << 10) : body * 2 + (64 << 10);
 }
 
 function buildSink(s: SinkConfig, config: HeraldConfig, log: Logger): Transport {
