@@ -54,15 +54,19 @@ describe("shim ingest (stage legacy)", () => {
       count: 20,
       topic: "org.example.dev.bodhi.update.comment",
     });
+    // Numbers JSON.parse cannot give back as written (5.0, past 2^53): still re-emitted byte for byte.
+    const numbers = ["--body", '{"duration": 5.0, "big": 12345678901234567890}'];
     const koji = legacyPublisher({
       bind: [`tcp://127.0.0.1:${k1}`],
       count: 20,
       topic: "org.example.dev.koji.build.tag",
+      extra: numbers,
     });
     const active = legacyPublisher({
       connect: `tcp://127.0.0.1:${relay}`,
       count: 20,
       topic: "org.example.dev.logger.log",
+      extra: numbers,
     });
     peers.push(passive, koji, active);
     for (const p of [passive, koji, active]) await p.waitFor((l) => l.event === "done", "publisher done");
@@ -96,6 +100,8 @@ describe("shim ingest (stage legacy)", () => {
     expect(bodhi.origin).toMatchObject({ host: "test", app: "bodhi" });
     const logged = herald.msgs.find((m) => m.topic === "org.example.dev.logger.log")!;
     expect(logged.headers[INGESTED_FROM]).toBe("relay_inbound");
+    // The app is the word after <topicPrefix>.<environment>. (org.example.dev here), not the environment.
+    expect(logged.origin).toMatchObject({ host: "relay", app: "logger" });
 
     const st = s.running.shim!.status();
     expect(st.services["bodhi.test"]!.ingest).toMatchObject({ ingested: 40, duplicates: 0, malformed: 0 });

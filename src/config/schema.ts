@@ -137,8 +137,10 @@ export interface HeraldConfig {
     enabled: boolean;
     config: string | null;
     shimInBroker: boolean;
-    topicPrefix: string;
-    environment: string;
+    /** null: the fedmsg config's topic_prefix (else org.fedoraproject). */
+    topicPrefix: string | null;
+    /** null: the fedmsg config's environment (else prod). */
+    environment: string | null;
     relayInbound: string | null;
     grace: number;
     settle: number;
@@ -319,8 +321,8 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     enabled: bool,
     config: nullablePath,
     shimInBroker: bool,
-    topicPrefix: text,
-    environment: text,
+    topicPrefix: { ...text, type: ["string", "null"] },
+    environment: { ...text, type: ["string", "null"] },
     relayInbound: { ...endpoint, type: ["string", "null"] },
     grace: duration(),
     settle: duration(),

@@ -1,15 +1,14 @@
-import * as zmq from "zeromq";
 import type { Submitter } from "../broker/local-submit.js";
 import { HeraldError } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { vouchIngested } from "../security/sign.js";
 import type { Subscription } from "../transport/types.js";
-import { decodeFrames } from "../transport/zeromq-decode.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
-import { retryInterrupted } from "../util/zeromq.js";
 import type { Message } from "../wire/message.js";
+import { MEMORY_GUARD_FACTOR, RelayInbound, type TopicScheme } from "./relay.js";
+import { localHostsFor } from "./services.js";
 
 /** Header naming the service (or `relay_inbound`) a legacy message was ingested from. */
 export const INGESTED_FROM = "herald.ingested-from";
@@ -41,7 +40,10 @@ export interface IngestOptions {
   maxBatch?: number;
   /** Messages waiting for the broker before new ones are dropped (and counted). Default 100,000. */
   maxQueued?: number;
+  /** Largest envelope frame ingested; larger ones are counted as malformed and skipped. */
   maxMessageBytes?: number;
+  /** Hosts meaning "this machine", for relay_inbound. Default: this host's names, `brokerName`, loopback. */
+  localHosts?: readonly string[];
   /**
    * The shim's own identity: every ingested message is signed by it (vouched, not signed by the legacy
    * publisher), so brokers and subscribers that require signatures accept it as the shim's word.
@@ -66,13 +68,28 @@ export class Ingest {
   /** Messages at the queue's head being submitted now. */
   private inFlight = 0;
   private flushing: Promise<void> | undefined;
-  private relay: { socket: zmq.Subscriber; endpoint: string; abort: AbortController } | undefined;
+  private readonly relay: RelayInbound;
   private closed = false;
   private readonly abort = new AbortController();
   /** Aborts the current retry backoff (close() submits what is left at once). */
   private backoff = new AbortController();
 
-  constructor(private readonly opts: IngestOptions) {}
+  constructor(private readonly opts: IngestOptions) {
+    this.relay = new RelayInbound({
+      log: opts.log,
+      maxMessageBytes: this.maxBytes(),
+      localHosts: opts.localHosts ?? localHostsFor(opts.brokerName),
+      onMessage: (m) => this.enqueue(RELAY_INBOUND, m),
+      onMalformed: () => {
+        this.counters(RELAY_INBOUND).malformed++;
+      },
+      closed: this.abort.signal,
+    });
+  }
+
+  private maxBytes(): number {
+    return this.opts.maxMessageBytes ?? MAX_BODY;
+  }
 
   /** Services' endpoints currently read (endpoint -> service). */
   endpoints(): Map<string, string> {
@@ -102,7 +119,10 @@ export class Ingest {
       endpoints: [endpoint],
       format: "legacy",
       legacyDefaults: () => defaults,
-      maxMessageBytes: this.opts.maxMessageBytes ?? MAX_BODY,
+      maxMessageBytes: this.maxBytes(),
+      // libzmq's cap only guards memory: over it, a connection is dropped (the transport rebuilds it); the
+      // limit itself is checked per message, so one oversized message is counted and skipped, no more.
+      socketMaxMessageBytes: this.maxBytes() * MEMORY_GUARD_FACTOR,
       logger: {
         warn: (msg, f) => {
           this.counters(service).malformed++;
@@ -135,61 +155,22 @@ export class Ingest {
     }
   }
 
-  /** Bind relay_inbound (a SUB socket) for active publishers; retries while another process holds it. */
-  async bindRelay(endpoint: string): Promise<void> {
-    if (this.relay?.endpoint === endpoint) return;
-    await this.unbindRelay();
-    const abort = new AbortController();
-    for (let attempt = 0; !abort.signal.aborted && !this.closed; attempt++) {
-      const socket = new zmq.Subscriber({ linger: 0, maxMessageSize: this.opts.maxMessageBytes ?? MAX_BODY });
-      try {
-        retryInterrupted(() => socket.subscribe());
-        await socket.bind(endpoint);
-        this.relay = { socket, endpoint, abort };
-        this.opts.log.info("relay_inbound bound: active publishers are ingested", { endpoint });
-        void this.readRelay(socket);
-        return;
-      } catch (err) {
-        socket.close();
-        if (attempt % 10 === 0)
-          this.opts.log.warn("cannot bind relay_inbound yet (fedmsg-relay still running?); retrying", {
-            endpoint,
-            err: (err as Error).message,
-          });
-        await sleep(backoffDelay(attempt, 200, 5000), this.abort.signal);
-      }
-    }
+  /**
+   * Bind relay_inbound (a SUB socket) for active publishers; retries while another process holds it.
+   * Idempotent; `scheme` (the plan's topic prefix and environment) names the app of what arrives there.
+   */
+  async bindRelay(endpoint: string, scheme?: TopicScheme): Promise<void> {
+    if (!this.closed) await this.relay.bind(endpoint, scheme);
   }
 
+  /** Unbind relay_inbound, or cancel the bind still retrying. */
   async unbindRelay(): Promise<void> {
-    const r = this.relay;
-    this.relay = undefined;
-    if (!r) return;
-    r.abort.abort();
-    r.socket.close();
+    this.relay.unbind();
   }
 
+  /** The relay_inbound endpoint bound now (not while its bind is still retrying). */
   get relayEndpoint(): string | undefined {
-    return this.relay?.endpoint;
-  }
-
-  private async readRelay(socket: zmq.Subscriber): Promise<void> {
-    try {
-      for await (const frames of socket) {
-        const d = decodeFrames(frames, "legacy", {
-          maxBytes: this.opts.maxMessageBytes ?? MAX_BODY,
-          legacyDefaults: { host: "relay" },
-        });
-        if ("problem" in d) {
-          this.counters(RELAY_INBOUND).malformed++;
-          this.opts.log.warn("malformed message on relay_inbound skipped", { problem: d.problem });
-          continue;
-        }
-        this.enqueue(RELAY_INBOUND, d.message);
-      }
-    } catch (err) {
-      if (!socket.closed) this.opts.log.error("relay_inbound reader stopped", { err: String(err) });
-    }
+    return this.relay.boundEndpoint;
   }
 
   private enqueue(service: string, message: Message): void {

@@ -23,6 +23,10 @@ export interface ShimPlan {
   environment: string;
 }
 
+/** fedmsg's defaults, for when neither herald's config nor a fedmsg config sets them. */
+export const FEDMSG_TOPIC_PREFIX = "org.fedoraproject";
+export const FEDMSG_ENVIRONMENT = "prod";
+
 /** Merge: legacy config endpoints (every service there defaults to stage legacy) <- herald legacy.services. */
 export function resolvePlan(config: HeraldConfig, legacy: LegacyConfig | undefined): ShimPlan {
   const services = new Map<string, ShimService>();
@@ -49,15 +53,20 @@ export function resolvePlan(config: HeraldConfig, legacy: LegacyConfig | undefin
   return {
     services,
     relayInbound: config.legacy.relayInbound ?? legacy?.relayInbound,
-    topicPrefix: config.legacy.topicPrefix,
-    environment: config.legacy.environment,
+    // null in herald's config: the fedmsg config's (which itself defaults to fedmsg's own defaults).
+    topicPrefix: config.legacy.topicPrefix ?? legacy?.topicPrefix ?? FEDMSG_TOPIC_PREFIX,
+    environment: config.legacy.environment ?? legacy?.environment ?? FEDMSG_ENVIRONMENT,
   };
 }
 
 /** Hosts that mean "this machine" for endpoints the shim may bind. */
 export function defaultLocalHosts(config: HeraldConfig): string[] {
+  return localHostsFor(config.broker.name);
+}
+
+export function localHostsFor(brokerName: string): string[] {
   const h = hostname();
-  return ["127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0", "*", h, h.split(".")[0]!, config.broker.name];
+  return ["127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0", "*", h, h.split(".")[0]!, brokerName];
 }
 
 /** `tcp://host:port` -> host (brackets kept for IPv6); ipc/inproc -> undefined. */

@@ -65,6 +65,7 @@ class Shim implements ShimHandle {
       log: log.child("ingest"),
       maxBatch: config.broker.submit.maxBatch,
       maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
+      localHosts: this.localHosts,
       ...shimIdentity(config),
     });
     const path = opts.evidencePath ?? evidencePath(config.paths.dataDir);
@@ -141,10 +142,9 @@ class Shim implements ShimHandle {
     }
     for (const svc of next.services.values()) await this.applyService(svc, prev?.services.get(svc.name));
     this.plan = next;
-    if (next.relayInbound !== this.ingest.relayEndpoint) {
-      if (next.relayInbound === undefined) await this.ingest.unbindRelay();
-      else void this.ingest.bindRelay(next.relayInbound);
-    }
+    // Both idempotent: a bind still retrying goes on, a changed topic scheme applies at once.
+    if (next.relayInbound === undefined) await this.ingest.unbindRelay();
+    else void this.ingest.bindRelay(next.relayInbound, next);
     this.writer.flush();
   }
 

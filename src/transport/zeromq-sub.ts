@@ -28,14 +28,22 @@ import {
 } from "./zeromq-common.js";
 import { decodeFrames, type FrameFormat } from "./zeromq-decode.js";
 
+/** How long a "disconnect" may go without libzmq's "connect:retry" before it counts as dropped for good. */
+const DROP_CHECK_MS = 1000;
+
 export interface ZmqSubscribeOptions {
   name: string;
   /** PUB endpoints to connect to (all of them). Unreachable ones are retried forever by libzmq. */
   endpoints: readonly string[];
   format: FrameFormat;
   curve?: CurveClientOptions | undefined;
-  /** Largest envelope frame accepted; libzmq disconnects (then reconnects) a peer that sends more. Default 4 MiB. */
+  /** Largest envelope frame accepted. Default 4 MiB. */
   maxMessageBytes?: number;
+  /**
+   * libzmq's cap (ZMQ_MAXMSGSIZE), default `maxMessageBytes`. A larger cap (a memory guard) lets an
+   * envelope between the two be counted as malformed and skipped instead of dropping the connection.
+   */
+  socketMaxMessageBytes?: number;
   /** ms before the first reconnect attempt. Default 100. */
   reconnectInterval?: number;
   /** Upper bound of the exponential reconnect backoff, ms. Default 1000, as in fedmsg; keep it under the broker's `publishDelay`. */
@@ -116,7 +124,7 @@ export class ZmqSubscribeTransport implements Transport {
     const socket = new zmq.Subscriber({
       ...commonSocketOptions({
         linger: o.linger ?? 0,
-        maxMessageSize: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        maxMessageSize: o.socketMaxMessageBytes ?? o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
         heartbeat: o.heartbeat,
       }),
       ...curveClientOptions(o.curve),
@@ -148,6 +156,7 @@ export class ZmqSubscribeTransport implements Transport {
       bump(this.state, "disconnects");
     });
     events.on("connect:retry", () => bump(this.state, "reconnects"));
+    this.watchDrops(events, socket, sub, endpoint);
     events.on("handshake:error:auth", () => {
       bump(this.state, "authFailures");
       // libzmq never retries a session the server's ZAP handler refused: try again on a new socket, so a
@@ -158,13 +167,66 @@ export class ZmqSubscribeTransport implements Transport {
     });
   }
 
+  /**
+   * libzmq reconnects after a lost connection (a "connect:retry" follows the "disconnect" at once) but
+   * never after a protocol error such as a message over ZMQ_MAXMSGSIZE: then the endpoint would stay
+   * silent for good. Such a drop is logged, counted and repaired with a new socket.
+   */
+  private watchDrops(
+    events: zmq.Observer,
+    socket: zmq.Subscriber,
+    sub: ZmqSubscription,
+    endpoint: string,
+  ): void {
+    let timer: NodeJS.Timeout | undefined;
+    // Only a connection that got through its handshake: refused handshakes have their own handling.
+    let up = false;
+    let waiting = false;
+    events.on("handshake", () => {
+      up = true;
+    });
+    const settled = (): void => {
+      waiting = false;
+    };
+    events.on("connect:retry", settled);
+    events.on("connect", settled);
+    events.on("disconnect", () => {
+      if (!up) return;
+      up = false;
+      waiting = true;
+      clearTimeout(timer);
+      // Then setImmediate: events already queued (a retry read late on a busy loop) are seen first.
+      timer = setTimeout(
+        () => setImmediate(() => waiting && this.dropped(socket, sub, endpoint)),
+        DROP_CHECK_MS,
+      );
+      timer.unref();
+    });
+  }
+
+  private dropped(socket: zmq.Subscriber, sub: ZmqSubscription, endpoint: string): void {
+    if (socket.closed || this.closed) return;
+    bump(this.state, "dropped");
+    this.log.warn("ZeroMQ connection dropped and not retried (a message over the size cap?); reconnecting", {
+      transport: this.name,
+      via: endpoint,
+      cap: this.opts.socketMaxMessageBytes ?? this.opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    });
+    sub.replaceLater(endpoint, socket, () => this.makeSocket(sub, endpoint), 0, 0);
+  }
+
   /** @internal called by a subscription's reader for every multipart message. */
   handle(sub: ZmqSubscription, frames: Buffer[], endpoint: string): void {
     const o = this.opts;
-    const decoded = decodeFrames(frames, o.format, {
-      maxBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      legacyDefaults: o.legacyDefaults?.(endpoint) ?? {},
-    });
+    const limit = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const size = frames[1]?.length ?? 0;
+    const decoded =
+      size > limit
+        ? { problem: `envelope of ${size} bytes is over the limit of ${limit} bytes` }
+        : decodeFrames(frames, o.format, {
+            maxBytes: limit,
+            legacyDefaults: o.legacyDefaults?.(endpoint) ?? {},
+          });
     if ("problem" in decoded) {
       bump(this.state, "malformed");
       this.log.warn("skipping a malformed ZeroMQ message", {

@@ -26,7 +26,18 @@ export const LEGACY_HEADER = {
   seqId: "fedmsg.seq_id",
   /** Top-level envelope fields fedmsg does not define, as canonical JSON of an object. */
   extra: "fedmsg.extra",
+  /**
+   * The envelope text as received, only when re-encoding would not reproduce it (`5.0`, integers past
+   * 2^53, another JSON writer's spacing): the legacy encoder then sends it verbatim.
+   */
+  envelope: "fedmsg.envelope",
 } as const;
+
+/**
+ * Larger envelopes are not kept verbatim: every header must also fit the AMQP header table (60 KiB,
+ * wire/amqp-headers.ts), or the broker would refuse the message; they go out re-encoded.
+ */
+export const MAX_VERBATIM_ENVELOPE_BYTES = 32 * 1024;
 
 const KNOWN_FIELDS = new Set([
   "topic",
@@ -83,7 +94,20 @@ export function encodeLegacyFrames(msg: Message, i: number): [Buffer, Buffer] {
 
 /** The envelope text of encodeLegacyFrames, for senders that take strings (the PUB sockets). */
 export function legacyEnvelopeText(msg: Message, i: number): string {
-  return pythonJson(toLegacyObject(msg, i));
+  return verbatimEnvelope(msg) ?? pythonJson(toLegacyObject(msg, i));
+}
+
+/** The envelope kept at decode (LEGACY_HEADER.envelope), if it still describes this message. */
+function verbatimEnvelope(msg: Message): string | undefined {
+  const text = stringHeader(msg.headers, LEGACY_HEADER.envelope);
+  if (text === undefined) return undefined;
+  let env: unknown;
+  try {
+    env = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return isJsonObject(env) && env["topic"] === msg.topic && env["msg_id"] === msg.id ? text : undefined;
 }
 
 export interface DecodedLegacy {
@@ -138,7 +162,7 @@ export function decodeLegacyEnvelope(
     body: msg,
     origin: {
       host: defaults.host ?? "legacy",
-      app: defaults.app ?? (topic.split(".")[2] || "legacy"),
+      app: defaults.app ?? legacyApp(topic),
       pid: 0,
       ...(typeof raw["username"] === "string" ? { user: raw["username"] } : {}),
     },
@@ -148,7 +172,37 @@ export function decodeLegacyEnvelope(
   } catch (err) {
     throw new ProtocolError(`fedmsg envelope is invalid: ${(err as Error).message}`, { cause: err });
   }
-  return { message, i: typeof raw["i"] === "number" ? raw["i"] : undefined };
+  const i = typeof raw["i"] === "number" ? raw["i"] : undefined;
+  if (!v7) keepIfNotReproduced(message, text, bytes.byteLength, i);
+  return { message, i };
+}
+
+/**
+ * Re-emitting an ingested message must give back the publisher's bytes: fedmsg subscribers that check
+ * signatures re-serialise `msg`, and JSON.parse loses `5.0` -> 5 and digits past 2^53. Nearly every
+ * envelope re-encodes to itself (one encode and one compare); the others keep their text.
+ */
+function keepIfNotReproduced(message: Message, text: string, bytes: number, i: number | undefined): void {
+  let again: string;
+  try {
+    again = pythonJson(toLegacyObject(message, i ?? 0));
+  } catch {
+    again = "";
+  }
+  if (again !== text && bytes <= MAX_VERBATIM_ENVELOPE_BYTES) message.headers[LEGACY_HEADER.envelope] = text;
+}
+
+/**
+ * fedmsg's modname of a topic: the word after `<topicPrefix>.<environment>.` (the prefix may have any
+ * number of words); without a scheme, or for a topic outside it, the topic's third word.
+ */
+export function legacyApp(topic: string, scheme?: { topicPrefix: string; environment: string }): string {
+  if (scheme) {
+    const base = `${scheme.topicPrefix}.${scheme.environment}.`;
+    const word = topic.startsWith(base) ? topic.slice(base.length).split(".", 1)[0] : undefined;
+    if (word) return word;
+  }
+  return topic.split(".")[2] || "legacy";
 }
 
 function legacyHeaders(raw: JsonObject): Headers {

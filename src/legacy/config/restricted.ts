@@ -37,7 +37,16 @@ export function gatherConfigFiles(path: string): string[] {
     .filter((n) => n.endsWith(".py"))
     .sort()
     .map((n) => join(path, n))
-    .filter((f) => statSync(f).isFile());
+    .filter(isFile);
+}
+
+/** fedmsg's os.path.isfile: what cannot be stat'ed (a dangling symlink, a race) is no file, not an error. */
+function isFile(f: string): boolean {
+  try {
+    return statSync(f).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,0 +1,104 @@
+/**
+ * One oversized legacy message must not end ingest from its endpoint: the size limit is checked per
+ * message (counted, logged, skipped), and libzmq's own cap is only a memory guard far above it; a
+ * connection that guard drops (libzmq never reconnects after that protocol error) is rebuilt.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import * as zmq from "zeromq";
+import type { Submitter } from "../src/broker/local-submit.js";
+import { Ingest } from "../src/shim/ingest.js";
+import type { Logger } from "../src/util/log.js";
+import { pythonJson } from "../src/wire/json.js";
+import type { Message } from "../src/wire/message.js";
+import { waitFor } from "./helpers/broker.js";
+import { freePorts } from "./helpers/serve.js";
+
+const TOPIC = "org.fedoraproject.prod.bodhi.update.comment";
+const LIMIT = 8 * 1024;
+
+function recordingLog(lines: string[]): Logger {
+  const log: Logger = {
+    debug: () => {},
+    info: (m, f) => lines.push(`info ${m} ${JSON.stringify(f)}`),
+    warn: (m, f) => lines.push(`warn ${m} ${JSON.stringify(f)}`),
+    error: (m, f) => lines.push(`error ${m} ${JSON.stringify(f)}`),
+    child: () => log,
+  };
+  return log;
+}
+
+function frames(i: number, body: Record<string, unknown>): [string, string] {
+  const env = {
+    i,
+    msg: body,
+    msg_id: `2024-${randomUUID()}`,
+    timestamp: 1700000000,
+    topic: TOPIC,
+    username: "apache",
+  };
+  return [TOPIC, pythonJson(env)];
+}
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+async function setup(): Promise<{ pub: zmq.Publisher; ingest: Ingest; got: Message[]; logs: string[] }> {
+  const [port] = await freePorts(1);
+  const ep = `tcp://127.0.0.1:${port}`;
+  const pub = new zmq.Publisher({ linger: 0 });
+  await pub.bind(ep);
+  const got: Message[] = [];
+  const logs: string[] = [];
+  const submitter: Submitter = {
+    submit: async (ms) => {
+      got.push(...ms);
+      return ms.map(() => ({ duplicate: false }));
+    },
+  } as Submitter;
+  const ingest = new Ingest({ submitter, brokerName: "b", log: recordingLog(logs), maxMessageBytes: LIMIT });
+  ingest.read("bodhi.app01", ep, { host: "app01", app: "bodhi" });
+  cleanup = async () => {
+    await ingest.close();
+    pub.close();
+  };
+  return { pub, ingest, got, logs };
+}
+
+/** Send probes until one arrives (ZeroMQ's slow joiner, and reconnects); returns how many went out. */
+async function linked(pub: zmq.Publisher, got: Message[], from: number): Promise<number> {
+  for (let n = from; n < from + 300; n++) {
+    await pub.send(frames(n, { probe: n }));
+    if (await waitFor(() => got.some((m) => m.body["probe"] === n), 100)) return n;
+  }
+  throw new Error("the ingest never received a probe");
+}
+
+describe("legacy ingest: oversized messages", () => {
+  it("counts and logs a message over the limit and keeps reading the endpoint", async () => {
+    const { pub, ingest, got, logs } = await setup();
+    const n = await linked(pub, got, 1);
+    await pub.send(frames(n + 1, { blob: "x".repeat(LIMIT * 2) }));
+    for (let k = 2; k <= 6; k++) await pub.send(frames(n + k, { after: k }));
+    expect(await waitFor(() => got.filter((m) => m.body["after"] !== undefined).length === 5, 10_000)).toBe(
+      true,
+    );
+    const c = ingest.counters("bodhi.app01");
+    expect(c.malformed).toBe(1);
+    expect(logs.some((l) => l.startsWith("warn") && /over the limit/.test(l))).toBe(true);
+    expect(got.some((m) => m.body["blob"] !== undefined)).toBe(false);
+  });
+
+  it("rebuilds a connection the memory guard dropped, and says so", async () => {
+    const { pub, ingest, got, logs } = await setup();
+    const n = await linked(pub, got, 1);
+    // Over libzmq's cap (32x the limit): libzmq drops the connection and would never reconnect.
+    await pub.send(frames(n + 1, { blob: "x".repeat(LIMIT * 40) }));
+    await linked(pub, got, n + 2);
+    expect(logs.some((l) => l.startsWith("warn") && /dropped/.test(l))).toBe(true);
+    expect(ingest.counters("bodhi.app01").malformed).toBeGreaterThan(0);
+  });
+});
