@@ -13,6 +13,7 @@ import { pythonJson } from "../src/wire/json.js";
 import type { Message } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
+import { collect, startShimBroker } from "./shim-helpers.js";
 
 const TOPIC = "org.fedoraproject.prod.bodhi.update.comment";
 const LIMIT = 8 * 1024;
@@ -101,4 +102,30 @@ describe("legacy ingest: oversized messages", () => {
     expect(logs.some((l) => l.startsWith("warn") && /dropped/.test(l))).toBe(true);
     expect(ingest.counters("bodhi.app01").malformed).toBeGreaterThan(0);
   });
+});
+
+describe("legacy ingest in herald serve: the size limit", () => {
+  it("takes in a body the broker accepts even when ensure_ascii triples it on the wire", async () => {
+    const [port] = await freePorts(1);
+    const ep = `tcp://127.0.0.1:${port}`;
+    const pub = new zmq.Publisher({ linger: 0 });
+    await pub.bind(ep);
+    const shim = await startShimBroker({ services: { "bodhi.app01": { stage: "legacy", endpoints: [ep] } } });
+    cleanup = async () => {
+      await shim.stop();
+      pub.close();
+    };
+    const { msgs } = collect(shim.heraldSub());
+    let linkedAt = -1;
+    for (let n = 0; n < 300 && linkedAt < 0; n++) {
+      await pub.send(frames(n, { probe: n }));
+      if (await waitFor(() => msgs.some((m) => m.body["probe"] === n), 100)) linkedAt = n;
+    }
+    expect(linkedAt).toBeGreaterThanOrEqual(0);
+    // 1,000,011 UTF-8 bytes of body (under the 1 MiB default), about 3 MB as fedmsg sends it.
+    const [topic, envelope] = frames(1000, { wide: "é".repeat(500_000) });
+    expect(envelope.length).toBeGreaterThan(3_000_000);
+    await pub.send([topic, envelope]);
+    expect(await waitFor(() => msgs.some((m) => m.body["wide"] !== undefined), 10_000)).toBe(true);
+  }, 60_000);
 });

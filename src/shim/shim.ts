@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import { clientSubmitEndpoint, connectable } from "../broker/from-config.js";
+import { clientSubmitEndpoint, connectable, publishLimit } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
 import { clientSecurity, configIdentity, subscriberCurve } from "../client/security.js";
 import type { HeraldConfig } from "../config/schema.js";
@@ -64,7 +64,8 @@ class Shim implements ShimHandle {
       brokerName: config.broker.name,
       log: log.child("ingest"),
       maxBatch: config.broker.submit.maxBatch,
-      maxMessageBytes: config.limits.maxBodyBytes * 2 + 65536,
+      // What the broker sends on its legacy socket, it takes in: ensure_ascii makes a body up to 3x larger.
+      maxMessageBytes: publishLimit(config, "legacy"),
       localHosts: this.localHosts,
       ...shimIdentity(config),
     });
