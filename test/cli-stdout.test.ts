@@ -13,7 +13,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** A stream double that records what was written to it. */
 function recordingStream(): { stream: () => NodeJS.WritableStream; written: string[] } {
   const written: string[] = [];
-  const stream = { write: (b: Uint8Array) => written.push(Buffer.from(b).toString()) > 0 };
+  const stream = { write: (b: Uint8Array) => written.push(Buffer.from(b).toString()) > 0, on: () => stream };
   return { stream: () => stream as unknown as NodeJS.WritableStream, written };
 }
 
@@ -53,6 +53,49 @@ describe("the CLI's standard output (cli/stdout.ts)", () => {
     expect(calls).toBe(3);
     expect(direct).toEqual(["one\n", "two "]);
     expect(written).toEqual(["two\n", "three\n"]);
+  });
+
+  it("stops writing once the reader is gone (EPIPE) and says so once", () => {
+    let calls = 0;
+    let closed = 0;
+    const { stream, written } = recordingStream();
+    const write = descriptorWriter(
+      1,
+      stream,
+      () => {
+        calls++;
+        throw Object.assign(new Error("EPIPE: broken pipe, write"), { code: "EPIPE" });
+      },
+      () => closed++,
+    );
+    write("one\n");
+    write("two\n");
+    expect([calls, closed, written.length]).toEqual([1, 1, 0]);
+  });
+
+  it("ends quietly with status 141, like a SIGPIPE, when piped into head", async () => {
+    const child = join(tmp, "many.mjs");
+    const stdoutModule = pathToFileURL(join(ROOT, "dist", "cli", "stdout.js")).href;
+    writeFileSync(
+      child,
+      `import { out } from ${JSON.stringify(stdoutModule)};\n` +
+        `for (let i = 0; i < 200000; i++) out("line " + i);\n` +
+        `process.stderr.write("not reached\\n");\n`,
+    );
+    const c = spawn("bash", ["-c", `"${process.execPath}" "${child}" | head -1; echo "status \${PIPESTATUS[0]}" >&2`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (d) => {
+      stdout += String(d);
+    });
+    c.stderr.on("data", (d) => {
+      stderr += String(d);
+    });
+    await new Promise((r) => c.on("close", r));
+    expect(stdout).toBe("line 0\n");
+    expect(stderr).toBe("status 141\n");
   });
 
   it("delivers every line, in order, through a full non-blocking pipe", async () => {
