@@ -51,4 +51,10 @@ export function parse<O extends Options>(argv: string[], options: O, usage: stri
   }
 }
 
+/** Refuse arguments a command does not take: silently ignoring one checked or showed the wrong file. */
+export function noMore(extra: readonly string[], usage: string): void {
+  if (extra.length > 0)
+    throw new UsageError(`unexpected argument${extra.length > 1 ? "s" : ""}: ${extra.join(" ")}\n\n${usage}`);
+}
+
 export { out } from "./stdout.js";

@@ -1,6 +1,6 @@
 import { loadConfig } from "../config/load.js";
 import { checkConfigFile, renderConfig } from "../config/show.js";
-import { EXIT, out, parse, UsageError } from "./args.js";
+import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 
 const USAGE = `usage: herald config show [--config FILE] [--json]
        herald config check [FILE]
@@ -17,12 +17,14 @@ export async function config(argv: string[]): Promise<number> {
     return sub === undefined ? EXIT.usage : EXIT.ok;
   }
   if (sub === "show") {
+    noMore(positionals, USAGE);
     const loaded = loadConfig(values.config === undefined ? {} : { configPath: values.config });
     out(renderConfig(loaded, { format: values.json ? "json" : "yaml" }));
     return EXIT.ok;
   }
   if (sub === "check") {
     // No FILE: the same lookup as every other command (HERALD_CONFIG, the system file if any, none).
+    noMore(positionals.slice(1), USAGE);
     const file = positionals[0] ?? values.config;
     const from = positionals[0] !== undefined ? "the command line" : "--config";
     const result = checkConfigFile(file, process.env, { configPathFrom: from });

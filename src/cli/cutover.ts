@@ -4,7 +4,7 @@ import { loadLegacyConfig } from "../legacy/config/load.js";
 import { evidenceProblem, loadEvidence, planCutover, restore, retire } from "../shim/cutover.js";
 import type { EvidenceFile } from "../shim/evidence.js";
 import { resolvePlan } from "../shim/services.js";
-import { EXIT, out, parse, UsageError } from "./args.js";
+import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
 const USAGE = `usage: herald cutover status [--json]
@@ -30,6 +30,9 @@ export async function cutover(argv: string[]): Promise<number> {
     out(USAGE);
     return sub === undefined ? EXIT.usage : EXIT.ok;
   }
+  if (!["status", "plan", "retire", "restore"].includes(sub))
+    throw new UsageError(`unknown subcommand 'cutover ${sub}'\n\n${USAGE}`);
+  noMore(positionals.slice(sub === "status" || sub === "plan" ? 0 : 1), USAGE);
   const ctx = context(values.config);
   const stages = await currentStages(ctx.config);
   const ev = loadEvidence(ctx.config);
@@ -51,8 +54,6 @@ export async function cutover(argv: string[]): Promise<number> {
       }
     return EXIT.ok;
   }
-  if (sub !== "retire" && sub !== "restore")
-    throw new UsageError(`unknown subcommand 'cutover ${sub}'\n\n${USAGE}`);
   const service = positionals[0];
   if (!service) throw new UsageError(`cutover ${sub} needs a SERVICE name\n\n${USAGE}`);
   const stage = stages.get(service);

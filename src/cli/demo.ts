@@ -11,7 +11,7 @@ import { loadConfig } from "../config/load.js";
 import { DEMO_PORTS, portsFree, runShimDemo, sampleLegacyConfig } from "../shim/demo.js";
 import { createLogger } from "../util/log.js";
 import { cliEntry, packageRoot } from "../util/package-root.js";
-import { EXIT, out, parse } from "./args.js";
+import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { startBroker } from "./serve.js";
 import { render } from "./status.js";
 
@@ -27,8 +27,16 @@ that service's old port.`;
 const ROOT = packageRoot();
 const PY = "/usr/bin/python3";
 
+/** A whole number from 1 to `max` (the demo starts that many processes or messages per process). */
+function countFlag(flag: string, value: string, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(`${flag} takes a whole number from 1 to ${max}, not '${value}'`);
+  return n;
+}
+
 export async function demo(argv: string[]): Promise<number> {
-  const { values } = parse(
+  const { values, positionals } = parse(
     argv,
     {
       processes: { type: "string", default: "8" },
@@ -41,8 +49,9 @@ export async function demo(argv: string[]): Promise<number> {
     out(USAGE);
     return EXIT.ok;
   }
-  const procs = Number(values.processes);
-  const perProc = Number(values.messages);
+  noMore(positionals, USAGE);
+  const procs = countFlag("--processes", values.processes, 64);
+  const perProc = countFlag("--messages", values.messages, 100_000);
   const dir = mkdtempSync(join(tmpdir(), "herald-demo-"));
   const python = hasPythonZmq();
   const legacyDir = sampleLegacyConfig(ROOT);

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { generateIdentity, loadPublicKey, type PublicIdentity } from "../security/keys.js";
 import { listKeys, revokeKey, trustKey } from "../security/trust.js";
-import { EXIT, out, parse, UsageError } from "./args.js";
+import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
 const USAGE = `usage: herald keys generate NAME [--keys-dir D]
@@ -52,6 +52,7 @@ export async function keys(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case "list":
+      noMore(arg === undefined ? [] : [arg], USAGE);
       return list(dirs(), values.json ?? false);
     case "trust": {
       const file = trustKey(need("a .pub file"), dirs().trustDir);

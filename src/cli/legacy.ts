@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { legacyToHeraldYaml, loadLegacyConfig, renderLegacyTable } from "../legacy/config/index.js";
-import { EXIT, out, parse, UsageError } from "./args.js";
+import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 
 const USAGE = `usage: herald legacy show DIR|FILE [--no-python] [--hostname H]
        herald legacy import DIR|FILE [-o herald.yaml] [--no-python] [--hostname H]
@@ -24,8 +24,11 @@ export async function legacy(argv: string[]): Promise<number> {
     out(USAGE);
     return sub === undefined ? EXIT.usage : EXIT.ok;
   }
+  if (sub !== "show" && sub !== "import")
+    throw new UsageError(`unknown subcommand 'legacy ${sub}'\n\n${USAGE}`);
   const path = positionals[0];
   if (!path) throw new UsageError(`a fedmsg config directory or file is required\n\n${USAGE}`);
+  noMore(positionals.slice(1), USAGE);
   const cfg = await loadLegacyConfig(path, {
     ...(values["no-python"] ? { python: false as const } : {}),
     ...(values.hostname ? { hostname: values.hostname } : {}),

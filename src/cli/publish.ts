@@ -68,21 +68,52 @@ async function one(
   }
 }
 
+/** Lines published per request round: each round's acknowledgements are printed before the next. */
+const CHUNK = 1000;
+
+/**
+ * One body per line, published and reported a chunk at a time: when the broker stops answering midway,
+ * what it acknowledged so far has been printed, and the error says from which line nothing is known.
+ */
 async function fromStdin(client: HeraldClient, topic: string, extra: Extra, json: boolean): Promise<number> {
   // Loaded here: node:readline and the streams under it cost a one-message publish ~1 ms to load.
   const { createInterface } = await import("node:readline");
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
-  const inputs = [];
-  const where: string[] = [];
+  let inputs: Array<{ topic: string; body: JsonObject } & Extra> = [];
+  let where: string[] = [];
+  let failed = false;
+  let acked = 0;
+  const flush = async (): Promise<void> => {
+    if (inputs.length === 0) return;
+    const results = await client.publishMany(inputs).catch((err: unknown) => {
+      throw partial(err, acked, where[0] ?? "");
+    });
+    failed = report(results, json, where) !== EXIT.ok || failed;
+    acked += results.filter((r) => !(r instanceof HeraldError)).length;
+    inputs = [];
+    where = [];
+  };
   let n = 0;
   for await (const line of lines) {
     n++;
     if (line.trim() === "") continue;
     where.push(`stdin line ${n}`);
     inputs.push({ topic, body: parseBody(line, `stdin line ${n}`), ...extra });
+    if (inputs.length >= CHUNK) await flush();
   }
-  const results = await client.publishMany(inputs);
-  return report(results, json, where);
+  await flush();
+  return failed ? EXIT.failed : EXIT.ok;
+}
+
+/** The broker stopped answering: say what was acknowledged before (printed) and what is unknown. */
+function partial(err: unknown, acked: number, from: string): unknown {
+  if (!(err instanceof HeraldError) || acked === 0) return err;
+  return new HeraldError(
+    err.code,
+    `${err.message}\n${acked} message(s) were acknowledged before this (printed above); from ${from} on, ` +
+      "each message may or may not be stored: publish those lines again only after checking (a new run gives new ids)",
+    { retryable: err.retryable },
+  );
 }
 
 /** `where[i]` names result i's input in refusals (stdin line N). */

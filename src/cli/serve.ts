@@ -9,7 +9,7 @@ import type { HeraldConfig } from "../config/schema.js";
 import { startShim } from "../shim/shim.js";
 import type { ShimHandle, ShimOptions } from "../shim/types.js";
 import type { Logger } from "../util/log.js";
-import { EXIT, out, parse } from "./args.js";
+import { EXIT, noMore, out, parse } from "./args.js";
 import { context } from "./context.js";
 
 const USAGE = `usage: herald serve [--config FILE]
@@ -111,11 +111,12 @@ export function writePidFile(config: HeraldConfig): () => void {
 }
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {}, USAGE);
+  const { values, positionals } = parse(argv, {}, USAGE);
   if (values.help) {
     out(USAGE);
     return EXIT.ok;
   }
+  noMore(positionals, USAGE);
   const ctx = context(values.config);
   const reloadConfig = (): HeraldConfig =>
     loadConfig(values.config === undefined ? {} : { configPath: values.config }).config;
@@ -130,38 +131,41 @@ export async function serve(argv: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+  // SIGHUP's default action ends the process too: one during start-up (a crash recovery can take seconds)
+  // is remembered and applied once the shim runs.
+  let reload: (() => void) | undefined;
+  let hupEarly = false;
+  process.on("SIGHUP", () => {
+    if (reload) reload();
+    else hupEarly = true;
+  });
+  let removePid = (): void => {};
   const running = await startBroker(
     ctx.config,
     ctx.log,
     () => {
       fatal = true;
-      void running.stop().finally(() => process.exit(EXIT.storage));
+      void running.stop().finally(() => {
+        removePid();
+        process.exit(EXIT.storage);
+      });
     },
     ctx.file ? { watch: { file: ctx.file, load: reloadConfig } } : {},
   );
-  const removePid = running.shim ? writePidFile(ctx.config) : () => {};
+  removePid = running.shim ? writePidFile(ctx.config) : () => {};
   ctx.log.info("config", { file: ctx.file ?? "(defaults)" });
-  process.on("SIGHUP", () => {
-    if (!running.shim) {
-      ctx.log.info("SIGHUP: nothing to reload (the shim is not running in this process)");
-      return;
-    }
-    ctx.log.info("SIGHUP: reloading the legacy: section (other changes need a restart)");
-    try {
-      void running.shim
-        .reload(reloadConfig())
-        .catch((err: unknown) => ctx.log.error("reload failed", { err: (err as Error).message }));
-    } catch (err) {
-      ctx.log.error("reload failed; keeping the running stages", { err: (err as Error).message });
-    }
-  });
+  reload = () => reloadShim(running, reloadConfig, ctx.log);
+  if (hupEarly) reload();
   return new Promise<number>((resolve) => {
     let stopping = false;
     stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       ctx.log.info("stopping", { signal });
-      const hard = setTimeout(() => process.exit(EXIT.failed), ctx.config.broker.shutdownGrace + 2000);
+      const hard = setTimeout(() => {
+        removePid();
+        process.exit(EXIT.failed);
+      }, ctx.config.broker.shutdownGrace + 2000);
       hard.unref();
       void running.stop().then(() => {
         removePid();
@@ -170,4 +174,20 @@ export async function serve(argv: string[]): Promise<number> {
     };
     if (early !== undefined) stop(early);
   });
+}
+
+/** SIGHUP: reload the legacy: section of the running shim (other changes need a restart). */
+function reloadShim(running: RunningBroker, load: () => HeraldConfig, log: Logger): void {
+  if (!running.shim) {
+    log.info("SIGHUP: nothing to reload (the shim is not running in this process)");
+    return;
+  }
+  log.info("SIGHUP: reloading the legacy: section (other changes need a restart)");
+  try {
+    void running.shim
+      .reload(load())
+      .catch((err: unknown) => log.error("reload failed", { err: (err as Error).message }));
+  } catch (err) {
+    log.error("reload failed; keeping the running stages", { err: (err as Error).message });
+  }
 }

@@ -1,7 +1,7 @@
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { startShim } from "../shim/shim.js";
-import { EXIT, out, parse } from "./args.js";
+import { EXIT, noMore, out, parse } from "./args.js";
 import { context } from "./context.js";
 import { writePidFile } from "./serve.js";
 
@@ -12,11 +12,12 @@ the broker, serve bridged services' old ports from the broker's herald PUB socke
 SIGHUP (or a change of the config file) reloads the legacy: section; SIGTERM/SIGINT stop it.`;
 
 export async function shim(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {}, USAGE);
+  const { values, positionals } = parse(argv, {}, USAGE);
   if (values.help) {
     out(USAGE);
     return EXIT.ok;
   }
+  noMore(positionals, USAGE);
   const ctx = context(values.config);
   const load = (): HeraldConfig =>
     loadConfig(values.config === undefined ? {} : { configPath: values.config }).config;

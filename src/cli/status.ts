@@ -1,6 +1,6 @@
 import type { BrokerStatus } from "../broker/broker.js";
 import { createClient } from "../client/create.js";
-import { EXIT, out, parse } from "./args.js";
+import { EXIT, noMore, out, parse } from "./args.js";
 import { context } from "./context.js";
 
 const USAGE = `usage: herald status [--json] [--endpoint E]
@@ -9,7 +9,7 @@ Is the broker up; outbox depth; each sink's cursor, lag, state, last error and t
 not carry (skipped=N). Exit 4 when no broker answers.`;
 
 export async function status(argv: string[]): Promise<number> {
-  const { values } = parse(
+  const { values, positionals } = parse(
     argv,
     { json: { type: "boolean" }, endpoint: { type: "string", short: "e" } },
     USAGE,
@@ -18,6 +18,7 @@ export async function status(argv: string[]): Promise<number> {
     out(USAGE);
     return EXIT.ok;
   }
+  noMore(positionals, USAGE);
   const ctx = context(values.config);
   const client = createClient({
     config: ctx.config,

@@ -232,11 +232,24 @@ export function signalShim(config: HeraldConfig): string {
   if (!existsSync(file))
     return `no ${file}: a running shim picks the change up from the file within a second`;
   const pid = Number(readFileSync(file, "utf8").trim());
+  // The file outlives a killed broker, and its pid may since name another process (or, garbage, 0: the
+  // whole process group). Only a live herald gets the signal.
+  if (!isHerald(pid))
+    return `${file} names pid ${pid}, which is not a running herald (a stale file): a running shim picks the change up from the file within a second`;
   try {
     process.kill(pid, "SIGHUP");
     return `sent SIGHUP to pid ${pid}`;
   } catch (err) {
     return `could not signal pid ${pid} (${(err as NodeJS.ErrnoException).code}): the change applies when the shim next starts or polls the file`;
+  }
+}
+
+function isHerald(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("herald");
+  } catch {
+    return false;
   }
 }
 
