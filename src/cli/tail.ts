@@ -4,8 +4,7 @@ import type { ReceivedMessage } from "../client/subscriber.js";
 import { Subscriber, type SubscriberOptions } from "../client/subscriber.js";
 import { TrustStore } from "../security/trust.js";
 import { encodeHeraldFrames } from "../wire/herald.js";
-import { pythonJson } from "../wire/json.js";
-import { toLegacyObject } from "../wire/legacy.js";
+import { legacyEnvelopeText } from "../wire/legacy.js";
 import { EXIT, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
@@ -106,6 +105,6 @@ function line(m: ReceivedMessage): string {
 function asJson(m: ReceivedMessage, format: string): string {
   // The bytes as they travelled, when they are in the asked-for format (exact, signatures intact).
   if (m.raw && (m.format === format || format === "both")) return m.raw.toString("utf8");
-  if (format === "legacy") return pythonJson(toLegacyObject(m.message, m.message.seq ?? 0));
+  if (format === "legacy") return legacyEnvelopeText(m.message, m.message.seq ?? 0);
   return encodeHeraldFrames(m.message)[1].toString("utf8");
 }
