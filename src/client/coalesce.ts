@@ -1,6 +1,3 @@
-import type { Message } from "../wire/message.js";
-import { encodeSubmitted } from "../wire/submit.js";
-
 /** One caller's messages, encoded once, waiting for the request that carries them. */
 interface Entry<R> {
   parts: string[];
@@ -35,17 +32,22 @@ export class Coalescer<R> {
 
   constructor(
     private readonly send: SendParts<R>,
-    private readonly maxMessages: number,
+    private maxMessages: number,
     private readonly maxUnits = COALESCE_MAX_UNITS,
   ) {}
+
+  /** From now on at most `max` messages per request (the broker said its maxBatch is lower than ours). */
+  limit(max: number): void {
+    this.maxMessages = Math.max(1, Math.min(this.maxMessages, max));
+  }
 
   /** Whether `messages` can share a request at all (else the caller sends them on its own). */
   fits(count: number): boolean {
     return count > 0 && count <= this.maxMessages;
   }
 
-  add(messages: readonly Message[]): Promise<R[]> {
-    const parts = messages.map(encodeSubmitted);
+  /** Queue messages already encoded with encodeSubmitted (at most maxMessages: see fits). */
+  add(parts: string[]): Promise<R[]> {
     const units = parts.reduce((n, p) => n + p.length + 1, 0);
     if (units <= this.maxUnits) return this.enqueue(parts, units);
     // Too big for one request (the broker would drop the connection: a TIMEOUT that retrying cannot
