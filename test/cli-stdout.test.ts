@@ -82,9 +82,13 @@ describe("the CLI's standard output (cli/stdout.ts)", () => {
         `for (let i = 0; i < 200000; i++) out("line " + i);\n` +
         `process.stderr.write("not reached\\n");\n`,
     );
-    const c = spawn("bash", ["-c", `"${process.execPath}" "${child}" | head -1; echo "status \${PIPESTATUS[0]}" >&2`], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const c = spawn(
+      "bash",
+      ["-c", `"${process.execPath}" "${child}" | head -1; echo "status \${PIPESTATUS[0]}" >&2`],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let stdout = "";
     let stderr = "";
     c.stdout.on("data", (d) => {

@@ -3,11 +3,12 @@ import { HeraldError, rejected, toHeraldError } from "../errors.js";
 import { ipcInUse, type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
 import type { Logger } from "../util/log.js";
 import { amqpHeaderProblem } from "../wire/amqp-headers.js";
-import { inCanonicalOrder, isJsonObject } from "../wire/json.js";
+import { inCanonicalOrder } from "../wire/json.js";
 import { isoNow, type Message, validateMessage } from "../wire/message.js";
 import {
+  type DecodedCommand,
   type DecodedRequest,
-  decodeSubmitRequest,
+  decodeRequest,
   encodeReply,
   errorReply,
   type Frame,
@@ -118,18 +119,17 @@ export class SubmitServer {
     const envelope = reqStyle ? [routing, Buffer.alloc(0)] : [routing];
     const body = frames.slice(envelope.length);
     const reply: Reply = (requestId, r) => writer.push([...envelope, ...encodeReply(requestId, r)]);
-    const cmd = tryCommand(body);
-    if (cmd) {
-      this.runCommand(cmd, body[1]!, reply);
-      return;
-    }
-    let decoded: DecodedRequest;
+    let decoded: DecodedRequest | DecodedCommand;
     try {
       decoded = this.decode(body);
     } catch (err) {
       this.counters.badRequests++;
       const requestId = body[1] && body[1].length <= 64 ? body[1] : Buffer.alloc(0);
       reply(requestId, errorReply(toHeraldError(err, "BAD_REQUEST")));
+      return;
+    }
+    if ("command" in decoded) {
+      this.runCommand(decoded, reply);
       return;
     }
     this.inFlight++;
@@ -140,9 +140,9 @@ export class SubmitServer {
       .finally(() => this.inFlight--);
   }
 
-  private decode(body: Buffer[]): DecodedRequest {
+  private decode(body: Buffer[]): DecodedRequest | DecodedCommand {
     try {
-      return decodeSubmitRequest(body, this.handler.maxBatch);
+      return decodeRequest(body, this.handler.maxBatch);
     } catch (err) {
       throw new HeraldError("BAD_REQUEST", (err as Error).message, { cause: err });
     }
@@ -183,15 +183,11 @@ export class SubmitServer {
     return storedMessage(input, this.handler.maxBodyBytes, sourceBytes);
   }
 
-  private runCommand(
-    cmd: { name: string; args: Record<string, unknown> },
-    requestId: Buffer,
-    reply: Reply,
-  ): void {
+  private runCommand(cmd: DecodedCommand, reply: Reply): void {
     this.handler
-      .command(cmd.name, cmd.args)
-      .then((result) => reply(requestId, { result } as unknown as SubmitReply))
-      .catch((err) => reply(requestId, errorReply(toHeraldError(err))));
+      .command(cmd.command, cmd.args)
+      .then((result) => reply(cmd.requestId, { result } as unknown as SubmitReply))
+      .catch((err) => reply(cmd.requestId, errorReply(toHeraldError(err))));
   }
 }
 
@@ -213,11 +209,12 @@ export function storedMessage(input: SubmittedInput, maxBodyBytes: number, sourc
     headers: input.headers ?? {},
     // Sorted once here so that storing and publishing it in each wire format sorts nothing.
     body: inCanonicalOrder(input.body),
+    // As given (validateMessage checks each field's type): coercing would store {} as "[object Object]".
     origin: {
-      host: String(input.origin?.host ?? "unknown"),
-      app: String(input.origin?.app ?? "unknown"),
-      pid: Number(input.origin?.pid ?? 0),
-      ...(input.origin?.user !== undefined ? { user: String(input.origin.user) } : {}),
+      host: input.origin?.host ?? "unknown",
+      app: input.origin?.app ?? "unknown",
+      pid: input.origin?.pid ?? 0,
+      ...(input.origin?.user !== undefined ? { user: input.origin.user } : {}),
     },
   };
   if (input.via && input.via.length > 0) msg.via = input.via;
@@ -226,24 +223,6 @@ export function storedMessage(input: SubmittedInput, maxBodyBytes: number, sourc
   const headerProblem = amqpHeaderProblem(msg);
   if (headerProblem) throw headerProblem;
   return msg;
-}
-
-const COMMAND_PREFIX = Buffer.from('{"command":');
-
-/** Control commands share the socket: payload `{"command": "status", "args": {...}}`. */
-function tryCommand(body: Buffer[]): { name: string; args: Record<string, unknown> } | undefined {
-  const payload = body[2];
-  if (body.length !== 3 || !payload || !payload.subarray(0, COMMAND_PREFIX.length).equals(COMMAND_PREFIX))
-    return undefined;
-  try {
-    const v: unknown = JSON.parse(payload.toString("utf8"));
-    if (isJsonObject(v) && typeof v["command"] === "string") {
-      return { name: v["command"], args: isJsonObject(v["args"]) ? v["args"] : {} };
-    }
-  } catch {
-    // not a command: decodeSubmitRequest reports the protocol error
-  }
-  return undefined;
 }
 
 function bindError(endpoint: string, err: unknown): HeraldError {

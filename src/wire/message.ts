@@ -190,6 +190,40 @@ export interface ValidateOptions {
   sourceBytes?: number;
 }
 
+/**
+ * sentAt's form: YYYY-MM-DDTHH:MM:SS, an optional fraction, then Z or an offset ±HH:MM. Date.parse alone takes
+ * "1" or "March 7, 2024" (in the broker's local time zone). The value is kept as written, never normalised:
+ * signatures cover it.
+ */
+const SENT_AT_RE =
+  /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
+const SENT_AT_FORM =
+  "YYYY-MM-DDTHH:MM:SS, optional fraction, then Z or ±HH:MM, e.g. 2026-11-30T08:18:08.123Z";
+
+/** Whether `s` is a sentAt herald accepts (SENT_AT_RE, and a day its month has). */
+export function isSentAt(s: unknown): s is string {
+  if (typeof s !== "string" || !SENT_AT_RE.test(s)) return false;
+  const day = Number(s.slice(8, 10));
+  if (day <= 28) return true;
+  // Date.parse takes 2024-02-30 as March 1st; the regular expression only knows 31 is a day.
+  const year = Number(s.slice(0, 4));
+  const month = Number(s.slice(5, 7));
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
+}
+
+/** At most this many brokers in `via`: a forwarding chain longer than that is a loop or an attack. */
+export const MAX_VIA = 32;
+/** A broker name (config broker.name: non-empty, no spaces), at most 255 characters like a host name. */
+const BROKER_NAME_RE = /^\S{1,255}$/;
+
+/**
+ * How deep a body may nest, the body object itself being level 1. Real payloads nest a few levels; the
+ * bound keeps every envelope (body plus 1 level, a submit request plus 3) within herald's encoders (256
+ * levels, wire/json.ts) and the decoders subscribers use (Ruby's json: 100, serde_json: 128, Python's json:
+ * its recursion limit, 1000), and stops a 200,000-level body from overflowing the stack of JSON.stringify.
+ */
+export const MAX_BODY_DEPTH = 64;
+
 /** Throws a typed MessageRejectedError naming the first problem found. */
 export function validateMessage(
   msg: Message,
@@ -203,32 +237,122 @@ export function validateMessage(
       "INVALID",
       "id must be 1-128 characters of letters, digits and . _ : - (a UUIDv7 by default)",
     );
-  if (typeof msg.sentAt !== "string" || Number.isNaN(Date.parse(msg.sentAt)))
-    throw rejected("INVALID", `sentAt must be an ISO 8601 time, got ${JSON.stringify(msg.sentAt)}`, {
-      id: msg.id,
+  const id = msg.id;
+  if (!isSentAt(msg.sentAt)) {
+    const got = show(msg.sentAt);
+    throw rejected("INVALID", `sentAt (sent_at) must be an ISO 8601 time: ${SENT_AT_FORM}; got ${got}`, {
+      id,
     });
+  }
   if (typeof msg.schema !== "string" || msg.schema.length === 0 || msg.schema.length > 255)
-    throw rejected("INVALID", "schema must be a non-empty name such as 'base.message'", { id: msg.id });
+    throw rejected("INVALID", "schema must be a non-empty name such as 'base.message'", { id });
   if (!Number.isInteger(msg.schemaVersion) || msg.schemaVersion < 0)
-    throw rejected("INVALID", "schemaVersion must be a non-negative integer", { id: msg.id });
-  if (!isJsonObject(msg.body)) throw rejected("INVALID", "body must be a JSON object", { id: msg.id });
-  validateHeaders(msg.headers, msg.id);
+    throw rejected("INVALID", "schemaVersion must be a non-negative integer", { id });
+  if (!isJsonObject(msg.body)) throw rejected("INVALID", "body must be a JSON object", { id });
+  validateOrigin(msg.origin, id);
+  validateHeaders(msg.headers, id);
+  if (msg.via !== undefined) validateVia(msg.via, id);
+  const deep = bodyProblem(msg.body, 1);
+  if (deep !== undefined) throw rejected("INVALID", `body ${deep}`, { id });
   const src = opts.sourceBytes;
   if (src !== undefined && src * JSON_REWRITE_GROWTH <= maxBodyBytes) return;
   const size = Buffer.byteLength(JSON.stringify(msg.body), "utf8");
   if (size > maxBodyBytes)
     throw rejected("TOO_LARGE", `body is ${size} bytes, the limit is ${maxBodyBytes} (limits.maxBodyBytes)`, {
-      id: msg.id,
+      id,
       size,
       limit: maxBodyBytes,
     });
 }
 
+/** A value for an error message, cut short: the value may be the megabytes that made it wrong. */
+function show(v: unknown): string {
+  if (typeof v !== "string") return jsonTypeName(v);
+  return v.length > 40 ? `${JSON.stringify(v.slice(0, 40)).slice(0, -1)}..."` : JSON.stringify(v);
+}
+
+/** The JSON type of a value, for error messages that must not quote it. */
+export function jsonTypeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
+function validateOrigin(origin: unknown, id: string): void {
+  if (!isJsonObject(origin))
+    throw rejected("INVALID", "origin must be an object {host, app, pid, user?}", { id });
+  const { host, app, pid, user } = origin;
+  const wrong =
+    typeof host !== "string"
+      ? `origin.host must be a string, got ${show(host)}`
+      : typeof app !== "string"
+        ? `origin.app must be a string, got ${show(app)}`
+        : !Number.isSafeInteger(pid) || (pid as number) < 0
+          ? `origin.pid must be a non-negative integer (a process id, 0 when unknown), got ${show(pid)}`
+          : user !== undefined && typeof user !== "string"
+            ? `origin.user must be a string (leave it out when unknown), got ${show(user)}`
+            : undefined;
+  if (wrong !== undefined) throw rejected("INVALID", wrong, { id });
+}
+
+/**
+ * `via` is stored and sent with the message: unbounded, a 7-byte body with megabytes of via would be acknowledged
+ * and then refused by every sink's size limit with advice about the body.
+ */
+function validateVia(via: unknown, id: string): void {
+  if (!Array.isArray(via))
+    throw rejected("INVALID", "via must be a list of broker names (the brokers it was forwarded through)", {
+      id,
+    });
+  if (via.length > MAX_VIA)
+    throw rejected("INVALID", `via lists ${via.length} brokers, at most ${MAX_VIA}: a forwarding loop?`, {
+      id,
+    });
+  for (const name of via)
+    if (typeof name !== "string" || !BROKER_NAME_RE.test(name))
+      throw rejected(
+        "INVALID",
+        `via entry ${show(name)} is not a broker name (broker.name: 1-255 characters, no spaces)`,
+        { id },
+      );
+}
+
+/**
+ * What a body holds that no encoder can write, walking containers only (`level`: the body is 1): nesting
+ * deeper than MAX_BODY_DEPTH, or a number JSON cannot carry (`1e400` parses to Infinity). Named here rather
+ * than failing in the outbox's encoder, or overflowing the stack of JSON.stringify. No allocation: it runs
+ * for every message.
+ */
+function bodyProblem(v: object, level: number): string | undefined {
+  if (level > MAX_BODY_DEPTH)
+    return `nests deeper than ${MAX_BODY_DEPTH} levels (the limit for bodies): flatten it`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = valueProblem(v[i], level);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  for (const k in v) {
+    const p = valueProblem((v as Record<string, unknown>)[k], level);
+    if (p !== undefined) return p;
+  }
+  return undefined;
+}
+
+function valueProblem(x: unknown, level: number): string | undefined {
+  if (typeof x === "number")
+    return Number.isFinite(x)
+      ? undefined
+      : `holds the number ${x}, which JSON cannot carry: send it as a string`;
+  return typeof x === "object" && x !== null ? bodyProblem(x, level + 1) : undefined;
+}
+
 function validateHeaders(headers: unknown, id: string): void {
   if (!isJsonObject(headers)) throw rejected("INVALID", "headers must be an object of scalar values", { id });
   for (const [k, v] of Object.entries(headers)) {
-    if (v !== null && typeof v === "object")
-      throw rejected("INVALID", `header '${k}' must be a string, number, boolean or null`, { id });
+    if ((v !== null && typeof v === "object") || (typeof v === "number" && !Number.isFinite(v)))
+      throw rejected("INVALID", `header '${k}' must be a string, finite number, boolean or null`, { id });
   }
   const extra = headers[FEDMSG_EXTRA];
   if (extra !== undefined) checkFedmsgExtra(extra, id);

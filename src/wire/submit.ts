@@ -1,6 +1,6 @@
 import { type ErrorCode, type HeraldError, ProtocolError } from "../errors.js";
 import { inCanonicalOrder, isJsonObject, type JsonObject } from "./json.js";
-import type { Headers, Message, MessageInput, Origin } from "./message.js";
+import { type Headers, jsonTypeName, type Message, type MessageInput, type Origin } from "./message.js";
 
 /**
  * The submit protocol (docs/submit-protocol.md): a client DEALER (or REQ) talks to the broker's ROUTER.
@@ -83,30 +83,71 @@ export interface DecodedRequest {
   messages: Array<{ ok: true; input: SubmittedInput } | { ok: false; id: string; problem: string }>;
 }
 
-/** Decode a request's frames (without routing id and delimiter). Throws ProtocolError for the whole request. */
-export function decodeSubmitRequest(frames: readonly Buffer[], maxBatch: number): DecodedRequest {
-  if (frames.length !== 3)
-    throw new ProtocolError(
-      `a submit request has 3 frames (protocol, request id, JSON); got ${frames.length}`,
-    );
-  const [proto, requestId, payload] = frames as [Buffer, Buffer, Buffer];
-  if (!proto.equals(Buffer.from(SUBMIT_PROTOCOL)))
-    throw new ProtocolError(`first frame must be "${SUBMIT_PROTOCOL}" (the submit protocol version)`);
-  if (requestId.length > MAX_REQUEST_ID_BYTES)
-    throw new ProtocolError(`request id is ${requestId.length} bytes; at most ${MAX_REQUEST_ID_BYTES}`);
+/** A control command (`{"command": "status", "args": {...}}`), sharing the socket with submits. */
+export interface DecodedCommand {
+  requestId: Buffer;
+  command: string;
+  args: Record<string, unknown>;
+}
+
+const PROTOCOL_BYTES = Buffer.from(SUBMIT_PROTOCOL);
+
+/**
+ * Decode a request's frames (without routing id and delimiter): a submit or a command. The frame, protocol
+ * and request id checks hold for both; the payload is parsed once and its keys say which it is. Throws
+ * ProtocolError for the whole request.
+ */
+export function decodeRequest(frames: readonly Buffer[], maxBatch: number): DecodedRequest | DecodedCommand {
+  const [requestId, payload] = checkFrames(frames);
   let parsed: unknown;
   try {
     parsed = JSON.parse(payload.toString("utf8"));
   } catch (err) {
     throw new ProtocolError(`request payload is not valid JSON: ${(err as Error).message}`);
   }
+  if (isJsonObject(parsed) && parsed["command"] !== undefined) return toCommand(requestId, parsed);
   if (!isJsonObject(parsed) || !Array.isArray(parsed["messages"]))
-    throw new ProtocolError('request payload must be a JSON object {"messages": [...]}');
+    throw new ProtocolError(
+      'request payload must be a JSON object {"messages": [...]} or {"command": "..."}',
+    );
   const list = parsed["messages"];
   if (list.length === 0) throw new ProtocolError("request has no messages");
   if (list.length > maxBatch)
     throw new ProtocolError(`request has ${list.length} messages; broker.submit.maxBatch is ${maxBatch}`);
   return { requestId, payloadBytes: payload.length, messages: list.map(decodeOne) };
+}
+
+/** decodeRequest for a submit only: a command is a ProtocolError. */
+export function decodeSubmitRequest(frames: readonly Buffer[], maxBatch: number): DecodedRequest {
+  const r = decodeRequest(frames, maxBatch);
+  if ("command" in r)
+    throw new ProtocolError(`expected messages, got the command ${JSON.stringify(r.command)}`);
+  return r;
+}
+
+/** The request id and payload of a well-framed request. */
+function checkFrames(frames: readonly Buffer[]): [Buffer, Buffer] {
+  if (frames.length !== 3)
+    throw new ProtocolError(
+      `a submit request has 3 frames (protocol, request id, JSON); got ${frames.length}`,
+    );
+  const [proto, requestId, payload] = frames as [Buffer, Buffer, Buffer];
+  if (!proto.equals(PROTOCOL_BYTES))
+    throw new ProtocolError(`first frame must be "${SUBMIT_PROTOCOL}" (the submit protocol version)`);
+  if (requestId.length > MAX_REQUEST_ID_BYTES)
+    throw new ProtocolError(`request id is ${requestId.length} bytes; at most ${MAX_REQUEST_ID_BYTES}`);
+  return [requestId, payload];
+}
+
+function toCommand(requestId: Buffer, parsed: JsonObject): DecodedCommand {
+  const { command, args } = parsed;
+  if (typeof command !== "string")
+    throw new ProtocolError('\'command\' must be a string such as "status" or "ping"');
+  if (parsed["messages"] !== undefined)
+    throw new ProtocolError("a request holds either 'messages' or a 'command', not both: send them apart");
+  if (args !== undefined && !isJsonObject(args))
+    throw new ProtocolError(`command '${command}': 'args' must be an object`);
+  return { requestId, command, args: args ?? {} };
 }
 
 function decodeOne(raw: unknown): DecodedRequest["messages"][number] {
@@ -116,32 +157,57 @@ function decodeOne(raw: unknown): DecodedRequest["messages"][number] {
   if (typeof raw["topic"] !== "string") return { ok: false, id, problem: "message 'topic' must be a string" };
   if (!isJsonObject(raw["body"])) return { ok: false, id, problem: "message 'body' must be a JSON object" };
   const input: SubmittedInput = { id, topic: raw["topic"], body: raw["body"] };
-  const via = raw["via"];
+  const problem = optionalFields(raw, input) ?? originField(raw["origin"], input);
+  return problem === undefined ? { ok: true, input } : { ok: false, id, problem };
+}
+
+/**
+ * The optional fields, each type-checked as it is copied: a field is never coerced (String({}) would store
+ * "[object Object]", and an object whose toString is not a function would throw and fail the whole request).
+ * The values themselves are checked by validateMessage. Returns the first problem.
+ */
+function optionalFields(raw: JsonObject, input: SubmittedInput): string | undefined {
+  const { via, sent_at, schema, schema_version, headers } = raw;
   if (via !== undefined) {
     if (!Array.isArray(via) || !via.every((v) => typeof v === "string"))
-      return { ok: false, id, problem: "'via' must be a list of broker names" };
+      return "'via' must be a list of broker names";
     input.via = via as string[];
   }
-  if (raw["sent_at"] !== undefined) {
-    if (typeof raw["sent_at"] !== "string")
-      return { ok: false, id, problem: "'sent_at' must be an ISO 8601 string" };
-    input.sentAt = raw["sent_at"];
+  if (sent_at !== undefined) {
+    if (typeof sent_at !== "string")
+      return "'sent_at' must be an ISO 8601 string such as 2026-11-30T08:18:08.123Z";
+    input.sentAt = sent_at;
   }
-  if (raw["schema"] !== undefined) input.schema = String(raw["schema"]);
-  if (raw["schema_version"] !== undefined) {
-    if (typeof raw["schema_version"] !== "number")
-      return { ok: false, id, problem: "'schema_version' must be a number" };
-    input.schemaVersion = raw["schema_version"];
+  if (schema !== undefined) {
+    if (typeof schema !== "string")
+      return `'schema' must be a string such as "base.message", got ${jsonTypeName(schema)}`;
+    input.schema = schema;
   }
-  if (raw["headers"] !== undefined) {
-    if (!isJsonObject(raw["headers"])) return { ok: false, id, problem: "'headers' must be an object" };
-    input.headers = raw["headers"] as Headers;
+  if (schema_version !== undefined) {
+    if (typeof schema_version !== "number")
+      return `'schema_version' must be an integer such as 1, got ${jsonTypeName(schema_version)}`;
+    input.schemaVersion = schema_version;
   }
-  if (raw["origin"] !== undefined) {
-    if (!isJsonObject(raw["origin"])) return { ok: false, id, problem: "'origin' must be an object" };
-    input.origin = raw["origin"] as Partial<Origin>;
+  if (headers !== undefined) {
+    if (!isJsonObject(headers)) return "'headers' must be an object";
+    input.headers = headers as Headers;
   }
-  return { ok: true, input };
+  return undefined;
+}
+
+/** `origin`: each field of the type Origin says; absent ones are filled in by the broker. */
+function originField(origin: unknown, input: SubmittedInput): string | undefined {
+  if (origin === undefined) return undefined;
+  if (!isJsonObject(origin)) return "'origin' must be an object {host, app, pid, user?}";
+  for (const k of ["host", "app", "user"] as const) {
+    const v = origin[k];
+    if (v !== undefined && typeof v !== "string")
+      return `'origin.${k}' must be a string${k === "user" ? " (leave it out when unknown)" : ""}, got ${jsonTypeName(v)}`;
+  }
+  if (origin["pid"] !== undefined && typeof origin["pid"] !== "number")
+    return `'origin.pid' must be an integer (a process id), got ${jsonTypeName(origin["pid"])}`;
+  input.origin = origin as Partial<Origin>;
+  return undefined;
 }
 
 export function encodeReply(requestId: Buffer, reply: SubmitReply): Frame[] {
