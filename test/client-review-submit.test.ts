@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Router } from "zeromq";
+import { Dealer, Router } from "zeromq";
 import { HeraldClient } from "../src/client/publisher.js";
 import { HeraldError, MessageRejectedError } from "../src/errors.js";
+import { decodeReply } from "../src/wire/submit.js";
 import { startTestBroker, type TestBroker } from "./helpers/broker.js";
 
 let tb: TestBroker | undefined;
@@ -96,6 +97,17 @@ describe("HeraldClient: review of the submit path", () => {
     expect(new Set(seqs).size).toBe(48);
     const status = (await c.status()) as { outbox: { headSeq: number } };
     expect(status.outbox.headSeq).toBe(48);
+  });
+
+  it("says its maxBatch as a field of the refusal, which is what the client splits by", async () => {
+    tb = await startTestBroker({ maxBatch: 10 });
+    const d = new Dealer({ linger: 0, receiveTimeout: 10_000 });
+    d.connect(tb.submit);
+    cleanups.push(() => d.close());
+    const messages = Array.from({ length: 11 }, (_, i) => ({ id: `m${i}`, topic: "org.test.t", body: {} }));
+    await d.send(["HERALD1", "r1", JSON.stringify({ messages })]);
+    const { reply } = decodeReply(await d.receive());
+    expect(reply).toMatchObject({ error: { code: "BAD_REQUEST", max_batch: 10 } });
   });
 
   it("refuses a message too big for any request in its slot, naming the field, instead of a TIMEOUT", async () => {

@@ -144,7 +144,8 @@ export class SubmitServer {
     try {
       return decodeRequest(body, this.handler.maxBatch);
     } catch (err) {
-      throw new HeraldError("BAD_REQUEST", (err as Error).message, { cause: err });
+      const details = err instanceof HeraldError ? err.details : {};
+      throw new HeraldError("BAD_REQUEST", (err as Error).message, { cause: err, details });
     }
   }
 

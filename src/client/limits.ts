@@ -81,12 +81,10 @@ function largest(fields: ReadonlyArray<[string, unknown]>): { field: string; byt
 
 /**
  * The broker's maxBatch when it refused a request for holding more messages than that (its
- * broker.submit.maxBatch is lower than this client's maxBatch), else undefined. The broker says so only
- * in the text: `request has 20 messages; broker.submit.maxBatch is 10` (wire/submit.ts).
+ * broker.submit.maxBatch is lower than this client's maxBatch), else undefined: the reply's `max_batch`.
  */
 export function refusedBatchLimit(reply: SubmitReply, count: number): number | undefined {
   if (!("error" in reply) || reply.error.code !== "BAD_REQUEST") return undefined;
-  const match = /maxBatch\D{0,8}(\d+)/.exec(reply.error.message);
-  const limit = match ? Number(match[1]) : 0;
-  return limit >= 1 && limit < count ? limit : undefined;
+  const limit = reply.error.max_batch;
+  return Number.isInteger(limit) && limit !== undefined && limit >= 1 && limit < count ? limit : undefined;
 }

@@ -40,7 +40,8 @@ export type SubmitResult =
 
 export type SubmitReply =
   | { results: SubmitResult[] }
-  | { error: { code: ErrorCode; message: string } }
+  /** The whole request refused; `max_batch` when it held more messages than the broker's maxBatch. */
+  | { error: { code: ErrorCode; message: string; max_batch?: number } }
   /** Answer to a control command such as `{"command": "status"}`. */
   | { result: unknown };
 
@@ -113,7 +114,9 @@ export function decodeRequest(frames: readonly Buffer[], maxBatch: number): Deco
   const list = parsed["messages"];
   if (list.length === 0) throw new ProtocolError("request has no messages");
   if (list.length > maxBatch)
-    throw new ProtocolError(`request has ${list.length} messages; broker.submit.maxBatch is ${maxBatch}`);
+    throw new ProtocolError(`request has ${list.length} messages; broker.submit.maxBatch is ${maxBatch}`, {
+      details: { maxBatch },
+    });
   return { requestId, payloadBytes: payload.length, messages: list.map(decodeOne) };
 }
 
@@ -219,6 +222,10 @@ export function encodeCommand(requestId: string, name: string, args: Record<stri
 }
 
 export function errorReply(err: HeraldError): SubmitReply {
+  const maxBatch = err.details["maxBatch"];
+  // A number a client acts on (it splits the request), so it travels as a field, not only in the text.
+  if (typeof maxBatch === "number")
+    return { error: { code: err.code, message: err.message, max_batch: maxBatch } };
   return { error: { code: err.code, message: err.message } };
 }
 
