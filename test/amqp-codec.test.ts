@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ProtocolError } from "../src/errors.js";
 import { backoffDelay } from "../src/transport/amqp-options.js";
 import {
   type AmqpIncoming,
@@ -145,6 +146,24 @@ describe("fedora-messaging codec", () => {
     expect(encodeFedoraMessaging(message).properties.headers["sent-at"]).toBe(
       "2019-07-30T19:12:22.123456+00:00",
     );
+  });
+
+  it("takes the timestamp property when sent-at is past year 9999, and refuses when neither is usable", () => {
+    const native = (sentAt: string, timestamp?: number): AmqpIncoming => ({
+      routingKey: "a.b",
+      content: Buffer.from("{}"),
+      properties: {
+        contentType: "application/json",
+        ...(timestamp === undefined ? {} : { timestamp }),
+        headers: { "sent-at": sentAt },
+      },
+    });
+    // Date.parse takes a six-digit year; toISOString used to write it as "+275760-...", refused later as INVALID.
+    expect(decodeAmqp(native("+275760-09-13T00:00:00Z", 1_564_514_000)).message.sentAt).toBe(
+      "2019-07-30T19:13:20.000Z",
+    );
+    expect(() => decodeAmqp(native("+275760-09-13T00:00:00Z"))).toThrow(/no usable 'sent-at'/);
+    expect(() => decodeAmqp(native("not a time", 1e12))).toThrow(ProtocolError);
   });
 
   it("rejects undecodable bodies and unknown content types with a ProtocolError", () => {

@@ -68,3 +68,20 @@ describe("the kept envelope text", () => {
     expect(message.headers[LEGACY_HEADER.envelope]).toBeUndefined();
   });
 });
+
+describe("fedmsg timestamps", () => {
+  const at = (ts: string) => `{"i":1,"msg":{},"msg_id":"${ID}","timestamp":${ts},"topic":"${TOPIC}"}`;
+  const sentAt = (ts: string) => decodeLegacyEnvelope(Buffer.from(at(ts)), {}).message.sentAt;
+
+  it("reads years 0000 to 9999, fractions kept to the millisecond", () => {
+    expect(sentAt("1700000000.1234")).toBe("2023-11-14T22:13:20.123Z");
+    expect(sentAt("253402300799")).toBe("9999-12-31T23:59:59.000Z");
+    expect(sentAt("-62167219200")).toBe("0000-01-01T00:00:00.000Z");
+  });
+
+  it("refuses a timestamp past year 9999 as out of range, naming the field", () => {
+    // toISOString writes year 10000 as "+010000-...": it used to fail later as an invalid sentAt.
+    for (const ts of ["253402300800", "-62167219201", "8e12", "1e300"])
+      expect(() => sentAt(ts), ts).toThrow(/'timestamp' is out of range.*years 0000-9999/);
+  });
+});

@@ -10,6 +10,7 @@ import {
   type HeaderValue,
   ID_RE,
   type Message,
+  sentAtFromMillis,
   validateMessage,
 } from "./message.js";
 import { MAX_TOPIC_BYTES } from "./topic.js";
@@ -327,10 +328,11 @@ function fromNativeHeaders(
 function nativeSentAt(sentAt: unknown, timestamp: unknown): string {
   if (typeof sentAt === "string") {
     // Python isoformat may carry microseconds; JavaScript dates keep milliseconds.
-    const t = Date.parse(sentAt.replace(/(\.\d{3})\d+/, "$1"));
-    if (!Number.isNaN(t)) return new Date(t).toISOString();
+    const fromHeader = sentAtFromMillis(Date.parse(sentAt.replace(/(\.\d{3})\d+/, "$1")));
+    if (fromHeader !== undefined) return fromHeader;
   }
-  if (typeof timestamp === "number") return new Date(timestamp * 1000).toISOString();
+  const fromProperty = typeof timestamp === "number" ? sentAtFromMillis(timestamp * 1000) : undefined;
+  if (fromProperty !== undefined) return fromProperty;
   throw new ProtocolError("fedora-messaging message has no usable 'sent-at' header or timestamp property");
 }
 

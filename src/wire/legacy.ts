@@ -5,6 +5,7 @@ import {
   DEFAULT_SCHEMA,
   type Headers,
   type Message,
+  sentAtFromMillis,
   validateMessage,
 } from "./message.js";
 
@@ -139,9 +140,11 @@ export function decodeLegacyEnvelope(
   if (typeof msgId !== "string") throw new ProtocolError("fedmsg envelope field 'msg_id' must be a string");
   if (typeof timestamp !== "number")
     throw new ProtocolError("fedmsg envelope field 'timestamp' must be a number");
-  // Date covers +-8.64e15 ms; beyond that toISOString() throws RangeError (found by test/wire-fuzz).
-  if (!(Math.abs(timestamp) <= 8.64e12))
-    throw new ProtocolError(`fedmsg envelope field 'timestamp' is out of range: ${timestamp}`);
+  const sentAt = sentAtFromMillis(timestamp * 1000);
+  if (sentAt === undefined)
+    throw new ProtocolError(
+      `fedmsg envelope field 'timestamp' is out of range: ${timestamp} (seconds since 1970, years 0000-9999)`,
+    );
   let headers: Headers;
   try {
     headers = legacyHeaders(raw);
@@ -155,7 +158,7 @@ export function decodeLegacyEnvelope(
   const message: Message = {
     id: v7 ? v7[1]! : msgId,
     topic,
-    sentAt: new Date(timestamp * 1000).toISOString(),
+    sentAt,
     schema: DEFAULT_SCHEMA,
     schemaVersion: 1,
     headers: v7 ? {} : headers,

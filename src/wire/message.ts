@@ -147,6 +147,17 @@ let isoMs = Number.NaN;
 let isoText = "";
 
 /**
+ * Milliseconds since 1970 as a sentAt, or undefined outside years 0000-9999: toISOString writes other years
+ * as `+275760-09-13T...`, which no reader of ISO 8601 takes (and past +-8.64e15 ms it throws).
+ */
+export function sentAtFromMillis(ms: number): string | undefined {
+  return ms >= MIN_SENT_AT_MS && ms < MAX_SENT_AT_MS ? new Date(ms).toISOString() : undefined;
+}
+/** 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z (Date.UTC reads years 0-99 as 1900-1999). */
+const MIN_SENT_AT_MS = -62_167_219_200_000;
+const MAX_SENT_AT_MS = 253_402_300_800_000;
+
+/**
  * `now` as ISO 8601 with milliseconds. The text of the last millisecond asked for is kept: messages made
  * in a burst share their sentAt, and formatting a Date per message was 8% of a windowed publisher's CPU.
  */
