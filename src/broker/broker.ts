@@ -271,10 +271,20 @@ export class Broker {
     return undefined;
   }
 
-  async command(name: string): Promise<unknown> {
+  async command(name: string, args: Record<string, unknown> = {}): Promise<unknown> {
     if (name === "status") return this.status();
-    if (name === "ping") return { pong: true, broker: this.opts.name };
+    if (name === "ping") return this.pong(args["limits"] === true);
     throw rejected("BAD_REQUEST", `unknown command '${name}': use status or ping`);
+  }
+
+  /**
+   * `ping` answers who this is; with `{"limits": true}` also the limits a forwarding broker must keep to
+   * (a request over them is dropped unanswered). Only on request: the plain answer stays as it always was.
+   */
+  private pong(limits: boolean): unknown {
+    const pong = { pong: true, broker: this.opts.name };
+    if (!limits) return pong;
+    return { ...pong, limits: { maxBodyBytes: this.opts.maxBodyBytes, maxBatch: this.opts.maxBatch } };
   }
 
   private readonly sourceStatus: Array<() => SourceStatus[]> = [];

@@ -110,6 +110,7 @@ function buildSink(s: SinkConfig, config: HeraldConfig, log: Logger): Transport 
         endpoint: s.endpoint,
         brokerName: config.broker.name,
         timeoutMs: s.timeout,
+        log: log.child(s.name),
         ...(s.serverKey
           ? { curve: { identity: forwardIdentity(config, s.name), serverKey: s.serverKey } }
           : {}),
