@@ -2,9 +2,11 @@ import type { Message } from "../wire/message.js";
 
 /**
  * The one small transport interface. ZeroMQ (herald and legacy formats), AMQP, herald-to-herald
- * forwarding and the in-memory bus are siblings behind it and pass one shared contract suite
- * (test/contract/transport-contract.ts). Policy (outbox, retries, validation, signing) lives above
- * transports, in the broker and client, once.
+ * forwarding and the in-memory bus are siblings behind it. ZeroMQ, AMQP and memory pass one shared
+ * contract suite (test/contract/transport-contract.ts), which needs a sender and a receiver on one link;
+ * forwarding only sends (its receive() throws UNSUPPORTED, the far end is another broker's submit
+ * socket), so the suite does not run it: test/forward.test.ts covers it. Policy (outbox, retries,
+ * validation, signing) lives above transports, in the broker and client, once.
  */
 export interface Transport {
   /** Instance name from configuration, e.g. "zmq-legacy" or "amqp-hub". */
@@ -18,6 +20,8 @@ export interface Transport {
    * them: written to the socket (ZeroMQ), confirmed (AMQP), acknowledged (forwarding), delivered to the
    * bus (memory). Rejects with a HeraldError; the caller (the outbox dispatcher) retries the whole batch,
    * so transports must tolerate resends of messages they already took (duplicates are allowed, loss is not).
+   * A message the transport can never take (TOO_LARGE, unencodable) rejects with a MessageRejectedError,
+   * the one error the dispatcher passes a message over for; anything else stalls the sink on it.
    */
   send(batch: readonly Message[]): Promise<void>;
   /**

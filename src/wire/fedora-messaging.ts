@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { ProtocolError, rejected, unencodable } from "../errors.js";
 import { setOwn } from "../util/own.js";
 import { decodeEnvelope, encodeEnvelope, storedEnvelopeBytes } from "./herald.js";
-import { isJsonObject } from "./json.js";
+import { isJsonObject, type JsonObject, referenceCanonicalJson } from "./json.js";
+import { FALLBACK, type ReadyRules, ready } from "./json-ready.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_SCHEMA,
@@ -171,9 +172,23 @@ export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}):
     properties.priority = priority;
   return {
     routingKey: routingKeyFor(msg.topic, options.topicPrefix),
-    content: Buffer.from(JSON.stringify(msg.body), "utf8"),
+    content: Buffer.from(bodyText(msg.body), "utf8"),
     properties,
   };
+}
+
+/** Any key order will do: fedora-messaging's JSON body is not canonical. */
+const ANY_ORDER: ReadyRules = { before: () => true, sort: (keys) => keys };
+
+/**
+ * JSON.stringify of the body, refusing what it would drop or rewrite without a word (a function value,
+ * NaN, a Date, undefined in a list), as the herald and fedmsg encoders do: a test or a sink must not see
+ * such a message go through here and fail on every other format. The walk allocates nothing for plain
+ * JSON; only what it cannot vouch for meets the strict encoder, which throws for what has no JSON form.
+ */
+function bodyText(body: JsonObject): string {
+  if (ready(body, ANY_ORDER) === FALLBACK) referenceCanonicalJson(body);
+  return JSON.stringify(body);
 }
 
 /** The AMQP headers of a message in fedora-messaging format (the larger of the two AMQP formats). */

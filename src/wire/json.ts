@@ -118,6 +118,10 @@ function encode(v: unknown, depth: number, d: Dialect): string {
         return `${out}]`;
       }
       const obj = v as Record<string, unknown>;
+      // A Date, Map, Set, Buffer or class instance has no JSON form of its own here (toJSON is not
+      // honoured): its own keys would be written, `{}` for a Date or Map, and the value lost silently.
+      const proto: unknown = Object.getPrototypeOf(obj);
+      if (proto !== Object.prototype && proto !== null) throw notPlain(obj);
       const keys = sortedKeys(obj, d);
       let out = "{";
       let first = true;
@@ -136,6 +140,14 @@ function encode(v: unknown, depth: number, d: Dialect): string {
 
 function tooDeep(): TypeError {
   return new TypeError(`JSON nesting deeper than ${MAX_DEPTH} levels`);
+}
+
+function notPlain(obj: object): TypeError {
+  const kind = (obj.constructor as { name?: unknown } | undefined)?.name;
+  const what = typeof kind === "string" && kind !== "" ? `a ${kind}` : "an object that is not plain";
+  return new TypeError(
+    `cannot encode ${what} as JSON: only plain objects, arrays, strings, finite numbers, booleans and null travel; convert it first (a Date with toISOString(), a Map with Object.fromEntries())`,
+  );
 }
 
 function cannotEncode(v: unknown): TypeError {

@@ -1,6 +1,8 @@
 /**
- * The shared transport contract: behaviour every `Transport` (memory, ZeroMQ herald/legacy, AMQP,
- * forwarding) must show. A transport test file runs it with a factory:
+ * The shared transport contract: behaviour every `Transport` with a sending and a receiving side
+ * (memory, ZeroMQ herald/legacy, AMQP) must show. Forwarding only sends (its far end is another broker's
+ * submit socket, no receiving transport), so it is not run here: test/forward.test.ts covers it. A
+ * transport test file runs the suite with a factory:
  *
  * ```ts
  * transportContract("zeromq herald tcp", async () => {
@@ -23,9 +25,12 @@
  * leftovers from another test can never be mistaken for this test's.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HeraldError } from "../../src/errors.js";
-import type { Delivery, Subscription, Transport } from "../../src/transport/types.js";
-import { createMessage, type Message } from "../../src/wire/message.js";
+import { HeraldError, MessageRejectedError } from "../../src/errors.js";
+import type { Subscription, Transport } from "../../src/transport/types.js";
+import type { Message } from "../../src/wire/message.js";
+import { Collector, flush, linkUp, msg, rootWord } from "./collector.js";
+
+export { Collector, flush, linkUp, msg, rootWord } from "./collector.js";
 
 export interface TransportPair {
   sender: Transport;
@@ -47,122 +52,6 @@ export interface ContractOptions {
   sequenced?: boolean;
   /** Bound for each wait (default 20 s). */
   timeoutMs?: number;
-}
-
-/** Reads a subscription in the background and lets tests wait for what they expect. */
-export class Collector {
-  readonly items: Delivery[] = [];
-  /**
-   * The same deliveries by topic. Waiters re-check on every delivery: scanning all items for a probe made
-   * a 50,000-message flood quadratic, and under CPU load the probe after it missed its 20 s deadline.
-   */
-  private readonly byTopic = new Map<string, Delivery[]>();
-  error: unknown;
-  private readonly wakers = new Set<() => void>();
-
-  constructor(readonly sub: Subscription) {
-    void this.run();
-  }
-
-  private async run(): Promise<void> {
-    try {
-      for await (const d of this.sub) {
-        this.items.push(d);
-        const same = this.byTopic.get(d.message.topic);
-        if (same) same.push(d);
-        else this.byTopic.set(d.message.topic, [d]);
-        this.notify();
-      }
-    } catch (err) {
-      this.error = err;
-      this.notify();
-    }
-  }
-
-  private notify(): void {
-    for (const w of this.wakers) w();
-  }
-
-  /** Resolve once `pred()` holds; reject after `timeoutMs` saying what was awaited. */
-  waitFor(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!pred()) return;
-        done();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.items.length} received)`),
-        );
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wakers.delete(check);
-      };
-      this.wakers.add(check);
-    });
-  }
-
-  /** Deliveries whose topic is not a probe, i.e. the test's own messages. */
-  payload(): Delivery[] {
-    return this.items.filter((d) => !d.message.topic.endsWith(".probe"));
-  }
-
-  has(topic: string, key: string, value: unknown): boolean {
-    return (this.byTopic.get(topic) ?? []).some((d) => d.message.body[key] === value);
-  }
-}
-
-export function rootWord(): string {
-  return `ct${Math.random().toString(36).slice(2, 10)}`;
-}
-
-export function msg(topic: string, body: Message["body"], extra: Partial<Message> = {}): Message {
-  return { ...createMessage({ topic, body }), ...extra };
-}
-
-/**
- * Send probes (`<root>.probe`) until every collector has seen one: the link is then up end to end
- * (ZeroMQ subscriptions propagated, AMQP bindings in place). Probes of earlier calls do not count.
- */
-export async function linkUp(
-  sender: Transport,
-  root: string,
-  cols: Collector[],
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const topic = `${root}.probe`;
-  const nonce = Math.random().toString(36).slice(2);
-  for (let k = 0; Date.now() < deadline; k++) {
-    await sender.send([msg(topic, { probe: nonce, k })]);
-    const seen = (): boolean => cols.every((c) => c.has(topic, "probe", nonce));
-    try {
-      await Promise.all(cols.map((c) => c.waitFor(seen, "a probe", 100)));
-      return;
-    } catch {
-      // not yet: send another probe
-    }
-  }
-  throw new Error(`no probe on ${topic} arrived within ${timeoutMs} ms: the link never came up`);
-}
-
-/** Send a probe carrying `marker` and wait until every collector has it (everything sent before is in). */
-export async function flush(
-  sender: Transport,
-  root: string,
-  cols: Collector[],
-  timeoutMs = 20_000,
-): Promise<void> {
-  const marker = `end-${Math.random().toString(36).slice(2)}`;
-  const topic = `${root}.probe`;
-  await sender.send([msg(topic, { marker })]);
-  await Promise.all(
-    cols.map((c) => c.waitFor(() => c.has(topic, "marker", marker), `marker ${marker}`, timeoutMs)),
-  );
 }
 
 const UNICODE_BODY = {
@@ -187,6 +76,23 @@ function expectSameMessage(got: Message, sent: Message, format: ContractOptions[
   expect(got.schemaVersion).toBe(sent.schemaVersion);
   expect(got.headers).toEqual(sent.headers);
   if (format === "herald") expect(got.origin).toEqual(sent.origin);
+}
+
+/** What `p` rejected or `f` threw; undefined when it succeeded. */
+function refusal(p: Promise<unknown>): Promise<unknown>;
+function refusal(f: () => unknown): unknown;
+function refusal(x: Promise<unknown> | (() => unknown)): unknown {
+  if (typeof x !== "function")
+    return x.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  try {
+    x();
+    return undefined;
+  } catch (e) {
+    return e;
+  }
 }
 
 export function transportContract(
@@ -301,6 +207,8 @@ export function transportContract(
     it("keeps receiving after the sender restarts mid-burst", async () => {
       const col = collect([`${root}.#`]);
       await linkUp(pair.sender, root, [col], timeout);
+      // linkUp saw a probe of the first sender: its stream, whatever of part 1 a closing socket loses.
+      const firstStream = col.items[0]?.message.stream;
       const topic = `${root}.restart`;
       await pair.sender.send(Array.from({ length: 50 }, (_, n) => msg(topic, { n, part: 1 })));
       await pair.sender.close();
@@ -313,8 +221,8 @@ export function transportContract(
       const part2 = col.payload().filter((d) => d.message.body["part"] === 2);
       expect(part2.map((d) => d.message.body["n"])).toEqual(Array.from({ length: 50 }, (_, n) => n));
       if (sequenced) {
-        const before = col.payload().find((d) => d.message.body["part"] === 1);
-        if (before) expect(part2[0]!.message.stream).not.toBe(before.message.stream);
+        expect(firstStream).toEqual(expect.any(String));
+        expect(part2[0]!.message.stream).not.toBe(firstStream);
       }
     });
 
@@ -323,13 +231,46 @@ export function transportContract(
       await pair.sender.close();
       await pair.receiver.close();
       await pair.receiver.close();
-      const err = await pair.sender.send([msg(`${root}.late`, { n: 1 })]).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const err = await refusal(pair.sender.send([msg(`${root}.late`, { n: 1 })]));
       expect(err).toBeInstanceOf(HeraldError);
       expect((err as HeraldError).code).toBe("CLOSED");
       expect(pair.sender.health().state).toBe("closed");
+      expect(pair.receiver.health().state).toBe("closed");
+    });
+
+    it("refuses a batch holding a body JSON cannot carry, typed, delivering none of it", async () => {
+      const col = collect([`${root}.#`]);
+      await linkUp(pair.sender, root, [col], timeout);
+      // Not dropped or rewritten on the way (a Date or Map as `{}`, a function left out): refused.
+      const bodies: Record<string, unknown> = {
+        bigint: { n: 10n },
+        function: { n: 1, cb: () => 1 },
+        date: { when: new Date(0) },
+        map: { m: new Map([["a", 1]]) },
+      };
+      for (const [kind, body] of Object.entries(bodies)) {
+        // createMessage would refuse these bodies itself: built by hand, as a sink can be handed them.
+        const bad = { ...msg(`${root}.bad.${kind}`, {}), body: body as Message["body"] };
+        const err = await refusal(pair.sender.send([msg(`${root}.before.${kind}`, { ok: 1 }), bad]));
+        expect(err, kind).toBeInstanceOf(MessageRejectedError);
+      }
+      await flush(pair.sender, root, [col], timeout);
+      expect(col.payload().map((d) => d.message.topic)).toEqual([]);
+    });
+
+    it("ends a subscription when its transport closes", async () => {
+      const col = collect([`${root}.#`]);
+      await linkUp(pair.sender, root, [col], timeout);
+      await pair.receiver.close();
+      await col.waitFor(() => col.ended, "the subscription to end after close()", timeout);
+      expect(col.error).toBeUndefined();
+    });
+
+    it("refuses receive() on a closed transport with CLOSED", async () => {
+      await pair.receiver.close();
+      const err = refusal(() => subs.push(pair.receiver.receive({ patterns: [`${root}.#`] })));
+      expect(err).toBeInstanceOf(HeraldError);
+      expect((err as HeraldError).code).toBe("CLOSED");
     });
 
     if (opts.maxMessageBytes !== undefined) {
@@ -338,15 +279,26 @@ export function transportContract(
         const col = collect([`${root}.#`]);
         await linkUp(pair.sender, root, [col], timeout);
         const big = msg(`${root}.big`, { blob: "x".repeat(limit + 1) });
-        const err = await pair.sender.send([big]).then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-        expect(err).toBeInstanceOf(HeraldError);
+        const err = await refusal(pair.sender.send([big]));
+        // The dispatcher passes a message over only for a MessageRejectedError: any other error stalls it.
+        expect(err).toBeInstanceOf(MessageRejectedError);
         expect((err as HeraldError).code).toBe("TOO_LARGE");
         await pair.sender.send([msg(`${root}.small`, { ok: 1 })]);
         await flush(pair.sender, root, [col], timeout);
         expect(col.payload().map((d) => d.message.topic)).toEqual([`${root}.small`]);
+      });
+
+      it(`rejects headers above ${limit} bytes with a small body, with TOO_LARGE`, async () => {
+        const col = collect([`${root}.#`]);
+        await linkUp(pair.sender, root, [col], timeout);
+        // A fedmsg envelope carries no herald headers but the fedmsg.* ones its own fields travel in.
+        const name = format === "legacy" ? "fedmsg.certificate" : "x-big";
+        const m = msg(`${root}.headers`, { small: true }, { headers: { [name]: "h".repeat(limit + 1) } });
+        const err = await refusal(pair.sender.send([m]));
+        expect(err).toBeInstanceOf(MessageRejectedError);
+        expect((err as HeraldError).code).toBe("TOO_LARGE");
+        await flush(pair.sender, root, [col], timeout);
+        expect(col.payload().map((d) => d.message.topic)).toEqual([]);
       });
     } else {
       it("carries a 256 KiB body intact", async () => {
