@@ -3,9 +3,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { subscribe } from "../src/client/index.js";
 import { type Gap, Subscriber } from "../src/client/subscriber.js";
 import type { Delivery, Subscription, Transport, TransportHealth } from "../src/transport/types.js";
+import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
 import { AsyncQueue } from "../src/util/queue.js";
 import { createMessage } from "../src/wire/message.js";
-import { startTestBroker, type TestBroker } from "./helpers/broker.js";
+import { startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
 import { ROOT } from "./helpers/serve.js";
 
 /** A source whose deliveries the test scripts by hand (sequence numbers with holes, repeats, restarts). */
@@ -151,6 +152,44 @@ describe("client from worker threads and many callers", () => {
   afterEach(async () => {
     await tb?.stop();
     tb = undefined;
+  });
+
+  it("a subscriber to some topics reports no gap for the other topics' numbers; one to # still sees them all", async () => {
+    tb = await startTestBroker();
+    const watch = (patterns: string[]) => {
+      const gaps: Gap[] = [];
+      const topics: string[] = [];
+      const source = new ZmqSubscribeTransport({ name: "s", endpoints: [tb!.pub.herald], format: "herald" });
+      const sub = new Subscriber({
+        sources: [source],
+        patterns,
+        ownsSources: true,
+        onGap: (g) => gaps.push(g),
+      });
+      void (async () => {
+        for await (const m of sub) topics.push(m.message.topic);
+      })();
+      return { sub, gaps, topics };
+    };
+    const some = watch(["org.a.#"]);
+    const all = watch(["#"]);
+    const client = tb.client();
+    // ZeroMQ's slow joiner: probe until both subscriptions are up (probes match both patterns).
+    for (let up = false; !up; ) {
+      await client.publish("org.a.probe", {});
+      up = await waitFor(
+        () => some.topics.includes("org.a.probe") && all.topics.includes("org.a.probe"),
+        100,
+      );
+    }
+    for (let i = 0; i < 20; i++) await client.publish(i % 2 === 0 ? "org.a.x" : "org.b.x", { i });
+    expect(await waitFor(() => all.topics.filter((t) => t.endsWith(".x")).length === 20)).toBe(true);
+    expect(await waitFor(() => some.topics.filter((t) => t === "org.a.x").length === 10)).toBe(true);
+    expect(some.topics.filter((t) => t === "org.b.x")).toEqual([]);
+    expect(some.gaps).toEqual([]);
+    expect(all.gaps).toEqual([]);
+    await client.close();
+    await Promise.all([some.sub.close(), all.sub.close()]);
   });
 
   it("publishes from 4 worker threads at once, each with its own client", async () => {

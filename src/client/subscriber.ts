@@ -35,11 +35,17 @@ export interface Gap {
 export interface SubscriberOptions {
   /** Receive-side transports to read at once (ZeroMQ herald and legacy sockets, AMQP, memory). */
   sources: Transport[];
-  /** AMQP-style patterns; default `#`. */
+  /**
+   * AMQP-style patterns; default `#`. Gaps are reported only with `#` among them: a socket numbers every
+   * message it sends, so a subscriber to some topics sees the numbers of the others go by as holes.
+   */
   patterns?: string[];
   /** How many recent ids to remember for cross-socket dedup (default 100,000). */
   dedupCapacity?: number;
-  /** Called for every gap; when absent gaps are logged as warnings. Never silent either way. */
+  /**
+   * Called for every gap; when absent gaps are logged as warnings. Never silent either way. Only when
+   * subscribed to every topic (`#`, the default); restarts are reported whatever the patterns.
+   */
   onGap?: (gap: Gap) => void;
   /** Called when a publisher restarted: a new stream on the same socket, or its sequence back to 1. */
   onRestart?: (stream: string, via: string) => void;
@@ -91,10 +97,13 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   };
   private readonly log: Logger;
   private closed = false;
+  /** Subscribed to every topic: only then is a hole in a socket's numbering a lost message. */
+  private readonly seesEveryTopic: boolean;
 
   constructor(private readonly opts: SubscriberOptions) {
     this.log = opts.log ?? silentLogger;
     const patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ["#"];
+    this.seesEveryTopic = patterns.includes("#");
     try {
       for (const source of opts.sources) {
         const sub = source.receive({ patterns, manualAck: opts.manualAck ?? false });
@@ -215,6 +224,7 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   }
 
   private gap(gap: Gap): void {
+    if (!this.seesEveryTopic) return; // the other topics' numbers, not losses
     this.counters.gaps++;
     this.counters.missed += gap.missed;
     if (this.opts.onGap) this.opts.onGap(gap);
