@@ -13,6 +13,8 @@ export {
   createClient,
   type Gap,
   HeraldClient,
+  type LegacyAndHeraldOptions,
+  type LegacyAndHeraldSubscriber,
   type PublishOptions,
   type ReceivedMessage,
   type SubscribeOptions,

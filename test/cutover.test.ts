@@ -14,7 +14,9 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config/load.js";
+import { EXIT } from "../src/cli/args.js";
+import { reportError } from "../src/cli/run.js";
+import { loadConfig, loadConfigText } from "../src/config/load.js";
 import { HeraldError } from "../src/errors.js";
 import {
   checkRetire,
@@ -53,7 +55,12 @@ describe("herald cutover", () => {
       `# site settings: this comment must survive cutover edits\n${readFileSync(s.file, "utf8")}`,
     );
     const reload = () => s.running.shim!.reload(loadConfig({ configPath: s.file, env: {} }).config);
-    const base = { config: s.config, file: s.file, service: "wiki.test" };
+    // The in-process shim has no pid file: the reload SIGHUP would trigger is made here.
+    const notify = async () => {
+      await reload();
+      return "reloaded";
+    };
+    const base = { config: s.config, file: s.file, service: "wiki.test", notify, warn: () => {} };
     const ports = () => loadEvidence(s.config)?.services["wiki.test"]?.ports ?? {};
 
     const sub = PythonPeer.start("fedmsg_sub.py", [
@@ -76,7 +83,7 @@ describe("herald cutover", () => {
 
     let refused: unknown;
     try {
-      retire({ ...base, stage: "bridged" });
+      await retire({ ...base, stage: "bridged" });
     } catch (err) {
       refused = err;
     }
@@ -90,32 +97,42 @@ describe("herald cutover", () => {
     await sub.stop();
     expect(await waitFor(() => Object.values(ports()).every((p) => p.connected === 0), 10_000)).toBe(true);
     // Gone, but seen within a longer grace: still refused, naming when.
-    expect(() => retire({ ...base, stage: "bridged", graceMs: 600_000 })).toThrow(/seen .* ago/);
-    // Dry run after the 1 s grace passes: allowed, nothing changed.
+    await expect(retire({ ...base, stage: "bridged", graceMs: 600_000 })).rejects.toThrow(/seen .* ago/);
+    // Once the 1 s grace has passed, the subscriber seen since the bridge still blocks a plain retire:
+    // it may be a job that comes back. Accepting it is explicit.
+    const accept = { acceptPastSubscribers: true };
     expect(
-      await waitFor(() => checkRetire("wiki.test", "bridged", loadEvidence(s.config), 1000).ok, 10_000),
+      await waitFor(
+        () => checkRetire("wiki.test", "bridged", loadEvidence(s.config), 1000, Date.now(), accept).ok,
+        10_000,
+      ),
     ).toBe(true);
-    const dry = retire({ ...base, stage: "bridged", dryRun: true });
+    await expect(retire({ ...base, stage: "bridged" })).rejects.toThrow(
+      /seen .* since it became bridged.*--accept-past-subscribers/,
+    );
+    // Dry run: allowed, nothing changed.
+    const dry = await retire({ ...base, ...accept, stage: "bridged", dryRun: true });
     expect(dry).toMatchObject({ done: false, dryRun: true });
     expect(readFileSync(s.file, "utf8")).not.toMatch(/stage: retired/);
 
-    const done = retire({ ...base, stage: "bridged" });
+    // The retire waits until the running shim's evidence shows the ports closed.
+    const done = await retire({ ...base, ...accept, stage: "bridged" });
     expect(done.done).toBe(true);
+    expect(done.confirmed).toMatch(/closed its ports/);
     const text = readFileSync(s.file, "utf8");
     expect(text).toMatch(/# site settings: this comment must survive cutover edits/);
     expect(loadConfig({ configPath: s.file, env: {} }).config.legacy.services["wiki.test"]!.stage).toBe(
       "retired",
     );
-    await reload();
-    expect(await waitFor(() => Object.values(ports()).every((p) => !p.bound), 5000)).toBe(true);
+    expect(Object.values(ports()).every((p) => !p.bound)).toBe(true);
     expect(loadEvidence(s.config)!.services["wiki.test"]!.stage).toBe("retired");
 
-    // Restore: ports come back and an old subscriber receives again.
-    restore({ ...base, stage: "retired" });
+    // Restore: ports come back (confirmed) and an old subscriber receives again.
+    const back = await restore({ ...base, stage: "retired" });
+    expect(back.confirmed).toMatch(/bound 2 port\(s\)/);
     expect(loadConfig({ configPath: s.file, env: {} }).config.legacy.services["wiki.test"]!.stage).toBe(
       "bridged",
     );
-    await reload();
     const again = PythonPeer.start("fedmsg_sub.py", [
       ...endpoints.flatMap((e) => ["--connect", e]),
       "--subscribe",
@@ -143,8 +160,11 @@ describe("herald cutover", () => {
     expect(log.map((l) => `${l.action}:${l.result}`)).toEqual([
       "retire:refused",
       "retire:refused",
+      "retire:refused",
       "retire:dry-run",
+      "retire:intent",
       "retire:done",
+      "restore:intent",
       "restore:done",
     ]);
     expect(log[0]!.evidence).toBeDefined();
@@ -199,6 +219,71 @@ describe("checkRetire on evidence that proves too little", () => {
     const v = checkRetire("s", "legacy", ev, grace, now);
     expect(v.ok).toBe(false);
     expect(v.reason).toContain("set it to bridged first");
+  });
+
+  it("counts the quiet watched time summed over shim restarts, not the time since this run's bind", () => {
+    const ep = "tcp://127.0.0.1:3000";
+    // Bound 10 s ago by a restarted shim, but watched quietly for 70 s in all: enough for a 60 s grace.
+    const restarted = port(ep, { boundSince: new Date(now - 10_000).toISOString(), quietWatchedMs: 70_000 });
+    expect(checkRetire("s", "bridged", evidence({ ports: { [ep]: restarted } }), grace, now)).toMatchObject({
+      ok: true,
+    });
+    // 50 s in all (the time the shim was down is not in it): not yet, and the refusal says how long.
+    const short = { ...restarted, quietWatchedMs: 50_000 };
+    const v = checkRetire("s", "bridged", evidence({ ports: { [ep]: short } }), grace, now);
+    expect(v.ok).toBe(false);
+    expect(v.reason).toMatch(/watched with nobody connected for 50s .*time the shim was down is not counted/);
+  });
+
+  it("refuses a subscriber seen since the service was bridged, before the grace period, unless accepted", () => {
+    const ep = "tcp://127.0.0.1:3000";
+    const svc = {
+      stageSince: new Date(now - 86_400_000).toISOString(),
+      ports: {
+        [ep]: port(ep, {
+          lastSeenAt: new Date(now - 7_200_000).toISOString(),
+          prefixesSeen: ["org.example.dev.wiki.report"],
+        }),
+      },
+    };
+    const v = checkRetire("s", "bridged", evidence(svc), grace, now);
+    expect(v.ok).toBe(false);
+    expect(v.reason).toMatch(/seen 2h ago, since bridged at .*"org\.example\.dev\.wiki\.report"/);
+    expect(v.reason).toContain("--accept-past-subscribers");
+    const accepted = checkRetire("s", "bridged", evidence(svc), grace, now, { acceptPastSubscribers: true });
+    expect(accepted.ok).toBe(true);
+    expect(accepted.accepted).toHaveLength(1);
+    // plan lists them, whether or not retire would be allowed
+    const { config } = loadConfigText("legacy: {grace: 1m}\n", { env: {} });
+    const plan = planCutover(config, new Map([["s", "bridged"]]), evidence(svc), now);
+    expect(plan[0]!.pastListeners).toEqual([expect.stringContaining("seen 2h ago")]);
+    // Seen before the service was bridged (an earlier period): not this stage's business.
+    const earlier = { ...svc, stageSince: new Date(now - 3_600_000).toISOString() };
+    expect(checkRetire("s", "bridged", evidence(earlier), grace, now).ok).toBe(true);
+  });
+
+  it("does not call a service retired while the running shim holds its ports open", () => {
+    const ev = evidence({
+      pending: {
+        stage: "retired",
+        since: hourAgo,
+        reason: "tcp://127.0.0.1:3000: 1 subscriber(s) connected",
+      },
+    });
+    const v = checkRetire("s", "retired", ev, grace, now);
+    expect(v.ok).toBe(false);
+    expect(v.reason).toMatch(/still has it at bridged \(tcp:\/\/127\.0\.0\.1:3000: 1 subscriber/);
+  });
+
+  it("names the shim's last evidence write error when the evidence is stale", () => {
+    const stale = { ...evidence({}), updatedAt: new Date(now - 600_000).toISOString() };
+    const writeError = {
+      at: new Date(now - 590_000).toISOString(),
+      message: "ENOSPC: no space left on device",
+    };
+    const v = checkRetire("s", "bridged", stale, grace, now, { writeError });
+    expect(v.ok).toBe(false);
+    expect(v.reason).toMatch(/10m old \(its last write failed at .*: ENOSPC: no space left on device\)/);
   });
 
   it("does not wait for a port whose endpoint left the configuration, but counts who was seen there", () => {
@@ -279,8 +364,13 @@ describe("setStageInFile", () => {
         }
         return undefined;
       })();
-      expect(err?.code).toBe("CONFIG");
-      expect(err?.message).toContain(`pid ${process.pid}`);
+      // Contention, not a configuration mistake: retryable, and the CLI exits 1 rather than 3.
+      expect(err?.code).toBe("CUTOVER_REFUSED");
+      expect(err?.retryable).toBe(true);
+      expect(reportError(err)).toBe(EXIT.failed);
+      expect(err?.message).toContain(
+        `is being edited by another process (lock ${file}.lock, pid ${process.pid})`,
+      );
       expect(stageOf(file, "s")).toBe("bridged");
       const gone = spawnSync(process.execPath, ["-e", "0"]).pid;
       writeFileSync(`${file}.lock`, String(gone));

@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { subscribeLegacyAndHerald } from "../src/client/index.js";
+import { loadConfigText } from "../src/config/load.js";
+import { checkRetire } from "../src/shim/cutover.js";
 import { readEvidence } from "../src/shim/evidence.js";
 import { pythonJson } from "../src/wire/json.js";
 import { legacyMsgId, toLegacyObject } from "../src/wire/legacy.js";
@@ -193,33 +195,79 @@ describe("shim bridged stage", () => {
     expect(missing).toEqual([]);
   });
 
-  it("subscribeLegacyAndHerald reads the herald PUB and the old ports and delivers each id once", async () => {
+  it("subscribeLegacyAndHerald reads only legacy services' old ports, each id once, and leaves them when the service is bridged", async () => {
     const endpoints = endpointsOn(await freePorts(2));
-    setup = await startShimBroker({ services: { "bodhi.test": { stage: "bridged", endpoints } } });
+    setup = await startShimBroker({
+      services: { "bodhi.test": { stage: "legacy", endpoints } },
+      grace: "1s",
+    });
     const s = setup;
-    const dual = await subscribeLegacyAndHerald(["org.example.#"], { config: s.config });
+    const dual = await subscribeLegacyAndHerald(["org.example.dev.bodhi.#"], {
+      config: s.config,
+      configFile: s.file,
+      restageIntervalMs: 50,
+    });
     const got = collect(dual);
-    const served = endpoints[0]!;
-    expect(
-      await waitFor(
-        () => (s.running.shim!.status().services["bodhi.test"]!.ports[served]?.connected ?? 0) > 0,
-        10_000,
-      ),
-    ).toBe(true);
-    // Both paths up: a probe for the service arrives by herald and by the old port.
-    for (let i = 0; i < 200 && dual.stats().duplicates === 0; i++) {
+    expect(dual.legacyEndpoints().sort()).toEqual([...endpoints].sort());
+    // The herald link is up before the old app sends (a PUB drops what comes before its subscriber).
+    for (let i = 0; i < 200 && got.msgs.length === 0; i++) {
       await s.client.publish("org.example.dev.bodhi.probe", { i });
-      await waitFor(() => dual.stats().duplicates > 0, 100);
+      await waitFor(() => got.msgs.length > 0, 100);
     }
-    const acks = await s.client.publishBatch(
-      Array.from({ length: 20 }, (_, n) => ({ topic: "org.example.dev.bodhi.update.edit", body: { n } })),
-    );
-    const ids = acks.map((a) => a.id);
+    // The old app on its ports: the consumer reads it there, and through herald (the shim ingests it).
+    const app = legacyPublisher({
+      bind: endpoints,
+      count: 10,
+      topic: "org.example.dev.bodhi.update.comment",
+      waitSubscribers: 2, // the shim's ingest ("") and the consumer ("org.example.dev.bodhi")
+      extra: ["--hold"],
+    });
+    peers.push(app);
+    await app.waitFor((l) => l.event === "done", "old app done");
+    const ids = app.events("sent").map((l) => l["msg_id"] as string);
+    expect(ids).toHaveLength(20);
     expect(await waitFor(() => ids.every((id) => got.msgs.some((m) => m.id === id)), 10_000)).toBe(true);
-    // Give the second copies time to arrive and be dropped: the stats must show them as duplicates.
-    expect(await waitFor(() => dual.stats().duplicates >= 21, 10_000)).toBe(true);
-    const delivered = got.msgs.filter((m) => ids.includes(m.id)).map((m) => m.id);
-    expect(delivered.sort()).toEqual([...ids].sort());
+    // Both copies arrived and the second was dropped: each id delivered once.
+    expect(await waitFor(() => dual.stats().duplicates >= 20, 10_000)).toBe(true);
+    expect(got.msgs.filter((m) => ids.includes(m.id))).toHaveLength(20);
+
+    // Bridged: the consumer leaves the old ports (it follows the config file), the old app goes, the shim
+    // binds them. Nobody is left there: retire becomes possible instead of being refused forever.
+    await s.setStages({ "bodhi.test": "bridged" });
+    expect(await waitFor(() => dual.legacyEndpoints().length === 0, 10_000)).toBe(true);
+    app.endInput();
+    const st = () => s.running.shim!.status().services["bodhi.test"]!;
+    expect(await waitFor(() => Object.values(st().ports).every((p) => p.bound), 20_000)).toBe(true);
+    expect(
+      await waitFor(() => checkRetire("bodhi.test", "bridged", s.running.shim!.status(), 1000).ok, 15_000),
+    ).toBe(true);
+    // The bridged app's messages still reach the consumer, through herald.
+    const ack = await s.client.publish("org.example.dev.bodhi.update.request", { n: 1 });
+    expect(await waitFor(() => got.msgs.some((m) => m.id === ack.id), 10_000)).toBe(true);
+    await dual.close();
+  });
+
+  it("subscribeLegacyAndHerald follows stages given to restage(): joins and leaves old ports", async () => {
+    const [h, a, b] = await freePorts(3);
+    const [bodhi, koji] = endpointsOn([a!, b!]);
+    const config = (stage: string) =>
+      loadConfigText(
+        `broker: {publish: [{name: herald, endpoint: "tcp://127.0.0.1:${h}", format: herald}]}
+legacy:
+  services:
+    bodhi.test: {stage: ${stage}, endpoints: ["${bodhi}"]}
+    koji.test: {stage: legacy, endpoints: ["${koji}"]}
+`,
+        { env: {} },
+      ).config;
+    const dual = await subscribeLegacyAndHerald(["#"], { config: config("bridged") });
+    expect(dual.legacyEndpoints()).toEqual([koji]);
+    await dual.restage(config("legacy"));
+    expect(dual.legacyEndpoints().sort()).toEqual([bodhi, koji].sort());
+    await dual.restage(config("retired"));
+    expect(dual.legacyEndpoints()).toEqual([koji]);
+    // Given a config object, not a file: nothing to re-read by itself.
+    await expect(dual.restage()).rejects.toThrow(/follows no config file/);
     await dual.close();
   });
 });

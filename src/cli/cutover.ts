@@ -1,29 +1,45 @@
 import type { HeraldConfig, LegacyStage } from "../config/schema.js";
 import { formatDuration, parseDuration } from "../config/units.js";
 import { loadLegacyConfig } from "../legacy/config/load.js";
-import { evidenceProblem, loadEvidence, planCutover, restore, retire } from "../shim/cutover.js";
-import type { EvidenceFile } from "../shim/evidence.js";
+import {
+  evidenceProblem,
+  loadEvidence,
+  loadEvidenceError,
+  planCutover,
+  restore,
+  retire,
+} from "../shim/cutover.js";
+import type { EvidenceFile, EvidenceWriteError } from "../shim/evidence.js";
 import { resolvePlan } from "../shim/services.js";
 import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
 const USAGE = `usage: herald cutover status [--json]
        herald cutover plan [--json]
-       herald cutover retire SERVICE [--grace DURATION] [--dry-run]
+       herald cutover retire SERVICE [--grace DURATION [--force]] [--accept-past-subscribers] [--dry-run]
        herald cutover restore SERVICE [--dry-run]
 
 Move fedmsg services off their old ports with evidence (docs/migration.md). status: each service's stage,
 its legacy ports, who is connected, when last seen, which topic prefixes they subscribe to. plan: what can
-move next. retire: close a bridged service's old ports; refused (exit 1) while anyone is connected or was
-seen within the grace period (default legacy.grace). restore: bring the ports back (stage bridged).
-retire/restore edit the config file (comments kept) and SIGHUP the running shim; every action is logged
-to <dataDir>/cutover.log.`;
+move next, who listens, who was seen since the service was bridged. retire: close a bridged service's old
+ports; refused (exit 1) while anyone is connected, was seen within the grace period (default legacy.grace;
+a shorter --grace needs --force), or was seen at all since the service was bridged (unless
+--accept-past-subscribers), or its ports were watched for less than the grace period. restore: reopen a
+retired service's ports (stage bridged); refused for a service in another stage. retire/restore log the
+intent to <dataDir>/cutover.log, edit the config file (comments kept), SIGHUP the running shim and wait
+for its evidence to confirm; a change the shim did not apply is set back in the file (exit 1).`;
 
 export async function cutover(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const { values, positionals } = parse(
     rest,
-    { json: { type: "boolean" }, grace: { type: "string" }, "dry-run": { type: "boolean" } },
+    {
+      json: { type: "boolean" },
+      grace: { type: "string" },
+      force: { type: "boolean" },
+      "accept-past-subscribers": { type: "boolean" },
+      "dry-run": { type: "boolean" },
+    },
     USAGE,
   );
   if (values.help || sub === undefined || sub === "--help" || sub === "-h") {
@@ -40,40 +56,60 @@ export async function cutover(argv: string[]): Promise<number> {
     out(
       values.json
         ? JSON.stringify({ stages: Object.fromEntries(stages), evidence: ev ?? null }, null, 2)
-        : renderStatus(stages, ev),
+        : renderStatus(stages, ev, loadEvidenceError(ctx.config, ev)),
     );
     return EXIT.ok;
   }
   if (sub === "plan") {
-    const plan = planCutover(ctx.config, stages, ev);
+    const plan = planCutover(ctx.config, stages, ev, Date.now(), {
+      writeError: loadEvidenceError(ctx.config, ev),
+    });
     if (values.json) out(JSON.stringify(plan, null, 2));
     else
       for (const p of plan) {
         out(`${p.service.padEnd(24)} ${p.stage.padEnd(8)} -> ${p.next.padEnd(6)} ${p.reason}`);
         for (const l of p.listeners) out(`${" ".repeat(26)}listening: ${l}`);
+        for (const l of p.pastListeners) out(`${" ".repeat(26)}seen before: ${l}`);
       }
     return EXIT.ok;
   }
-  const service = positionals[0];
+  return change(sub as "retire" | "restore", positionals[0], values, ctx, stages);
+}
+
+/** retire/restore SERVICE: one line on stdout for what was done, warnings on stderr. */
+async function change(
+  sub: "retire" | "restore",
+  service: string | undefined,
+  values: { grace?: string; force?: boolean; "accept-past-subscribers"?: boolean; "dry-run"?: boolean },
+  ctx: { config: HeraldConfig; file: string | undefined },
+  stages: Map<string, LegacyStage>,
+): Promise<number> {
   if (!service) throw new UsageError(`cutover ${sub} needs a SERVICE name\n\n${USAGE}`);
   const stage = stages.get(service);
   if (!stage)
     throw new UsageError(
       `unknown service '${service}': known are ${[...stages.keys()].join(", ") || "none"}`,
     );
+  if (sub === "restore" && (values.grace !== undefined || values["accept-past-subscribers"] || values.force))
+    throw new UsageError(`cutover restore takes only --dry-run\n\n${USAGE}`);
+  if (values.force && values.grace === undefined)
+    throw new UsageError(`--force only overrides a --grace shorter than legacy.grace\n\n${USAGE}`);
   const o = {
     config: ctx.config,
     file: ctx.file,
     service,
     stage,
     dryRun: values["dry-run"] ?? false,
+    force: values.force ?? false,
+    acceptPastSubscribers: values["accept-past-subscribers"] ?? false,
     ...(values.grace !== undefined ? { graceMs: graceFlag(values.grace) } : {}),
   };
-  const r = sub === "retire" ? retire(o) : restore(o);
+  const r = sub === "retire" ? await retire(o) : await restore(o);
+  const applied = [r.signalled, r.confirmed].filter(Boolean).join("; ");
   out(
     r.dryRun
       ? `dry run: ${service} could be ${sub === "retire" ? "retired" : "restored"} (${r.reason}); nothing changed`
-      : `${service}: ${sub === "retire" ? "retired" : "restored to bridged"} (${r.reason}). ${r.signalled}`,
+      : `${service}: ${sub === "retire" ? "retired" : "restored to bridged"} (${r.reason}).${applied ? ` ${applied}` : ""}`,
   );
   return EXIT.ok;
 }
@@ -85,12 +121,18 @@ async function currentStages(config: HeraldConfig): Promise<Map<string, LegacySt
   return new Map([...plan.services.values()].map((s) => [s.name, s.stage]));
 }
 
-function renderStatus(stages: Map<string, LegacyStage>, ev: EvidenceFile | undefined): string {
+function renderStatus(
+  stages: Map<string, LegacyStage>,
+  ev: EvidenceFile | undefined,
+  writeError: EvidenceWriteError | undefined,
+): string {
   const now = Date.now();
   const lines: string[] = [];
-  const problem = evidenceProblem(ev, now);
+  const problem = evidenceProblem(ev, now, writeError);
   lines.push(
-    problem ? `evidence: ${problem}` : `evidence from shim pid ${ev!.pid}, written ${ev!.updatedAt}`,
+    problem
+      ? `evidence: ${problem}`
+      : `evidence from shim pid ${ev!.pid} (config ${ev!.configFile ?? "none"}), written ${ev!.updatedAt}`,
   );
   lines.push("");
   lines.push(row(["SERVICE", "STAGE", "PORT", "SUBS", "LAST SEEN", "PREFIXES"]));
@@ -108,6 +150,7 @@ function renderStatus(stages: Map<string, LegacyStage>, ev: EvidenceFile | undef
         ing ? `ingested ${ing.ingested}, dup ${ing.duplicates}, malformed ${ing.malformed}` : "",
       ]),
     );
+    if (s?.pending) lines.push(`${"".padEnd(23)}held back: ${s.pending.stage} (${s.pending.reason})`);
     for (const p of Object.values(s?.ports ?? {})) {
       const prefixes = (p.connected > 0 ? p.prefixes : p.prefixesSeen)
         .map((x) => JSON.stringify(x))

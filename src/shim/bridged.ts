@@ -42,8 +42,15 @@ interface Port {
   endpoint: string;
   t: ZmqPublishTransport | undefined;
   boundSince?: number;
+  /** Until when what happens on the port is the shim's own ingest socket (see endSelfWindow); open: Infinity. */
+  selfUntil?: number;
   lastError?: string;
 }
+
+/** The longest the shim's own ingest socket is assumed to take to leave a port just bound. */
+const SELF_WINDOW_MS = 2000;
+/** How late the socket monitor's events may arrive after the fact, on this host. */
+const SELF_EVENTS_MS = 200;
 
 /**
  * A bridged service: the app moved to herald, so the shim binds the app's old per-thread ports on this
@@ -105,6 +112,7 @@ export class BridgedService {
       }
       p.t = t;
       p.boundSince = Date.now();
+      p.selfUntil = Number.POSITIVE_INFINITY;
       this.serving ??= p;
       delete p.lastError;
       this.opts.log.info("legacy port bound: serving herald traffic in fedmsg format", {
@@ -112,10 +120,26 @@ export class BridgedService {
         endpoint: p.endpoint,
       });
       await this.opts.onBound?.(p.endpoint);
+      void this.endSelfWindow(p, t);
       // Only the serving port's own subscribers decide when held messages may go out on it.
       if (!this.ready && this.serving === p) void this.settle(t);
       return;
     }
+  }
+
+  /**
+   * The shim's ingest socket read this endpoint until onBound and may have connected to the port in that
+   * moment; it leaves right after. Until it has left (nobody connected, or SELF_WINDOW_MS), the port's
+   * connections are not evidence of an old subscriber: counted, they made every bridged service look
+   * used just after its bind, and a subscriber seen since the bridge blocks retiring for good.
+   */
+  private async endSelfWindow(p: Port, t: ZmqPublishTransport): Promise<void> {
+    const start = Date.now();
+    // Monitor events arrive a moment late: an accept not read yet must not look like "nobody connected".
+    const settled = (): boolean => Date.now() - start >= SELF_EVENTS_MS && t.subscribers().connected === 0;
+    while (!this.stopped && !settled() && Date.now() - start < SELF_WINDOW_MS)
+      await sleep(10, this.abort.signal);
+    p.selfUntil = Date.now();
   }
 
   /** Give old subscribers a moment to reconnect (ZeroMQ's slow joiner) before sending held messages. */
@@ -214,15 +238,17 @@ export class BridgedService {
     const serving = this.serving;
     return this.ports.map((p) => {
       const info = p.t?.subscribers() ?? { connected: 0, prefixes: [] };
+      const self = p.selfUntil === Number.POSITIVE_INFINITY; // see endSelfWindow
       const s: PortState = {
         endpoint: p.endpoint,
         bound: p.t !== undefined,
         serving: p === serving,
-        connected: info.connected,
-        prefixes: info.prefixes,
+        connected: self ? 0 : info.connected,
+        prefixes: self ? [] : info.prefixes,
       };
       if (p.boundSince !== undefined) s.boundSince = p.boundSince;
-      if (info.lastSeenAt !== undefined) s.lastSeenAt = info.lastSeenAt;
+      if (info.lastSeenAt !== undefined && info.lastSeenAt > (p.selfUntil ?? 0))
+        s.lastSeenAt = info.lastSeenAt;
       if (p.lastError !== undefined) s.lastError = p.lastError;
       return s;
     });

@@ -1,40 +1,30 @@
-import {
-  appendFileSync,
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { join } from "node:path";
-import { parseDocument } from "yaml";
+/**
+ * `herald cutover retire|restore`: decide on the shim's evidence (cutover-check.ts), log the intent, edit
+ * the stage in the herald YAML file, make the running shim reload, and wait until its evidence confirms
+ * the change; a change it did not apply is put back. Every step is in `<dataDir>/cutover.log`.
+ */
 import type { HeraldConfig, LegacyStage } from "../config/schema.js";
 import { formatDuration } from "../config/units.js";
 import { ConfigError, HeraldError } from "../errors.js";
-import { withFileLock } from "../util/file-lock.js";
-import { type EvidenceFile, evidencePath, readEvidence, type ServiceEvidence } from "./evidence.js";
+import {
+  checkRetire,
+  evidenceProblem,
+  loadEvidence,
+  loadEvidenceError,
+  pidAlive,
+  type Verdict,
+} from "./cutover-check.js";
+import { logIntent, sameFile, setStageInFile, signalShim, tryCutoverLog } from "./cutover-file.js";
+import type { EvidenceFile, ServiceEvidence } from "./evidence.js";
 
-/** Evidence older than this (no write by a live shim) says nothing about who is connected now. */
-export const STALE_EVIDENCE_MS = 120_000;
+export * from "./cutover-check.js";
+export { appendCutoverLog, cutoverLogPath, setStageInFile, signalShim } from "./cutover-file.js";
 
-export interface Verdict {
-  ok: boolean;
-  /** One sentence a person can act on. */
-  reason: string;
-}
-
-export interface PlanEntry {
-  service: string;
-  stage: LegacyStage;
-  /** What can happen next: bridge (move the app to herald), retire, wait, or nothing. */
-  next: "bridge" | "retire" | "wait" | "done";
-  reason: string;
-  listeners: string[];
-}
+/**
+ * How long retire/restore wait for the running shim to confirm a change: it rewrites its evidence right
+ * after a reload (and at least once a second), so this is that second plus a margin for a busy shim.
+ */
+export const CONFIRM_MS = 5_000;
 
 export interface CutoverResult {
   action: "retire" | "restore";
@@ -43,219 +33,10 @@ export interface CutoverResult {
   dryRun: boolean;
   reason: string;
   signalled: string;
-}
-
-export function cutoverLogPath(config: HeraldConfig): string {
-  return join(config.paths.dataDir, "cutover.log");
-}
-
-export function loadEvidence(config: HeraldConfig): EvidenceFile | undefined {
-  return readEvidence(evidencePath(config.paths.dataDir));
-}
-
-/** Is the shim that wrote the evidence alive and writing? */
-export function evidenceProblem(ev: EvidenceFile | undefined, now = Date.now()): string | undefined {
-  if (!ev)
-    return "no shim evidence yet: start the shim (`herald serve` with legacy.enabled, or `herald shim`)";
-  if (!pidAlive(ev.pid)) return `the shim that wrote the evidence (pid ${ev.pid}) is not running: start it`;
-  const age = now - Date.parse(ev.updatedAt);
-  if (age > STALE_EVIDENCE_MS) return `the shim's evidence is ${formatDuration(age)} old: is the shim stuck?`;
-  return undefined;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-const ago = (iso: string, now: number): string => `${formatDuration(Math.max(0, now - Date.parse(iso)))} ago`;
-
-/** Who listens on a service's ports now or within the grace period, one line each. */
-export function listeners(s: ServiceEvidence, graceMs: number, now = Date.now()): string[] {
-  const out: string[] = [];
-  for (const p of Object.values(s.ports)) {
-    const prefixes = (p.prefixes.length > 0 ? p.prefixes : p.prefixesSeen)
-      .map((x) => JSON.stringify(x))
-      .join(", ");
-    if (p.connected > 0)
-      out.push(
-        `${p.endpoint}: ${p.connected} subscriber(s) connected now (prefixes ${prefixes || "none yet"})`,
-      );
-    else if (p.lastSeenAt && now - Date.parse(p.lastSeenAt) < graceMs)
-      out.push(
-        `${p.endpoint}: a subscriber was seen ${ago(p.lastSeenAt, now)} (prefixes ${prefixes || "unknown"})`,
-      );
-  }
-  return out;
-}
-
-/** May this service be retired now? Conservative: no evidence for the whole grace period means no. */
-export function checkRetire(
-  service: string,
-  stage: LegacyStage,
-  ev: EvidenceFile | undefined,
-  graceMs: number,
-  now = Date.now(),
-): Verdict {
-  if (stage === "retired") return { ok: true, reason: `${service} is already retired` };
-  const problem = evidenceProblem(ev, now);
-  if (problem) return { ok: false, reason: problem };
-  const s = ev!.services[service];
-  if (!s)
-    return {
-      ok: false,
-      reason: `the shim has no evidence for ${service}: is it in legacy.services or legacy.config?`,
-    };
-  const grace = formatDuration(graceMs);
-  if (s.stage !== stage)
-    return {
-      ok: false,
-      reason: `the running shim still has ${service} at stage ${s.stage}, not ${stage}: reload it (SIGHUP) and retry`,
-    };
-  if (stage === "legacy")
-    // The old app binds its own ports: who listens there cannot be seen until the shim holds them.
-    return {
-      ok: false,
-      reason: `${service} is still legacy: only ports the shim holds show who listens; move its app to herald and set it to bridged first`,
-    };
-  const who = listeners(s, graceMs, now);
-  if (who.length > 0) return { ok: false, reason: `${service} still has listeners: ${who.join("; ")}` };
-  // Ports of endpoints no longer configured stay in the history (their lastSeenAt counted above).
-  const current = Object.values(s.ports).filter((p) => s.endpoints.includes(p.endpoint));
-  if (current.length === 0)
-    return {
-      ok: false,
-      reason: `no port of ${service} (${s.endpoints.join(", ")}) is on this host, so nobody can be watched here: retire it with the shim on its host`,
-    };
-  for (const p of current) {
-    if (!p.bound || !p.boundSince)
-      return {
-        ok: false,
-        reason: `${p.endpoint} is not bound by the shim (${p.lastError ?? "binding"}), so nobody can be watched there yet`,
-      };
-    if (now - Date.parse(p.boundSince) < graceMs)
-      return {
-        ok: false,
-        reason: `${p.endpoint} has been watched only since ${p.boundSince}; retire after the grace period (${grace})`,
-      };
-  }
-  return { ok: true, reason: `no subscriber on ${current.length} port(s) for ${grace}` };
-}
-
-/** Which services can move next, and what still listens where. */
-export function planCutover(
-  config: HeraldConfig,
-  stages: Map<string, LegacyStage>,
-  ev: EvidenceFile | undefined,
-  now = Date.now(),
-): PlanEntry[] {
-  const grace = config.legacy.grace;
-  return [...stages].map(([service, stage]) => {
-    const s = ev?.services[service];
-    const who = s ? listeners(s, grace, now) : [];
-    if (stage === "retired") return { service, stage, next: "done", reason: "retired", listeners: who };
-    const v = checkRetire(service, stage, ev, grace, now);
-    if (v.ok) return { service, stage, next: "retire", reason: v.reason, listeners: who };
-    if (stage === "legacy")
-      return {
-        service,
-        stage,
-        next: "bridge",
-        reason: `move its app to herald, then set stage bridged (${v.reason})`,
-        listeners: who,
-      };
-    return { service, stage, next: "wait", reason: v.reason, listeners: who };
-  });
-}
-
-/**
- * Set `legacy.services.<service>.stage` in the YAML file, keeping its comments and layout. Under a lock,
- * and only if the file still says `from` (when given and the file names a stage): the caller decided on
- * the stage it loaded, and another cutover may have changed it since.
- */
-export function setStageInFile(
-  file: string,
-  service: string,
-  stage: LegacyStage,
-  from?: LegacyStage,
-  lockWaitMs?: number,
-): void {
-  const target = realpathSync(file);
-  withFileLock(
-    target,
-    () => {
-      const doc = parseDocument(readFileSync(target, "utf8"));
-      if (doc.errors.length > 0)
-        throw new ConfigError(
-          "CONFIG",
-          `${file} does not parse as YAML (${doc.errors[0]!.message}): fix it first`,
-        );
-      const now = doc.getIn(["legacy", "services", service, "stage"]);
-      if (from !== undefined && now !== undefined && now !== from)
-        throw new HeraldError(
-          "CUTOVER_REFUSED",
-          `${service} changed to stage ${String(now)} in ${file} since this command read it (${from}): another cutover ran meanwhile; check \`herald cutover plan\` and run again`,
-          { details: { service, expected: from, found: now } },
-        );
-      doc.setIn(["legacy", "services", service, "stage"], stage);
-      writeInPlace(target, doc.toString());
-    },
-    lockWaitMs,
-  );
-}
-
-/**
- * Replace a config file's text atomically, as the file it is: through a symlink (the managed target
- * changes, the link stays), keeping its mode and, where allowed, its owner.
- */
-function writeInPlace(file: string, text: string): void {
-  const target = realpathSync(file);
-  const st = statSync(target);
-  const tmp = `${target}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: st.mode & 0o7777 });
-  chmodSync(tmp, st.mode & 0o7777); // the umask applied to writeFileSync's mode
-  try {
-    chownSync(tmp, st.uid, st.gid);
-  } catch {
-    // not ours to give away (not root): the file keeps its mode, and its owner is whoever edits it
-  }
-  renameSync(tmp, target);
-}
-
-/** Tell the running shim to reload: SIGHUP to `<runtimeDir>/herald.pid`. Returns what happened. */
-export function signalShim(config: HeraldConfig): string {
-  const file = join(config.paths.runtimeDir, "herald.pid");
-  if (!existsSync(file))
-    return `no ${file}: a running shim picks the change up from the file within a second`;
-  const pid = Number(readFileSync(file, "utf8").trim());
-  // The file outlives a killed broker, and its pid may since name another process (or, garbage, 0: the
-  // whole process group). Only a live herald gets the signal.
-  if (!isHerald(pid))
-    return `${file} names pid ${pid}, which is not a running herald (a stale file): a running shim picks the change up from the file within a second`;
-  try {
-    process.kill(pid, "SIGHUP");
-    return `sent SIGHUP to pid ${pid}`;
-  } catch (err) {
-    return `could not signal pid ${pid} (${(err as NodeJS.ErrnoException).code}): the change applies when the shim next starts or polls the file`;
-  }
-}
-
-function isHerald(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("herald");
-  } catch {
-    return false;
-  }
-}
-
-export function appendCutoverLog(config: HeraldConfig, entry: Record<string, unknown>): void {
-  mkdirSync(config.paths.dataDir, { recursive: true });
-  appendFileSync(cutoverLogPath(config), `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`);
+  /** What the running shim's evidence confirmed, or why there was no shim to wait for. */
+  confirmed: string;
+  /** Problems that did not stop the command (an unwritable cutover.log on a dry run, a forced grace). */
+  warnings: string[];
 }
 
 export interface CutoverOptions {
@@ -266,67 +47,254 @@ export interface CutoverOptions {
   stage: LegacyStage;
   graceMs?: number;
   dryRun?: boolean;
+  /** Allow a grace period shorter than legacy.grace (logged). */
+  force?: boolean;
+  /** Retire although subscribers were seen since the service was bridged, before the grace period. */
+  acceptPastSubscribers?: boolean;
+  /** How long to wait for the shim's confirmation; default CONFIRM_MS. */
+  confirmMs?: number;
+  /** Make the running shim reload; default SIGHUP to `<runtimeDir>/herald.pid`. Returns what happened. */
+  notify?: (config: HeraldConfig) => string | Promise<string>;
+  /** Where warnings go besides the result; default stderr. */
+  warn?: (message: string) => void;
+}
+
+type Warn = (message: string) => void;
+
+function warner(o: CutoverOptions, into: string[]): Warn {
+  const show = o.warn ?? ((m: string) => process.stderr.write(`herald: warning: ${m}\n`));
+  return (m) => {
+    into.push(m);
+    show(m);
+  };
 }
 
 /** Retire a service: refuse (CUTOVER_REFUSED) while anyone listens or listened within the grace period. */
-export function retire(o: CutoverOptions): CutoverResult {
-  const graceMs = o.graceMs ?? o.config.legacy.grace;
+export async function retire(o: CutoverOptions): Promise<CutoverResult> {
+  const warnings: string[] = [];
+  const warn = warner(o, warnings);
+  const graceMs = graceFor(o, warn);
   const ev = loadEvidence(o.config);
-  const v = checkRetire(o.service, o.stage, ev, graceMs);
+  const writeError = loadEvidenceError(o.config, ev);
+  const v: Verdict =
+    configMismatch(o, ev) ??
+    checkRetire(o.service, o.stage, ev, graceMs, Date.now(), {
+      acceptPastSubscribers: o.acceptPastSubscribers ?? false,
+      writeError,
+    });
   const evidence = ev?.services[o.service];
-  if (!v.ok) {
-    appendCutoverLog(o.config, {
-      action: "retire",
+  const extra: Record<string, unknown> = { graceMs };
+  if (graceMs < o.config.legacy.grace) extra["graceOverride"] = { configuredMs: o.config.legacy.grace };
+  if (v.accepted) extra["acceptedPastSubscribers"] = v.accepted;
+  if (!v.ok) refuse(o, "retire", v.reason, evidence, extra, warn);
+  return change(o, "retire", "retired", v.reason, evidence, extra, warnings);
+}
+
+/** Bring a retired service's ports back (stage bridged). Only from retired: bridging is a move of the app. */
+export async function restore(o: CutoverOptions): Promise<CutoverResult> {
+  const warnings: string[] = [];
+  const warn = warner(o, warnings);
+  const ev = loadEvidence(o.config);
+  const evidence = ev?.services[o.service];
+  if (o.stage !== "retired") refuse(o, "restore", notRetired(o), evidence, {}, warn);
+  const mismatch = configMismatch(o, ev);
+  if (mismatch) refuse(o, "restore", mismatch.reason, evidence, {}, warn);
+  return change(o, "restore", "bridged", `was ${o.stage}`, evidence, {}, warnings);
+}
+
+/** Restore undoes a retire; bridging a legacy service is a move of its app, which this cannot check. */
+function notRetired(o: CutoverOptions): string {
+  if (o.stage === "bridged")
+    return `it is bridged already: its old ports are open (\`herald cutover status\`)`;
+  return `it is ${o.stage}, not retired: restore only reopens a retired service's ports. To bridge a legacy service, set legacy.services.${o.service}.stage: bridged in ${o.file ?? "the herald config file"} and reload, then restart its app on herald: the shim binds the old ports once the old app lets go (docs/migration.md, "Moving one app")`;
+}
+
+/** --grace below legacy.grace weakens the site's policy: only with --force, and then said and logged. */
+function graceFor(o: CutoverOptions, warn: Warn): number {
+  const configured = o.config.legacy.grace;
+  const graceMs = o.graceMs ?? configured;
+  if (graceMs >= configured) return graceMs;
+  const what = `--grace ${formatDuration(graceMs)} is shorter than legacy.grace (${formatDuration(configured)})`;
+  if (!o.force)
+    refuse(
+      o,
+      "retire",
+      `${what}: the evidence would cover less than the configured period; pass --force to use it anyway (logged in cutover.log)`,
+      undefined,
+      { graceMs, configuredGraceMs: configured },
+      warn,
+    );
+  warn(`${what}: overridden with --force (logged in cutover.log)`);
+  return graceMs;
+}
+
+/** The shim must reload the file this command edits, or the change would never reach it. */
+function configMismatch(o: CutoverOptions, ev: EvidenceFile | undefined): Verdict | undefined {
+  if (!ev?.configFile || o.file === undefined || evidenceProblem(ev) !== undefined) return undefined;
+  if (sameFile(ev.configFile, o.file)) return undefined;
+  return {
+    ok: false,
+    reason: `the running shim (pid ${ev.pid}) reloads ${ev.configFile}, not ${o.file}: a change there would not reach it; run with --config ${ev.configFile}`,
+  };
+}
+
+function refuse(
+  o: CutoverOptions,
+  action: "retire" | "restore",
+  reason: string,
+  evidence: ServiceEvidence | undefined,
+  extra: Record<string, unknown>,
+  warn: Warn,
+): never {
+  tryCutoverLog(
+    o.config,
+    {
+      action,
       service: o.service,
+      from: o.stage,
+      to: action === "retire" ? "retired" : "bridged",
       result: "refused",
-      reason: v.reason,
-      graceMs,
+      reason,
       evidence,
-    });
-    throw new HeraldError("CUTOVER_REFUSED", `cannot retire ${o.service}: ${v.reason}`, {
-      details: { service: o.service },
-    });
-  }
-  return change(o, "retire", "retired", v.reason, evidence, { graceMs });
+      ...extra,
+    },
+    warn,
+  );
+  throw new HeraldError("CUTOVER_REFUSED", `cannot ${action} ${o.service}: ${reason}`, {
+    details: { service: o.service },
+  });
 }
 
-/** Bring a retired service's ports back (stage bridged). */
-export function restore(o: CutoverOptions): CutoverResult {
-  const ev = loadEvidence(o.config)?.services[o.service];
-  return change(o, "restore", "bridged", `was ${o.stage}`, ev, {});
-}
-
-function change(
+async function change(
   o: CutoverOptions,
   action: "retire" | "restore",
   stage: LegacyStage,
   reason: string,
   evidence: ServiceEvidence | undefined,
   extra: Record<string, unknown>,
-): CutoverResult {
+  warnings: string[],
+): Promise<CutoverResult> {
   if (o.file === undefined)
     throw new ConfigError(
       "CONFIG",
       "no herald config file to edit: pass --config FILE (the one `herald serve` reads)",
     );
-  const dryRun = o.dryRun ?? false;
-  let signalled = "";
-  if (!dryRun && o.stage !== stage) {
-    setStageInFile(o.file, o.service, stage, o.stage);
-    signalled = signalShim(o.config);
-  }
-  const result = dryRun ? "dry-run" : o.stage === stage ? "unchanged" : "done";
-  appendCutoverLog(o.config, {
+  const warn = warner(o, warnings);
+  const entry = {
     action,
     service: o.service,
     from: o.stage,
     to: stage,
-    result,
     reason,
     file: o.file,
-    signalled,
     evidence,
     ...extra,
-  });
-  return { action, service: o.service, done: !dryRun, dryRun, reason, signalled };
+  };
+  const dryRun = o.dryRun ?? false;
+  const result = { action, service: o.service, done: !dryRun, dryRun, reason, warnings };
+  if (dryRun || o.stage === stage) {
+    tryCutoverLog(o.config, { ...entry, result: dryRun ? "dry-run" : "unchanged" }, warn);
+    return { ...result, signalled: "", confirmed: "" };
+  }
+  logIntent(o.config, entry);
+  const editedAt = Date.now();
+  try {
+    setStageInFile(o.file, o.service, stage, o.stage);
+  } catch (err) {
+    tryCutoverLog(o.config, { ...entry, result: "failed", error: (err as Error).message }, warn);
+    throw err;
+  }
+  const signalled = await (o.notify ?? signalShim)(o.config);
+  const c = await awaitShim(o, stage, editedAt);
+  if (c.ok) {
+    tryCutoverLog(o.config, { ...entry, result: "done", signalled, confirmed: c.text }, warn);
+    return { ...result, signalled, confirmed: c.text };
+  }
+  const back = await putBack(o, stage, c.text, warn, entry);
+  tryCutoverLog(o.config, { ...entry, result: "rolled-back", signalled, why: c.text, putBack: back }, warn);
+  throw new HeraldError(
+    "CUTOVER_REFUSED",
+    `${action} of ${o.service} was not applied: ${c.text}. The file says ${o.stage} again (${back})`,
+    { details: { service: o.service, why: c.text } },
+  );
+}
+
+/** The shim did not apply the change: the file goes back to what it said, so file and shim agree. */
+async function putBack(
+  o: CutoverOptions,
+  stage: LegacyStage,
+  why: string,
+  warn: Warn,
+  entry: Record<string, unknown>,
+): Promise<string> {
+  try {
+    setStageInFile(o.file!, o.service, o.stage, stage);
+  } catch (err) {
+    const message = (err as Error).message;
+    tryCutoverLog(o.config, { ...entry, result: "not-applied", why, putBackError: message }, warn);
+    throw new HeraldError(
+      "CUTOVER_REFUSED",
+      `the change of ${o.service} to ${stage} was not applied (${why}) and the file could not be set back to ${o.stage} (${message}): set it back by hand`,
+      { cause: err, details: { service: o.service } },
+    );
+  }
+  return await (o.notify ?? signalShim)(o.config);
+}
+
+interface Confirmation {
+  ok: boolean;
+  text: string;
+}
+
+/** Wait (bounded) until the running shim's evidence shows the new stage in effect, or says why not. */
+async function awaitShim(o: CutoverOptions, stage: LegacyStage, editedAt: number): Promise<Confirmation> {
+  const dead = evidenceProblem(loadEvidence(o.config));
+  if (dead)
+    // Retire was decided on a live shim's evidence; a restore needs none and applies when a shim starts.
+    return stage === "retired"
+      ? { ok: false, text: `nothing can confirm it: ${dead}` }
+      : { ok: true, text: `not confirmed (${dead}): the ports open when the shim starts` };
+  const deadline = Date.now() + (o.confirmMs ?? CONFIRM_MS);
+  for (;;) {
+    const ev = loadEvidence(o.config);
+    const verdict = applied(ev, o.service, stage, editedAt);
+    if (verdict) return verdict;
+    if (Date.now() >= deadline) return { ok: false, text: notApplied(ev, o, stage) };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** What evidence written after the edit says: applied, held back, or nothing yet (undefined). */
+function applied(
+  ev: EvidenceFile | undefined,
+  service: string,
+  stage: LegacyStage,
+  editedAt: number,
+): Confirmation | undefined {
+  if (!ev || Date.parse(ev.updatedAt) < editedAt) return undefined;
+  if (!pidAlive(ev.pid)) return { ok: false, text: `the shim (pid ${ev.pid}) stopped` };
+  const s = ev.services[service];
+  if (s?.pending?.stage === stage && Date.parse(s.pending.since) >= editedAt)
+    return { ok: false, text: `the running shim (pid ${ev.pid}) held it back: ${s.pending.reason}` };
+  if (s?.stage !== stage) return undefined;
+  const ports = Object.values(s.ports);
+  const mine = ports.filter((p) => s.endpoints.includes(p.endpoint));
+  if (stage === "retired" && ports.every((p) => !p.bound))
+    return { ok: true, text: `the running shim (pid ${ev.pid}) closed its ports` };
+  if (stage !== "retired" && mine.every((p) => p.bound))
+    return { ok: true, text: `the running shim (pid ${ev.pid}) bound ${mine.length} port(s)` };
+  return undefined;
+}
+
+function notApplied(ev: EvidenceFile | undefined, o: CutoverOptions, stage: LegacyStage): string {
+  const waited = formatDuration(o.confirmMs ?? CONFIRM_MS);
+  const s = ev?.services[o.service];
+  if (ev && s?.stage === stage) {
+    const stuck = Object.values(s.ports)
+      .filter((p) => p.bound === (stage === "retired"))
+      .map((p) => `${p.endpoint}${p.lastError ? ` (${p.lastError})` : ""}`);
+    return `the running shim (pid ${ev.pid}) has ${o.service} at ${stage}, but after ${waited} ${stage === "retired" ? "still holds" : "could not bind"} ${stuck.join(", ")}`;
+  }
+  const reads = ev?.configFile ? `it reloads ${ev.configFile}` : "it runs without a config file to reload";
+  return `the running shim${ev ? ` (pid ${ev.pid})` : ""} still has ${o.service} at ${s?.stage ?? "an unknown stage"} ${waited} after ${o.file} was changed: it did not reload that file (${reads})`;
 }

@@ -1,13 +1,20 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { LegacyStage } from "../config/schema.js";
+import { type Logger, silentLogger } from "../util/log.js";
 
 /** What the shim knows about one legacy port it binds (times are ISO strings). */
 export interface PortEvidence {
   endpoint: string;
   bound: boolean;
-  /** When the shim bound it (this run); evidence of "nobody listens" only counts from here. */
+  /** When the shim bound it (this run). */
   boundSince?: string;
+  /**
+   * How long the port has been watched with nobody connected: since the later of the last subscriber seen
+   * and the start of the service's stage, summed over shim runs. Time the shim was down (or the port not
+   * bound) is not counted: nobody watched then. Absent in evidence from before this was recorded.
+   */
+  quietWatchedMs?: number;
   serving: boolean;
   /** Subscribers connected now (monitor accept minus disconnect). */
   connected: number;
@@ -35,12 +42,19 @@ export interface ServiceEvidence {
   ports: Record<string, PortEvidence>;
   /** Messages served on the legacy ports (this run). */
   served?: number;
+  /**
+   * The configuration asks for another stage than `stage` (the one in effect) and the shim held it back,
+   * e.g. retired while a subscriber is connected: `since` is when it decided, `reason` says why.
+   */
+  pending?: { stage: LegacyStage; since: string; reason: string };
 }
 
 export interface EvidenceFile {
   version: 1;
   broker: string;
   pid: number;
+  /** The herald config file the shim reloads (on SIGHUP or a change); absent when it runs without one. */
+  configFile?: string;
   /** When the shim last wrote the file; an old value means the shim is not running. */
   updatedAt: string;
   relayInbound?: { endpoint: string; bound: boolean; lastSeenAt?: string; ingested: number };
@@ -49,6 +63,26 @@ export interface EvidenceFile {
 
 export function evidencePath(dataDir: string): string {
   return join(dataDir, "shim-evidence.json");
+}
+
+/** Where the shim notes why it cannot write the evidence (best effort: the same disk may refuse it too). */
+export function evidenceErrorPath(evidence: string): string {
+  return `${evidence}.error`;
+}
+
+export interface EvidenceWriteError {
+  at: string;
+  message: string;
+}
+
+/** The last evidence write failure the shim could note, if any. */
+export function readEvidenceError(evidence: string): EvidenceWriteError | undefined {
+  try {
+    const v = JSON.parse(readFileSync(evidenceErrorPath(evidence), "utf8")) as EvidenceWriteError;
+    return typeof v.message === "string" && typeof v.at === "string" ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function readEvidence(path: string): EvidenceFile | undefined {
@@ -77,11 +111,16 @@ export class EvidenceWriter {
   private last = "";
   private lastWriteAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The failure being reported, so a full disk is logged once, not four times a second. */
+  private failing: string | undefined;
+  /** A note left by an earlier run is cleared at this run's first good write. */
+  private noteCleared = false;
 
   constructor(
     private readonly path: string,
     private readonly snapshot: () => EvidenceFile,
     private readonly heartbeatMs = 5000,
+    private readonly log: Logger = silentLogger,
   ) {}
 
   start(): void {
@@ -93,7 +132,10 @@ export class EvidenceWriter {
     const now = Date.now();
     if (!force && now - this.lastWriteAt < 1000) return;
     const snap = this.snapshot();
-    const key = JSON.stringify({ ...snap, updatedAt: "" });
+    // Quiet watched time grows at every snapshot: no reason to write (readers add the time since updatedAt).
+    const key = JSON.stringify({ ...snap, updatedAt: "" }, (k, v: unknown) =>
+      k === "quietWatchedMs" ? undefined : v,
+    );
     const anyone = Object.values(snap.services).some((s) =>
       Object.values(s.ports).some((p) => p.connected > 0),
     );
@@ -104,8 +146,40 @@ export class EvidenceWriter {
       writeAtomic(this.path, `${JSON.stringify(snap, null, 2)}\n`);
       this.last = key;
       this.lastWriteAt = now;
+      this.recovered();
+    } catch (err) {
+      // The next tick retries; a full disk must not stop the shim, but it must not go unnoticed either.
+      this.failed((err as Error).message);
+    }
+  }
+
+  private failed(message: string): void {
+    if (this.failing === message) return;
+    this.failing = message;
+    this.log.error("cannot write the shim evidence: `herald cutover` will see it as stale", {
+      file: this.path,
+      err: message,
+    });
+    try {
+      writeFileSync(
+        evidenceErrorPath(this.path),
+        `${JSON.stringify({ at: new Date().toISOString(), message })}\n`,
+      );
     } catch {
-      // the next tick retries; a full disk must not stop the shim
+      // the same cause (disk full, no permission) may stop this too: the log line above still says it
+    }
+  }
+
+  private recovered(): void {
+    if (this.failing === undefined && this.noteCleared) return;
+    if (this.failing !== undefined)
+      this.log.info("shim evidence written again", { file: this.path, after: this.failing });
+    this.failing = undefined;
+    try {
+      rmSync(evidenceErrorPath(this.path), { force: true });
+      this.noteCleared = true;
+    } catch {
+      // an old note stays; readers only believe one newer than the evidence
     }
   }
 

@@ -1,8 +1,8 @@
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { clientSubmitEndpoint, connectable, publishLimit } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
 import { clientSecurity, configIdentity, subscriberCurve } from "../client/security.js";
-import type { HeraldConfig } from "../config/schema.js";
+import type { HeraldConfig, LegacyStage } from "../config/schema.js";
 import { loadLegacyConfig } from "../legacy/config/load.js";
 import type { LegacyConfig } from "../legacy/config/types.js";
 import type { Identity } from "../security/keys.js";
@@ -18,7 +18,7 @@ import {
   type ShimPlan,
   type ShimService,
 } from "./services.js";
-import { History, snapshot } from "./snapshot.js";
+import { History, type Pending, snapshot } from "./snapshot.js";
 import type { ShimHandle, ShimOptions, ShimStatus } from "./types.js";
 
 /**
@@ -44,6 +44,10 @@ class Shim implements ShimHandle {
   private readonly client: HeraldClient | undefined;
   private readonly bridged = new Map<string, BridgedService>();
   private readonly history: History;
+  /** Stages the configuration asks for that the shim holds back (a retire while subscribers are connected). */
+  private readonly pending = new Map<string, Pending>();
+  /** The config file reloads read, as `herald cutover` must find it to edit the right one. */
+  private readonly configFile: string | undefined;
   private readonly writer: EvidenceWriter;
   private feed: PubFeed | undefined;
   private poll: NodeJS.Timeout | undefined;
@@ -76,7 +80,8 @@ class Shim implements ShimHandle {
       { route: (batch, served) => this.route(batch, served), heldFrom: () => this.heldFrom() },
       { maxPin: Math.min(100_000, Math.floor(config.outbox.maxMessages / 4)), log: log.child("sink") },
     );
-    this.writer = new EvidenceWriter(path, () => this.status());
+    this.configFile = opts.watch ? realpathOr(opts.watch.file) : undefined;
+    this.writer = new EvidenceWriter(path, () => this.status(), undefined, log.child("evidence"));
   }
 
   async start(): Promise<void> {
@@ -141,7 +146,13 @@ class Shim implements ShimHandle {
       const now = next.services.get(name);
       if (!now || now.endpoints.join(" ") !== old.endpoints.join(" ")) await this.teardown(old);
     }
-    for (const svc of next.services.values()) await this.applyService(svc, prev?.services.get(svc.name));
+    // The plan keeps the stage in effect, so a stage held back is tried again at the next reload.
+    const held: ShimService[] = [];
+    for (const svc of next.services.values()) {
+      const stage = await this.applyService(svc, prev?.services.get(svc.name));
+      if (stage !== svc.stage) held.push({ ...svc, stage });
+    }
+    for (const svc of held) next.services.set(svc.name, svc);
     this.plan = next;
     // Both idempotent: a bind still retrying goes on, a changed topic scheme applies at once.
     if (next.relayInbound === undefined) await this.ingest.unbindRelay();
@@ -149,26 +160,60 @@ class Shim implements ShimHandle {
     this.writer.flush();
   }
 
-  private async applyService(svc: ShimService, old: ShimService | undefined): Promise<void> {
-    if (old?.stage !== svc.stage) {
-      this.history.stageChanged(svc.name, svc.stage);
-      this.log.info("legacy service stage", {
-        service: svc.name,
-        from: old?.stage ?? "(new)",
-        to: svc.stage,
-      });
+  /** Apply one service's configured stage; returns the stage in effect (bridged while a retire is held). */
+  private async applyService(svc: ShimService, old: ShimService | undefined): Promise<LegacyStage> {
+    const stage = this.holdRetire(svc) ? "bridged" : svc.stage;
+    if (old?.stage !== stage) {
+      this.history.stageChanged(svc.name, stage);
+      this.log.info("legacy service stage", { service: svc.name, from: old?.stage ?? "(new)", to: stage });
     }
     const defaults = { host: svc.host || "legacy", app: svc.module };
-    if (svc.stage === "legacy") {
+    if (stage === "legacy") {
       await this.closeBridged(svc.name);
       for (const ep of svc.endpoints) this.ingest.read(svc.name, ep, defaults);
-      return;
+      return stage;
     }
-    if (svc.stage === "retired") {
+    if (stage === "retired") {
       await this.closeBridged(svc.name);
       for (const ep of svc.endpoints) await this.ingest.unread(ep);
-      return;
+      return stage;
     }
+    await this.applyBridged(svc, old, defaults);
+    return stage;
+  }
+
+  /**
+   * Retiring closes the ports: not while a subscriber is connected to one. `herald cutover` decided on
+   * evidence up to a second old and someone may have connected since; closing would cut them off unseen.
+   * The retire is held (logged, `pending` in the evidence) and tried again at the next reload.
+   */
+  private holdRetire(svc: ShimService): boolean {
+    const ports = svc.stage === "retired" ? (this.bridged.get(svc.name)?.portStates() ?? []) : [];
+    const busy = ports.filter((p) => p.connected > 0);
+    if (busy.length === 0) {
+      this.pending.delete(svc.name);
+      return false;
+    }
+    const who = busy
+      .map((p) => {
+        const prefixes = p.prefixes.map((x) => JSON.stringify(x)).join(", ") || "none yet";
+        return `${p.endpoint}: ${p.connected} subscriber(s) connected (prefixes ${prefixes})`;
+      })
+      .join("; ");
+    const reason = `${who}; its ports stay open`;
+    this.pending.set(svc.name, { stage: "retired", since: Date.now(), reason });
+    this.log.warn("not retiring a service while subscribers are connected: its ports stay open", {
+      service: svc.name,
+      subscribers: who,
+    });
+    return true;
+  }
+
+  private async applyBridged(
+    svc: ShimService,
+    old: ShimService | undefined,
+    defaults: { host: string; app: string },
+  ): Promise<void> {
     // bridged: keep ingesting a local port until we hold it (the old app may still be publishing there).
     const local = svc.endpoints.filter((ep) => isLocalEndpoint(ep, this.localHosts));
     for (const ep of svc.endpoints) if (!local.includes(ep)) await this.ingest.unread(ep);
@@ -204,6 +249,7 @@ class Shim implements ShimHandle {
   }
 
   private async teardown(svc: ShimService): Promise<void> {
+    this.pending.delete(svc.name);
     await this.closeBridged(svc.name);
     for (const ep of svc.endpoints) await this.ingest.unread(ep);
   }
@@ -239,6 +285,8 @@ class Shim implements ShimHandle {
       bridged: this.bridged,
       ingest: this.ingest,
       history: this.history,
+      pending: this.pending,
+      configFile: this.configFile,
     });
   }
 
@@ -266,6 +314,14 @@ class Shim implements ShimHandle {
 function heraldPub(config: HeraldConfig): string | undefined {
   const p = config.broker.publish.find((s) => s.format === "herald");
   return p ? connectable(p.endpoint) : undefined;
+}
+
+function realpathOr(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
 }
 
 function mtime(file: string): number {

@@ -7,9 +7,26 @@ import type { ShimPlan } from "./services.js";
 interface PortMemory {
   lastSeenAt?: number;
   prefixesSeen: Set<string>;
+  /** Watched with nobody connected, summed over runs (see PortEvidence.quietWatchedMs). */
+  quietMs: number;
+  /**
+   * Up to when `quietMs` is counted, in this run only: never carried over a restart, so the time the shim
+   * was down is not added to it.
+   */
+  countedTo?: number;
 }
 
-/** What outlives a port or a process: last seen times, prefixes ever seen, when each stage began. */
+/** A stage the configuration asks for and the shim held back (ServiceEvidence.pending). */
+export interface Pending {
+  stage: LegacyStage;
+  since: number;
+  reason: string;
+}
+
+/**
+ * What outlives a port or a process: last seen times, prefixes ever seen, how long each port was watched
+ * quietly, when each stage began.
+ */
 export class History {
   private readonly ports = new Map<string, Map<string, PortMemory>>();
   private readonly stages = new Map<string, { stage: LegacyStage; since: number }>();
@@ -21,7 +38,10 @@ export class History {
       if (s.ingest.lastSeenAt) this.ingest.set(name, Date.parse(s.ingest.lastSeenAt));
       const m = new Map<string, PortMemory>();
       for (const p of Object.values(s.ports)) {
-        const mem: PortMemory = { prefixesSeen: new Set(p.prefixesSeen ?? []) };
+        const mem: PortMemory = {
+          prefixesSeen: new Set(p.prefixesSeen ?? []),
+          quietMs: Math.max(0, p.quietWatchedMs ?? 0),
+        };
         if (p.lastSeenAt) mem.lastSeenAt = Date.parse(p.lastSeenAt);
         m.set(p.endpoint, mem);
       }
@@ -33,9 +53,15 @@ export class History {
     return this.ingest;
   }
 
+  /** A new stage starts a new watch: quiet time from an earlier bridged period proves nothing now. */
   stageChanged(name: string, stage: LegacyStage): void {
     const known = this.stages.get(name);
-    if (known?.stage !== stage) this.stages.set(name, { stage, since: Date.now() });
+    if (known?.stage === stage) return;
+    this.stages.set(name, { stage, since: Date.now() });
+    for (const mem of this.ports.get(name)?.values() ?? []) {
+      mem.quietMs = 0;
+      delete mem.countedTo;
+    }
   }
 
   stageSince(name: string): number {
@@ -50,7 +76,7 @@ export class History {
     }
     let p = m.get(endpoint);
     if (!p) {
-      p = { prefixesSeen: new Set() };
+      p = { prefixesSeen: new Set(), quietMs: 0 };
       m.set(endpoint, p);
     }
     return p;
@@ -64,12 +90,28 @@ export class History {
       if (seen !== undefined && (mem.lastSeenAt === undefined || seen > mem.lastSeenAt))
         mem.lastSeenAt = seen;
       for (const p of s.prefixes) mem.prefixesSeen.add(p);
+      countQuiet(mem, s, seen, now);
     }
   }
 
   remembered(name: string): Map<string, PortMemory> {
     return this.ports.get(name) ?? new Map();
   }
+}
+
+/**
+ * Add the span since the last count (or since the port was bound in this run) to the port's quiet time;
+ * a subscriber seen in that span restarts it from when it was last seen.
+ */
+function countQuiet(mem: PortMemory, s: PortState, seen: number | undefined, now: number): void {
+  if (!s.bound || s.boundSince === undefined) {
+    delete mem.countedTo;
+    return;
+  }
+  const from = Math.max(s.boundSince, mem.countedTo ?? s.boundSince);
+  if (seen !== undefined && seen >= from) mem.quietMs = Math.max(0, now - seen);
+  else mem.quietMs += Math.max(0, now - from);
+  mem.countedTo = now;
 }
 
 const iso = (ms: number | undefined): string | undefined =>
@@ -81,6 +123,9 @@ export function snapshot(s: {
   bridged: Map<string, BridgedService>;
   ingest: Ingest;
   history: History;
+  /** Stages held back, by service. */
+  pending?: ReadonlyMap<string, Pending>;
+  configFile?: string | undefined;
 }): EvidenceFile {
   const now = Date.now();
   const services: Record<string, ServiceEvidence> = {};
@@ -93,7 +138,8 @@ export function snapshot(s: {
       const st = live.find((p) => p.endpoint === endpoint);
       ports[endpoint] = portEvidence(endpoint, st, mem);
     }
-    for (const st of live) ports[st.endpoint] ??= portEvidence(st.endpoint, st, { prefixesSeen: new Set() });
+    for (const st of live)
+      ports[st.endpoint] ??= portEvidence(st.endpoint, st, { prefixesSeen: new Set(), quietMs: 0 });
     const c = s.ingest.counters(svc.name);
     const ev: ServiceEvidence = {
       stage: svc.stage,
@@ -110,12 +156,15 @@ export function snapshot(s: {
       ports,
     };
     if (b) ev.served = b.sent;
+    const held = s.pending?.get(svc.name);
+    if (held) ev.pending = { stage: held.stage, since: iso(held.since)!, reason: held.reason };
     services[svc.name] = ev;
   }
   const out: EvidenceFile = {
     version: 1,
     broker: s.broker,
     pid: process.pid,
+    ...(s.configFile !== undefined ? { configFile: s.configFile } : {}),
     updatedAt: iso(now)!,
     services,
   };
@@ -140,6 +189,7 @@ function portEvidence(endpoint: string, st: PortState | undefined, mem: PortMemo
     connected: st?.connected ?? 0,
     prefixes: st?.prefixes ?? [],
     prefixesSeen: [...new Set([...mem.prefixesSeen, ...(st?.prefixes ?? [])])].sort(),
+    quietWatchedMs: mem.quietMs,
   };
   const seen = iso(mem.lastSeenAt ?? st?.lastSeenAt);
   if (seen) p.lastSeenAt = seen;

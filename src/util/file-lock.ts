@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { ConfigError } from "../errors.js";
+import { HeraldError } from "../errors.js";
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
@@ -57,11 +57,16 @@ export function withFileLock<T>(file: string, fn: () => T, waitMs = 10_000): T {
   const lock = `${file}.lock`;
   const deadline = Date.now() + waitMs;
   while (!tryLock(lock)) {
-    if (Date.now() >= deadline)
-      throw new ConfigError(
-        "CONFIG",
-        `${file} is being edited by another process (lock ${lock}, pid ${holderOf(lock) || "unknown"}): wait for it to finish, or remove ${lock} if no herald command is running`,
+    if (Date.now() >= deadline) {
+      const holder = holderOf(lock) || "unknown";
+      // Contention, not a wrong configuration: retryable, and the CLI exits 1 (not 3, "fix your config").
+      // The one caller edits stages for `herald cutover`, hence its code.
+      throw new HeraldError(
+        "CUTOVER_REFUSED",
+        `${file} is being edited by another process (lock ${lock}, pid ${holder}): wait for it to finish, or remove ${lock} if no herald command is running`,
+        { retryable: true, details: { file, lock, holder } },
       );
+    }
     Atomics.wait(sleeper, 0, 0, 25);
   }
   try {
