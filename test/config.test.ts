@@ -133,7 +133,7 @@ describe("file values", () => {
         "  publishDelay: 250ms",
         "outbox:",
         "  maxMessages: 5000",
-        "  maxBytes: 512KiB",
+        "  maxBytes: 512MiB",
         "  retention: 1h30m",
         "sinks:",
         "  - name: rabbit",
@@ -165,7 +165,7 @@ describe("file values", () => {
       { name: "only", endpoint: "tcp://0.0.0.0:7000", format: "herald" },
     ]);
     expect(config.outbox.maxMessages).toBe(5000);
-    expect(config.outbox.maxBytes).toBe(512 * 1024);
+    expect(config.outbox.maxBytes).toBe(512 * 1024 ** 2);
     expect(config.outbox.retention).toBe(5_400_000);
     expect(config.sinks[0]).toEqual({
       name: "rabbit",

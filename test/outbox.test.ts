@@ -114,14 +114,18 @@ describe("outbox basics", () => {
 
   it("a wall clock that went back: rows stamped ahead are restamped, so pruning by age goes on", () => {
     const events: Array<{ aheadMs: number; rows: number }> = [];
-    const { box } = openTemp({ retentionMs: 1000, dedupWindowMs: 1000, onClockBack: (e) => events.push(e) });
     const real = Date.now();
     const day = 86_400_000;
     const clock = vi.spyOn(Date, "now");
+    let box: Outbox;
     try {
       clock.mockReturnValue(real - 60_000);
-      box.appendSync(msgs(3, 0)); // older rows, stamped right
+      const first = openTemp({ retentionMs: 1000, dedupWindowMs: 1000, onClockBack: (e) => events.push(e) });
+      first.box.appendSync(msgs(3, 0)); // older rows, stamped right
+      first.box.close();
+      // The outbox clock follows the wall clock only back (stamps.ts): a day ahead must be where it starts.
       clock.mockReturnValue(real + day);
+      box = first.reopen();
       box.appendSync(msgs(4, 100)); // the clock ran a day ahead...
       clock.mockReturnValue(real);
       box.appendSync(msgs(2, 200)); // ...and was set right

@@ -209,6 +209,9 @@ export class Broker {
   /** SubmitHandler: admission checks, loop stop, then one group-committed append. */
   async accept(messages: Message[], peer: SubmitPeer): Promise<SubmitResult[]> {
     const outbox = this.outbox;
+    // After a storage fail-stop, the outbox's own error (what failed, and the fix), not "shutting down".
+    const failed = outbox?.failed;
+    if (failed !== undefined) return messages.map((m) => failure(m.id, failed));
     if (!outbox || !this.accepting) {
       return messages.map((m) =>
         failure(m.id, rejected("SHUTTING_DOWN", "broker is shutting down: retry with the same ids")),
@@ -339,7 +342,8 @@ export class Broker {
     for (const d of this.dispatchers) d.abortLoop();
     await this.server?.close();
     await Promise.all(this.opts.sinks.map((s) => s.close().catch(() => {})));
-    await Promise.all(this.dispatchers.map((d) => d.stop()));
+    // splice: a start() after this stop() makes new dispatchers, on the new outbox.
+    await Promise.all(this.dispatchers.splice(0).map((d) => d.stop()));
     this.outbox?.close();
     await this.opts.security?.stop();
     this.log.info("broker stopped", { name: this.opts.name });

@@ -1,4 +1,5 @@
-import { MessageRejectedError } from "../errors.js";
+import { type HeraldError, MessageRejectedError } from "../errors.js";
+import { undecodableSeq } from "../storage/codec.js";
 import type { Outbox } from "../storage/outbox.js";
 import type { StoredMessage } from "../storage/types.js";
 import type { Transport, TransportHealth } from "../transport/types.js";
@@ -61,6 +62,23 @@ function holdingSink(t: Transport): HoldingSink | undefined {
     : undefined;
 }
 
+const CANNOT_CARRY = "sink cannot carry a message: passed over (other sinks still get it)";
+const UNDECODABLE = "an outbox row cannot be decoded (damaged bytes): passed over";
+/** The longest a dispatcher works through pages before it lets the event loop turn. */
+const TURN_MS = 50;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface LoopState {
+  flights: Flight[];
+  /** The seq the next page is read after (ahead of the cursor while pages are in flight). */
+  readCursor: number;
+  /** Failures in a row, for the backoff. */
+  attempt: number;
+  /** Up to this seq, pages of one message: finding the one a sink refuses for good. */
+  singlesUntil: number;
+}
+
 interface Flight {
   last: number;
   count: number;
@@ -78,7 +96,8 @@ interface Flight {
  * A page the transport refuses with MessageRejectedError (a message it can never carry: too large for
  * it, not encodable in its format) is sent again one message at a time, at once; the message it still
  * refuses alone is passed over (logged as an error, counted in `skipped`) instead of stalling the sink and,
- * through its cursor, the outbox. Other sinks still get it.
+ * through its cursor, the outbox. Other sinks still get it. An outbox row whose bytes no longer decode is
+ * passed over the same way, once the rows before it went out.
  */
 export class Dispatcher {
   private cursor = 0;
@@ -110,9 +129,12 @@ export class Dispatcher {
     const known = name in this.outbox.stats().sinks;
     const persisted = this.outbox.registerSink(name);
     const rewind = known ? (this.opts.rewindOnStart ?? 0) : 0;
-    this.cursor = this.holding
+    const start = this.holding
       ? this.holding.resume(known ? this.outbox.sinkState(name) : undefined, persisted, rewind)
       : Math.max(0, persisted - rewind);
+    // Rows before the first stored one were pruned: a rewind (or a cursor saved before the prune) that
+    // lands there has nothing to send, and would leave the loop reading empty pages (see skipPruned).
+    this.cursor = Math.max(start, this.outbox.firstSeq() - 1);
     this.loop = this.run().catch((err) =>
       this.log.error("dispatcher stopped", { sink: this.transport.name, err }),
     );
@@ -121,49 +143,79 @@ export class Dispatcher {
   private async run(): Promise<void> {
     const signal = this.abort.signal;
     if (this.opts.startDelayMs) await sleep(this.opts.startDelayMs, signal);
-    const maxFlights = Math.max(1, this.opts.pagesInFlight ?? 1);
-    let flights: Flight[] = [];
-    let readCursor = this.cursor;
-    let attempt = 0;
-    // Up to this seq, pages of one message: finding the one a sink refuses for good.
-    let singlesUntil = 0;
+    const loop: LoopState = { flights: [], readCursor: this.cursor, attempt: 0, singlesUntil: 0 };
+    let turn = performance.now();
     while (!signal.aborted) {
-      while (flights.length < maxFlights) {
-        const single = readCursor < singlesUntil;
-        if (single && flights.length > 0) break;
-        const flight = this.sendPage(readCursor, single);
-        if (flight === undefined) break;
-        flights.push(flight);
-        readCursor = flight.last;
+      // Sends that resolve at once, over a long backlog, would otherwise never let timers and sockets run.
+      if (performance.now() - turn > TURN_MS) {
+        await nextTurn();
+        turn = performance.now();
       }
-      const oldest = flights[0];
+      this.fill(loop);
+      const oldest = loop.flights[0];
       if (oldest === undefined) {
         // Rejects with an AbortError on stop; the loop condition then ends the loop.
-        await this.outbox.waitForAppend(this.cursor, signal).catch(() => {});
+        if (!this.skipPruned()) await this.outbox.waitForAppend(this.cursor, signal).catch(() => {});
         continue;
       }
       const err = await oldest.done;
-      if (err !== undefined) {
-        if (signal.aborted) return;
-        await Promise.all(flights.map((f) => f.done)); // let the later pages settle before resending them
-        flights = [];
-        readCursor = this.cursor;
-        if (err instanceof MessageRejectedError) {
-          if (oldest.count === 1) this.passOver(oldest, err);
-          else singlesUntil = Math.max(singlesUntil, oldest.last);
-          readCursor = this.cursor;
-          continue;
-        }
-        this.noteFailure(err, attempt++);
-        await sleep(backoffDelay(attempt), signal);
-        continue;
-      }
-      attempt = 0;
-      flights.shift();
-      this.delivered += oldest.count;
-      this.advance(oldest.last);
-      this.lastDeliveredAt = Date.now();
+      if (err === undefined) {
+        loop.attempt = 0;
+        loop.flights.shift();
+        this.delivered += oldest.count;
+        this.advance(oldest.last);
+        this.lastDeliveredAt = Date.now();
+      } else if (!signal.aborted) await this.pageFailed(loop, oldest, err);
     }
+  }
+
+  /** Hand pages to the transport until `pagesInFlight` are out (one while finding a refused message). */
+  private fill(loop: LoopState): void {
+    const maxFlights = Math.max(1, this.opts.pagesInFlight ?? 1);
+    while (loop.flights.length < maxFlights) {
+      const single = loop.readCursor < loop.singlesUntil;
+      if (single && loop.flights.length > 0) return;
+      const flight = this.sendPage(loop.readCursor, single);
+      if (flight === undefined) return;
+      loop.flights.push(flight);
+      loop.readCursor = flight.last;
+    }
+  }
+
+  /** The oldest page failed: deal with it, then every page from it on is read and sent again. */
+  private async pageFailed(loop: LoopState, oldest: Flight, err: unknown): Promise<void> {
+    await Promise.all(loop.flights.map((f) => f.done)); // let the later pages settle before resending them
+    loop.flights = [];
+    const bad = undecodableSeq(err);
+    if (err instanceof MessageRejectedError) {
+      if (oldest.count === 1) this.passOver(oldest.last, oldest.id, err, CANNOT_CARRY);
+      else loop.singlesUntil = Math.max(loop.singlesUntil, oldest.last);
+    } else if (bad !== undefined) {
+      // The read stopped before the damaged row (the rows before it went out): it is the next one.
+      this.passOver(bad, undefined, err as HeraldError, UNDECODABLE);
+    } else {
+      this.noteFailure(err, loop.attempt++);
+      await sleep(backoffDelay(loop.attempt), this.abort.signal);
+    }
+    loop.readCursor = this.cursor;
+  }
+
+  /**
+   * Nothing to read after the cursor, yet the head is past it: those rows were pruned under this sink (a
+   * cursor saved before a prune; start() steps over what it can see then). Nothing is left to send there:
+   * move on to the head. Waiting for an append after the cursor would return at once, and the loop would
+   * spin without ever yielding to the event loop.
+   */
+  private skipPruned(): boolean {
+    const head = this.outbox.headSeq;
+    if (head <= this.cursor) return false;
+    this.log.warn("the messages after this sink's cursor were pruned: moving on to the newest", {
+      sink: this.transport.name,
+      cursor: this.cursor,
+      head,
+    });
+    this.advance(head);
+    return true;
   }
 
   /** Move the cursor (delivered or passed over: either way the sink is done with it). */
@@ -179,24 +231,18 @@ export class Dispatcher {
     this.outbox.ack(this.transport.name, Math.min(c.cursor, seq), c.state);
   }
 
-  /** The sink can never carry this message: say so loudly, count it, and go on with the next. */
-  private passOver(flight: Flight, err: MessageRejectedError): void {
+  /** This sink can never send the message at `seq`: say so loudly, count it, and go on with the next. */
+  private passOver(seq: number, id: string | undefined, err: HeraldError, what: string): void {
     this.skipped++;
     this.lastError = err.message;
     this.lastErrorAt = new Date().toISOString();
-    this.log.error("sink cannot carry a message: passed over (other sinks still get it)", {
-      sink: this.transport.name,
-      id: flight.id,
-      seq: flight.last,
-      code: err.code,
-      err: err.message,
-    });
-    this.advance(flight.last);
+    this.log.error(what, { sink: this.transport.name, id, seq, code: err.code, err: err.message });
+    this.advance(seq);
   }
 
   /** Read the page after `afterSeq` and hand it to the transport; undefined when there is nothing to send. */
   private sendPage(afterSeq: number, single: boolean): Flight | undefined {
-    const size = single ? 1 : (this.opts.batchSize ?? 500);
+    const size = single ? 1 : Math.max(1, this.opts.batchSize ?? 500);
     let page: ReturnType<Outbox["read"]>;
     try {
       page = this.outbox.read(afterSeq, size, this.opts.maxBatchBytes ?? 4 << 20);

@@ -5,6 +5,7 @@
  */
 import { endpointProblem } from "./endpoints.js";
 import type { ConfigProblem } from "./problems.js";
+import { formatSize, parseSize } from "./units.js";
 import { type Locator, listItems } from "./validate.js";
 import { dotted, isPlainObject, type KeyPath } from "./walk.js";
 
@@ -129,7 +130,35 @@ function legacyProblems(doc: Record<string, unknown>, locate: Locator): ConfigPr
     );
 }
 
+/** A size as written (the schema reports one that does not parse), in bytes. */
+function bytesOf(value: unknown): number | undefined {
+  try {
+    return parseSize(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A message the broker accepts must fit in the outbox: else it is refused TOO_LARGE only once accepted. */
+function outboxProblems(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
+  const outbox = bytesOf(section(doc, "outbox")["maxBytes"]);
+  const body = bytesOf(section(doc, "limits")["maxBodyBytes"]);
+  if (outbox === undefined || body === undefined || outbox >= body) return [];
+  return [
+    problemAt(
+      ["outbox", "maxBytes"],
+      locate,
+      `outbox.maxBytes (${formatSize(outbox)}) is smaller than limits.maxBodyBytes (${formatSize(body)}): a message the broker accepts could never be stored. Fix: raise outbox.maxBytes (it bounds the whole undelivered backlog: keep it far above limits.maxBodyBytes), or lower limits.maxBodyBytes`,
+    ),
+  ];
+}
+
 /** Keys that are valid alone but not together; `herald serve` and the shim check them again at start. */
 export function checkCrossKeys(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
-  return [...securityProblems(doc, locate), ...forwardProblems(doc, locate), ...legacyProblems(doc, locate)];
+  return [
+    ...securityProblems(doc, locate),
+    ...forwardProblems(doc, locate),
+    ...legacyProblems(doc, locate),
+    ...outboxProblems(doc, locate),
+  ];
 }

@@ -1,4 +1,4 @@
-import type { HeraldError } from "../errors.js";
+import { HeraldError } from "../errors.js";
 import { decodeStoredEnvelope, encodeBaseEnvelope } from "../wire/herald.js";
 import type { Message } from "../wire/message.js";
 import { storageError } from "./db.js";
@@ -22,30 +22,56 @@ export function prepare(msg: Message): Prepared {
 }
 
 export function decodeRow(row: { seq: number; envelope: Buffer }, path: string): Message {
+  return decodeAt(row.seq, row.envelope, path);
+}
+
+function decodeAt(seq: number, envelope: Buffer, path: string): Message {
   try {
     // Not remembered for encodeStampedFrames: that cache holds the newest live messages, and rows read
     // during a backlog drain would only push them out (remembering them once doubled a drain's memory).
     // The row's own bytes ride on the message instead, for sinks that send the stored form as it is.
-    return decodeStoredEnvelope(row.envelope);
+    return decodeStoredEnvelope(envelope);
   } catch (err) {
+    // quick_check sees only SQLite's own structure, so this row is not quarantined at the next open.
     throw storageError(
-      `outbox row seq ${row.seq} in ${path} cannot be decoded (${(err as Error).message}): the file ` +
-        `is damaged. Fix: stop herald, move the file aside and restart (see 'herald status')`,
+      `outbox row seq ${seq} in ${path} cannot be decoded (${(err as Error).message}): the file is ` +
+        `damaged. Each sink passes over this row (logged, counted as skipped) and delivers the others. ` +
+        `Fix: check the disk (dmesg, 'sqlite3 ${path} "PRAGMA integrity_check"')`,
       err,
       path,
-      { seq: row.seq },
+      { seq, undecodable: true },
     );
   }
 }
 
-/** Decode rows read from disk, up to `maxBytes` (at least one row). */
+/** The seq of the row a read found undecodable (see decodeRow), or undefined for any other error. */
+export function undecodableSeq(err: unknown): number | undefined {
+  if (!(err instanceof HeraldError) || err.details["undecodable"] !== true) return undefined;
+  const seq = err.details["seq"];
+  return typeof seq === "number" ? seq : undefined;
+}
+
+/**
+ * Decode rows as they are read from disk, up to `maxBytes` (at least one row). Given an iterator, at most
+ * one row past the cap is loaded: a page of 1 MiB messages once loaded 500 envelopes to return 4. An
+ * undecodable row ends the page before it, and is thrown when it comes first: the rows before it are
+ * delivered, then the sink passes over it.
+ */
 export function readRows(rows: Iterable<MessageRow>, maxBytes: number, path: string): StoredMessage[] {
   const out: StoredMessage[] = [];
   let total = 0;
   for (const row of rows) {
-    if (out.length > 0 && total + row.bytes > maxBytes) break;
-    total += row.bytes;
-    out.push({ seq: row.seq, acceptedAt: row.accepted_at, bytes: row.bytes, message: decodeRow(row, path) });
+    const bytes = row[2];
+    if (out.length > 0 && total + bytes > maxBytes) break;
+    let message: Message;
+    try {
+      message = decodeAt(row[0], row[3], path);
+    } catch (err) {
+      if (out.length > 0) break;
+      throw err;
+    }
+    total += bytes;
+    out.push({ seq: row[0], acceptedAt: row[1], bytes, message });
   }
   return out;
 }

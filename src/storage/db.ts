@@ -19,7 +19,7 @@ export interface OpenDbOptions {
  * over a damaged file. `clean` is the last run's clean-close record, consumed by this open.
  */
 export function openDatabase(opts: OpenDbOptions): { db: Database.Database; clean: CleanClose | undefined } {
-  mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
+  makeDir(opts.path);
   const existed = existsSync(opts.path);
   let db: Database.Database;
   try {
@@ -120,7 +120,12 @@ function createSchema(db: Database.Database, path: string): void {
   }
 }
 
-/** `PRAGMA quick_check` (O(N) but cheap: no index cross-checks); on any failure, quarantine and throw. */
+/**
+ * `PRAGMA quick_check` (O(N) but cheap: no index cross-checks). Only damage moves the file aside: rows that
+ * fail the check, or SQLite finding the file corrupt or not a database. Anything else (a lock, permissions,
+ * out of file descriptors, an I/O error) says nothing about the file: moving it aside would start the next
+ * run empty and drop every message it holds, so the open fails and the file stays where it is.
+ */
 function checkIntegrity(db: Database.Database, path: string): void {
   let problem: string | undefined;
   let cause: unknown;
@@ -129,17 +134,16 @@ function checkIntegrity(db: Database.Database, path: string): void {
     const bad = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
     if (bad.length > 0) problem = bad.slice(0, 3).join("; ");
   } catch (err) {
-    // Locked by a live broker is not damage: moving its file aside would lose what it holds.
-    if (isBusy(err)) {
+    if (!isDamage(err)) {
       db.close();
-      throw inUseError(path, err);
+      throw isBusy(err) ? inUseError(path, err) : uncheckedError(path, err);
     }
     problem = (err as Error).message;
     cause = err;
   }
   if (problem === undefined) return;
   db.close();
-  const moved = quarantine(path);
+  const moved = quarantine(path, problem, cause);
   throw storageError(
     `the outbox ${path} is damaged (${problem}); it was moved aside to ${moved} and herald did not start. ` +
       `Fix: check the disk, then restart herald serve to begin with a new empty outbox (messages in the ` +
@@ -150,11 +154,54 @@ function checkIntegrity(db: Database.Database, path: string): void {
   );
 }
 
-/** Rename the file (and its -wal/-shm companions) to `<path>.corrupt-<ts>`; returns the new main path. */
-export function quarantine(path: string): string {
+function isDamage(err: unknown): boolean {
+  const code = errorCode(err);
+  return code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB";
+}
+
+/** The file could not be checked, for a reason that is not damage: name it and what to do about it. */
+function uncheckedError(path: string, err: unknown): BrokerUnavailableError {
+  const code = errorCode(err) || "error";
+  return storageError(
+    `cannot check the outbox ${path} (${code}: ${(err as Error).message}); it was left where it is, and ` +
+      `herald did not start. Fix: ${uncheckedFix(code)}, then restart herald serve`,
+    err,
+    path,
+    { sqliteCode: code },
+  );
+}
+
+function uncheckedFix(code: string): string {
+  const access =
+    "check the owner and mode of the file, its -wal and -shm files and their directory: herald's user must " +
+    "be able to read and write them (a file left by a run as another user, or restored from a backup?)";
+  if (code === "SQLITE_CANTOPEN")
+    return `${access}; or the process ran out of file descriptors (raise ulimit -n or systemd's LimitNOFILE=)`;
+  if (/^SQLITE_(READONLY|PERM|AUTH|IOERR_LOCK)/.test(code)) return access;
+  if (code === "SQLITE_NOMEM") return "give herald more memory";
+  return "check the disk (dmesg) and the file's permissions";
+}
+
+/**
+ * Rename the file (and its -wal/-shm companions) to `<path>.corrupt-<ts>`; returns the new main path.
+ * Throws STORAGE_ERROR naming the damage (`problem`) when a rename fails.
+ */
+export function quarantine(path: string, problem = "damaged", cause?: unknown): string {
   const target = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   for (const suffix of ["", "-wal", "-shm"]) {
-    if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+    try {
+      if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+    } catch (err) {
+      throw storageError(
+        `the outbox ${path} is damaged (${problem}), and moving ${path + suffix} aside to ` +
+          `${target + suffix} failed (${errorCode(err)}: ${(err as Error).message}); herald did not start. ` +
+          "Fix: move the file and its -wal/-shm files aside yourself (or check the directory's permissions), " +
+          "then restart herald serve to begin with a new empty outbox",
+        cause ?? err,
+        path,
+        { quarantineFailed: target + suffix },
+      );
+    }
   }
   return target;
 }
@@ -170,6 +217,19 @@ export function storageError(
     retryable: false,
     details: { path, ...extra },
   });
+}
+
+function makeDir(path: string): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw storageError(
+      `cannot create the directory of the outbox ${path} (${errorCode(err)}: ${(err as Error).message}). ` +
+        "Fix: point outbox.path (or paths.dataDir) at a directory herald's user may create or write",
+      err,
+      path,
+    );
+  }
 }
 
 /** SQLite error code of a thrown value (`SQLITE_FULL`, `SQLITE_IOERR_FSYNC`, ...), or its errno code. */

@@ -46,6 +46,17 @@ export function outboxFullError(
   );
 }
 
+/** A message that could not be stored even in an empty outbox: retrying cannot help. */
+export function tooLargeForOutbox(id: string, bytes: number, maxBytes: number): HeraldError {
+  return new MessageRejectedError(
+    "TOO_LARGE",
+    `message ${JSON.stringify(id)} takes ${bytes} bytes stored, more than the whole outbox may hold ` +
+      `(outbox.maxBytes: ${maxBytes}), so it can never be stored. Fix: send a smaller message, or raise ` +
+      "outbox.maxBytes well above limits.maxBodyBytes",
+    { details: { id, bytes, limit: "outbox.maxBytes", value: maxBytes } },
+  );
+}
+
 export function invalidForOutbox(id: string, reason: string): HeraldError {
   return new MessageRejectedError(
     "INVALID",

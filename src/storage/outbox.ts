@@ -3,12 +3,15 @@ import { ClosedError, type HeraldError } from "../errors.js";
 import type { Message } from "../wire/message.js";
 import { type CleanClose, writeCleanClose } from "./clean-close.js";
 import { type Prepared, prepare, readRows } from "./codec.js";
+import { CommitQueue } from "./commit-queue.js";
+import { RowCounts } from "./counts.js";
 import { SinkCursors } from "./cursors.js";
 import { openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
-import { FailStop, outboxFullError } from "./outbox-errors.js";
+import { FailStop, outboxFullError, tooLargeForOutbox } from "./outbox-errors.js";
+import { deleteThrough } from "./prune.js";
 import { RecentMessages, storedForm } from "./recent.js";
-import { CLOCK_CARRY_MS, restampAhead } from "./stamps.js";
+import { Stamps } from "./stamps.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 import { AppendWaiters } from "./waiters.js";
@@ -16,9 +19,6 @@ import { AppendWaiters } from "./waiters.js";
 export type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 
 const MiB = 1024 * 1024;
-const PRUNE_CHUNK = 10_000;
-
-type Job = { messages: readonly Message[]; resolve: (r: AppendResult[]) => void };
 
 /**
  * The durable outbox: the broker acknowledges a message only after `append` resolved with `ok: true`, which
@@ -35,19 +35,12 @@ export class Outbox {
   private readonly waiters = new AppendWaiters();
   private readonly fails: FailStop;
   private readonly pruneTimer: NodeJS.Timeout;
-  private queue: Job[] = [];
-  private scheduled = false;
+  private readonly queue: CommitQueue;
   private head = 0;
-  private lastAcceptedAt = 0;
-  private totalRows = 0;
-  /** Rows with seq > countedFloor, kept in step with appends and pruning; see syncPending(). */
-  private pendingCount = 0;
-  private pendingBytes = 0;
-  private countedFloor = 0;
+  private readonly counts: RowCounts;
   private commits = 0;
-  private restampedRows = 0;
-  /** Set by restampAhead in the transaction in progress; reported once it commits. */
-  private restamped: { aheadMs: number; rows: number } | undefined;
+  /** accepted_at for new rows and the prune cutoff: a clock that wall-clock steps do not move (stamps.ts). */
+  private readonly stamps: Stamps;
   private readonly onClockBack: OutboxOptions["onClockBack"];
   /** Rows inserted by the transaction in progress, cached once it commits. */
   private fresh: StoredMessage[] = [];
@@ -73,6 +66,10 @@ export class Outbox {
     this.sql = prepareStatements(db);
     this.tx = db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.fails = new FailStop(path);
+    this.queue = new CommitQueue(
+      (messages) => this.commitBatch(messages),
+      () => this.wakeSinks(),
+    );
     this.fp = opts.failpoint === undefined ? processFailpoints() : new Failpoints(opts.failpoint);
     this.limits = {
       messages: opts.maxMessages ?? 1_000_000,
@@ -84,7 +81,12 @@ export class Outbox {
       (during, fn) => this.write(during, fn),
       () => !this.closed && this.fails.error === undefined,
     );
-    this.loadState(clean);
+    const last = this.sql.lastRow.get();
+    // head_seq in meta survives pruning every row, so seqs are never reused.
+    this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
+    this.stamps = new Stamps(this.sql, last?.accepted_at ?? 0, this.limits.keepMs);
+    this.counts = new RowCounts(this.sql);
+    this.counts.load(clean, this.cursors.floor());
     this.pruneTimer = setInterval(() => this.backgroundPrune(), opts.pruneIntervalMs ?? 30_000);
     this.pruneTimer.unref();
     this.fails.onFail(() => clearInterval(this.pruneTimer));
@@ -105,36 +107,9 @@ export class Outbox {
     }
   }
 
-  /**
-   * Counters come from the clean-close record or from indexed aggregates (a scan of the rows); nothing is
-   * loaded row by row.
-   */
-  private loadState(clean: CleanClose | undefined): void {
-    const last = this.sql.lastRow.get();
-    // head_seq in meta survives pruning every row, so seqs are never reused.
-    this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
-    this.lastAcceptedAt = last?.accepted_at ?? 0;
-    if (clean !== undefined) {
-      // The floor may have moved since (a sink dropped on start): syncPending() counts the difference.
-      ({ totalRows: this.totalRows, countedFloor: this.countedFloor } = clean);
-      ({ pendingCount: this.pendingCount, pendingBytes: this.pendingBytes } = clean);
-      return;
-    }
-    this.totalRows = this.sql.countRows.get()?.n ?? 0;
-    this.countedFloor = this.cursors.floor();
-    const agg = this.sql.aggAfter.get(this.countedFloor);
-    this.pendingCount = agg?.n ?? 0;
-    this.pendingBytes = agg?.b ?? 0;
-  }
-
   /** Group commit: all calls made in one event-loop turn share one transaction (one fsync). */
   append(messages: readonly Message[]): Promise<AppendResult[]> {
-    return new Promise((resolve) => {
-      this.queue.push({ messages, resolve });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => this.drainQueue());
-    });
+    return this.queue.push(messages);
   }
 
   /** Commit `messages` now, in one transaction. */
@@ -144,19 +119,11 @@ export class Outbox {
     return results;
   }
 
-  private drainQueue(): void {
-    this.scheduled = false;
-    const jobs = this.queue;
-    this.queue = [];
-    if (jobs.length === 0) return;
-    const results = this.commitBatch(jobs.flatMap((j) => j.messages));
-    let offset = 0;
-    for (const job of jobs) {
-      job.resolve(results.slice(offset, offset + job.messages.length));
-      offset += job.messages.length;
-    }
-    // Acknowledgements first, then the sinks: a publisher waits on its ack; a subscriber does not wait on
-    // a particular message, and the sinks' reads and PUB encodes would otherwise run before the replies.
+  /**
+   * Acknowledgements first, then the sinks: a publisher waits on its ack; a subscriber does not wait on a
+   * particular message, and the sinks' reads and PUB encodes would otherwise run before the replies.
+   */
+  private wakeSinks(): void {
     const head = this.head;
     setImmediate(() => this.waiters.notify(head));
   }
@@ -171,24 +138,23 @@ export class Outbox {
     } catch (err) {
       return this.batchFailed(err, prepared);
     }
-    const before = { head: this.head, n: this.pendingCount, b: this.pendingBytes, rows: this.totalRows };
-    const stamp = this.lastAcceptedAt;
-    this.restamped = undefined;
+    const before = { head: this.head, counts: this.counts.snapshot() };
     let results: AppendResult[];
     try {
       results = this.tx(() => this.writeBatch(prepared, messages));
     } catch (err) {
       // The rollback undid the rows (and any restamp); undo the counters that were moved along with them.
       this.head = before.head;
-      this.pendingCount = before.n;
-      this.pendingBytes = before.b;
-      this.totalRows = before.rows;
-      this.lastAcceptedAt = stamp;
+      this.counts.restore(before.counts);
+      this.stamps.rollback();
       return this.batchFailed(err, prepared);
     }
     this.commits += 1;
-    if (this.restamped !== undefined) this.afterRestamp(this.restamped);
+    const restamp = this.stamps.commit(this.fresh[0]?.acceptedAt);
+    // Cached rows carry the old stamps: the cache starts afresh.
+    if (restamp !== undefined) this.recent.clear();
     this.recent.add(this.fresh);
+    if (restamp !== undefined) this.onClockBack?.(restamp);
     try {
       this.fp.hit("outbox.after_commit");
     } catch (err) {
@@ -201,9 +167,7 @@ export class Outbox {
 
   /** Runs inside the transaction: dedup, limits, inserts, lazy cursors, head. */
   private writeBatch(prepared: readonly Prepared[], messages: readonly Message[]): AppendResult[] {
-    const now = Date.now();
-    if (this.lastAcceptedAt > now + CLOCK_CARRY_MS) this.restampAhead(now);
-    const acceptedAt = Math.max(now, this.lastAcceptedAt);
+    const acceptedAt = this.stamps.begin(this.head);
     const inBatch = new Map<string, number>();
     const results = prepared.map((p, i): AppendResult => {
       if ("error" in p) return { ok: false, id: p.id, error: p.error };
@@ -212,7 +176,7 @@ export class Outbox {
       const found = this.sql.findId.get(p.id);
       if (found !== undefined)
         return { ok: true, id: p.id, seq: found.seq, acceptedAt: found.accepted_at, duplicate: true };
-      const full = this.limitProblem(p.envelope.length);
+      const full = this.limitProblem(p.id, p.envelope.length);
       if (full !== undefined) return { ok: false, id: p.id, error: full };
       this.head += 1;
       this.sql.insert.run(this.head, p.id, acceptedAt, p.envelope.length, p.envelope);
@@ -223,38 +187,24 @@ export class Outbox {
         message: storedForm(messages[i]!),
       });
       inBatch.set(p.id, this.head);
-      this.pendingCount += 1;
-      this.pendingBytes += p.envelope.length;
-      this.totalRows += 1;
+      this.counts.added(p.envelope.length);
       return { ok: true, id: p.id, seq: this.head, acceptedAt, duplicate: false };
     });
     // Neither the head (max(seq) of the rows says it; meta.head_seq is written before pruning can remove
     // them) nor the cursors (a timer writes those) are written here: every page an append commit touches
     // is a page to fsync on the publisher's critical path.
     this.fp.hit("outbox.before_commit");
-    if (inBatch.size > 0) this.lastAcceptedAt = acceptedAt;
     return results;
   }
 
-  /** Inside the append transaction (rolled back with it); rare: once per clock step. */
-  private restampAhead(now: number): void {
-    const rows = restampAhead(this.sql, this.head, now);
-    this.restamped = { aheadMs: this.lastAcceptedAt - now, rows };
-    this.lastAcceptedAt = now;
-  }
-
-  /** The restamp committed: cached rows carry the old stamps, so the cache starts afresh. */
-  private afterRestamp(e: { aheadMs: number; rows: number }): void {
-    this.restampedRows += e.rows;
-    this.recent.clear();
-    this.onClockBack?.(e);
-  }
-
-  private limitProblem(bytes: number): HeraldError | undefined {
-    if (this.pendingCount + 1 > this.limits.messages)
-      return outboxFullError("maxMessages", this.limits.messages, this.pendingCount);
-    if (this.pendingBytes + bytes > this.limits.bytes)
-      return outboxFullError("maxBytes", this.limits.bytes, this.pendingBytes);
+  private limitProblem(id: string, bytes: number): HeraldError | undefined {
+    // Not OUTBOX_FULL ("retry later"): it would not fit in an empty outbox either.
+    if (bytes > this.limits.bytes) return tooLargeForOutbox(id, bytes, this.limits.bytes);
+    const { pending, pendingBytes } = this.counts;
+    if (pending + 1 > this.limits.messages)
+      return outboxFullError("maxMessages", this.limits.messages, pending);
+    if (pendingBytes + bytes > this.limits.bytes)
+      return outboxFullError("maxBytes", this.limits.bytes, pendingBytes);
     return undefined;
   }
 
@@ -300,9 +250,8 @@ export class Outbox {
     const cached = this.recent.read(afterSeq, limit, maxBytes);
     if (cached !== undefined) return cached;
     try {
-      // all() rather than iterate(): one native call per page instead of one per row (a 500-row page of a
-      // 1M backlog read and decoded: 10.5 -> 7.6 us per row). The byte cap rarely ends a page early.
-      return readRows(this.sql.page.all(afterSeq, limit), maxBytes, this.path);
+      // iterate(), so that the rows past the byte cap are never loaded (see readRows).
+      return readRows(this.sql.page.iterate(afterSeq, limit), maxBytes, this.path);
     } catch (err) {
       this.readFailed = true; // damage found at run time: the next open must check the whole file
       throw err;
@@ -310,8 +259,9 @@ export class Outbox {
   }
 
   /**
-   * Advance a sink's cursor (monotonic). Persisted within 100 ms or with the next append, together with
-   * `state` when given (the sink's own, read back with sinkState() after a restart).
+   * Advance a sink's cursor (monotonic). Persisted by a timer within 100 ms (and before a prune; never by
+   * an append commit), together with `state` when given (the sink's own, read back with sinkState() after
+   * a restart).
    */
   ack(sink: string, seq: number, state?: string): void {
     this.assertOpen();
@@ -329,6 +279,17 @@ export class Outbox {
     this.cursors.flush();
   }
 
+  /** The highest seq ever committed (its row may be pruned since). */
+  get headSeq(): number {
+    return this.head;
+  }
+
+  /** The lowest seq still stored (head + 1 when none is): a sink's cursor below it has nothing to resend. */
+  firstSeq(): number {
+    this.assertOpen();
+    return this.sql.minSeq.get()?.s ?? this.head + 1;
+  }
+
   /** Resolves when a message with seq > afterSeq is committed; rejects on abort or close. */
   waitForAppend(afterSeq: number, signal?: AbortSignal): Promise<void> {
     if (this.head > afterSeq) return Promise.resolve();
@@ -337,41 +298,40 @@ export class Outbox {
   }
 
   /**
-   * Delete rows that every registered sink has acked AND that are older than max(retention, dedupWindow).
-   * With no sink registered nothing can ever read old rows (a new sink starts at the head), so only age
-   * counts. Deletes in chunks so one prune never holds the write lock for long. Returns rows deleted.
+   * Delete rows that every registered sink has acked AND that are older than max(retention, dedupWindow)
+   * on the outbox clock (stamps.ts; tests pass `now`). With no sink registered nothing can ever read old
+   * rows (a new sink starts at the head), so only age counts. Deletes in chunks so one prune never holds
+   * the write lock for long. Returns rows deleted.
    */
-  prune(now: number = Date.now()): number {
+  prune(now?: number): number {
     this.assertOpen();
     if (this.fails.error !== undefined) return 0;
+    this.saveClock();
+    // The cursors first: a crash after the delete then leaves none pointing before rows that are gone.
+    this.cursors.flush();
     this.syncPending();
-    const delivered = this.cursors.size > 0 ? this.countedFloor : this.head;
-    const young = this.sql.firstYoung.get(delivered, now - this.limits.keepMs);
+    const delivered = this.cursors.size > 0 ? this.counts.floor : this.head;
+    const young = this.sql.firstYoung.get(delivered, (now ?? this.stamps.now()) - this.limits.keepMs);
     const upTo = young === undefined ? delivered : young.seq - 1;
-    let deleted = 0;
-    for (;;) {
-      const low = this.sql.minSeq.get()?.s;
-      if (low === null || low === undefined || low > upTo) break;
-      const end = Math.min(upTo, low + PRUNE_CHUNK - 1);
-      let agg = { n: 0, b: 0 };
-      let n = 0;
-      this.write("pruning delivered messages", () => {
-        agg = this.sql.aggRange.get(0, end) ?? agg;
-        // The rows about to go may hold the highest seq: keep it in meta so seqs are never reused.
-        this.sql.setHead.run(String(this.head));
-        n = this.sql.deleteUpTo.run(end).changes;
-      });
-      // Counters move once the delete committed (a failed COMMIT leaves the rows, and the counts, as were).
-      deleted += n;
-      this.totalRows -= n;
-      this.recent.dropThrough(end);
-      // Deleted rows are pending only when no sink is registered (countedFloor is then 0).
-      if (this.cursors.size === 0) {
-        this.pendingCount -= agg.n;
-        this.pendingBytes -= agg.b;
-      }
+    return deleteThrough(
+      this.sql,
+      (d, fn) => this.write(d, fn),
+      this.head,
+      upTo,
+      (end, n, agg) => {
+        this.counts.deleted(n, agg, this.cursors.size === 0);
+        this.recent.dropThrough(end);
+      },
+    );
+  }
+
+  /** Save the outbox clock's offset if a wall-clock step moved it (stamps.ts). */
+  private saveClock(): void {
+    try {
+      this.stamps.maintain((during, fn) => this.write(during, fn));
+    } catch {
+      // SQLITE_FULL or fail-stop: retried at the next prune; until then a restart may age rows by the step.
     }
-    return deleted;
   }
 
   private backgroundPrune(): void {
@@ -389,13 +349,13 @@ export class Outbox {
     for (const [name, cursor] of this.cursors.entries()) sinks[name] = { cursor, lag: this.head - cursor };
     const stats: OutboxStats = {
       headSeq: this.head,
-      totalRows: this.totalRows,
-      pendingMessages: this.pendingCount,
-      pendingBytes: this.pendingBytes,
-      oldestPendingAt: this.sql.oldestAfter.get(this.countedFloor)?.accepted_at,
+      totalRows: this.counts.total,
+      pendingMessages: this.counts.pending,
+      pendingBytes: this.counts.pendingBytes,
+      oldestPendingAt: this.sql.oldestAfter.get(this.counts.floor)?.accepted_at,
       sinks,
       commits: this.commits,
-      restampedRows: this.restampedRows,
+      restampedRows: this.stamps.restampedRows,
     };
     if (this.fails.error !== undefined) stats.failed = this.fails.error.message;
     return stats;
@@ -407,7 +367,8 @@ export class Outbox {
    */
   close(opts: { clean?: boolean } = {}): void {
     if (this.closed) return;
-    this.drainQueue();
+    this.queue.drain();
+    this.saveClock();
     this.flushCursors();
     if (opts.clean ?? true) this.recordCleanClose();
     this.closed = true;
@@ -424,21 +385,12 @@ export class Outbox {
   /** Vouch for the file to the next open (clean-close.ts), unless this run failed or found damage. */
   private recordCleanClose(): void {
     if (this.fails.error !== undefined || this.readFailed) return;
-    const { head, totalRows, countedFloor, pendingCount, pendingBytes } = this;
-    writeCleanClose(this.db, { head, totalRows, countedFloor, pendingCount, pendingBytes });
+    writeCleanClose(this.db, this.counts.record(this.head));
   }
 
-  /** Move the pending counters to the current floor with one range aggregate over the rows in between. */
+  /** Pending = rows after the slowest sink's cursor (all rows with no sink): count from where it is now. */
   private syncPending(): void {
-    const floor = this.cursors.floor(); // pending = rows after the slowest sink (all rows with no sink)
-    if (floor === this.countedFloor) return;
-    const lo = Math.min(floor, this.countedFloor);
-    const hi = Math.max(floor, this.countedFloor);
-    const agg = this.sql.aggRange.get(lo, hi) ?? { n: 0, b: 0 };
-    const sign = floor > this.countedFloor ? -1 : 1;
-    this.pendingCount += sign * agg.n;
-    this.pendingBytes += sign * agg.b;
-    this.countedFloor = floor;
+    this.counts.sync(this.cursors.floor());
   }
 
   private assertOpen(): void {

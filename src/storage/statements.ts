@@ -5,12 +5,8 @@ export interface Agg {
   b: number;
 }
 
-export interface MessageRow {
-  seq: number;
-  accepted_at: number;
-  bytes: number;
-  envelope: Buffer;
-}
+/** A stored row as read for delivery: an array rather than an object (see `page`). */
+export type MessageRow = [seq: number, acceptedAt: number, bytes: number, envelope: Buffer];
 
 type S<P extends unknown[], R = unknown> = Database.Statement<P, R>;
 
@@ -19,6 +15,8 @@ export interface Statements {
   insert: S<[number, string, number, number, Buffer]>;
   setHead: S<[string]>;
   getHead: S<[], { value: string }>;
+  getMeta: S<[string], { value: string }>;
+  setMeta: S<[string, string]>;
   lastRow: S<[], { seq: number; accepted_at: number }>;
   countRows: S<[], { n: number }>;
   minSeq: S<[], { s: number | null }>;
@@ -53,6 +51,8 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
     setHead: db.prepare<[string]>("UPDATE meta SET value = ? WHERE key = 'head_seq'"),
     getHead: db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'head_seq'"),
+    getMeta: db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE key = ?"),
+    setMeta: db.prepare<[string, string]>("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
     lastRow: db.prepare<[], { seq: number; accepted_at: number }>(
       "SELECT seq, accepted_at FROM messages ORDER BY seq DESC LIMIT 1",
     ),
@@ -65,9 +65,13 @@ export function prepareStatements(db: Database.Database): Statements {
     aggRange: db.prepare<[number, number], Agg>(
       "SELECT count(*) AS n, total(bytes) AS b FROM messages WHERE seq > ? AND seq <= ?",
     ),
-    page: db.prepare<[number, number], MessageRow>(
-      "SELECT seq, accepted_at, bytes, envelope FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
-    ),
+    // Raw (arrays): read row by row with iterate() (so rows past the byte cap are never loaded), it costs
+    // what all() with objects did (100k small rows: 6.5 vs 6.6 us per row read and decoded).
+    page: db
+      .prepare<[number, number], MessageRow>(
+        "SELECT seq, accepted_at, bytes, envelope FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+      )
+      .raw(true),
     oldestAfter: db.prepare<[number], { accepted_at: number }>(
       "SELECT accepted_at FROM messages WHERE seq > ? ORDER BY seq LIMIT 1",
     ),
