@@ -146,7 +146,9 @@ describe("outbox basics", () => {
     const real = Date.now();
     const clock = vi.spyOn(Date, "now");
     try {
-      clock.mockReturnValue(real + 3000);
+      // 800 ms ahead, then back: within the slack the stamp clock follows the wall clock (a larger forward
+      // step is not followed at all, see outbox-review.test.ts), and within the carry it is not restamped.
+      clock.mockReturnValue(real + 800);
       const [a] = box.appendSync([msg(1)]);
       clock.mockReturnValue(real);
       const [b] = box.appendSync([msg(2)]);
