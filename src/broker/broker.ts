@@ -3,6 +3,8 @@ import { dirname } from "node:path";
 import { type HeraldError, rejected } from "../errors.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
 import type { Transport, TransportHealth } from "../transport/types.js";
+import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
+import { refuseIpcInUse } from "../util/ipc-file.js";
 import { type Logger, silentLogger } from "../util/log.js";
 import { isoNow, type Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
@@ -151,6 +153,11 @@ export class Broker {
   }
 
   private async startServing(): Promise<void> {
+    // Before the outbox or any sink opens: a PUB sink binding a running broker's ipc:// path would unlink it.
+    const pubs = this.opts.sinks.flatMap((s) => (s instanceof ZmqPublishTransport ? [s.endpoint] : []));
+    await refuseIpcInUse([...this.opts.submitEndpoints, ...pubs], (ep) =>
+      pubs.includes(ep) ? "broker.publish or sinks[].endpoint" : "broker.submit",
+    );
     this.outbox = Outbox.open({
       ...this.opts.outbox,
       onClockBack: ({ aheadMs, rows }) =>

@@ -24,6 +24,8 @@ export class SourceIngest {
   private readonly waiting: Delivery[] = [];
   private wake: (() => void) | undefined;
   private closed = false;
+  /** Aborted by stop(): cuts short the backoff sleeps (up to 10 s) and a start still connecting. */
+  private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   readonly counters: SourceIngestCounters = { ingested: 0, duplicates: 0, refused: 0, retries: 0 };
 
@@ -35,8 +37,14 @@ export class SourceIngest {
     private readonly maxBatch = 500,
   ) {}
 
+  /**
+   * Open the source and start reading. A stop() meanwhile rejects it at once: a server that accepts the
+   * TCP connection but never answers would otherwise hold `herald serve`'s start (and its SIGTERM) for
+   * the connect timeout.
+   */
   async start(): Promise<void> {
-    await this.source.open();
+    await untilAborted(this.source.open(), this.stopping.signal);
+    if (this.closed) throw this.stopping.signal.reason;
     this.sub = this.source.receive({ patterns: this.patterns, manualAck: true });
     this.loops = [this.read(this.sub), this.submitLoop()];
   }
@@ -67,20 +75,23 @@ export class SourceIngest {
         const results = await this.client.submit(batch.map((d) => d.message));
         this.waiting.splice(0, batch.length);
         const again = await Promise.all(results.map((r, i) => this.settle(batch[i]!, r)));
+        // Put back in front, in their order: what arrived meanwhile must not overtake them.
+        const retry = batch.filter((_, i) => again[i]);
+        this.waiting.unshift(...retry);
         // Messages the broker cannot take now (outbox full) wait out a backoff, not a busy loop.
-        if (again.some(Boolean)) await sleep(backoffDelay(attempt++));
+        if (retry.length > 0) await sleep(backoffDelay(attempt++), this.stopping.signal);
         else attempt = 0;
       } catch (err) {
         if (this.closed) return;
         this.counters.retries++;
         if (attempt % 10 === 0)
           this.log.warn("broker unavailable for source ingest; retrying", { source: this.source.name, err });
-        await sleep(backoffDelay(attempt++));
+        await sleep(backoffDelay(attempt++), this.stopping.signal);
       }
     }
   }
 
-  /** Ack, nack or put back one delivery by its result; true when it was put back (retryable). */
+  /** Ack or nack one delivery by its result; true when it is to be tried again (retryable). */
   private async settle(d: Delivery, r: Awaited<ReturnType<Submitter["submit"]>>[number]): Promise<boolean> {
     if (!(r instanceof HeraldError)) {
       if (r.duplicate) this.counters.duplicates++;
@@ -88,10 +99,8 @@ export class SourceIngest {
       await d.ack();
       return false;
     }
-    if (r.retryable) {
-      this.waiting.push(d); // outbox full, shutting down: try again later, keep it unacknowledged
-      return true;
-    }
+    // Outbox full, shutting down: try again later, keep it unacknowledged.
+    if (r.retryable) return true;
     this.counters.refused++;
     this.log.warn("message from source refused by the broker", {
       source: this.source.name,
@@ -114,9 +123,27 @@ export class SourceIngest {
 
   async stop(): Promise<void> {
     this.closed = true;
+    this.stopping.abort(stoppedDuringStart(this.source.name));
     this.wake?.();
     await this.sub?.close();
     await this.source.close();
     await Promise.all(this.loops);
   }
+}
+
+/** `work`, or a rejection as soon as `signal` aborts (`work` then goes on unobserved: its end is ignored). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function stoppedDuringStart(source: string): HeraldError {
+  return new HeraldError("CLOSED", `source ingest '${source}' was stopped while it started`);
 }

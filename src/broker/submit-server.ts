@@ -37,6 +37,26 @@ export interface SubmitServerOptions {
 }
 
 /**
+ * Reading stops while this many requests, or request bytes, are being handled (read, not yet answered):
+ * libzmq's receive queue then fills and pushes back on the senders. Without it, one client pipelining
+ * requests faster than the outbox commits made the broker read them all into memory (1,200 pipelined
+ * 500 KiB requests: peak RSS 2.4 GB, 1.6 GB with the cap). 1,000 requests is a large group commit of
+ * single-message requests from many clients, 64 MiB one of 64 maximal (1 MiB body) messages: that flood
+ * ran no slower with the cap.
+ */
+const MAX_IN_FLIGHT_REQUESTS = 1000;
+const MAX_IN_FLIGHT_BYTES = 64 << 20;
+
+/**
+ * Replies queued per connection (ROUTER send high-water mark). With 100,000 a client that never reads
+ * pinned that many replies each (10 such clients: +430 MB). Past the mark a connection's replies are
+ * dropped: HeraldClient then times out and sends the request again with the same ids, which the dedup
+ * answers (`duplicate: true`) without storing twice. 10,000 is far more than a reading client has
+ * outstanding (HeraldClient coalesces its callers into few requests), so only a stalled one loses any.
+ */
+const REPLY_HWM = 10_000;
+
+/**
  * The broker's ROUTER socket(s). One reader loop per socket; requests are handled without awaiting in
  * the loop, so every request already queued is read before the outbox commits (group commit happens
  * on setImmediate). Replies go through one writer queue: zeromq.js allows one pending send per socket.
@@ -46,8 +66,13 @@ export class SubmitServer {
   private readonly writers: ReplyWriter[] = [];
   private readonly socketFiles: OwnSocketFile[] = [];
   private accepting = true;
+  /** Requests read and not yet answered (storing, or a command running), and their bytes. */
   private inFlight = 0;
-  readonly counters = { requests: 0, badRequests: 0, messages: 0, rejected: 0 };
+  private inFlightBytes = 0;
+  /** Read loops paused at the in-flight cap, resumed as requests are answered. */
+  private paused: Array<() => void> = [];
+  /** `paused`: times reading stopped at the in-flight cap (MAX_IN_FLIGHT_*). */
+  readonly counters = { requests: 0, badRequests: 0, messages: 0, rejected: 0, paused: 0 };
 
   constructor(
     private readonly handler: SubmitHandler,
@@ -65,7 +90,7 @@ export class SubmitServer {
       const sock = new Router({
         linger: 0,
         maxMessageSize: this.opts.maxRequestBytes,
-        sendHighWaterMark: 100_000,
+        sendHighWaterMark: REPLY_HWM,
         ...this.opts.socketOptions,
         ...this.opts.socketOptionsFor?.(endpoint),
       });
@@ -101,14 +126,42 @@ export class SubmitServer {
     for (const s of this.sockets) s.close();
     this.sockets.length = 0;
     for (const f of this.socketFiles.splice(0)) removeOwnSocketFile(f);
+    this.resumeReading(); // a paused loop then finds its socket closed and ends
   }
 
   private async readLoop(sock: Router, writer: ReplyWriter, endpoint: string): Promise<void> {
     try {
-      for await (const frames of sock) this.onRequest(frames, writer, endpoint);
+      for await (const frames of sock) {
+        this.onRequest(frames, writer, endpoint);
+        if (this.overCap()) await this.belowCap();
+      }
     } catch (err) {
       if (!sock.closed) this.opts.log.error("submit socket failed", { err });
     }
+  }
+
+  private overCap(): boolean {
+    return this.inFlight >= MAX_IN_FLIGHT_REQUESTS || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES;
+  }
+
+  private belowCap(): Promise<void> {
+    this.counters.paused++;
+    return new Promise((resolve) => this.paused.push(resolve));
+  }
+
+  private resumeReading(): void {
+    for (const resume of this.paused.splice(0)) resume();
+  }
+
+  /** Count a request in until its reply is queued: reading pauses while too much is in flight. */
+  private track(bytes: number, work: Promise<unknown>): void {
+    this.inFlight++;
+    this.inFlightBytes += bytes;
+    void work.finally(() => {
+      this.inFlight--;
+      this.inFlightBytes -= bytes;
+      if (!this.overCap()) this.resumeReading();
+    });
   }
 
   private onRequest(frames: Buffer[], writer: ReplyWriter, endpoint: string): void {
@@ -128,16 +181,16 @@ export class SubmitServer {
       reply(requestId, errorReply(toHeraldError(err, "BAD_REQUEST")));
       return;
     }
+    const bytes = frames.reduce((n, f) => n + f.length, 0);
     if ("command" in decoded) {
-      this.runCommand(decoded, reply);
+      this.track(bytes, this.runCommand(decoded, reply));
       return;
     }
-    this.inFlight++;
     // The raw routing id goes to admission only (a CURVE client's is a bearer token): never logged.
-    this.handle(decoded, { routingId: routing, endpoint })
+    const work = this.handle(decoded, { routingId: routing, endpoint })
       .then((r) => reply(decoded.requestId, r))
-      .catch((err) => reply(decoded.requestId, errorReply(toHeraldError(err, "STORAGE_ERROR"))))
-      .finally(() => this.inFlight--);
+      .catch((err) => reply(decoded.requestId, errorReply(toHeraldError(err, "STORAGE_ERROR"))));
+    this.track(bytes, work);
   }
 
   private decode(body: Buffer[]): DecodedRequest | DecodedCommand {
@@ -184,8 +237,8 @@ export class SubmitServer {
     return storedMessage(input, this.handler.maxBodyBytes, sourceBytes);
   }
 
-  private runCommand(cmd: DecodedCommand, reply: Reply): void {
-    this.handler
+  private runCommand(cmd: DecodedCommand, reply: Reply): Promise<void> {
+    return this.handler
       .command(cmd.command, cmd.args)
       .then((result) => reply(cmd.requestId, { result } as unknown as SubmitReply))
       .catch((err) => reply(cmd.requestId, errorReply(toHeraldError(err))));

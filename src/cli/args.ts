@@ -14,6 +14,8 @@ export const EXIT = {
   unavailable: 4,
   /** Storage failure (fail-stop) in `herald serve`. */
   storage: 5,
+  /** Security fail-stop in `herald serve`: the ZAP handler guarding CURVE sockets died (fail closed). */
+  security: 6,
 } as const;
 
 export class UsageError extends HeraldError {

@@ -19,7 +19,8 @@ const USAGE = `usage: herald COMMAND [options]   (herald COMMAND --help for deta
   demo                  start a broker on embedded defaults and show it working
   keys generate|list|trust|revoke|show   identities for CURVE and message signatures
 
-Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 broker unavailable, 5 storage failure.`;
+Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 broker unavailable, 5 storage failure,
+6 security fail-stop (ZAP handler died).`;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./serve.js")).serve,

@@ -1,4 +1,4 @@
-import type { ChannelModel } from "amqplib";
+import type { ChannelModel, SocketOptions } from "amqplib";
 import * as amqp from "amqplib";
 import { TransportError } from "../errors.js";
 import { coalesceWrites } from "./amqp-cork.js";
@@ -27,6 +27,8 @@ export class AmqpSession {
   private everConnected = false;
   private timer: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
+  /** Destroys the socket of the connect in progress: close() must not leave it holding the process. */
+  private connectAbort: AbortController | undefined;
 
   constructor(
     private readonly o: ResolvedAmqpOptions,
@@ -64,9 +66,12 @@ export class AmqpSession {
   }
 
   private attempt(): Promise<void> {
+    const abort = new AbortController();
+    this.connectAbort = abort;
     this.connecting = (async () => {
       const { url, socketOptions } = buildConnectArgs(this.o);
-      const model = await amqp.connect(url, socketOptions);
+      // amqplib hands the options to net/tls.connect, whose socket is destroyed when `signal` aborts.
+      const model = await amqp.connect(url, { ...socketOptions, signal: abort.signal } as SocketOptions);
       if (this.closed) {
         await model.close().catch(() => {});
         return;
@@ -81,6 +86,7 @@ export class AmqpSession {
       for (const l of this.listeners) l.up?.(model);
     })().finally(() => {
       this.connecting = undefined;
+      this.connectAbort = undefined;
     });
     return this.connecting;
   }
@@ -138,6 +144,7 @@ export class AmqpSession {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.attempt().catch((e: unknown) => {
+        if (this.closed) return; // closed while connecting: nothing failed that anyone waits for
         this.o.log("warn", `reconnect attempt ${this.attempts} failed: ${(e as Error).message}`);
         this.scheduleReconnect(e);
       });
@@ -148,7 +155,10 @@ export class AmqpSession {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.connecting?.catch(() => {});
+    // A connect in progress is cut short, not awaited: against a server that accepts TCP but never
+    // answers it takes the whole connect timeout (10 s), and its socket would keep the process alive.
+    // Only while connecting: the signal stays attached to the socket of a connection that came up.
+    if (this.connecting) this.connectAbort?.abort();
     const model = this.model;
     this.model = undefined;
     this.listeners.clear();

@@ -123,6 +123,11 @@ export class ZmqPublishTransport implements Transport {
     this.log = opts.logger ?? quietLogger;
   }
 
+  /** The endpoint as configured, known before open (the broker checks ipc:// ones are free first). */
+  get endpoint(): string {
+    return this.opts.endpoint;
+  }
+
   /** The endpoint actually bound (the real port for `tcp://host:*`); undefined before open. */
   get lastEndpoint(): string | undefined {
     return this.bound;

@@ -1,5 +1,6 @@
 import { lstatSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
+import { HeraldError } from "../errors.js";
 
 /** A socket file this process bound, remembered by inode so that only that very file is removed. */
 export interface OwnSocketFile {
@@ -53,4 +54,22 @@ export function ipcInUse(endpoint: string, timeoutMs = 1000): Promise<boolean> {
     sock.once("connect", () => done(true));
     sock.once("error", () => done(false));
   });
+}
+
+/**
+ * Throw unless every ipc:// endpoint of `endpoints` is free (others are not checked). Run before binding
+ * any of them: libzmq unlinks the file of a running broker's socket when another one binds its path, and
+ * that broker, still running, is then unreachable there. `key` names the setting to change.
+ */
+export async function refuseIpcInUse(
+  endpoints: readonly string[],
+  key: (endpoint: string) => string,
+): Promise<void> {
+  for (const endpoint of endpoints) {
+    if (!(await ipcInUse(endpoint))) continue;
+    throw new HeraldError(
+      "TRANSPORT",
+      `cannot listen on ${endpoint}: another herald serve is listening there; stop it, or give this one another paths.runtimeDir (or ${key(endpoint)})`,
+    );
+  }
 }
