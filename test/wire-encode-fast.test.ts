@@ -131,6 +131,14 @@ describe("stamped herald frames (seq/stream spliced into the stored envelope)", 
       expect(encodeStampedFrames(m, 1, "s")[1].equals(fresh[1])).toBe(true);
     }
   });
+
+  it("keeps big messages' stored text by size too: a few MiB, not 4,096 of them", () => {
+    const big = "x".repeat(900 << 10);
+    for (let i = 0; i < 20; i++)
+      encodeBaseEnvelope(createMessage({ topic: "org.example.big", body: { i, big } }));
+    // Two generations of about 4 MiB each: up to 5 of these 900 KiB envelopes apiece.
+    expect(keptEnvelopeCount()).toBeLessThanOrEqual(10);
+  });
 });
 
 describe("stored envelope bytes reused by sinks (herald-format AMQP)", () => {

@@ -77,6 +77,13 @@ let oldEnvelopes = new Map<Message, string>();
  * and the AMQP load ran 1.03x slower with 6% more broker CPU per message (bench/ab.mjs).
  */
 export const ENVELOPE_GENERATION = 2048;
+/**
+ * Envelope text per generation, as RecentMessages holds 8 MiB at most: by count alone, 4,096 kept 1 MiB
+ * messages (their text and the messages it keeps alive) held the broker at 1.2 GB after a flood of big
+ * requests had long been answered.
+ */
+const ENVELOPE_GENERATION_CHARS = 4 << 20;
+let newEnvelopeChars = 0;
 
 /** How many stored envelopes are kept (one to two generations once that many were stored; for tests). */
 export function keptEnvelopeCount(): number {
@@ -87,11 +94,13 @@ export function keptEnvelopeCount(): number {
 export function encodeBaseEnvelope(msg: Message): Buffer {
   const bare = msg.seq === undefined && msg.stream === undefined;
   const text = canonicalJson(toWireObject(bare ? msg : { ...msg, seq: undefined, stream: undefined }));
-  if (newEnvelopes.size >= ENVELOPE_GENERATION) {
+  if (newEnvelopes.size >= ENVELOPE_GENERATION || newEnvelopeChars >= ENVELOPE_GENERATION_CHARS) {
     oldEnvelopes = newEnvelopes;
     newEnvelopes = new Map();
+    newEnvelopeChars = 0;
   }
   newEnvelopes.set(msg, text);
+  newEnvelopeChars += text.length;
   return Buffer.from(text, "utf8");
 }
 
