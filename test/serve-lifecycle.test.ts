@@ -246,5 +246,16 @@ describe("two shim-enabled herald serve sharing a runtime directory (no IPC subm
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`names herald process ${first.pid}, which is running`);
     expect(readFileSync(pidFile, "utf8").trim()).toBe(String(first.pid));
+    // `herald shim` on its own (legacy.shimInBroker: false) writes the same pid file: refused alike.
+    const shim = spawnSync(process.execPath, [CLI, "shim"], {
+      env: env2,
+      encoding: "utf8",
+      timeout: 20_000,
+      killSignal: "SIGKILL",
+    });
+    expect(shim.signal).toBeNull();
+    expect(shim.status).not.toBe(0);
+    expect(shim.stderr).toContain(`names herald process ${first.pid}, which is running`);
+    expect(readFileSync(pidFile, "utf8").trim()).toBe(String(first.pid));
   });
 });

@@ -3,7 +3,7 @@ import type { HeraldConfig } from "../config/schema.js";
 import { startShim } from "../shim/shim.js";
 import { EXIT, noMore, out, parse } from "./args.js";
 import { context } from "./context.js";
-import { writePidFile } from "./serve.js";
+import { refuseLivePidFile, writePidFile } from "./serve.js";
 
 const USAGE = `usage: herald shim [--config FILE]
 
@@ -23,6 +23,8 @@ export async function shim(argv: string[]): Promise<number> {
     loadConfig(values.config === undefined ? {} : { configPath: values.config }).config;
   if (ctx.config.legacy.enabled && ctx.config.legacy.shimInBroker)
     ctx.log.warn("legacy.shimInBroker is true: `herald serve` runs the shim too; run only one of them");
+  // Before the shim binds anything: afterwards a refusal would leave its sockets holding the process.
+  refuseLivePidFile(ctx.config);
   const handle = await startShim(ctx.config, ctx.log.child("shim"), {
     feed: "subscribe",
     ...(ctx.file ? { watch: { file: ctx.file, load } } : {}),
