@@ -5,6 +5,7 @@
 
 // Broker.
 export { type AdmissionCheck, Broker, type BrokerOptions, type BrokerStatus } from "./broker/broker.js";
+export type { MessageTrace, SinkTrace, TraceState } from "./broker/commands.js";
 export { brokerOptionsFromConfig, createBroker } from "./broker/from-config.js";
 // Client: publish and subscribe.
 export {

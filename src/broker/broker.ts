@@ -8,6 +8,7 @@ import { refuseIpcInUse } from "../util/ipc-file.js";
 import { type Logger, silentLogger } from "../util/log.js";
 import { isoNow, type Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
+import { type MessageTrace, pongReply, traceIdArg, traceReply } from "./commands.js";
 import { Dispatcher, type SinkStatus } from "./dispatcher.js";
 import { SubmitServer } from "./submit-server.js";
 
@@ -283,18 +284,18 @@ export class Broker {
 
   async command(name: string, args: Record<string, unknown> = {}): Promise<unknown> {
     if (name === "status") return this.status();
-    if (name === "ping") return this.pong(args["limits"] === true);
-    throw rejected("BAD_REQUEST", `unknown command '${name}': use status or ping`);
+    if (name === "trace") return this.trace(traceIdArg(args));
+    if (name === "ping") {
+      const { maxBodyBytes, maxBatch } = this.opts;
+      return pongReply(this.opts.name, args["limits"] === true ? { maxBodyBytes, maxBatch } : undefined);
+    }
+    throw rejected("BAD_REQUEST", `unknown command '${name}': use status, ping or trace`);
   }
 
-  /**
-   * `ping` answers who this is; with `{"limits": true}` also the limits a forwarding broker must keep to
-   * (a request over them is dropped unanswered). Only on request: the plain answer stays as it always was.
-   */
-  private pong(limits: boolean): unknown {
-    const pong = { pong: true, broker: this.opts.name };
-    if (!limits) return pong;
-    return { ...pong, limits: { maxBodyBytes: this.opts.maxBodyBytes, maxBatch: this.opts.maxBatch } };
+  /** Where the message with this id went: stored or not, and each sink's standing with it. */
+  trace(id: string): MessageTrace {
+    const found = this.outbox!.trace(id);
+    return traceReply(this.opts.name, id, found, (seq) => this.dispatchers.map((d) => d.standing(seq)));
   }
 
   private readonly sourceStatus: Array<() => SourceStatus[]> = [];

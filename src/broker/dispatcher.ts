@@ -21,6 +21,21 @@ export interface SinkStatus {
   health: TransportHealth;
 }
 
+/** Where one sink stands with one message (`herald trace`, see trace.ts). */
+export interface SinkStanding {
+  name: string;
+  kind: string;
+  cursor: number;
+  /** The highest seq handed to the transport, confirmed or not. */
+  sentThrough: number;
+  /** Why this run passed the message over (it is among the last 1,000 passed over). */
+  passedOver?: string;
+  /** The bridged service holding it back (the shim's sink). */
+  heldBy?: string;
+  health: TransportHealth;
+  lastError?: string;
+}
+
 export interface DispatcherOptions {
   batchSize?: number;
   maxBatchBytes?: number;
@@ -51,6 +66,8 @@ export interface HoldingSink extends Transport {
   checkpoint(delivered: number): { cursor: number; state: string };
   /** At start, with the state saved with the `persisted` cursor: the seq to read after. */
   resume(state: string | undefined, persisted: number, rewind: number): number;
+  /** Who holds the message at `seq` back, if anyone (`herald trace`). */
+  holderOf?(seq: number): string | undefined;
 }
 
 function holdingSink(t: Transport): HoldingSink | undefined {
@@ -62,6 +79,8 @@ function holdingSink(t: Transport): HoldingSink | undefined {
     : undefined;
 }
 
+/** Passed-over messages remembered for `herald trace` (each is also logged as an error). */
+const PASSED_OVER_KEPT = 1000;
 const CANNOT_CARRY = "sink cannot carry a message: passed over (other sinks still get it)";
 const UNDECODABLE = "an outbox row cannot be decoded (damaged bytes): passed over";
 /** The longest a dispatcher works through pages before it lets the event loop turn. */
@@ -113,6 +132,10 @@ export class Dispatcher {
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
   private readonly holding: HoldingSink | undefined;
+  /** The highest seq handed to the transport (confirmed or not). */
+  private sentThrough = 0;
+  /** This run's last passed-over messages: seq -> why. */
+  private readonly passedOver = new Map<number, string>();
 
   constructor(
     readonly transport: Transport,
@@ -179,6 +202,7 @@ export class Dispatcher {
       if (flight === undefined) return;
       loop.flights.push(flight);
       loop.readCursor = flight.last;
+      this.sentThrough = Math.max(this.sentThrough, flight.last);
     }
   }
 
@@ -234,6 +258,8 @@ export class Dispatcher {
   /** This sink can never send the message at `seq`: say so loudly, count it, and go on with the next. */
   private passOver(seq: number, id: string | undefined, err: HeraldError, what: string): void {
     this.skipped++;
+    this.passedOver.set(seq, `${err.code}: ${err.message}`);
+    if (this.passedOver.size > PASSED_OVER_KEPT) this.passedOver.delete(this.passedOver.keys().next().value!);
     this.lastError = err.message;
     this.lastErrorAt = new Date().toISOString();
     this.log.error(what, { sink: this.transport.name, id, seq, code: err.code, err: err.message });
@@ -291,6 +317,23 @@ export class Dispatcher {
     if (this.lastError !== undefined) s.lastError = this.lastError;
     if (this.lastErrorAt !== undefined) s.lastErrorAt = this.lastErrorAt;
     if (this.lastDeliveredAt !== undefined) s.lastDeliveredAt = new Date(this.lastDeliveredAt).toISOString();
+    return s;
+  }
+
+  /** Where this sink stands with the message at `seq`. */
+  standing(seq: number): SinkStanding {
+    const s: SinkStanding = {
+      name: this.transport.name,
+      kind: this.transport.kind,
+      cursor: this.cursor,
+      sentThrough: Math.max(this.sentThrough, this.cursor),
+      health: this.transport.health(),
+    };
+    const why = this.passedOver.get(seq);
+    if (why !== undefined) s.passedOver = why;
+    const holder = this.holding?.holderOf?.(seq);
+    if (holder !== undefined) s.heldBy = holder;
+    if (this.lastError !== undefined) s.lastError = this.lastError;
     return s;
   }
 

@@ -36,6 +36,7 @@ export const COMMAND_MODULES: Readonly<Record<string, { module: string; exportNa
   publish: { module: "publish.js", exportName: "publish" },
   tail: { module: "tail.js", exportName: "tail" },
   status: { module: "status.js", exportName: "status" },
+  trace: { module: "trace.js", exportName: "trace" },
   config: { module: "config.js", exportName: "config" },
   legacy: { module: "legacy.js", exportName: "legacy" },
   demo: { module: "demo.js", exportName: "demo" },

@@ -10,6 +10,7 @@ const USAGE = `usage: herald COMMAND [options]   (herald COMMAND --help for deta
   publish TOPIC [JSON]  publish a message (or JSON lines from stdin)
   tail [PATTERN...]     print messages as they are published
   status                broker, outbox and sinks
+  trace ID              where did this message go: stored? each sink's standing with it
   config show|check     effective configuration with provenance; validate a file
   legacy show|import    read fedmsg configuration files
   record FILE [PAT...]  record real traffic to a cassette (JSON lines, exact bytes)
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   publish: async () => (await import("./publish.js")).publish,
   tail: async () => (await import("./tail.js")).tail,
   status: async () => (await import("./status.js")).status,
+  trace: async () => (await import("./trace.js")).trace,
   config: async () => (await import("./config.js")).config,
   legacy: async () => (await import("./legacy.js")).legacy,
   demo: async () => (await import("./demo.js")).demo,

@@ -1,3 +1,4 @@
+import type { MessageTrace } from "../broker/commands.js";
 import { errorFromWire, type HeraldError, ProtocolError, toHeraldError } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { signMessage } from "../security/sign.js";
@@ -163,6 +164,11 @@ export class HeraldClient {
   /** Ask the broker for its status (outbox depth, sinks' lag and errors). */
   async status(): Promise<unknown> {
     return this.command("status");
+  }
+
+  /** Ask the broker where the message with this id went: stored or not, and each sink's standing with it. */
+  async trace(id: string): Promise<MessageTrace> {
+    return (await this.command("trace", { id })) as MessageTrace;
   }
 
   async command(name: string, args: Record<string, unknown> = {}): Promise<unknown> {

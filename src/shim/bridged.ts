@@ -159,6 +159,11 @@ export class BridgedService {
     this.send(held.map((h) => h.message));
   }
 
+  /** True while the message at outbox `seq` is held for a port not bound yet (`herald trace`). */
+  holds(seq: number): boolean {
+    return this.held.some((h) => h.seq === seq);
+  }
+
   /** The outbox seq of the oldest message held for a port not bound yet; undefined when none is held. */
   heldFrom(): number | undefined {
     for (const h of this.held) if (h.seq !== undefined) return h.seq;

@@ -51,6 +51,8 @@ export interface ShimRouter {
   route(batch: readonly Routed[], served?: (owner: string, seq: number) => boolean): void;
   /** Each bridged service holding messages for a port not bound yet, with the seq of its oldest held one. */
   heldFrom(): Map<string, number>;
+  /** The bridged service holding the message at outbox `seq` for a port not bound yet (`herald trace`). */
+  holderOf?(seq: number): string | undefined;
 }
 
 /** Saved with the sink's cursor: how far it took the stream, and from which seq each service still held. */
@@ -134,6 +136,10 @@ export class ShimSink implements HoldingSink {
       held: Object.fromEntries(held),
     };
     return { cursor, state: JSON.stringify(saved) };
+  }
+
+  holderOf(seq: number): string | undefined {
+    return this.router.holderOf?.(seq);
   }
 
   private notePin(released: boolean, held: Map<string, number>): void {

@@ -77,7 +77,11 @@ class Shim implements ShimHandle {
     this.history = new History(readEvidence(path));
     for (const [name, at] of this.history.ingestSeen()) this.ingest.seedLastSeen(name, at);
     this.sink = new ShimSink(
-      { route: (batch, served) => this.route(batch, served), heldFrom: () => this.heldFrom() },
+      {
+        route: (batch, served) => this.route(batch, served),
+        heldFrom: () => this.heldFrom(),
+        holderOf: (seq) => this.holderOf(seq),
+      },
       { maxPin: Math.min(100_000, Math.floor(config.outbox.maxMessages / 4)), log: log.child("sink") },
     );
     this.configFile = opts.watch ? realpathOr(opts.watch.file) : undefined;
@@ -123,6 +127,11 @@ class Shim implements ShimHandle {
       if (from !== undefined) held.set(name, from);
     }
     return held;
+  }
+
+  private holderOf(seq: number): string | undefined {
+    for (const [name, b] of this.bridged) if (b.holds(seq)) return name;
+    return undefined;
   }
 
   reload(config: HeraldConfig): Promise<void> {

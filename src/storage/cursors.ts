@@ -1,5 +1,5 @@
 import { HeraldError } from "../errors.js";
-import { SINK_STATE_PREFIX, type Statements } from "./statements.js";
+import { SINK_JOINED_PREFIX, SINK_STATE_PREFIX, type Statements } from "./statements.js";
 
 const FLUSH_MS = 100;
 
@@ -48,7 +48,10 @@ export class SinkCursors {
   register(name: string, start: number): number {
     const known = this.cursors.get(name);
     if (known !== undefined) return known;
-    this.write(`registering sink '${name}'`, () => this.sql.insertCursor.run(name, start));
+    this.write(`registering sink '${name}'`, () => {
+      this.sql.insertCursor.run(name, start);
+      this.sql.setMeta.run(SINK_JOINED_PREFIX + name, String(start));
+    });
     this.cursors.set(name, start);
     return start;
   }
@@ -58,6 +61,7 @@ export class SinkCursors {
     this.write(`unregistering sink '${name}'`, () => {
       this.sql.deleteCursor.run(name);
       this.sql.deleteSinkState.run(SINK_STATE_PREFIX + name);
+      this.sql.deleteSinkState.run(SINK_JOINED_PREFIX + name);
     });
     this.cursors.delete(name);
     this.dirty.delete(name);

@@ -8,6 +8,7 @@ import { RowCounts } from "./counts.js";
 import { SinkCursors } from "./cursors.js";
 import { openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
+import { type OutboxTrace, traceId } from "./lookup.js";
 import { FailStop, outboxFullError, tooLargeForOutbox } from "./outbox-errors.js";
 import { deleteThrough } from "./prune.js";
 import { RecentMessages, storedForm } from "./recent.js";
@@ -16,6 +17,7 @@ import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 import { AppendWaiters } from "./waiters.js";
 
+export type { OutboxTrace } from "./lookup.js";
 export type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
 
 const MiB = 1024 * 1024;
@@ -277,6 +279,12 @@ export class Outbox {
   /** Write every changed cursor now. */
   flushCursors(): void {
     this.cursors.flush();
+  }
+
+  /** What the outbox knows of one message id (`herald trace`). */
+  trace(id: string): OutboxTrace {
+    this.assertOpen();
+    return traceId(this.sql, id, (after) => this.read(after, 1)[0], this.limits.keepMs);
   }
 
   /** The highest seq ever committed (its row may be pruned since). */

@@ -35,10 +35,13 @@ export interface Statements {
   sinkStates: S<[], { key: string; value: string }>;
   saveSinkState: S<[string, string]>;
   deleteSinkState: S<[string]>;
+  sinksJoined: S<[], { key: string; value: string }>;
 }
 
 /** The meta key holding a sink's own state (see SinkCursors.advance). */
 export const SINK_STATE_PREFIX = "sink_state:";
+/** The meta key holding the head seq when a sink was first registered (`herald trace`: older messages never go to it). */
+export const SINK_JOINED_PREFIX = "sink_joined:";
 
 /** Every SQL statement the outbox runs, prepared once. All of them are index (primary key) lookups or ranges. */
 export function prepareStatements(db: Database.Database): Statements {
@@ -97,5 +100,8 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
     saveSinkState: db.prepare<[string, string]>("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
     deleteSinkState: db.prepare<[string]>("DELETE FROM meta WHERE key = ?"),
+    sinksJoined: db.prepare<[], { key: string; value: string }>(
+      `SELECT key, value FROM meta WHERE substr(key, 1, ${SINK_JOINED_PREFIX.length}) = '${SINK_JOINED_PREFIX}'`,
+    ),
   };
 }
