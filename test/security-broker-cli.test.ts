@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as zmq from "zeromq";
 import { loadPublicKey } from "../src/security/index.js";
 import { CLI, freePorts, type ServeProcess, serveEnv, startServe } from "./helpers/serve.js";
 
@@ -152,4 +153,42 @@ describe("herald serve with security on", () => {
     expect(printed).toBe(true);
     expect(tailOut).toMatch(/org\.x\.signed .* signer=me /);
   });
+});
+
+describe("herald serve when its ZAP handler dies", () => {
+  it("stops and exits 6 (security fail-stop) instead of serving CURVE sockets unguarded", async () => {
+    const dir = join(root, "serve-zap-death");
+    const [h, l, s] = await freePorts(3);
+    const env = serveEnv(
+      dir,
+      { herald: h!, legacy: l! },
+      {
+        HERALD_SECURITY__IDENTITY: "broker",
+        HERALD_SECURITY__CURVE: "true",
+        HERALD_BROKER__SUBMIT__TCP: `["tcp://127.0.0.1:${s}"]`,
+        HERALD_FAILPOINTS: "zap.request=error",
+      },
+    );
+    expect((await herald(["keys", "generate", "broker"], env)).code).toBe(0);
+    const show = await herald(["keys", "show", "broker", "--json"], env);
+    const serverKey = (JSON.parse(show.stdout) as { curvePublic: string }).curvePublic;
+    const served = await startServe(env);
+    // Any CURVE handshake asks the ZAP handler; the failpoint makes that request kill it.
+    const pair = zmq.curveKeyPair();
+    const client = new zmq.Dealer({
+      linger: 0,
+      curveServerKey: serverKey,
+      curvePublicKey: pair.publicKey,
+      curveSecretKey: pair.secretKey,
+    });
+    client.connect(`tcp://127.0.0.1:${s}`);
+    const code = await Promise.race([
+      served.exited,
+      new Promise<string>((r) => setTimeout(() => r("still running after 15 s"), 15_000)),
+    ]);
+    client.close();
+    if (code !== 6) served.child.kill("SIGKILL");
+    expect(code, served.stderr()).toBe(6);
+    expect(served.stderr()).toMatch(/ZAP handler died/);
+  }, 30_000);
 });

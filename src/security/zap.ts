@@ -1,5 +1,6 @@
 import type * as Zmq from "zeromq";
 import { SecurityError } from "../errors.js";
+import { failpoint } from "../storage/failpoints.js";
 import { zmq } from "../util/zeromq.js";
 import type { Identity } from "./keys.js";
 import { routingIdFor } from "./peer.js";
@@ -107,6 +108,7 @@ async function serve(s: ZapState): Promise<void> {
   let error: Error | undefined;
   try {
     for await (const frames of s.socket) {
+      failpoint("zap.request"); // tests: HERALD_FAILPOINTS=zap.request=error kills the handler (serve exits 6)
       const reply = answer(s, frames);
       if (reply) await s.socket.send(reply);
     }
