@@ -173,21 +173,25 @@ describe("herald serve when its ZAP handler dies", () => {
     const show = await herald(["keys", "show", "broker", "--json"], env);
     const serverKey = (JSON.parse(show.stdout) as { curvePublic: string }).curvePublic;
     const served = await startServe(env);
-    // Any CURVE handshake asks the ZAP handler; the failpoint makes that request kill it.
     const pair = zmq.curveKeyPair();
+    // Any CURVE handshake asks the ZAP handler; the failpoint makes that request kill it.
     const client = new zmq.Dealer({
       linger: 0,
       curveServerKey: serverKey,
       curvePublicKey: pair.publicKey,
       curveSecretKey: pair.secretKey,
     });
-    client.connect(`tcp://127.0.0.1:${s}`);
-    const code = await Promise.race([
-      served.exited,
-      new Promise<string>((r) => setTimeout(() => r("still running after 15 s"), 15_000)),
-    ]);
-    client.close();
-    if (code !== 6) served.child.kill("SIGKILL");
+    let code: number | null | string;
+    try {
+      client.connect(`tcp://127.0.0.1:${s}`);
+      code = await Promise.race([
+        served.exited,
+        new Promise<string>((r) => setTimeout(() => r("still running after 15 s"), 15_000)),
+      ]);
+    } finally {
+      client.close();
+      if (served.child.exitCode === null) served.child.kill("SIGKILL");
+    }
     expect(code, served.stderr()).toBe(6);
     expect(served.stderr()).toMatch(/ZAP handler died/);
   }, 30_000);
