@@ -46,3 +46,24 @@ describe("bench/run.mjs --fedmsg-src / --fedora-messaging-src", () => {
     expect(r.status).toBe(0);
   });
 });
+
+describe("bench/run.mjs --reps / --backlog", () => {
+  // `--reps x` used to run 0 repetitions and report every figure as measured; refused before anything runs.
+  it.each([
+    ["--reps", "x"],
+    ["--reps", "0"],
+    ["--reps", "2.5"],
+    ["--backlog", "x"],
+    ["--backlog", "-5"],
+  ])("refuses %s %s with exit 2", (opt, value) => {
+    const r = run(opt, value, "--only", "", "--no-results");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${opt} needs a positive integer, got "${value}"`);
+  });
+
+  it("warns that a full run with fewer than 3 repetitions is not recorded", () => {
+    const r = run("--reps", "2", "--only", "", "--no-results");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("--reps 2 is below the 3 repetitions");
+  });
+});

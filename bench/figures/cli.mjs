@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { figure } from "../lib/figure.mjs";
 import { cliReferences } from "../lib/peers.mjs";
-import { freePorts, nodeWorker } from "../lib/procs.mjs";
+import { freePorts, nodeWorker, trackChild } from "../lib/procs.mjs";
 import { boundQueue } from "../lib/rabbit.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { AMQP_URL, CLI, LAUNCHER, median, OUT, PY, ROOT, repeat } from "../lib/util.mjs";
@@ -31,20 +31,34 @@ function withoutExtraCa(env) {
   return rest;
 }
 
-/** Wall time (ms) of one process run to a successful exit. */
+/** A one-shot that has not exited after this long is hung (a broker or RabbitMQ not answering): killed. */
+const WALL_TIMEOUT_MS = 60_000;
+
+/**
+ * Wall time (ms) of one process run to a successful exit. The child is tracked with the runner's others
+ * (killed on Ctrl-C or a failed run) and killed after WALL_TIMEOUT_MS.
+ */
 function wall(cmd, args, env) {
   return new Promise((res, rej) => {
     const t0 = performance.now();
-    const c = spawn(cmd, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    const c = trackChild(spawn(cmd, args, { env, stdio: ["ignore", "ignore", "pipe"] }));
     let err = "";
+    const timer = setTimeout(() => {
+      err += `\n(killed after ${WALL_TIMEOUT_MS / 1000} s)`;
+      c.kill("SIGKILL");
+    }, WALL_TIMEOUT_MS);
     c.stderr.on("data", (d) => {
       err += d.toString();
     });
-    c.on("error", rej);
-    c.on("exit", (code) => {
+    c.on("error", (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
+    c.on("exit", (code, signal) => {
+      clearTimeout(timer);
       const ms = performance.now() - t0;
       if (code === 0) res(ms);
-      else rej(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-500)}`));
+      else rej(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${err.slice(-500)}`));
     });
   });
 }
@@ -60,10 +74,13 @@ export async function run(ctx) {
   const broker = await startServe(await newBrokerHome());
   const [relayPort] = await freePorts(1);
   const relay = nodeWorker("sub-bind.mjs", ["--bind", `tcp://127.0.0.1:${relayPort}`]);
-  // fedora-messaging publishes with mandatory set: a bound queue makes the one-shot publish routable.
+  // fedora-messaging publishes with mandatory set: a bound durable queue makes the one-shot publish
+  // routable and persisted (both the reproduction's and the real package's), as herald's is stored.
   const topic = `org.fedoraproject.prod.bench.cli-${randomBytes(4).toString("hex")}`;
-  const queue = ctx.fedoraMessagingSrc ? await boundQueue(topic) : undefined;
+  let queue;
   try {
+    // RabbitMQ down: the AMQP references then fail on their own ("reference failed"), the rest still runs.
+    queue = await boundQueue(topic).catch(() => undefined);
     await relay.waitLine((l) => l.bound);
     const env = withoutExtraCa(broker.home.env);
     // As installed: package.json's bin, the launcher that runs the bundled CLI.
@@ -89,7 +106,7 @@ export async function run(ctx) {
         "fedora_messaging",
         "fedora-messaging publish (pika reproduction)",
         PY,
-        [py("oneshot_pika.py"), AMQP_URL],
+        [py("oneshot_pika.py"), AMQP_URL, topic],
         env,
       ],
       ...cliReferences(ctx, { relay: `tcp://127.0.0.1:${relayPort}`, topic }),

@@ -1,12 +1,12 @@
 // Figure group 5: fan-out. herald submit -> subscriber throughput and latency with S subscribers on the
 // herald socket and S on the legacy socket at once, against a raw zeromq.js PUB of the same-size JSON
 // envelopes to the same total number of SUB sockets.
-import { figure } from "../lib/figure.mjs";
+import { figure, loadErrors } from "../lib/figure.mjs";
 import { nodeWorker } from "../lib/procs.mjs";
 import { collectFrom } from "../lib/raw.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { medianOf, repeat } from "../lib/util.mjs";
-import { refs } from "./raw.mjs";
+import { refs, worstDelivered } from "./raw.mjs";
 
 /**
  * A herald client submitting `count` messages (batches of 100, 4 in flight) once told to go; until then it
@@ -42,7 +42,7 @@ async function heraldFanout(ctx, broker, subs, count) {
         () => pub.send("go"),
       );
       const sent = await pub.waitLine((l) => l.count !== undefined, 300_000);
-      return { ...got, submitRate: sent.rate };
+      return { ...got, submitRate: sent.rate, errors: sent.errors, firstError: sent.firstError };
     } finally {
       pub.kill();
     }
@@ -68,7 +68,11 @@ export async function run(ctx) {
           reference: { name: `raw PUB -> ${subs * 2} SUB`, value: medianOf(raw, "rate") },
           p50_us: medianOf(herald, "p50_us"),
           p99_us: medianOf(herald, "p99_us"),
-          note: `${subs} SUB on the herald socket + ${subs} on the legacy socket; rate of the slowest socket, latency submit->receive; worst socket got ${worst}/${count} (raw ${rawWorst}/${count}); raw p50 ${medianOf(raw, "p50_us")} us p99 ${medianOf(raw, "p99_us")} us; raw latency is under a PUB sending flat out (queueing), herald's under the submit rate; submitter ran at ${Math.round(medianOf(herald, "submitRate"))} msg/s (batches of 100, 4 in flight)`,
+          // A receive rate over what arrived: compared only when both sides delivered everything.
+          delivered: worstDelivered(herald),
+          referenceDelivered: worstDelivered(raw),
+          ...loadErrors(herald),
+          note: `${subs} SUB on the herald socket + ${subs} on the legacy socket; receive rate of the slowest socket over the messages it got, latency submit->receive; worst socket got ${worst}/${count} (raw ${rawWorst}/${count}); raw p50 ${medianOf(raw, "p50_us")} us p99 ${medianOf(raw, "p99_us")} us; raw latency is under a PUB sending flat out (queueing), herald's under the submit rate; submitter ran at ${Math.round(medianOf(herald, "submitRate"))} msg/s acked (requests of 100, 4 in flight)`,
         }),
       );
     }

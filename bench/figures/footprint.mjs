@@ -2,7 +2,7 @@
 // pending messages (a forward sink to a dead endpoint keeps everything pending), and the time until a
 // restarted broker answers with that backlog.
 import { rmSync } from "node:fs";
-import { figure } from "../lib/figure.mjs";
+import { figure, loadErrors } from "../lib/figure.mjs";
 import { freePorts, procUsage, sampleUsage } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { repeat, sleep } from "../lib/util.mjs";
@@ -77,7 +77,16 @@ export async function run(ctx) {
   const bs = await repeat(ctx.reps, () => backlog(ctx));
   const n = bs[0].n;
   const k = n >= 1_000_000 ? `${n / 1_000_000}M` : `${Math.round(n / 1000)}k`;
-  const errors = bs.reduce((sum, b) => sum + (b.fill.errors ?? 0), 0);
+  // The backlog figures judge the RSS of `n` pending messages: the broker's own count (status, read right
+  // after the fill) must reach it, else they measured a smaller backlog and are not met, whatever the RSS.
+  const fills = loadErrors(bs.map((b) => b.fill));
+  const short = bs.filter((b) => b.pending < n);
+  const backlogProblems = short.length
+    ? [
+        `only ${span(short.map((b) => b.pending))} of ${n} messages pending in ${short.length} of ${bs.length} repetitions (status().outbox.pendingMessages after the fill)`,
+      ]
+    : [];
+  const backlogOk = { problems: backlogProblems, ...fills };
   return [
     figure({
       figure: "footprint.idle_rss",
@@ -93,12 +102,14 @@ export async function run(ctx) {
       figure: "footprint.load_rss",
       values: il.map((r) => r.load.peakRss / MB),
       unit: "MB",
+      ...loadErrors(il.map((r) => r.load.result)),
       note: `peak RSS while 8 processes publish one at a time (${span(il.map((r) => r.load.result.rate))} msg/s acked)`,
     }),
     figure({
       figure: "footprint.load_cpu",
       values: il.map((r) => r.load.cpuPct),
       unit: "% core",
+      ...loadErrors(il.map((r) => r.load.result)),
       note: "broker CPU under the 8-process load",
     }),
     figure({
@@ -106,7 +117,8 @@ export async function run(ctx) {
       values: bs.map((b) => b.held.peakRss / MB),
       unit: "MB",
       target: { kind: "value<", x: 150 },
-      note: `peak RSS over 3 s right after accepting them: ${span(bs.map((b) => b.pending))} pending messages (forward sink to a dead endpoint); filled by 4 processes with batches of 1000 at ${span(bs.map((b) => b.n / b.fillSecs))} msg/s${errors ? `, ${errors} errors` : ""}; peak during the fill ${span(
+      ...backlogOk,
+      note: `peak RSS over 3 s right after accepting them: ${span(bs.map((b) => b.pending))} pending messages by the broker's status (forward sink to a dead endpoint); filled by 4 processes with requests of 1000, 2 in flight each, at ${span(bs.map((b) => b.pending / b.fillSecs))} msg/s; peak during the fill ${span(
         bs.map((b) => b.fillPeak / MB),
         1,
       )} MB`,
@@ -116,6 +128,7 @@ export async function run(ctx) {
       values: bs.map((b) => b.restart.rss / MB),
       unit: "MB",
       target: { kind: "value<", x: 150 },
+      ...backlogOk,
       note: "RSS 2 s after a restart with the backlog still pending (nothing loaded into memory)",
     }),
     figure({
@@ -123,6 +136,7 @@ export async function run(ctx) {
       values: bs.map((b) => b.restart.readyMs),
       unit: "ms",
       target: { kind: "value<", x: 2000 },
+      ...backlogOk,
       note: "from spawning `herald serve` to its first answered ping, with the backlog pending",
     }),
   ];

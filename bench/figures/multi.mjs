@@ -1,12 +1,11 @@
 // Figure group 3: 8 concurrent publisher processes (group commit), each one message at a time, against
 // fedmsg's fire-and-forget publish reproduced in Python (1 process, one SUB connected) in the same run,
 // and fedmsg itself when `--fedmsg-src DIR` is given.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { figure, notMeasured } from "../lib/figure.mjs";
+import { figure, loadErrors, notMeasured } from "../lib/figure.mjs";
 import { fedmsgPublish } from "../lib/peers.mjs";
-import { nodeWorker, startChild } from "../lib/procs.mjs";
+import { nodeWorker, startChild, tempDir } from "../lib/procs.mjs";
 import { newBrokerHome, startServe } from "../lib/serve.mjs";
 import { median, medianOf, PY, repeat, WARMUP } from "../lib/util.mjs";
 
@@ -28,7 +27,7 @@ export function burst(ctx, broker, { procs = PROCS, count, batch = 1, window = 1
  * answers at once (no parsing, no storage): how many one-at-a-time round trips the machine has at all.
  */
 async function rawBurst(ctx, warmup) {
-  const dir = mkdtempSync(join(tmpdir(), "herald-bench-raw-"));
+  const dir = tempDir("herald-bench-raw-");
   const router = nodeWorker("raw-router.mjs", ["--bind", `ipc://${join(dir, "raw.sock")}`]);
   try {
     const { ready } = await router.waitLine((l) => l.ready);
@@ -47,11 +46,13 @@ async function together(workers) {
     await Promise.all(workers.map((w) => w.waitLine((l) => l.ready)));
     for (const w of workers) w.send("go");
     const res = await Promise.all(workers.map((w) => w.waitLine((l) => l.count !== undefined, 600_000)));
+    // Acknowledged messages only (each worker's errors are of its measured part, warm-up excluded).
     const total = res.reduce((a, r) => a + r.count - r.errors, 0);
     const span = (Math.max(...res.map((r) => r.tEnd)) - Math.min(...res.map((r) => r.tStart))) / 1000;
     return {
       rate: total / span,
       errors: res.reduce((a, r) => a + r.errors, 0),
+      firstError: res.find((r) => r.firstError)?.firstError,
       p50_us: median(res.map((r) => r.p50_us)),
       p99_us: Math.max(...res.map((r) => r.p99_us)),
     };
@@ -103,7 +104,8 @@ export async function run(ctx) {
   } finally {
     await broker.stop();
   }
-  const errors = herald.reduce((a, r) => a + r.errors, 0);
+  const errors = loadErrors(herald);
+  const windowErrors = loadErrors(windowed);
   const out = [
     figure({
       figure: "multi.8proc_vs_fedmsg_fire",
@@ -116,8 +118,9 @@ export async function run(ctx) {
       target: { kind: "ratio>=", x: 1.0 },
       p50_us: medianOf(herald, "p50_us"),
       p99_us: medianOf(herald, "p99_us"),
+      ...errors,
       profileGroup: "multi",
-      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each${errors ? `; ${errors} errors` : ""}`,
+      note: `${PROCS} processes, herald client one message at a time each, acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each`,
     }),
     figure({
       figure: "multi.8proc_window_vs_fedmsg_fire",
@@ -130,8 +133,9 @@ export async function run(ctx) {
       target: { kind: "ratio>=", x: 1.0 },
       p50_us: medianOf(windowed, "p50_us"),
       p99_us: medianOf(windowed, "p99_us"),
+      ...windowErrors,
       profileGroup: "multi",
-      note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each, acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each`,
+      note: `${PROCS} processes x ${WINDOW} concurrent single-message publishes each (the client merges those made in the same tick into shared requests), acked after fsync (group commit), after ${ctx.n(WARMUP, 100)} warm-up messages each`,
     }),
   ];
   out.push(
@@ -157,6 +161,7 @@ export async function run(ctx) {
       },
       p50_us: medianOf(herald, "p50_us"),
       p99_us: medianOf(herald, "p99_us"),
+      ...errors,
       note: "herald's one-at-a-time figure against that ceiling (durable and acknowledged against answered at once)",
     }),
   );
@@ -186,6 +191,7 @@ async function vsFedmsgItself(ctx, herald, windowed) {
       ...same,
       figure: "multi.8proc_vs_fedmsg_publish",
       values: herald.map((r) => r.rate),
+      ...loadErrors(herald),
       p50_us: medianOf(herald, "p50_us"),
       p99_us: medianOf(herald, "p99_us"),
       note: `as multi.8proc_vs_fedmsg_fire, against fedmsg itself (fedmsg.init binding one endpoint, fedmsg.publish, signing off)`,
@@ -194,6 +200,7 @@ async function vsFedmsgItself(ctx, herald, windowed) {
       ...same,
       figure: "multi.8proc_window_vs_fedmsg_publish",
       values: windowed.map((r) => r.rate),
+      ...loadErrors(windowed),
       p50_us: medianOf(windowed, "p50_us"),
       p99_us: medianOf(windowed, "p99_us"),
       note: `as multi.8proc_window_vs_fedmsg_fire, against fedmsg itself`,

@@ -53,6 +53,8 @@ export function machine() {
     fsync_p50_us: fsync.p50Us,
     fsync_p99_us: fsync.p99Us,
     fsync_dir: os.tmpdir(),
+    /** What measureFsync times (an overwrite: the same block every time, the file never grows). */
+    fsync_probe: "4 KiB overwrite at offset 0 + fsync",
     first_touch_us_per_page: firstTouchUsPerPage(),
     loadavg_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
@@ -69,8 +71,12 @@ export async function versions() {
     "import sys,zmq,pika;print(sys.version.split()[0], zmq.__version__, zmq.zmq_version(), pika.__version__)",
   ])?.split(" ");
   const rabbit = tryRun("rabbitmqctl", ["version"]);
+  const commit = tryRun("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]);
+  // Uncommitted changes (tracked or not) mean the commit alone does not say what was measured.
+  const status = commit === undefined ? undefined : tryRun("git", ["-C", ROOT, "status", "--porcelain"]);
+  const dirty = status ? "+dirty" : "";
   return {
-    herald: `${JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")).version} (${tryRun("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) ?? "?"})`,
+    herald: `${JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")).version} (${commit ?? "?"}${dirty})`,
     node: process.version,
     zeromq: pkgVersion("zeromq"),
     libzmq: zmq.version,

@@ -2,10 +2,9 @@
 // `--fedora-messaging-src DIR` (neither installs here from a registry). Without them the Python
 // reproductions in bench/py/ are the references; with them, the figures gain a second reference measured
 // on the real code in the same run.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { nodeWorker, runJson, startChild } from "./procs.mjs";
+import { nodeWorker, runJson, startChild, tempDir } from "./procs.mjs";
 import { AMQP_URL, PY, repeat } from "./util.mjs";
 
 const py = (f) => new URL(`../py/${f}`, import.meta.url).pathname;
@@ -81,8 +80,7 @@ export function fedoraMessagingPublish(ctx) {
 export function cliReferences(ctx, { relay, topic }) {
   const refs = [];
   if (!ctx.fedmsgSrc && !ctx.fedoraMessagingSrc) return refs;
-  const dir = mkdtempSync(join(tmpdir(), "herald-bench-peers-"));
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir("herald-bench-peers-"); // removed at exit
   if (ctx.fedmsgSrc) {
     const cfg = join(dir, "fedmsg-config.py");
     writeFileSync(

@@ -1,10 +1,49 @@
-// Child processes: every child is tracked and killed when the run ends, even on error or Ctrl-C.
+// Child processes: every child is tracked and killed when the run ends, even on error or Ctrl-C; temp
+// directories and registered cleanups (RabbitMQ queues) are removed then too.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const children = new Set();
+const dirs = new Set();
+const cleanups = new Set();
+/** How long Ctrl-C waits for the registered cleanups before exiting anyway. */
+const CLEANUP_MS = 10_000;
+let interrupted = false;
+
+/** Track a child spawned elsewhere, so that it is killed with the others when the run ends. */
+export function trackChild(child) {
+  children.add(child);
+  const forget = () => children.delete(child);
+  child.on("exit", forget);
+  child.on("error", forget);
+  return child;
+}
+
+/** A fresh temp directory, removed when the process exits however it ends (the caller may remove it sooner). */
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+/**
+ * Register an async cleanup (a RabbitMQ queue to delete) that Ctrl-C / SIGTERM runs before exiting: the
+ * signal ends the process before any `finally` could. Returns a function that unregisters it (call it
+ * once the normal path has cleaned up).
+ */
+export function onInterrupt(fn) {
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+/** True once SIGINT/SIGTERM arrived: the runner starts no further figure group. */
+export function isInterrupted() {
+  return interrupted;
+}
 
 export function killAllChildren() {
   for (const c of children) {
@@ -19,11 +58,30 @@ export function killAllChildren() {
   children.clear();
 }
 
-process.on("exit", killAllChildren);
+function removeTempDirs() {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
+
+process.on("exit", () => {
+  killAllChildren();
+  removeTempDirs();
+});
 for (const sig of ["SIGINT", "SIGTERM"]) {
+  const code = sig === "SIGINT" ? 130 : 143;
   process.on(sig, () => {
+    if (interrupted) {
+      process.stderr.write(`bench: ${sig} again: exiting without waiting for cleanups\n`);
+      process.exit(code);
+    }
+    interrupted = true;
+    // Children first (a broker's sink must stop publishing into the queue being deleted), then the
+    // registered cleanups, bounded: RabbitMQ may be the thing that hangs. Temp dirs go in the exit handler.
     killAllChildren();
-    process.exit(130);
+    process.stderr.write(`bench: ${sig}: cleaning up (at most ${CLEANUP_MS / 1000} s; again to quit now)\n`);
+    const all = Promise.allSettled([...cleanups].map((fn) => Promise.resolve().then(fn)));
+    const late = new Promise((r) => setTimeout(r, CLEANUP_MS));
+    void Promise.race([all, late]).then(() => process.exit(code));
   });
 }
 

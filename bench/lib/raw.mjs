@@ -1,19 +1,27 @@
-// Raw limits measured in this run: zeromq.js round trips (no herald), fsync of a small append, PUB/SUB.
-import { mkdtempSync, rmSync } from "node:fs";
+// Raw limits measured in this run: zeromq.js round trips (no herald), fsync of a 4 KiB overwrite, PUB/SUB.
+import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { measureFsync } from "../../dist/storage/fsync-probe.js";
-import { nodeWorker, runJson } from "./procs.mjs";
+import { nodeWorker, runJson, tempDir } from "./procs.mjs";
 import { repeat } from "./util.mjs";
 
 /**
- * DEALER round trips against a raw ROUTER child over IPC; one result per repetition. `fsync`: the router
- * writes and fsyncs 4 KiB in the temp directory before each reply (a durable round trip, no herald).
+ * DEALER round trips against a raw ROUTER child over IPC; one result per repetition. `count` and `warmup`
+ * are requests of `batch` messages each; the router's ack holds `batch` results, as herald's reply does.
+ * `fsync`: the router overwrites 4 KiB in the temp directory and fsyncs it before each reply (a durable
+ * round trip, no herald).
  */
-export async function rawRoundTrips(reps, { count, window = 1, batch = 1, fsync = false }) {
-  const dir = mkdtempSync(join(tmpdir(), "herald-bench-raw-"));
+export async function rawRoundTrips(reps, { count, window = 1, batch = 1, fsync = false, warmup }) {
+  const dir = tempDir("herald-bench-raw-");
   const durable = fsync ? ["--fsync", dir] : [];
-  const router = nodeWorker("raw-router.mjs", ["--bind", `ipc://${join(dir, "raw.sock")}`, ...durable]);
+  const router = nodeWorker("raw-router.mjs", [
+    "--bind",
+    `ipc://${join(dir, "raw.sock")}`,
+    "--ack-results",
+    String(batch),
+    ...durable,
+  ]);
   try {
     const { ready } = await router.waitLine((l) => l.ready);
     return await repeat(reps, () =>
@@ -27,6 +35,7 @@ export async function rawRoundTrips(reps, { count, window = 1, batch = 1, fsync 
         String(window),
         "--batch",
         String(batch),
+        ...(warmup !== undefined ? ["--warmup", String(warmup)] : []),
       ]),
     );
   } finally {
@@ -35,7 +44,10 @@ export async function rawRoundTrips(reps, { count, window = 1, batch = 1, fsync 
   }
 }
 
-/** fsync of a 4 KiB append on the temp file system (where the brokers' outboxes live). */
+/**
+ * measureFsync: write 4 KiB at offset 0 of one scratch file (an overwrite of the same block, not an append)
+ * and fsync, on the temp file system (where the brokers' outboxes live).
+ */
 export function fsyncReps(reps, samples) {
   return Array.from({ length: reps }, () => measureFsync(tmpdir(), samples));
 }

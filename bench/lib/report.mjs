@@ -66,7 +66,7 @@ export function appendResults({
     "",
     `## ${started.toISOString()} — \`${command}\``,
     "",
-    `Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memory_gb} GiB, Linux ${machine.kernel}; fsync of a 4 KiB append in ${machine.fsync_dir}: p50 ${machine.fsync_p50_us} us, p99 ${machine.fsync_p99_us} us; first touch of a fresh 4 KiB page ${machine.first_touch_us_per_page ?? "?"} us.`,
+    `Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memory_gb} GiB, Linux ${machine.kernel}; fsync probe (${machine.fsync_probe ?? "4 KiB overwrite at offset 0 + fsync"}) in ${machine.fsync_dir}: p50 ${machine.fsync_p50_us} us, p99 ${machine.fsync_p99_us} us; first touch of a fresh 4 KiB page ${machine.first_touch_us_per_page ?? "?"} us.`,
     `Load average (1/5/15 min) at start ${machine.loadavg_start.join(" / ")}, at end ${loadEnd.join(" / ")} — the machine was shared with other jobs, so absolute numbers are noisy; the ratios compare runs made minutes apart under the same load. Run time ${Math.round(elapsedSec)} s.`,
     "",
     `Versions: ${Object.entries(versions)

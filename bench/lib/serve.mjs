@@ -1,21 +1,14 @@
 // `herald serve` children on temp dirs and free ports, as the test helpers start them.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { HeraldClient } from "../../dist/client/publisher.js";
 import { STATIC_DEFAULTS } from "../../dist/config/defaults.js";
-import { freePorts, startChild } from "./procs.mjs";
+import { freePorts, startChild, tempDir } from "./procs.mjs";
 import { CLI, nowMs, OUT, sleep } from "./util.mjs";
-
-const dirs = new Set();
-process.on("exit", () => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 /** A fresh state directory and ports for one broker (reuse it to restart the same broker). */
 export async function newBrokerHome(extraEnv = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "herald-bench-"));
-  dirs.add(dir);
+  const dir = tempDir("herald-bench-"); // removed at exit, Ctrl-C included
   const [herald, legacy] = await freePorts(2);
   const env = {
     ...process.env,

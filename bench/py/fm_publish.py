@@ -23,6 +23,9 @@ import time
 import uuid
 
 
+EXPIRES_MS = 300_000
+
+
 def pct(s, q):
     return s[min(len(s) - 1, max(0, int(math.ceil(q * len(s))) - 1))]
 
@@ -48,7 +51,13 @@ def main():
     topic = "org.fedoraproject.prod.bench." + queue
     admin = pika.BlockingConnection(pika.URLParameters(a.url))
     ch = admin.channel()
-    ch.queue_declare(queue, durable=True)
+    # Durable (persistent messages are written to disk, as fedora-messaging's are), deleted in `finally`;
+    # x-expires is the safety net when this process is killed before that: RabbitMQ drops the queue once it
+    # has gone unused (no consumer, no redeclare, no basic.get) for EXPIRES_MS. It changes nothing measured:
+    # a durable queue with x-expires persists its messages the same way. Publishing does not count as use,
+    # so EXPIRES_MS is far longer than a run (seconds); a run that outlived it would fail loudly (mandatory
+    # publish, unroutable) rather than measure something else.
+    ch.queue_declare(queue, durable=True, arguments={"x-expires": EXPIRES_MS})
     ch.queue_bind(queue, "amq.topic", routing_key=topic)
     text = "x" * a.pad
     lat = []

@@ -1,7 +1,10 @@
-// Raw limit: a ROUTER that answers every request at once with a small ack, no parsing, no storage.
-// With --fsync DIR it first writes 4 KiB to DIR/probe and fsyncs it, as the fsync probe does: the durable
-// round trip measured as one thing, next to the sum of its two parts (bench/figures/raw.mjs).
-// usage: raw-router.mjs --bind ipc:///tmp/x.sock [--fsync DIR]
+// Raw limit: a ROUTER that answers every request at once with an ack, no parsing, no storage.
+// With --fsync DIR it first overwrites 4 KiB at offset 0 of DIR/probe and fsyncs it, as the fsync probe
+// (measureFsync) does: the durable round trip measured as one thing, next to the sum of its two parts
+// (bench/figures/raw.mjs).
+// --ack-results N: the ack holds N results (herald's reply shape for a request of N messages; default 1),
+// so a raw reference for batched requests carries herald's frames in both directions.
+// usage: raw-router.mjs --bind ipc:///tmp/x.sock [--fsync DIR] [--ack-results N]
 import { fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { Router } from "zeromq";
@@ -11,8 +14,17 @@ const a = args();
 const sock = new Router({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
 await sock.bind(a.bind);
 emit({ ready: sock.lastEndpoint });
+// Same-length fields as herald's results (UUIDv7 id, ISO time) so the reply has herald's size.
 const ack = Buffer.from(
-  JSON.stringify({ results: [{ ok: true, id: "x", seq: 1, accepted_at: "", duplicate: false }] }),
+  JSON.stringify({
+    results: Array.from({ length: Number(a["ack-results"] ?? 1) }, (_, k) => ({
+      ok: true,
+      id: `0190b6a0-0000-7000-8000-${String(k).padStart(12, "0")}`,
+      seq: k + 1,
+      accepted_at: new Date(0).toISOString(),
+      duplicate: false,
+    })),
+  }),
 );
 process.stdin.on("end", () => process.exit(0));
 process.stdin.resume();

@@ -7,9 +7,11 @@ export interface FsyncTiming {
 }
 
 /**
- * Measure what one durable commit costs on the file system holding `dir`: write 4 KiB then fsync, `samples`
- * times, in a scratch file that is removed afterwards. Reported next to benchmark results and by
- * `herald status`, because outbox throughput with synchronous=full is bounded by this number.
+ * Measure what one durable commit costs on the file system holding `dir`: write 4 KiB at offset 0 of a
+ * scratch file then fsync, `samples` times. Every sample overwrites the same block (the file never grows,
+ * so no size or allocation metadata changes: an overwrite, not an append). The scratch file is removed
+ * afterwards. Reported next to benchmark results ("fsync of a 4 KiB overwrite", bench/), because outbox
+ * throughput with synchronous=full is bounded by this number.
  */
 export function measureFsync(dir: string, samples = 100): FsyncTiming {
   const scratch = mkdtempSync(join(dir, ".herald-fsync-"));
