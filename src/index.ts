@@ -7,6 +7,13 @@
 export { type AdmissionCheck, Broker, type BrokerOptions, type BrokerStatus } from "./broker/broker.js";
 export type { MessageTrace, SinkTrace, TraceState } from "./broker/commands.js";
 export { brokerOptionsFromConfig, createBroker } from "./broker/from-config.js";
+// Monitoring: Prometheus text from Broker.status(), and the HTTP endpoint `herald serve` runs (broker.metrics).
+export {
+  type MetricsServer,
+  type MetricsServerOptions,
+  renderMetrics,
+  startMetricsServer,
+} from "./broker/metrics.js";
 // Client: publish and subscribe.
 export {
   type Ack,

@@ -63,6 +63,8 @@ const RUNTIME_EXPORTS = [
   "pythonJson",
   "renderConfig",
   "renderLegacyTable",
+  "renderMetrics",
+  "startMetricsServer",
   "subscribe",
   "toCloudEvent",
   "toLegacyObject",

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import type { Broker } from "../broker/broker.js";
 import { buildSource, createBroker } from "../broker/from-config.js";
 import { LocalSubmitter } from "../broker/local-submit.js";
+import { type MetricsServer, startMetricsServer } from "../broker/metrics.js";
 import { SourceIngest } from "../broker/source-ingest.js";
 import { loadConfig } from "../config/load.js";
 import type { HeraldConfig } from "../config/schema.js";
@@ -39,13 +40,17 @@ const INGEST_STOP_MS = 1000;
 interface Parts {
   shim?: ShimHandle | undefined;
   broker?: Broker;
+  /** broker.metrics' HTTP endpoint: closed before the broker stops, whose status() it reads. */
+  metrics?: MetricsServer;
   ingests: SourceIngest[];
 }
 
 async function stopParts(parts: Parts, log: Logger): Promise<void> {
+  parts.metrics?.drain(); // /readyz says 503 at once: this broker is on its way out
   // The shim and source ingest first: what they hold in flight is submitted while the broker accepts.
   await Promise.all(parts.ingests.map((i) => stopIngest(i, log)));
   await parts.shim?.stop();
+  await parts.metrics?.close();
   await parts.broker?.stop();
 }
 
@@ -118,6 +123,9 @@ async function startParts(
   await broker.start(); // a failed start closes what it opened itself
   parts.broker = broker;
   signal?.throwIfAborted();
+  const address = config.broker.metrics;
+  if (address !== null)
+    parts.metrics = await startMetricsServer({ address, broker, log: log.child("metrics") });
   await startSourceIngests(config, log, local, parts.ingests, signal);
   broker.reportSources(() => parts.ingests.map((i) => i.status()));
   return broker;

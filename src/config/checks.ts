@@ -3,10 +3,10 @@
  * `herald serve`, the shim or a client would otherwise find only when they start, with a stack trace
  * or a misleading timeout instead of the key's file:line.
  */
-import { endpointProblem } from "./endpoints.js";
+import { endpointProblem, listenAddress } from "./endpoints.js";
 import type { ConfigProblem } from "./problems.js";
 import { formatSize, parseSize } from "./units.js";
-import { type Locator, listItems } from "./validate.js";
+import { describeValue, type Locator, listItems } from "./validate.js";
 import { dotted, isPlainObject, type KeyPath } from "./walk.js";
 
 type Found = Array<[KeyPath, unknown]>;
@@ -63,7 +63,17 @@ export function checkEndpoints(
       message: `${JSON.stringify(ep)}: ${problem}`,
     });
   }
-  return problems;
+  return [...problems, ...metricsProblems(doc, locate)];
+}
+
+/** broker.metrics: null (off) or HOST:PORT that node:http can listen on (broker/metrics.ts). */
+function metricsProblems(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
+  const value = section(doc, "broker")["metrics"] ?? null;
+  if (value === null) return [];
+  const parsed = listenAddress(value);
+  if (!("problem" in parsed)) return [];
+  const shown = typeof value === "string" ? JSON.stringify(value) : describeValue(value);
+  return [problemAt(["broker", "metrics"], locate, `${shown}: ${parsed.problem}`)];
 }
 
 function problemAt(path: KeyPath, locate: Locator, message: string): ConfigProblem {

@@ -48,6 +48,8 @@ export const STATIC_DEFAULTS = {
     // subscribers that were connected before a restart are back before the first message goes out.
     publishDelay: 1_500,
     shutdownGrace: 5_000,
+    // Off: nothing listens for HTTP unless the operator asks (it has no authentication).
+    metrics: null,
   },
   outbox: {
     synchronous: "full",

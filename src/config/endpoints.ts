@@ -37,3 +37,33 @@ export function endpointProblem(endpoint: string): string | undefined {
   if (port < 1 || port > 65535) return `port ${port} is out of range 1-65535`;
   return undefined;
 }
+
+/** Where `broker.metrics` listens: a host node:http can bind (brackets of an IPv6 address removed) and a port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?):(\d{1,5})$/;
+const EXAMPLE = "e.g. 127.0.0.1:9479 (this host only), or null to turn it off";
+
+/**
+ * `broker.metrics` as written (`HOST:PORT`), or why it is unusable. Each wrong shape an operator is
+ * likely to write (a port alone, a URL, an IPv6 address without brackets, `*`) gets its own fix.
+ */
+export function listenAddress(value: unknown): ListenAddress | { problem: string } {
+  if (typeof value === "number")
+    return { problem: `a port alone: write HOST:PORT, e.g. 127.0.0.1:${value} (this host only)` };
+  if (typeof value !== "string") return { problem: `expected HOST:PORT as a string, ${EXAMPLE}` };
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value))
+    return { problem: `write HOST:PORT without a scheme or path, ${EXAMPLE}` };
+  if (!value.startsWith("[") && (value.match(/:/g)?.length ?? 0) > 1)
+    return { problem: "put an IPv6 address in brackets: [::1]:9479" };
+  if (/^\*?:/.test(value))
+    return { problem: "name the host: 127.0.0.1 (this host only) or 0.0.0.0 (every interface), then :PORT" };
+  const m = HOST_PORT.exec(value);
+  if (!m) return { problem: `expected HOST:PORT, ${EXAMPLE}` };
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return { problem: `port ${port} is out of range 1-65535` };
+  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+}

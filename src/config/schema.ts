@@ -120,6 +120,8 @@ export interface HeraldConfig {
     sendHighWaterMark: number;
     publishDelay: number;
     shutdownGrace: number;
+    /** `HOST:PORT` of the HTTP monitoring endpoint (/metrics, /livez, /readyz); null = none. */
+    metrics: string | null;
   };
   outbox: {
     path: string;
@@ -304,6 +306,9 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
       TIMER_MAX_MS - 2000,
       "herald serve's exit timer waits 2s longer, at most 24.8 days",
     ),
+    // No `type`: checks.ts (listenAddress) refuses every wrong shape with its own fix (a port alone, a
+    // URL, IPv6 without brackets), where a schema type error could only say "expected a string".
+    metrics: { description: "HOST:PORT for /metrics, /livez and /readyz (e.g. 127.0.0.1:9479), or null" },
   }),
   outbox: obj({
     path,
