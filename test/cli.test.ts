@@ -233,6 +233,7 @@ describe("herald CLI without a broker", () => {
       "publish",
       "tail",
       "status",
+      "trace",
       "config",
       "legacy",
       "demo",

@@ -14,6 +14,7 @@ import { cliEntry, packageRoot } from "../util/package-root.js";
 import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { startBroker } from "./serve.js";
 import { render } from "./status.js";
+import { render as renderTrace } from "./trace.js";
 
 const USAGE = `usage: herald demo [--processes N] [--messages M] [--keep]
 
@@ -101,6 +102,9 @@ export async function demo(argv: string[]): Promise<number> {
       shimOk = r.ok;
     }
     out(`\n${render((await client.status()) as BrokerStatus)}`);
+    // Where one of them went, as `herald trace ID` shows it.
+    const [one] = expected;
+    if (one !== undefined) out(`\n$ herald trace ${one}\n${renderTrace(await client.trace(one))}`);
     await client.close();
     const all = ok && shimOk;
     out(
