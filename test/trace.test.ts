@@ -11,13 +11,13 @@ import type { SinkStanding } from "../src/broker/dispatcher.js";
 import { type RunningBroker, startBroker } from "../src/cli/serve.js";
 import { HeraldClient } from "../src/client/publisher.js";
 import { loadConfig } from "../src/config/load.js";
-import { HeraldError, MessageRejectedError } from "../src/errors.js";
+import { HeraldError, MessageRejectedError, TransportError } from "../src/errors.js";
 import { initialHealth, type Subscription, type Transport } from "../src/transport/types.js";
 import { silentLogger } from "../src/util/log.js";
 import type { Message } from "../src/wire/message.js";
 import { startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
 import { CLI, freePorts } from "./helpers/serve.js";
-import { configYaml, endpointsOn } from "./shim-helpers.js";
+import { configYaml, endpointsOn, startShimBroker } from "./shim-helpers.js";
 
 // `herald trace ID`: where did a message go? The broker answers from its outbox (stored or not) and
 // from each sink's dispatcher (taken, in flight, not reached, held, passed over, added after it).
@@ -47,7 +47,10 @@ class GatedSink implements Transport {
     this.release?.();
     this.gate = undefined;
   }
+  /** Every send fails (retryable), as a sink whose peer is down. */
+  fail = false;
   async send(batch: readonly Message[]): Promise<void> {
+    if (this.fail) throw new TransportError("TRANSPORT", "the peer is down", { retryable: true });
     if (batch.some((m) => m.topic.endsWith(".huge"))) {
       throw new MessageRejectedError("TOO_LARGE", "this sink takes nothing ending in .huge");
     }
@@ -184,6 +187,53 @@ describe("trace over the submit socket", () => {
   });
 });
 
+describe("trace across restarts and failures", () => {
+  it("still names a passed-over message after a restart (not done)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-trace-po-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const submit = `ipc://${join(dir, "submit.sock")}`;
+    const start = async (sink: Transport) => {
+      const b = new Broker({
+        name: "t",
+        submitEndpoints: [submit],
+        outbox: { path: join(dir, "outbox.db") },
+        sinks: [sink],
+        maxBodyBytes: 1 << 20,
+        maxBatch: 1000,
+      });
+      await b.start();
+      return b;
+    };
+    let b = await start(new GatedSink("picky"));
+    const client = new HeraldClient({ endpoint: submit, timeoutMs: 2000, retries: 2 });
+    cleanups.push(() => client.close());
+    const huge = await client.publish("org.test.po.huge", {});
+    const fine = await client.publish("org.test.po.fine", {});
+    expect(await until(async () => byName(await client.trace(fine.id), "picky")?.state === "done")).toBe(
+      true,
+    );
+    expect(byName(await client.trace(huge.id), "picky")?.state).toBe("passed-over");
+    await b.stop();
+    b = await start(new GatedSink("picky"));
+    cleanups.push(() => b.stop());
+    const after = byName(await client.trace(huge.id), "picky");
+    expect(after).toMatchObject({ state: "passed-over" });
+    expect(after?.detail).toMatch(/TOO_LARGE/);
+  });
+
+  it("does not say sending while a failed page waits for its retry", async () => {
+    const failing = new GatedSink("flaky");
+    failing.fail = true;
+    const tb = await broker([failing]);
+    const client = tb.client();
+    const msg = await client.publish("org.test.flaky", {});
+    expect(
+      await until(async () => (tb.broker.status().sinks.find((k) => k.name === "flaky")?.retries ?? 0) > 0),
+    ).toBe(true);
+    expect(byName(await client.trace(msg.id), "flaky")).toMatchObject({ state: "waiting", ahead: 0 });
+  });
+});
+
 describe("trace with the in-broker shim", () => {
   it("says the shim holds a message for a bridged service whose old port is still taken", async () => {
     const dir = mkdtempSync(join(tmpdir(), "herald-trace-shim-"));
@@ -210,6 +260,24 @@ describe("trace with the in-broker shim", () => {
     expect(await until(async () => (await shim(other.id))?.state === "done")).toBe(true);
     expect(await shim(betaMsg.id)).toMatchObject({ state: "held", kind: "shim" });
     expect((await shim(betaMsg.id))?.detail).toMatch(/held for beta\.test: its legacy port is not bound yet/);
+  }, 30_000);
+
+  it("says the shim dropped a held message when its service went back to legacy before the port was bound", async () => {
+    const [pb] = await freePorts(1);
+    const [beta] = endpointsOn([pb!]) as [string];
+    const oldBeta = new zmq.Publisher({ linger: 0 });
+    await oldBeta.bind(beta);
+    cleanups.push(() => oldBeta.close());
+    const setup = await startShimBroker({
+      services: { "beta.test": { stage: "bridged", endpoints: [beta] } },
+    });
+    cleanups.push(() => setup.stop());
+    const msg = await setup.client.publish("org.example.dev.beta.built", { n: 1 });
+    const shim = async () => byName(await setup.client.trace(msg.id), "legacy-shim");
+    expect(await until(async () => (await shim())?.state === "held")).toBe(true);
+    await setup.setStages({ "beta.test": "legacy" });
+    expect(await shim()).toMatchObject({ state: "passed-over" });
+    expect((await shim())?.detail).toMatch(/beta\.test: dropped: the service moved to stage legacy/);
   }, 30_000);
 });
 
@@ -249,11 +317,25 @@ describe("trace's answer, from the standings", () => {
     expect(one(5, standing({ passedOver: "TOO_LARGE: x" }))?.state).toBe("passed-over");
     expect(one(20, standing({ name: "late", cursor: 30, sentThrough: 30 }))?.state).toBe("not-for-sink");
     expect(one(21, standing({ name: "late", cursor: 30, sentThrough: 30 }))?.state).toBe("done");
-    expect(one(8, standing({ heldBy: "bodhi" }))).toMatchObject({ state: "held", detail: /bodhi/ });
+    expect(one(8, standing({ held: { state: "held", detail: "held for bodhi" } }))).toMatchObject({
+      state: "held",
+      detail: /bodhi/,
+    });
     expect(one(10, standing())?.state).toBe("done");
     expect(one(12, standing({ sentThrough: 12 }))?.state).toBe("sending");
     expect(one(14, standing({ sentThrough: 12 }))).toMatchObject({ state: "waiting", ahead: 3 });
     expect(traceReply("b", "m", stored(3), () => []).via).toEqual(["b1"]);
+    // done, but RabbitMQ returned some of this sink's messages unroutable: the answer says it may be one
+    const amqp = standing({
+      name: "late",
+      kind: "amqp",
+      cursor: 30,
+      sentThrough: 30,
+      health: { ...initialHealth(), counters: { returned: 2 } },
+    });
+    expect(one(25, amqp)).toMatchObject({ state: "done", detail: /RabbitMQ returned 2 message/ });
+    // a sink without a registration record (registered by an older herald): done, with the caveat
+    expect(one(10, standing())).toMatchObject({ state: "done", detail: /registered before herald recorded/ });
   });
 
   it("checks the id argument", () => {

@@ -105,6 +105,22 @@ export function traceReply(
   return t;
 }
 
+/** What "done" cannot tell apart by the cursor alone, said where it may apply. */
+function doneDetail(t: SinkTrace, s: SinkStanding, joined: number | undefined): SinkTrace {
+  const notes: string[] = [];
+  // A mandatory publish nobody's queue took comes back from RabbitMQ and counts as settled: say so.
+  const returned = s.health.counters["returned"] ?? 0;
+  if (returned > 0)
+    notes.push(
+      `RabbitMQ returned ${returned} message(s) of this sink as unroutable (no queue bound for the topic)`,
+    );
+  if (joined === undefined)
+    notes.push(
+      "this sink was registered before herald recorded when: a message older than the sink never reached it",
+    );
+  return notes.length > 0 ? { ...t, detail: notes.join("; ") } : t;
+}
+
 function sinkTrace(s: SinkStanding, seq: number, joined: number | undefined): SinkTrace {
   const t: SinkTrace = {
     name: s.name,
@@ -118,9 +134,8 @@ function sinkTrace(s: SinkStanding, seq: number, joined: number | undefined): Si
   if (s.passedOver !== undefined) return { ...t, state: "passed-over", detail: s.passedOver };
   if (joined !== undefined && seq <= joined)
     return { ...t, state: "not-for-sink", detail: `sink added after this message (at seq ${joined})` };
-  if (s.heldBy !== undefined)
-    return { ...t, state: "held", detail: `held for ${s.heldBy}: its legacy port is not bound yet` };
-  if (s.cursor >= seq) return t;
+  if (s.held !== undefined) return { ...t, state: s.held.state, detail: s.held.detail };
+  if (s.cursor >= seq) return doneDetail(t, s, joined);
   if (s.sentThrough >= seq) return { ...t, state: "sending" };
   return { ...t, state: "waiting", ahead: seq - s.cursor - 1 };
 }

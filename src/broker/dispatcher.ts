@@ -28,10 +28,10 @@ export interface SinkStanding {
   cursor: number;
   /** The highest seq handed to the transport, confirmed or not. */
   sentThrough: number;
-  /** Why this run passed the message over (it is among the last 1,000 passed over). */
+  /** Why the sink passed the message over (it is among the last PASSED_OVER_KEPT, kept across restarts). */
   passedOver?: string;
-  /** The bridged service holding it back (the shim's sink). */
-  heldBy?: string;
+  /** A holding sink (the shim's) holds it back, or dropped it. */
+  held?: HoldNote;
   health: TransportHealth;
   lastError?: string;
 }
@@ -66,8 +66,14 @@ export interface HoldingSink extends Transport {
   checkpoint(delivered: number): { cursor: number; state: string };
   /** At start, with the state saved with the `persisted` cursor: the seq to read after. */
   resume(state: string | undefined, persisted: number, rewind: number): number;
-  /** Who holds the message at `seq` back, if anyone (`herald trace`). */
-  holderOf?(seq: number): string | undefined;
+  /** What the sink did with the message at `seq` other than send it, if anything (`herald trace`). */
+  holdNote?(seq: number): HoldNote | undefined;
+}
+
+/** A holding sink's word on one message: still held back, or dropped (never to be sent). */
+export interface HoldNote {
+  state: "held" | "passed-over";
+  detail: string;
 }
 
 function holdingSink(t: Transport): HoldingSink | undefined {
@@ -79,8 +85,8 @@ function holdingSink(t: Transport): HoldingSink | undefined {
     : undefined;
 }
 
-/** Passed-over messages remembered for `herald trace` (each is also logged as an error). */
-const PASSED_OVER_KEPT = 1000;
+/** Passed-over messages remembered for `herald trace` (each is also logged as an error), saved with the sink. */
+const PASSED_OVER_KEPT = 100;
 const CANNOT_CARRY = "sink cannot carry a message: passed over (other sinks still get it)";
 const UNDECODABLE = "an outbox row cannot be decoded (damaged bytes): passed over";
 /** The longest a dispatcher works through pages before it lets the event loop turn. */
@@ -134,7 +140,7 @@ export class Dispatcher {
   private readonly holding: HoldingSink | undefined;
   /** The highest seq handed to the transport (confirmed or not). */
   private sentThrough = 0;
-  /** This run's last passed-over messages: seq -> why. */
+  /** The last passed-over messages: seq -> why (saved in the outbox: a restart must not turn them into "done"). */
   private readonly passedOver = new Map<number, string>();
 
   constructor(
@@ -151,6 +157,7 @@ export class Dispatcher {
     const name = this.transport.name;
     const known = name in this.outbox.stats().sinks;
     const persisted = this.outbox.registerSink(name);
+    for (const [seq, why] of this.outbox.passedOver(name)) this.passedOver.set(seq, why);
     const rewind = known ? (this.opts.rewindOnStart ?? 0) : 0;
     const start = this.holding
       ? this.holding.resume(known ? this.outbox.sinkState(name) : undefined, persisted, rewind)
@@ -202,7 +209,7 @@ export class Dispatcher {
       if (flight === undefined) return;
       loop.flights.push(flight);
       loop.readCursor = flight.last;
-      this.sentThrough = Math.max(this.sentThrough, flight.last);
+      this.sentThrough = flight.last;
     }
   }
 
@@ -210,6 +217,7 @@ export class Dispatcher {
   private async pageFailed(loop: LoopState, oldest: Flight, err: unknown): Promise<void> {
     await Promise.all(loop.flights.map((f) => f.done)); // let the later pages settle before resending them
     loop.flights = [];
+    this.sentThrough = this.cursor; // nothing past the cursor is in the transport's hands any more
     const bad = undecodableSeq(err);
     if (err instanceof MessageRejectedError) {
       if (oldest.count === 1) this.passOver(oldest.last, oldest.id, err, CANNOT_CARRY);
@@ -258,8 +266,9 @@ export class Dispatcher {
   /** This sink can never send the message at `seq`: say so loudly, count it, and go on with the next. */
   private passOver(seq: number, id: string | undefined, err: HeraldError, what: string): void {
     this.skipped++;
-    this.passedOver.set(seq, `${err.code}: ${err.message}`);
+    this.passedOver.set(seq, `${err.code}: ${err.message}`.slice(0, 300));
     if (this.passedOver.size > PASSED_OVER_KEPT) this.passedOver.delete(this.passedOver.keys().next().value!);
+    this.outbox.savePassedOver(this.transport.name, this.passedOver);
     this.lastError = err.message;
     this.lastErrorAt = new Date().toISOString();
     this.log.error(what, { sink: this.transport.name, id, seq, code: err.code, err: err.message });
@@ -331,8 +340,8 @@ export class Dispatcher {
     };
     const why = this.passedOver.get(seq);
     if (why !== undefined) s.passedOver = why;
-    const holder = this.holding?.holderOf?.(seq);
-    if (holder !== undefined) s.heldBy = holder;
+    const held = this.holding?.holdNote?.(seq);
+    if (held !== undefined) s.held = held;
     if (this.lastError !== undefined) s.lastError = this.lastError;
     return s;
   }

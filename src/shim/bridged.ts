@@ -28,6 +28,8 @@ export interface BridgedOptions {
   settleMs?: number;
   /** Messages held while no port is bound yet; beyond it the oldest are dropped and counted. */
   maxHeld?: number;
+  /** Called with the outbox seqs of held messages dropped (too many held): `herald trace` says so. */
+  onDropped?: (seqs: number[], why: string) => void;
   /** Called once per endpoint when it is bound (the shim then stops ingesting from it). */
   onBound?: (endpoint: string) => Promise<void> | void;
 }
@@ -159,6 +161,17 @@ export class BridgedService {
     this.send(held.map((h) => h.message));
   }
 
+  /** Report dropped held messages that came from the outbox (they have a seq). */
+  private noteDropped(dropped: readonly Routed[], why: string): void {
+    const seqs = dropped.flatMap((r) => (r.seq === undefined ? [] : [r.seq]));
+    if (seqs.length > 0) this.opts.onDropped?.(seqs, why);
+  }
+
+  /** Held messages given up with the service (its stage changed, or it left the config): never sent. */
+  giveUpHeld(why: string): void {
+    this.noteDropped(this.held, why);
+  }
+
   /** True while the message at outbox `seq` is held for a port not bound yet (`herald trace`). */
   holds(seq: number): boolean {
     return this.held.some((h) => h.seq === seq);
@@ -178,7 +191,8 @@ export class BridgedService {
       this.held.push(...fresh);
       const over = this.held.length - (this.opts.maxHeld ?? 100_000);
       if (over > 0) {
-        this.held.splice(0, over);
+        const dropped = this.held.splice(0, over);
+        this.noteDropped(dropped, "dropped: too many messages held for its legacy port not bound yet");
         if (
           this.droppedHeld === 0 ||
           Math.floor((this.droppedHeld + over) / 1000) > Math.floor(this.droppedHeld / 1000)

@@ -1,4 +1,4 @@
-import type { HoldingSink } from "../broker/dispatcher.js";
+import type { HoldingSink, HoldNote } from "../broker/dispatcher.js";
 import { ClosedError, HeraldError } from "../errors.js";
 import type { StoredMessage } from "../storage/types.js";
 import { initialHealth, type Subscription, type TransportHealth } from "../transport/types.js";
@@ -51,8 +51,8 @@ export interface ShimRouter {
   route(batch: readonly Routed[], served?: (owner: string, seq: number) => boolean): void;
   /** Each bridged service holding messages for a port not bound yet, with the seq of its oldest held one. */
   heldFrom(): Map<string, number>;
-  /** The bridged service holding the message at outbox `seq` for a port not bound yet (`herald trace`). */
-  holderOf?(seq: number): string | undefined;
+  /** Held for a bridged service whose port is not bound yet, or dropped unsent (`herald trace`). */
+  holdNote?(seq: number): HoldNote | undefined;
 }
 
 /** Saved with the sink's cursor: how far it took the stream, and from which seq each service still held. */
@@ -138,8 +138,8 @@ export class ShimSink implements HoldingSink {
     return { cursor, state: JSON.stringify(saved) };
   }
 
-  holderOf(seq: number): string | undefined {
-    return this.router.holderOf?.(seq);
+  holdNote(seq: number): HoldNote | undefined {
+    return this.router.holdNote?.(seq);
   }
 
   private notePin(released: boolean, held: Map<string, number>): void {

@@ -1,4 +1,5 @@
 import { realpathSync, statSync } from "node:fs";
+import type { HoldNote } from "../broker/dispatcher.js";
 import { clientSubmitEndpoint, connectable, publishLimit } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
 import { clientSecurity, configIdentity, subscriberCurve } from "../client/security.js";
@@ -20,6 +21,11 @@ import {
 } from "./services.js";
 import { History, type Pending, snapshot } from "./snapshot.js";
 import type { ShimHandle, ShimOptions, ShimStatus } from "./types.js";
+
+/** Dropped messages remembered for `herald trace` (each drop is also logged). */
+const DROPS_KEPT = 1000;
+const GAVE_UP = (stage: LegacyStage) =>
+  `dropped: the service moved to stage ${stage} before its legacy port was bound`;
 
 /**
  * Start the migration shim: ingest `legacy` services, serve `bridged` services' old ports, close
@@ -46,6 +52,8 @@ class Shim implements ShimHandle {
   private readonly history: History;
   /** Stages the configuration asks for that the shim holds back (a retire while subscribers are connected). */
   private readonly pending = new Map<string, Pending>();
+  /** Outbox seqs of messages a bridged service dropped unsent, and why (the last DROPS_KEPT). */
+  private readonly dropped = new Map<number, string>();
   /** The config file reloads read, as `herald cutover` must find it to edit the right one. */
   private readonly configFile: string | undefined;
   private readonly writer: EvidenceWriter;
@@ -80,7 +88,7 @@ class Shim implements ShimHandle {
       {
         route: (batch, served) => this.route(batch, served),
         heldFrom: () => this.heldFrom(),
-        holderOf: (seq) => this.holderOf(seq),
+        holdNote: (seq) => this.holdNote(seq),
       },
       { maxPin: Math.min(100_000, Math.floor(config.outbox.maxMessages / 4)), log: log.child("sink") },
     );
@@ -129,9 +137,21 @@ class Shim implements ShimHandle {
     return held;
   }
 
-  private holderOf(seq: number): string | undefined {
-    for (const [name, b] of this.bridged) if (b.holds(seq)) return name;
-    return undefined;
+  /** Held for a bridged service, or dropped by one (the last DROPS_KEPT), for `herald trace`. */
+  private holdNote(seq: number): HoldNote | undefined {
+    for (const [name, b] of this.bridged)
+      if (b.holds(seq))
+        return { state: "held", detail: `held for ${name}: its legacy port is not bound yet` };
+    const why = this.dropped.get(seq);
+    return why === undefined ? undefined : { state: "passed-over", detail: why };
+  }
+
+  private noteDropped(service: string, seqs: readonly number[], why: string): void {
+    for (const seq of seqs) this.dropped.set(seq, `${service}: ${why}`);
+    for (const seq of this.dropped.keys()) {
+      if (this.dropped.size <= DROPS_KEPT) break;
+      this.dropped.delete(seq);
+    }
   }
 
   reload(config: HeraldConfig): Promise<void> {
@@ -178,12 +198,12 @@ class Shim implements ShimHandle {
     }
     const defaults = { host: svc.host || "legacy", app: svc.module };
     if (stage === "legacy") {
-      await this.closeBridged(svc.name);
+      await this.closeBridged(svc.name, GAVE_UP("legacy"));
       for (const ep of svc.endpoints) this.ingest.read(svc.name, ep, defaults);
       return stage;
     }
     if (stage === "retired") {
-      await this.closeBridged(svc.name);
+      await this.closeBridged(svc.name, GAVE_UP("retired"));
       for (const ep of svc.endpoints) await this.ingest.unread(ep);
       return stage;
     }
@@ -245,13 +265,15 @@ class Shim implements ShimHandle {
         sendHighWaterMark: this.config.broker.sendHighWaterMark,
         settleMs: this.opts.settleMs ?? this.config.legacy.settle,
         onBound: (ep) => this.ingest.unread(ep),
+        onDropped: (seqs, why) => this.noteDropped(svc.name, seqs, why),
       }),
     );
   }
 
-  private async closeBridged(name: string): Promise<void> {
+  private async closeBridged(name: string, giveUp?: string): Promise<void> {
     const b = this.bridged.get(name);
     if (!b) return;
+    if (giveUp !== undefined) b.giveUpHeld(giveUp);
     this.history.recordPorts(name, b.portStates(), Date.now());
     this.bridged.delete(name);
     await b.close();
@@ -259,7 +281,10 @@ class Shim implements ShimHandle {
 
   private async teardown(svc: ShimService): Promise<void> {
     this.pending.delete(svc.name);
-    await this.closeBridged(svc.name);
+    await this.closeBridged(
+      svc.name,
+      "dropped: the service left the configuration, or its endpoints changed, before its legacy port was bound",
+    );
     for (const ep of svc.endpoints) await this.ingest.unread(ep);
   }
 

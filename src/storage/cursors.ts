@@ -1,5 +1,5 @@
 import { HeraldError } from "../errors.js";
-import { SINK_JOINED_PREFIX, SINK_STATE_PREFIX, type Statements } from "./statements.js";
+import { SINK_JOINED_PREFIX, SINK_SKIPPED_PREFIX, SINK_STATE_PREFIX, type Statements } from "./statements.js";
 
 const FLUSH_MS = 100;
 
@@ -62,11 +62,38 @@ export class SinkCursors {
       this.sql.deleteCursor.run(name);
       this.sql.deleteSinkState.run(SINK_STATE_PREFIX + name);
       this.sql.deleteSinkState.run(SINK_JOINED_PREFIX + name);
+      this.sql.deleteSinkState.run(SINK_SKIPPED_PREFIX + name);
     });
     this.cursors.delete(name);
     this.dirty.delete(name);
     this.states.delete(name);
     this.dirtyStates.delete(name);
+  }
+
+  /** A sink's last passed-over messages (seq -> why), as saved by savePassedOver. */
+  passedOver(name: string): Map<number, string> {
+    const row = this.sql.getMeta.get(SINK_SKIPPED_PREFIX + name);
+    const out = new Map<number, string>();
+    try {
+      for (const [seq, why] of JSON.parse(row?.value ?? "[]") as Array<[number, string]>)
+        if (Number.isSafeInteger(seq) && typeof why === "string") out.set(seq, why);
+    } catch {
+      // an unreadable record only loses what trace can say about old pass-overs
+    }
+    return out;
+  }
+
+  /** Written at once: a pass-over is rare (each is logged as an error) and must outlive a crash. */
+  savePassedOver(name: string, passed: ReadonlyMap<number, string>): void {
+    if (!this.writable()) return;
+    const value = JSON.stringify([...passed]);
+    try {
+      this.write("saving passed-over messages", () =>
+        this.sql.setMeta.run(SINK_SKIPPED_PREFIX + name, value),
+      );
+    } catch {
+      // out of space or in fail-stop: trace may call them done after a restart; the error log has them
+    }
   }
 
   /** The state last given with this sink's cursor (persisted, or from this run). */

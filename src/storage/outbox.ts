@@ -287,6 +287,15 @@ export class Outbox {
     return traceId(this.sql, id, (after) => this.read(after, 1)[0], this.limits.keepMs);
   }
 
+  /** A sink's last passed-over messages, kept for `herald trace` across restarts. */
+  passedOver(sink: string): Map<number, string> {
+    return this.cursors.passedOver(sink);
+  }
+
+  savePassedOver(sink: string, passed: ReadonlyMap<number, string>): void {
+    this.cursors.savePassedOver(sink, passed);
+  }
+
   /** The highest seq ever committed (its row may be pruned since). */
   get headSeq(): number {
     return this.head;

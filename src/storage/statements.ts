@@ -42,6 +42,8 @@ export interface Statements {
 export const SINK_STATE_PREFIX = "sink_state:";
 /** The meta key holding the head seq when a sink was first registered (`herald trace`: older messages never go to it). */
 export const SINK_JOINED_PREFIX = "sink_joined:";
+/** The meta key holding a sink's last passed-over messages, `[[seq, why], ...]` (`herald trace`). */
+export const SINK_SKIPPED_PREFIX = "sink_skipped:";
 
 /** Every SQL statement the outbox runs, prepared once. All of them are index (primary key) lookups or ranges. */
 export function prepareStatements(db: Database.Database): Statements {
