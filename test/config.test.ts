@@ -277,6 +277,7 @@ describe("validation errors", () => {
       "  - {name: d, type: amqp, heartbeat: soon}",
       "  - {name: herald, type: zeromq, endpoint: 'tcp://*:1'}",
       "  - {type: amqp}",
+      "  - {name: legacy-shim, type: forward, endpoint: 'tcp://h:1'}",
       "",
     ].join("\n");
     const { problems } = problemsOf(() => loadText(text));
@@ -289,7 +290,11 @@ describe("validation errors", () => {
       'duplicate name "herald" (already used by broker.publish.0)',
     );
     expect(byPath["sinks.5"]?.message).toBe('missing required key "name"');
-    expect(problems).toHaveLength(6);
+    // The in-broker shim's sink has that name: a second output would share its outbox cursor.
+    expect(byPath["sinks.6.name"]?.message).toContain(
+      `duplicate name "legacy-shim" (already used by the in-broker migration shim's own sink)`,
+    );
+    expect(problems).toHaveLength(7);
   });
 
   it("takes a legacy service with nothing under it as the service with every default", () => {

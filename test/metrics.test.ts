@@ -358,6 +358,8 @@ describe("broker.metrics configuration", () => {
     ["127.0.0.1:65536", "port 65536 is out of range"],
     ["localhost", "expected HOST:PORT"],
     ["true", "expected HOST:PORT as a string"],
+    ['"[:::::]:9479"', "[:::::] is not an IPv6 address"],
+    ["999.1.1.1:9479", "999.1.1.1 is not an IPv4 address"],
   ])("refuses %j naming the key and the fix", (value, fix) => {
     let err: unknown;
     try {

@@ -65,5 +65,26 @@ export function listenAddress(value: unknown): ListenAddress | { problem: string
   if (!m) return { problem: `expected HOST:PORT, ${EXAMPLE}` };
   const port = Number(m[2]);
   if (port < 1 || port > 65535) return { problem: `port ${port} is out of range 1-65535` };
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  const host = m[1]!.replace(/^\[(.*)\]$/, "$1");
+  // Literals are checked here: node would only fail at bind time, after the broker started.
+  if (m[1]!.startsWith("[") && !isIPv6(host))
+    return { problem: `[${host}] is not an IPv6 address, ${EXAMPLE}` };
+  if (/^[0-9.]+$/.test(host) && !isIPv4(host))
+    return { problem: `${host} is not an IPv4 address, ${EXAMPLE}` };
+  return { host, port };
+}
+
+/** Without node:net (this module is on a one-shot publish's path): four numbers 0-255. */
+function isIPv4(host: string): boolean {
+  const parts = host.split(".");
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+/** WHATWG URL parsing validates an IPv6 literal (and a global URL needs no import). */
+function isIPv6(host: string): boolean {
+  try {
+    return new URL(`http://[${host}]/`).hostname.length > 2;
+  } catch {
+    return false;
+  }
 }

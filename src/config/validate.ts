@@ -242,6 +242,9 @@ export function validateDocument(
   return problems;
 }
 
+/** The in-broker shim's own sink: an output with this name would share its outbox cursor (and pin). */
+const RESERVED_OUTPUT = "legacy-shim";
+
 /** Names must be unique among publish sockets + sinks (all are outputs), and among sources. */
 export function checkUniqueNames(doc: Record<string, unknown>, locate: Locator): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -250,8 +253,9 @@ export function checkUniqueNames(doc: Record<string, unknown>, locate: Locator):
     [...listItems(broker["publish"], ["broker", "publish"]), ...listItems(doc["sinks"], ["sinks"])],
     listItems(doc["sources"], ["sources"]),
   ];
-  for (const group of groups) {
+  for (const [i, group] of groups.entries()) {
     const first = new Map<string, KeyPath>();
+    if (i === 0) first.set(RESERVED_OUTPUT, ["the in-broker migration shim's own sink"]);
     for (const [path, item] of group) {
       const name = isPlainObject(item) ? item["name"] : undefined;
       if (typeof name !== "string") continue;
