@@ -1,7 +1,6 @@
 import type { BrokerStatus } from "../broker/broker.js";
-import { createClient } from "../client/create.js";
 import { EXIT, noMore, out, parse } from "./args.js";
-import { context } from "./context.js";
+import { askBroker } from "./ask.js";
 
 const USAGE = `usage: herald status [--json] [--endpoint E]
 
@@ -19,20 +18,9 @@ export async function status(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   noMore(positionals, USAGE);
-  const ctx = context(values.config);
-  const client = createClient({
-    config: ctx.config,
-    retries: 0,
-    timeoutMs: 2000,
-    ...(values.endpoint ? { endpoint: values.endpoint } : {}),
-  });
-  try {
-    const s = (await client.status()) as BrokerStatus;
-    out(values.json ? JSON.stringify(s, null, 2) : render(s));
-    return EXIT.ok;
-  } finally {
-    await client.close();
-  }
+  const s = (await askBroker(values, (client) => client.status())) as BrokerStatus;
+  out(values.json ? JSON.stringify(s, null, 2) : render(s));
+  return EXIT.ok;
 }
 
 export function render(s: BrokerStatus): string {

@@ -1,7 +1,6 @@
 import type { MessageTrace, SinkTrace } from "../broker/commands.js";
-import { createClient } from "../client/create.js";
 import { EXIT, noMore, out, parse, UsageError } from "./args.js";
-import { context } from "./context.js";
+import { askBroker } from "./ask.js";
 
 const USAGE = `usage: herald trace ID [--json] [--endpoint E]
 
@@ -25,20 +24,9 @@ export async function trace(argv: string[]): Promise<number> {
   const [id, ...rest] = positionals;
   if (id === undefined) throw new UsageError(`trace needs a message id\n\n${USAGE}`);
   noMore(rest, USAGE);
-  const ctx = context(values.config);
-  const client = createClient({
-    config: ctx.config,
-    retries: 0,
-    timeoutMs: 2000,
-    ...(values.endpoint ? { endpoint: values.endpoint } : {}),
-  });
-  try {
-    const t = await client.trace(id);
-    out(values.json ? JSON.stringify(t, null, 2) : render(t));
-    return t.found ? EXIT.ok : EXIT.failed;
-  } finally {
-    await client.close();
-  }
+  const t = await askBroker(values, (client) => client.trace(id));
+  out(values.json ? JSON.stringify(t, null, 2) : render(t));
+  return t.found ? EXIT.ok : EXIT.failed;
 }
 
 export function render(t: MessageTrace): string {
