@@ -187,6 +187,21 @@ describe("trace over the submit socket", () => {
   });
 });
 
+describe("a broker not running", () => {
+  it("answers status and trace with a clear error, not a TypeError", () => {
+    const b = new Broker({
+      name: "idle",
+      submitEndpoints: [],
+      outbox: { path: join(tmpdir(), "never-opened.db") },
+      sinks: [],
+      maxBodyBytes: 1 << 20,
+      maxBatch: 1000,
+    });
+    expect(() => b.status()).toThrow(/the broker is not running: call start\(\) first/);
+    expect(() => b.trace("x")).toThrow(expect.objectContaining({ code: "NO_BROKER" }));
+  });
+});
+
 describe("trace across restarts and failures", () => {
   it("still names a passed-over message after a restart (not done)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "herald-trace-po-"));

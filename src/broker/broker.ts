@@ -1,15 +1,16 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { type HeraldError, rejected } from "../errors.js";
+import { BrokerUnavailableError, type HeraldError, rejected } from "../errors.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
-import type { Transport, TransportHealth } from "../transport/types.js";
+import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import { refuseIpcInUse } from "../util/ipc-file.js";
 import { type Logger, silentLogger } from "../util/log.js";
 import { isoNow, type Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
 import { type MessageTrace, pongReply, traceIdArg, traceReply } from "./commands.js";
-import { Dispatcher, type SinkStatus } from "./dispatcher.js";
+import { Dispatcher } from "./dispatcher.js";
+import { type BrokerStatus, memory, type SourceStatus } from "./status.js";
 import { SubmitServer } from "./submit-server.js";
 
 export const HERALD_VERSION = "0.1.0";
@@ -67,35 +68,7 @@ export interface BrokerOptions {
   onFatal?: (err: HeraldError) => void;
 }
 
-export interface SourceStatus {
-  name: string;
-  kind: string;
-  /** Messages read but not yet stored by the broker. */
-  waiting: number;
-  counters: Record<string, number>;
-  health: TransportHealth;
-}
-
-export interface BrokerStatus {
-  broker: string;
-  version: string;
-  pid: number;
-  startedAt: string;
-  accepting: boolean;
-  endpoints: string[];
-  outbox: ReturnType<Outbox["stats"]>;
-  sinks: SinkStatus[];
-  /** Sources feeding this broker (AMQP queues with `ingest: true`), when any. */
-  sources: SourceStatus[];
-  /** Process memory in bytes (resident set, V8 heap, memory outside the heap such as SQLite and libzmq). */
-  memory: { rss: number; heapUsed: number; external: number };
-  submit: SubmitServer["counters"] & {
-    loopsStopped: number;
-    admissionRejected: number;
-    /** Admission refusals by error code (BAD_SIGNATURE, UNKNOWN_KEY, ..., UNAUTHORIZED_TOPIC). */
-    admissionByCode: Record<string, number>;
-  };
-}
+export type { BrokerStatus, SourceStatus } from "./status.js";
 
 /**
  * The per-host broker: accepts messages on the submit socket(s), acknowledges them only once they are
@@ -282,6 +255,13 @@ export class Broker {
     return undefined;
   }
 
+  /** The outbox of a started broker; before start() (or after stop()) a clear error, not a TypeError. */
+  private running(): Outbox {
+    if (this.outbox === undefined)
+      throw new BrokerUnavailableError("NO_BROKER", "the broker is not running: call start() first");
+    return this.outbox;
+  }
+
   async command(name: string, args: Record<string, unknown> = {}): Promise<unknown> {
     if (name === "status") return this.status();
     if (name === "trace") return this.trace(traceIdArg(args));
@@ -294,7 +274,7 @@ export class Broker {
 
   /** Where the message with this id went: stored or not, and each sink's standing with it. */
   trace(id: string): MessageTrace {
-    const found = this.outbox!.trace(id);
+    const found = this.running().trace(id);
     return traceReply(this.opts.name, id, found, (seq) => this.dispatchers.map((d) => d.standing(seq)));
   }
 
@@ -306,7 +286,7 @@ export class Broker {
   }
 
   status(): BrokerStatus {
-    const stats = this.outbox!.stats();
+    const stats = this.running().stats();
     return {
       broker: this.opts.name,
       version: HERALD_VERSION,
@@ -383,11 +363,6 @@ export class Broker {
     }
     this.opts.onFatal?.(err);
   }
-}
-
-function memory(): BrokerStatus["memory"] {
-  const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
 }
 
 function failure(id: string, err: HeraldError): SubmitResult {

@@ -110,3 +110,19 @@ export class FailStop {
     if (this.failure !== undefined) listener(this.failure);
   }
 }
+
+/** Why one more row of `bytes` cannot be appended now, or undefined: the outbox's limits on pending rows. */
+export function limitProblem(
+  limits: { messages: number; bytes: number },
+  counts: { pending: number; pendingBytes: number },
+  id: string,
+  bytes: number,
+): HeraldError | undefined {
+  // Not OUTBOX_FULL ("retry later"): it would not fit in an empty outbox either.
+  if (bytes > limits.bytes) return tooLargeForOutbox(id, bytes, limits.bytes);
+  if (counts.pending + 1 > limits.messages)
+    return outboxFullError("maxMessages", limits.messages, counts.pending);
+  if (counts.pendingBytes + bytes > limits.bytes)
+    return outboxFullError("maxBytes", limits.bytes, counts.pendingBytes);
+  return undefined;
+}

@@ -9,7 +9,7 @@ import { SinkCursors } from "./cursors.js";
 import { openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
 import { type OutboxTrace, traceId } from "./lookup.js";
-import { FailStop, outboxFullError, tooLargeForOutbox } from "./outbox-errors.js";
+import { FailStop, limitProblem } from "./outbox-errors.js";
 import { deleteThrough } from "./prune.js";
 import { RecentMessages, storedForm } from "./recent.js";
 import { Stamps } from "./stamps.js";
@@ -178,7 +178,7 @@ export class Outbox {
       const found = this.sql.findId.get(p.id);
       if (found !== undefined)
         return { ok: true, id: p.id, seq: found.seq, acceptedAt: found.accepted_at, duplicate: true };
-      const full = this.limitProblem(p.id, p.envelope.length);
+      const full = limitProblem(this.limits, this.counts, p.id, p.envelope.length);
       if (full !== undefined) return { ok: false, id: p.id, error: full };
       this.head += 1;
       this.sql.insert.run(this.head, p.id, acceptedAt, p.envelope.length, p.envelope);
@@ -197,17 +197,6 @@ export class Outbox {
     // is a page to fsync on the publisher's critical path.
     this.fp.hit("outbox.before_commit");
     return results;
-  }
-
-  private limitProblem(id: string, bytes: number): HeraldError | undefined {
-    // Not OUTBOX_FULL ("retry later"): it would not fit in an empty outbox either.
-    if (bytes > this.limits.bytes) return tooLargeForOutbox(id, bytes, this.limits.bytes);
-    const { pending, pendingBytes } = this.counts;
-    if (pending + 1 > this.limits.messages)
-      return outboxFullError("maxMessages", this.limits.messages, pending);
-    if (pendingBytes + bytes > this.limits.bytes)
-      return outboxFullError("maxBytes", this.limits.bytes, pendingBytes);
-    return undefined;
   }
 
   /** The whole transaction rolled back: decide between a retryable error and fail-stop. */
