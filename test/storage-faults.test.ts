@@ -120,7 +120,9 @@ describe("SIGTERM mid-burst", () => {
     const errs = new Set(lines.filter((l) => l.err).map((l) => l.code));
     // Every message the publisher attempted ended acknowledged or with an error; none left undecided.
     expect(acked.length + lines.filter((l) => l.err).length).toBe(lines.length);
-    expect(acked.length).toBeGreaterThan(2000);
+    // SIGTERM went out once 2,000 lines (all acks until then) were printed; the broker may refuse the
+    // very next one, so 2,000 is the least (was "more than 2,000": failed once when it did).
+    expect(acked.length).toBeGreaterThanOrEqual(2000);
     expect(acked.length).toBeLessThan(20000);
     expect([...errs].every((c) => ["SHUTTING_DOWN", "TIMEOUT", "NO_BROKER"].includes(c!))).toBe(true);
     const again = await startServe(env);
