@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { BrokerStatus } from "../src/broker/broker.js";
+import { Broker, type BrokerStatus } from "../src/broker/broker.js";
 import { type MetricsServer, renderMetrics, startMetricsServer } from "../src/broker/metrics.js";
 import { loadConfigText } from "../src/config/index.js";
 import { ConfigError } from "../src/errors.js";
@@ -305,6 +305,24 @@ describe("the metrics endpoint", () => {
 });
 
 describe("the metrics endpoint on a real broker", () => {
+  it("answers /readyz 503 while the broker is not started yet (herald serve binds it first)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-metrics-pre-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const broker = new Broker({
+      name: "pre",
+      submitEndpoints: [],
+      outbox: { path: join(dir, "outbox.db") },
+      sinks: [],
+      maxBodyBytes: 1 << 20,
+      maxBatch: 1000,
+    });
+    const { m } = await serveMetrics(broker);
+    const ready = await http(`${m.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(/not running: call start\(\) first/);
+    expect((await http(`${m.url}/livez`)).status).toBe(200);
+  });
+
   it("shows what was published; after a storage fail-stop /readyz is 503 and /metrics says failed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "herald-metrics-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

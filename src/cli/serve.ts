@@ -120,12 +120,14 @@ async function startParts(
   signal?.throwIfAborted();
   const onFatal = (err: HeraldError): void => opts.onFatal?.(err);
   const broker = createBroker(config, log, { onFatal }, parts.shim ? [parts.shim.sink] : []);
-  await broker.start(); // a failed start closes what it opened itself
-  parts.broker = broker;
-  signal?.throwIfAborted();
+  // Bound before the broker starts: a port in use fails the start before anything was acknowledged.
+  // Until the broker runs, /readyz answers 503.
   const address = config.broker.metrics;
   if (address !== null)
     parts.metrics = await startMetricsServer({ address, broker, log: log.child("metrics") });
+  await broker.start(); // a failed start closes what it opened itself
+  parts.broker = broker;
+  signal?.throwIfAborted();
   await startSourceIngests(config, log, local, parts.ingests, signal);
   broker.reportSources(() => parts.ingests.map((i) => i.status()));
   return broker;
