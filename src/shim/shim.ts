@@ -147,7 +147,8 @@ class Shim implements ShimHandle {
   }
 
   private noteDropped(service: string, seqs: readonly number[], why: string): void {
-    for (const seq of seqs) this.dropped.set(seq, `${service}: ${why}`);
+    // A flood drops up to maxHeld at once: only the newest DROPS_KEPT can be kept, so only those are added.
+    for (const seq of seqs.slice(-DROPS_KEPT)) this.dropped.set(seq, `${service}: ${why}`);
     for (const seq of this.dropped.keys()) {
       if (this.dropped.size <= DROPS_KEPT) break;
       this.dropped.delete(seq);
