@@ -57,6 +57,17 @@ const MAX_IN_FLIGHT_BYTES = 64 << 20;
 const REPLY_HWM = 10_000;
 
 /**
+ * Requests libzmq queues per connection before the broker reads them (ROUTER receive high-water mark).
+ * While reading is paused at the in-flight cap, libzmq went on taking requests off the connection into
+ * its own queue, 1,000 per connection by default, beyond the broker's count: one client pipelining
+ * 1,200 requests of 500 KiB against a stalled store grew the broker by 505 MB, 100 MB with 32 (probe in
+ * the commit). Past the mark the client's own queue holds the rest and its sends wait, which is the
+ * push-back the cap means to give. A reading broker empties this queue at once, so no well-behaved
+ * client (HeraldClient keeps a few requests in flight) waits on it.
+ */
+const REQUEST_HWM = 32;
+
+/**
  * The broker's ROUTER socket(s). One reader loop per socket; requests are handled without awaiting in
  * the loop, so every request already queued is read before the outbox commits (group commit happens
  * on setImmediate). Replies go through one writer queue: zeromq.js allows one pending send per socket.
@@ -91,6 +102,7 @@ export class SubmitServer {
         linger: 0,
         maxMessageSize: this.opts.maxRequestBytes,
         sendHighWaterMark: REPLY_HWM,
+        receiveHighWaterMark: REQUEST_HWM,
         ...this.opts.socketOptions,
         ...this.opts.socketOptionsFor?.(endpoint),
       });
