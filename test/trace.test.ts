@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import * as zmq from "zeromq";
 import { Broker } from "../src/broker/broker.js";
 import { type MessageTrace, traceIdArg, traceReply } from "../src/broker/commands.js";
+import { render } from "../src/cli/trace.js";
 import type { SinkStanding } from "../src/broker/dispatcher.js";
 import { type RunningBroker, startBroker } from "../src/cli/serve.js";
 import { HeraldClient } from "../src/client/publisher.js";
@@ -351,6 +352,9 @@ describe("trace's answer, from the standings", () => {
     expect(one(25, amqp)).toMatchObject({ state: "done", detail: /RabbitMQ returned 2 message/ });
     // a sink without a registration record (registered by an older herald): done, with the caveat
     expect(one(10, standing())).toMatchObject({ state: "done", detail: /registered before herald recorded/ });
+    // ...and the text form says it too, not only --json: "confirmed" alone reads as delivered
+    const text = render(traceReply("b", "m", stored(25), () => [amqp]));
+    expect(text).toMatch(/late \(amqp\): confirmed by RabbitMQ; but RabbitMQ returned 2 message/);
   });
 
   it("checks the id argument", () => {

@@ -53,8 +53,12 @@ export function render(t: MessageTrace): string {
 function sinkLine(s: SinkTrace): string {
   const err = s.lastError ? `; last error: ${s.lastError}` : "";
   switch (s.state) {
-    case "done":
-      return DONE[s.kind] ?? "taken by the sink";
+    case "done": {
+      // The caveat (RabbitMQ returned some of this sink's messages unroutable, or the sink predates the
+      // records trace relies on) must reach the reader: "confirmed" alone reads as delivered.
+      const done = DONE[s.kind] ?? "taken by the sink";
+      return s.detail ? `${done}; but ${s.detail}` : done;
+    }
     case "sending":
       return `handed to the sink, not confirmed yet (sink ${s.sinkState})${err}`;
     case "waiting":
