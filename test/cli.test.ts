@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -287,5 +287,34 @@ describe("herald CLI without a broker", () => {
     );
     expect(imp.code).toBe(0);
     expect(imp.stdout).toMatch(/^legacy:/m);
+  });
+
+  it("legacy import -o: a file that resolves the fedmsg path from anywhere; an existing one only with --force", () => {
+    const tree = join(dir, "site");
+    mkdirSync(join(tree, "etc"), { recursive: true });
+    cpSync(join(import.meta.dirname, "..", "legacy-config", "small", "fedmsg.d"), join(tree, "fedmsg.d"), {
+      recursive: true,
+    });
+    const opts = { ...env, HERALD_CONFIG: "" };
+    const cwd = (args: string[]) => {
+      const r = spawnSync(process.execPath, [CLI, ...args], { env: opts, cwd: tree, encoding: "utf8" });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    // Typed relative to the current directory, written into another one: the path must still point at it.
+    const imp = cwd(["legacy", "import", "fedmsg.d", "-o", "etc/herald.yaml"]);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect(readFileSync(join(tree, "etc", "herald.yaml"), "utf8")).toContain(
+      `config: ${join(tree, "fedmsg.d")}`,
+    );
+
+    // A live herald file is not replaced by a legacy:-only one unless asked.
+    writeFileSync(join(tree, "live.yaml"), "broker:\n  name: keep-me\n");
+    const refused = cwd(["legacy", "import", "fedmsg.d", "-o", "live.yaml"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/live\.yaml exists: .*--force/);
+    expect(readFileSync(join(tree, "live.yaml"), "utf8")).toContain("keep-me");
+    const forced = cwd(["legacy", "import", "fedmsg.d", "-o", "live.yaml", "--force"]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(join(tree, "live.yaml"), "utf8")).toMatch(/^legacy:/m);
   });
 });

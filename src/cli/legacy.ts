@@ -1,13 +1,15 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { legacyToHeraldYaml, loadLegacyConfig, renderLegacyTable } from "../legacy/config/index.js";
 import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 
 const USAGE = `usage: herald legacy show DIR|FILE [--no-python] [--hostname H]
-       herald legacy import DIR|FILE [-o herald.yaml] [--no-python] [--hostname H]
+       herald legacy import DIR|FILE [-o herald.yaml [--force]] [--no-python] [--hostname H]
 
 Read a fedmsg configuration exactly as fedmsg does (python3 evaluates it in a bounded subprocess; without
 python3 a restricted evaluator handles the common subset). show prints services, hosts and ports;
-import writes the equivalent herald YAML (legacy: section, policy from routing_policy).`;
+import writes the equivalent herald YAML (legacy: section, policy from routing_policy), to stdout or to
+a new file (-o; an existing one only with --force: a running shim reloads it at once).`;
 
 export async function legacy(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -15,6 +17,7 @@ export async function legacy(argv: string[]): Promise<number> {
     rest,
     {
       output: { type: "string", short: "o" },
+      force: { type: "boolean" },
       "no-python": { type: "boolean" },
       hostname: { type: "string" },
     },
@@ -39,12 +42,36 @@ export async function legacy(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (sub === "import") {
-    const yaml = legacyToHeraldYaml(cfg, { configPath: path });
+    // Absolute: a relative path in a herald file is resolved against that file's directory, not the
+    // directory the import ran in.
+    const yaml = legacyToHeraldYaml(cfg, { configPath: resolve(path) });
     if (values.output) {
-      writeFileSync(values.output, yaml);
+      writeOutput(values.output, yaml, values.force === true);
       out(`wrote ${values.output}`);
     } else out(yaml);
     return EXIT.ok;
   }
   throw new UsageError(`unknown subcommand 'legacy ${sub}'\n\n${USAGE}`);
+}
+
+/**
+ * The imported YAML is a `legacy:` section only: over a live herald file it would drop paths, broker and
+ * sinks, and a running shim applies it at once (services back to their imported stages). So an existing
+ * file is replaced only when asked, and in one rename, never half-written.
+ */
+function writeOutput(file: string, text: string, force: boolean): void {
+  const exists = existsSync(file);
+  if (exists && !force)
+    throw new UsageError(
+      `${file} exists: legacy import writes a legacy: section only, and a running shim reloads the file at once. Write to a new file and merge the parts you want, or pass --force to replace it`,
+    );
+  const target = exists ? realpathSync(file) : file; // through a symlink: replace what it points to
+  const tmp = `${target}.import-${process.pid}`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
