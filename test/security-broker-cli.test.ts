@@ -141,6 +141,11 @@ describe("herald serve with security on", () => {
     const anon = await herald(["publish", "org.x.anon", "{}"], { ...env, HERALD_SECURITY__IDENTITY: "null" });
     expect(anon.code).toBe(1);
     expect(anon.stderr).toContain("UNSIGNED");
+    expect(anon.stderr).toMatch(/this client signs nothing: security\.identity is not set/);
+    // A typo in the identity: the refusal says which key file is missing, not only "sign it".
+    const typo = await herald(["publish", "org.x.typo", "{}"], { ...env, HERALD_SECURITY__IDENTITY: "mee" });
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/UNSIGNED: .*\n {2}security\.identity is mee but .*mee\.key does not exist/);
     let printed = false;
     for (let i = 0; i < 100 && !printed; i++) {
       const pub = await herald(["publish", "org.x.signed", JSON.stringify({ i })], env);

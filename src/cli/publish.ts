@@ -1,11 +1,15 @@
+import { accessSync, constants } from "node:fs";
+import { join } from "node:path";
 import { createClient } from "../client/create.js";
 import type { Ack, HeraldClient } from "../client/publisher.js";
+import type { HeraldConfig } from "../config/schema.js";
 import { HeraldError } from "../errors.js";
 import { isJsonObject, type JsonObject } from "../wire/json.js";
 import { EXIT, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
 
-const USAGE = `usage: herald publish TOPIC [JSON | -] [--endpoint E] [--json] [--header K=V ...]
+const USAGE = `usage: herald publish TOPIC [JSON | -] [--endpoint E] [--json] [--header K=V ...] [--schema NAME]
+                      [--config FILE]
 
 Publish one message (JSON body given as an argument) or many (\`-\`, or no JSON with stdin not a
 terminal: one JSON body per line). Prints one line per acknowledged message; exits 1 if any was refused.`;
@@ -42,11 +46,12 @@ export async function publish(argv: string[]): Promise<number> {
   const extra = { headers, ...(values.schema ? { schema: values.schema } : {}) };
   try {
     if (body !== undefined && body !== "-") {
-      return report([await one(client, topic, parseBody(body, "argument"), extra)], values.json ?? false);
+      const r = await one(client, topic, parseBody(body, "argument"), extra);
+      return report([r], values.json ?? false, [], ctx.config);
     }
     if (body === undefined && process.stdin.isTTY)
       throw new UsageError(`give a JSON body or pipe lines to stdin\n\n${USAGE}`);
-    return await fromStdin(client, topic, extra, values.json ?? false);
+    return await fromStdin(client, topic, extra, values.json ?? false, ctx.config);
   } finally {
     await client.close();
   }
@@ -75,7 +80,13 @@ const CHUNK = 1000;
  * One body per line, published and reported a chunk at a time: when the broker stops answering midway,
  * what it acknowledged so far has been printed, and the error says from which line nothing is known.
  */
-async function fromStdin(client: HeraldClient, topic: string, extra: Extra, json: boolean): Promise<number> {
+async function fromStdin(
+  client: HeraldClient,
+  topic: string,
+  extra: Extra,
+  json: boolean,
+  config: HeraldConfig,
+): Promise<number> {
   // Loaded here: node:readline and the streams under it cost a one-message publish ~1 ms to load.
   const { createInterface } = await import("node:readline");
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
@@ -88,7 +99,7 @@ async function fromStdin(client: HeraldClient, topic: string, extra: Extra, json
     const results = await client.publishMany(inputs).catch((err: unknown) => {
       throw partial(err, acked, where[0] ?? "");
     });
-    failed = report(results, json, where) !== EXIT.ok || failed;
+    failed = report(results, json, where, config) !== EXIT.ok || failed;
     acked += results.filter((r) => !(r instanceof HeraldError)).length;
     inputs = [];
     where = [];
@@ -117,13 +128,20 @@ function partial(err: unknown, acked: number, from: string): unknown {
 }
 
 /** `where[i]` names result i's input in refusals (stdin line N). */
-function report(results: Array<Ack | HeraldError>, json: boolean, where: readonly string[] = []): number {
+function report(
+  results: Array<Ack | HeraldError>,
+  json: boolean,
+  where: readonly string[],
+  config: HeraldConfig,
+): number {
   let failed = 0;
+  let why: string | undefined;
   for (const [i, r] of results.entries()) {
     if (r instanceof HeraldError) {
       failed++;
       const at = where[i] === undefined ? "" : `${where[i]}: `;
-      process.stderr.write(`refused: ${at}${r.code}: ${r.message}\n`);
+      if (r.code === "UNSIGNED") why ??= `\n  ${whyUnsigned(config)}`;
+      process.stderr.write(`refused: ${at}${r.code}: ${r.message}${r.code === "UNSIGNED" ? why : ""}\n`);
     } else if (json) out(JSON.stringify(r));
     else out(`ok ${r.id} seq=${r.seq}${r.duplicate ? " (duplicate)" : ""}`);
   }
@@ -149,4 +167,25 @@ function parseHeaders(list: string[]): Record<string, string> {
     out[h.slice(0, eq)] = h.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * Why this client sent the message unsigned. A client without a readable key publishes unsigned and lets
+ * the broker decide (the broker's own key is not the app user's to read); when the broker then refuses,
+ * the refusal alone cannot say which of the three it was, and a typo in the identity looks like the rest.
+ */
+function whyUnsigned(config: HeraldConfig): string {
+  const { identity, keysDir } = config.security;
+  const own = "use a key pair of yours ('herald keys generate NAME') whose .pub the broker trusts";
+  if (identity === null) return `this client signs nothing: security.identity is not set; ${own}`;
+  const file = join(keysDir, `${identity}.key`);
+  try {
+    accessSync(file, constants.R_OK);
+    return `this client signs with ${file} only when security.requireSignatures is true in its own configuration`;
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+    return missing
+      ? `security.identity is ${identity} but ${file} does not exist: check the name and security.keysDir, or ${own}`
+      : `this user cannot read ${file} (security.identity ${identity}): ${own}, with HERALD_SECURITY__IDENTITY and HERALD_SECURITY__KEYS_DIR`;
+  }
 }
