@@ -24,8 +24,10 @@ export function readCleanClose(db: Database.Database): CleanClose | undefined {
   try {
     const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(KEY) as { value: string } | undefined;
     raw = row?.value;
-  } catch {
-    return undefined; // no meta table yet, a lock, damage: the full check decides
+  } catch (err) {
+    // Another process holds the file: said at once (the full check would wait out the busy timeout again).
+    if (String((err as { code?: unknown }).code ?? "").startsWith("SQLITE_BUSY")) throw err;
+    return undefined; // no meta table yet, damage: the full check decides
   }
   if (raw === undefined) return undefined;
   try {

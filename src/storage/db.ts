@@ -41,7 +41,13 @@ export function openDatabase(opts: OpenDbOptions): { db: Database.Database; clea
     throw storageError(`cannot open the outbox ${opts.path}: ${(err as Error).message}`, err, opts.path);
   }
   // After a clean close the file is vouched for (clean-close.ts); otherwise check every page.
-  const clean = existed ? readCleanClose(db) : undefined;
+  let clean: CleanClose | undefined;
+  try {
+    clean = existed ? readCleanClose(db) : undefined;
+  } catch (err) {
+    db.close();
+    throw isBusy(err) ? inUseError(opts.path, err) : err;
+  }
   if (existed && clean === undefined) checkIntegrity(db, opts.path);
   try {
     applyPragmas(db, opts);
