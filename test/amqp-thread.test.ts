@@ -80,6 +80,32 @@ describe("ThreadedAmqpSink", () => {
     expect(JSON.parse(got.content.toString("utf8"))).toEqual(m!.body);
   });
 
+  it("warns once when a topic already begins with the sink's topicPrefix (a routing key that repeats it), on either thread", async () => {
+    for (const threaded of [true, false]) {
+      const exchange = uniq("ex");
+      const warnings: string[] = [];
+      const log: AmqpTransportOptions["log"] = (level, message) => {
+        if (level === "warn" && message.includes("already begins with")) warnings.push(message);
+      };
+      const o = { exchange, topicPrefix: "org.fedoraproject.prod", log };
+      const t = threaded ? sink(o) : new AmqpTransport({ name: uniq("t"), url: AMQP_URL, ...o });
+      if (!threaded) admin.track(exchange);
+      try {
+        await t.open();
+        await t.send(makeMessages(2, "bodhi.update")); // not repeated: no warning
+        expect(warnings, `threaded ${threaded}: ${warnings.join(" / ")}`).toEqual([]);
+        await t.send(makeMessages(3, "org.fedoraproject.prod.bodhi.update"));
+        await t.send(makeMessages(1, "org.fedoraproject.prod.koji.build"));
+        expect(warnings, `threaded ${threaded}`).toHaveLength(1);
+        expect(warnings[0]).toMatch(
+          /routing key is org\.fedoraproject\.prod\.org\.fedoraproject\.prod\.bodhi\.update .*topicPrefix to ""/,
+        );
+      } finally {
+        if (!threaded) await t.close();
+      }
+    }
+  });
+
   it("refuses a message amqplib cannot encode (a header name over 255 bytes) with MessageRejectedError, on either thread", async () => {
     for (const threaded of [true, false]) {
       const exchange = uniq("ex");

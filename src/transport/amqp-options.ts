@@ -152,3 +152,28 @@ export function backoffDelay(attempt: number, initial: number, max: number): num
   const base = Math.min(max, initial * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
   return Math.round(base * (1 + Math.random() * 0.2));
 }
+
+/**
+ * A check that warns once per sink when a topic already begins with the sink's topicPrefix: its routing
+ * key then repeats the prefix (org.fedoraproject.prod.org.fedoraproject.prod.bodhi...), consumers bound
+ * on the single prefix get nothing and RabbitMQ returns the messages unroutable. Topics ingested from
+ * fedmsg carry fedmsg's prefix already, so the pairing is an easy mistake. Undefined with no prefix.
+ */
+export function repeatedPrefixCheck(
+  prefix: string,
+  sink: string,
+  log: AmqpLogger,
+): ((topic: string) => void) | undefined {
+  if (prefix === "") return undefined;
+  const dotted = `${prefix}.`;
+  let warned = false;
+  return (topic) => {
+    if (warned || !topic.startsWith(dotted)) return;
+    warned = true;
+    log(
+      "warn",
+      `AMQP sink '${sink}': topic ${topic} already begins with its topicPrefix, so the routing key is ${dotted}${topic} and bindings on ${topic} get nothing; topics from the fedmsg shim carry their prefix already: set this sink's topicPrefix to "" (warned once)`,
+      { sink, topic, topicPrefix: prefix },
+    );
+  };
+}

@@ -3,7 +3,7 @@ import { ClosedError, type HeraldError, rejected, unencodable } from "../errors.
 import { type AmqpFormat, encodeAmqp } from "../wire/fedora-messaging.js";
 import type { Message } from "../wire/message.js";
 import { type Batch, type EncodedPublish, type Entry, newEntry } from "./amqp-entry.js";
-import { backoffDelay, type ResolvedAmqpOptions, sinkFormat } from "./amqp-options.js";
+import { backoffDelay, type ResolvedAmqpOptions, repeatedPrefixCheck, sinkFormat } from "./amqp-options.js";
 import {
   ExchangeGate,
   exchangeUnusable,
@@ -40,6 +40,7 @@ export class AmqpPublisher {
   private readonly suspects = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly format: AmqpFormat;
+  private readonly checkPrefix: ((topic: string) => void) | undefined;
   private readonly unlisten: () => void;
   private readonly gate = new ExchangeGate();
 
@@ -49,6 +50,7 @@ export class AmqpPublisher {
     private readonly health: TransportHealth,
   ) {
     this.format = sinkFormat(o);
+    this.checkPrefix = repeatedPrefixCheck(o.topicPrefix, o.name, o.log);
     const tick = Math.max(20, Math.min(1000, Math.floor(o.confirmTimeout / 4)));
     this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
     this.sweeper.unref();
@@ -88,6 +90,7 @@ export class AmqpPublisher {
     if (this.closed) return Promise.reject(new ClosedError(`AMQP sink '${this.o.name}'`));
     // Encode everything first: a bad message rejects the batch before anything is published.
     const fresh: EncodedPublish[] = [];
+    if (this.checkPrefix) for (const m of batch) this.checkPrefix(m.topic);
     for (const m of batch) {
       if (!this.pending.has(m.id)) fresh.push({ id: m.id, pub: encodeAmqp(m, this.format, this.o) });
     }

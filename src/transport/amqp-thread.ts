@@ -5,6 +5,7 @@ import type { Message } from "../wire/message.js";
 import {
   type AmqpLogger,
   type AmqpTransportOptions,
+  repeatedPrefixCheck,
   resolveAmqpOptions,
   sinkFormat,
 } from "./amqp-options.js";
@@ -68,6 +69,7 @@ export class ThreadedAmqpSink implements Transport {
   private readonly log: AmqpLogger;
   private readonly format: AmqpFormat;
   private readonly topicPrefix: string;
+  private readonly checkPrefix: ((topic: string) => void) | undefined;
   private worker: Worker | undefined;
   private readonly calls = new Map<number, Call>();
   private nextId = 0;
@@ -81,6 +83,7 @@ export class ThreadedAmqpSink implements Transport {
     this.log = o.log;
     this.format = sinkFormat(o);
     this.topicPrefix = o.topicPrefix;
+    this.checkPrefix = repeatedPrefixCheck(o.topicPrefix, options.name, o.log);
     const { log: _log, ...plain } = options;
     this.plain = plain;
     this.name = options.name;
@@ -93,6 +96,7 @@ export class ThreadedAmqpSink implements Transport {
   send(batch: readonly Message[]): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError(`AMQP transport '${this.name}'`));
     if (batch.length === 0) return Promise.resolve();
+    if (this.checkPrefix) for (const m of batch) this.checkPrefix(m.topic);
     let packed: { items: PackedPublish[]; bytes: ArrayBuffer };
     try {
       packed = pack(batch, this.format, this.topicPrefix);
