@@ -48,7 +48,7 @@ describe("renderLegacyTable", () => {
     expect(row("gateway.busgateway01")).toMatch(/\s9940\s+1$/);
     expect(out).toMatch(/^services: +43 \(283 endpoints\)$/m);
     expect(out).toContain("relay_inbound: tcp://busgateway01.phx2.fedoraproject.org:9941");
-    expect(out).toContain("topic prefix:  org.fedoraproject.prod");
+    expect(out).toContain("topic prefix:  org.fedoraproject (topics: org.fedoraproject.prod.<app>.<topic>)");
     expect(out).toContain("environment:   prod");
     expect(out).toMatch(/warning: relay_inbound lists 2 endpoints/);
   });

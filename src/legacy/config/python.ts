@@ -148,7 +148,7 @@ function finish(run: PythonRun, stdout: string, stderr: string, exit: Exit): Eva
   const file = exit.current ?? run.path;
   if (exit.killed) {
     throw legacyError(
-      `evaluation did not finish within ${run.timeoutMs} ms (killed): the file loops forever or blocks; fix it, or raise timeoutMs`,
+      `evaluation did not finish within ${run.timeoutMs} ms (killed): the file loops forever or blocks (a fedmsg config evaluates in well under a second); fix it. Library callers set the limit with loadLegacyConfig's timeoutMs`,
       { file, kind: "timeout" },
     );
   }
@@ -197,7 +197,7 @@ function scriptError(run: PythonRun, e: ScriptError, count: number): Error {
   switch (e.kind) {
     case "timeout":
       return legacyError(
-        `evaluation did not finish within ${run.timeoutMs} ms: the file loops forever or blocks; fix it, or raise timeoutMs`,
+        `evaluation did not finish within ${run.timeoutMs} ms: the file loops forever or blocks (a fedmsg config evaluates in well under a second); fix it. Library callers set the limit with loadLegacyConfig's timeoutMs`,
         where,
       );
     case "memory":

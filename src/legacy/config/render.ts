@@ -66,7 +66,7 @@ export function renderLegacyTable(cfg: LegacyConfig): string {
     "",
     `services:      ${Object.keys(cfg.endpoints).length} (${total} endpoints)`,
     `relay_inbound: ${cfg.relayInbound ?? "(none)"}`,
-    `topic prefix:  ${cfg.topicPrefix}.${cfg.environment}`,
+    `topic prefix:  ${cfg.topicPrefix} (topics: ${cfg.topicPrefix}.${cfg.environment}.<app>.<topic>)`,
     `environment:   ${cfg.environment}`,
     `evaluated by:  ${cfg.evaluator} (${cfg.files.length} file${cfg.files.length === 1 ? "" : "s"})`,
   ];
