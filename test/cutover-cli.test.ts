@@ -90,15 +90,16 @@ describe("herald cutover against a running herald serve", () => {
       /warning: --grace 0ms is shorter than legacy\.grace \(1h\): overridden with --force/,
     );
     expect(forced.code).toBe(0);
+    // legacy.watchRetired (default 7d): the ports stay bound, serving nothing, for stragglers.
     expect(forced.stdout).toMatch(
-      /wiki\.test: retired .*sent SIGHUP to pid \d+; the running shim \(pid \d+\) closed its ports/,
+      /wiki\.test: retired .*sent SIGHUP to pid \d+; the running shim \(pid \d+\) stopped serving its ports and watches them for old subscribers until \S+Z \(legacy\.watchRetired\)/,
     );
     expect(s.stage("wiki.test")).toBe("retired");
     const done = s.log().filter((l) => l["result"] === "intent" || l["result"] === "done");
     expect(done.map((l) => l["result"])).toEqual(["intent", "done"]);
     expect(done[1]).toMatchObject({ graceMs: 0, graceOverride: { configuredMs: 3_600_000 } });
 
-    // Restore: confirmed once the ports are bound again; a second restore is refused.
+    // Restore: confirmed once the ports serve again (the watched ones, taken over); a second restore is refused.
     const back = s.cli("restore", "wiki.test");
     expect(back.code).toBe(0);
     expect(back.stdout).toMatch(/restored to bridged .*bound 2 port\(s\)/);

@@ -88,7 +88,9 @@ describe("retire against the live shim", () => {
     const after = live();
     expect(after.stage).toBe("retired");
     expect(after.pending).toBeUndefined();
-    expect(Object.values(after.ports).some((p) => p.bound)).toBe(false);
+    // legacy.watchRetired (default 7d): the ports stay bound for the watch after retirement, serving nothing.
+    expect(Object.values(after.ports).some((p) => p.serving)).toBe(false);
+    expect(after.watch).toMatchObject({ stragglers: 0 });
   });
 
   it("retire puts the stage back when a subscriber connects between its decision and the shim's reload", async () => {

@@ -48,6 +48,8 @@ describe("herald cutover", () => {
     setup = await startShimBroker({
       services: { "wiki.test": { stage: "bridged", endpoints } },
       grace: "1s",
+      // No watch after retirement: the ports close at once (test/shim-watch-retired.test.ts has the watch).
+      watchRetired: "0",
     });
     const s = setup;
     writeFileSync(

@@ -9,7 +9,7 @@ import { Subscriber } from "../src/client/subscriber.js";
 import { loadConfig } from "../src/config/load.js";
 import type { HeraldConfig, LegacyStage } from "../src/config/schema.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
-import { silentLogger } from "../src/util/log.js";
+import { type Logger, silentLogger } from "../src/util/log.js";
 import { freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
 
@@ -30,7 +30,11 @@ export interface ShimSetupOptions {
   services: Record<string, { stage: LegacyStage; endpoints: string[] }>;
   relayInbound?: string;
   grace?: string;
+  /** legacy.watchRetired; default: not set (the configured default). */
+  watchRetired?: string;
   settleMs?: number;
+  /** The broker's (and shim's) logger; default silent. */
+  log?: Logger;
   /** Extra `security:` section (keys and trust under the setup's data dir unless given). */
   security?: Record<string, unknown>;
   /** `broker.submit` instead of the default (the IPC socket only). */
@@ -62,6 +66,7 @@ export function configYaml(
       environment: "dev",
       relayInbound: o.relayInbound ?? null,
       grace: o.grace ?? "1s",
+      ...(o.watchRetired !== undefined ? { watchRetired: o.watchRetired } : {}),
       services: o.services,
     },
     ...(o.security ? { security: o.security } : {}),
@@ -78,7 +83,7 @@ export async function startShimBroker(o: ShimSetupOptions): Promise<ShimSetup> {
   writeFileSync(file, configYaml(dir, ports, o));
   const load = (): HeraldConfig => loadConfig({ configPath: file, env: {} }).config;
   const config = load();
-  const running = await startBroker(config, silentLogger, undefined, {
+  const running = await startBroker(config, o.log ?? silentLogger, undefined, {
     settleMs: o.settleMs ?? 2000,
   });
   const client = new HeraldClient({ endpoint: `ipc://${join(dir, "run", "submit.sock")}`, timeoutMs: 2000 });

@@ -8,6 +8,7 @@ import {
   planCutover,
   restore,
   retire,
+  watchLines,
 } from "../shim/cutover.js";
 import type { EvidenceFile, EvidenceWriteError } from "../shim/evidence.js";
 import { resolvePlan } from "../shim/services.js";
@@ -20,14 +21,16 @@ const USAGE = `usage: herald cutover status [--json]
        herald cutover restore SERVICE [--dry-run]
 
 Move fedmsg services off their old ports with evidence (docs/migration.md). status: each service's stage,
-its legacy ports, who is connected, when last seen, which topic prefixes they subscribe to. plan: what can
-move next, who listens, who was seen since the service was bridged. retire: close a bridged service's old
-ports; refused (exit 1) while anyone is connected, was seen within the grace period (default legacy.grace;
-a shorter --grace needs --force), or was seen at all since the service was bridged (unless
---accept-past-subscribers), or its ports were watched for less than the grace period. restore: reopen a
-retired service's ports (stage bridged); refused for a service in another stage. retire/restore log the
-intent to <dataDir>/cutover.log, edit the config file (comments kept), SIGHUP the running shim and wait
-for its evidence to confirm; a change the shim did not apply is set back in the file (exit 1).`;
+its legacy ports, who is connected, when last seen, which topic prefixes they subscribe to. plan: what
+can move next, who listens, who was seen since the service was bridged. retire: close a bridged service's
+old ports (with legacy.watchRetired, default 7d, they stay bound serving nothing, and old subscribers
+that still come are logged and shown here); refused (exit 1) while anyone is connected, was seen within
+the grace period (default legacy.grace; a shorter --grace needs --force), or was seen at all since the
+service was bridged (unless --accept-past-subscribers), or its ports were watched for less than the grace
+period. restore: reopen a retired service's ports (stage bridged); refused for a service in another
+stage. retire/restore log the intent to <dataDir>/cutover.log, edit the config file (comments kept),
+SIGHUP the running shim and wait for its evidence to confirm; a change the shim did not apply is set back
+in the file (exit 1).`;
 
 export async function cutover(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -70,6 +73,7 @@ export async function cutover(argv: string[]): Promise<number> {
         out(`${p.service.padEnd(24)} ${p.stage.padEnd(8)} -> ${p.next.padEnd(6)} ${p.reason}`);
         for (const l of p.listeners) out(`${" ".repeat(26)}listening: ${l}`);
         for (const l of p.pastListeners) out(`${" ".repeat(26)}seen before: ${l}`);
+        for (const l of p.watch ?? []) out(`${" ".repeat(26)}watch: ${l}`);
       }
     return EXIT.ok;
   }
@@ -151,6 +155,8 @@ function renderStatus(
       ]),
     );
     if (s?.pending) lines.push(`${"".padEnd(23)}held back: ${s.pending.stage} (${s.pending.reason})`);
+    for (const l of s ? watchLines(name, s, now) : []) lines.push(`${"".padEnd(23)}watch: ${l}`);
+    const watching = s?.stage === "retired";
     for (const p of Object.values(s?.ports ?? {})) {
       const prefixes = (p.connected > 0 ? p.prefixes : p.prefixesSeen)
         .map((x) => JSON.stringify(x))
@@ -158,7 +164,7 @@ function renderStatus(
       lines.push(
         row([
           "",
-          p.bound ? (p.serving ? "serving" : "bound") : "closed",
+          p.bound ? (p.serving ? "serving" : watching ? "watching" : "bound") : "closed",
           p.endpoint,
           String(p.connected),
           p.connected > 0 ? "now" : p.lastSeenAt ? agoText(p.lastSeenAt, now) : "never",

@@ -71,6 +71,7 @@ export const STATIC_DEFAULTS = {
     relayInbound: null,
     grace: 3_600_000,
     settle: 1_000,
+    watchRetired: 604_800_000, // 7d: a weekly job shows up at least once
     services: {},
   },
   security: {

@@ -146,6 +146,11 @@ export interface HeraldConfig {
     relayInbound: string | null;
     grace: number;
     settle: number;
+    /**
+     * After `herald cutover retire`, how long the shim keeps the service's old ports bound without serving,
+     * to see (and log) old subscribers that were away during the evidence window; 0 = close them at once.
+     */
+    watchRetired: number;
     services: Record<string, LegacyServiceConfig>;
   };
   security: {
@@ -331,6 +336,8 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     relayInbound: { ...endpoint, type: ["string", "null"] },
     grace: duration(),
     settle: duration(),
+    // An age compared with the clock (stageSince + watchRetired), not a timer: no TIMER_MAX_MS cap.
+    watchRetired: duration(),
     services: { type: "object", additionalProperties: legacyService },
   }),
   security: obj({

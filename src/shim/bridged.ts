@@ -32,6 +32,18 @@ export interface BridgedOptions {
   onDropped?: (seqs: number[], why: string) => void;
   /** Called once per endpoint when it is bound (the shim then stops ingesting from it). */
   onBound?: (endpoint: string) => Promise<void> | void;
+  /**
+   * Sockets already bound on some endpoints (a restore from the watch after retirement, watch.ts): served
+   * as they are, so an old subscriber that stayed connected through the watch receives again at once.
+   */
+  adopt?: ReadonlyMap<string, ZmqPublishTransport>;
+}
+
+/** A bound socket handed over by detach(). */
+export interface DetachedPort {
+  t: ZmqPublishTransport;
+  /** Until then what happens on the port may be the shim's own ingest socket leaving (endSelfWindow). */
+  selfUntil: number;
 }
 
 /** A message for the service, with its outbox seq when it came from the broker's outbox (in-broker shim). */
@@ -77,7 +89,27 @@ export class BridgedService {
 
   constructor(private readonly opts: BridgedOptions) {
     this.ports = opts.endpoints.map((endpoint) => ({ endpoint, t: undefined }));
-    for (const p of this.ports) void this.bindLoop(p);
+    for (const p of this.ports) {
+      const t = opts.adopt?.get(p.endpoint);
+      if (t) this.adopted(p, t);
+      else void this.bindLoop(p);
+    }
+  }
+
+  /**
+   * A socket bound by someone else in this shim (the retired service's watch). No self window: the shim
+   * does not ingest a retired service's ports, so whoever is connected is an old subscriber.
+   */
+  private adopted(p: Port, t: ZmqPublishTransport): void {
+    p.t = t;
+    p.boundSince = Date.now();
+    p.selfUntil = 0;
+    this.serving ??= p;
+    this.opts.log.info("legacy port serving herald traffic in fedmsg format again", {
+      service: this.opts.service,
+      endpoint: p.endpoint,
+    });
+    if (!this.ready && this.serving === p) void this.settle(t);
   }
 
   get endpoints(): string[] {
@@ -274,7 +306,34 @@ export class BridgedService {
   }
 
   async close(): Promise<void> {
-    if (this.stopped) return;
+    if (!(await this.halt())) return;
+    await Promise.all(this.ports.map((p) => p.t?.close()));
+    for (const p of this.ports) p.t = undefined;
+    this.serving = undefined;
+  }
+
+  /**
+   * Stop serving and hand the bound sockets over instead of closing them (a retire with the watch on,
+   * watch.ts): whoever connects later finds the port still there, and is seen.
+   */
+  async detach(): Promise<Map<string, DetachedPort>> {
+    const out = new Map<string, DetachedPort>();
+    // Read before halt(): stopping ends endSelfWindow's wait early, whether the ingest socket left or not.
+    const open = this.ports.filter((p) => p.selfUntil === Number.POSITIVE_INFINITY);
+    if (!(await this.halt())) return out;
+    for (const p of this.ports) {
+      if (!p.t) continue;
+      const selfUntil = open.includes(p) ? (p.boundSince ?? Date.now()) + SELF_WINDOW_MS : (p.selfUntil ?? 0);
+      out.set(p.endpoint, { t: p.t, selfUntil });
+    }
+    for (const p of this.ports) p.t = undefined;
+    this.serving = undefined;
+    return out;
+  }
+
+  /** Stop sending and binding; false when already stopped. */
+  private async halt(): Promise<boolean> {
+    if (this.stopped) return false;
     await this.chain;
     this.stopped = true;
     this.abort.abort();
@@ -292,8 +351,6 @@ export class BridgedService {
           held: this.held.length,
         },
       );
-    await Promise.all(this.ports.map((p) => p.t?.close()));
-    for (const p of this.ports) p.t = undefined;
-    this.serving = undefined;
+    return true;
   }
 }

@@ -35,6 +35,8 @@ export interface PlanEntry {
   listeners: string[];
   /** Seen since the service entered its stage, longer ago than the grace period: they may come back. */
   pastListeners: string[];
+  /** A retired service's watch after retirement (legacy.watchRetired): until when, who came (watchLines). */
+  watch?: string[];
 }
 
 export interface CheckOptions {
@@ -117,6 +119,28 @@ export function pastListeners(s: ServiceEvidence, graceMs: number, now = Date.no
       (p) =>
         `${p.endpoint}: a subscriber was seen ${ago(p.lastSeenAt!, now)}, since ${s.stage} at ${s.stageSince} but before the grace period (prefixes ever seen there: ${prefixList(p.prefixesSeen) || "unknown"})`,
     );
+}
+
+/**
+ * A retired service's watch after retirement, one line for a person: until when its old ports are
+ * watched, and the old subscribers (stragglers) that came since the retirement, with what to do.
+ */
+export function watchLines(service: string, s: ServiceEvidence, now = Date.now()): string[] {
+  const w = s.stage === "retired" ? s.watch : undefined;
+  if (!w) return [];
+  const on = Date.parse(w.until) > now && Object.values(s.ports).some((p) => p.bound);
+  const head = on
+    ? `its old ports are watched until ${w.until} (legacy.watchRetired)`
+    : `its old ports were watched until ${w.until} and are closed`;
+  if (w.stragglers === 0 && w.lastSeenAt === undefined)
+    return [`${head}: no old subscriber came since the retirement`];
+  const connected = Object.values(s.ports).reduce((n, p) => n + p.connected, 0);
+  const seen =
+    connected > 0 ? `, ${connected} connected now` : w.lastSeenAt ? `, last ${ago(w.lastSeenAt, now)}` : "";
+  const prefixes = prefixList(w.prefixes) || "none";
+  return [
+    `${head}: ${w.stragglers} old subscriber connection(s) since the retirement${seen} (prefixes ${prefixes}); they get nothing: move them to herald (docs/migration.md) or run \`herald cutover restore ${service}\``,
+  ];
 }
 
 /** May this service be retired now? Conservative: no evidence for the whole grace period means no. */
@@ -225,8 +249,18 @@ export function planCutover(
       pastListeners: s ? pastListeners(s, grace, now) : [],
     };
     const v = checkRetire(service, stage, ev, grace, now, opts);
-    if (stage === "retired")
-      return { service, stage, next: v.ok ? "done" : "wait", reason: v.ok ? "retired" : v.reason, ...who };
+    if (stage === "retired") {
+      const watch = s ? watchLines(service, s, now) : [];
+      const next = v.ok ? "done" : "wait";
+      return {
+        service,
+        stage,
+        next,
+        reason: v.ok ? "retired" : v.reason,
+        ...who,
+        ...(watch.length > 0 ? { watch } : {}),
+      };
+    }
     if (v.ok) return { service, stage, next: "retire", reason: v.reason, ...who };
     if (stage === "legacy")
       return {

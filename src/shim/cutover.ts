@@ -281,6 +281,12 @@ function applied(
   const mine = ports.filter((p) => s.endpoints.includes(p.endpoint));
   if (stage === "retired" && ports.every((p) => !p.bound))
     return { ok: true, text: `the running shim (pid ${ev.pid}) closed its ports` };
+  // legacy.watchRetired: the ports stay bound, serving nothing, to see who still comes.
+  if (stage === "retired" && s.watch && ports.every((p) => !p.serving))
+    return {
+      ok: true,
+      text: `the running shim (pid ${ev.pid}) stopped serving its ports and watches them for old subscribers until ${s.watch.until} (legacy.watchRetired)`,
+    };
   if (stage !== "retired" && mine.every((p) => p.bound))
     return { ok: true, text: `the running shim (pid ${ev.pid}) bound ${mine.length} port(s)` };
   return undefined;
@@ -291,7 +297,7 @@ function notApplied(ev: EvidenceFile | undefined, o: CutoverOptions, stage: Lega
   const s = ev?.services[o.service];
   if (ev && s?.stage === stage) {
     const stuck = Object.values(s.ports)
-      .filter((p) => p.bound === (stage === "retired"))
+      .filter((p) => (stage === "retired" ? p.bound && (p.serving || !s.watch) : !p.bound))
       .map((p) => `${p.endpoint}${p.lastError ? ` (${p.lastError})` : ""}`);
     return `the running shim (pid ${ev.pid}) has ${o.service} at ${stage}, but after ${waited} ${stage === "retired" ? "still holds" : "could not bind"} ${stuck.join(", ")}`;
   }

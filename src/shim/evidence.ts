@@ -47,6 +47,23 @@ export interface ServiceEvidence {
    * e.g. retired while a subscriber is connected: `since` is when it decided, `reason` says why.
    */
   pending?: { stage: LegacyStage; since: string; reason: string };
+  /**
+   * Retired with `legacy.watchRetired` on: the old ports stay bound, serving nothing, until `until`
+   * (stageSince + watchRetired), so an old subscriber that was away during the evidence window is seen.
+   * Kept across shim restarts while the service stays retired (also after the watch ended).
+   */
+  watch?: WatchEvidence;
+}
+
+export interface WatchEvidence {
+  /** When the watch ends and the ports close (the shim checks every second). */
+  until: string;
+  /** Connections accepted on the watched ports since the retirement, summed over shim runs. */
+  stragglers: number;
+  /** Last connection, disconnection or (un)subscription there, or now while one is connected. */
+  lastSeenAt?: string;
+  /** Every topic prefix subscribed there since the retirement. */
+  prefixes: string[];
 }
 
 export interface EvidenceFile {

@@ -1,17 +1,16 @@
-import { realpathSync, statSync } from "node:fs";
 import type { HoldNote } from "../broker/dispatcher.js";
-import { clientSubmitEndpoint, connectable, publishLimit } from "../broker/from-config.js";
-import { HeraldClient } from "../client/publisher.js";
-import { clientSecurity, configIdentity, subscriberCurve } from "../client/security.js";
+import { publishLimit } from "../broker/from-config.js";
+import type { HeraldClient } from "../client/publisher.js";
+import { subscriberCurve } from "../client/security.js";
 import type { HeraldConfig, LegacyStage } from "../config/schema.js";
 import { loadLegacyConfig } from "../legacy/config/load.js";
 import type { LegacyConfig } from "../legacy/config/types.js";
-import type { Identity } from "../security/keys.js";
 import type { Logger } from "../util/log.js";
-import { BridgedService, type Routed } from "./bridged.js";
+import { BridgedService, type DetachedPort, type Routed } from "./bridged.js";
 import { EvidenceWriter, evidencePath, readEvidence } from "./evidence.js";
 import { ownerOf, PubFeed, ShimSink } from "./feed.js";
 import { Ingest } from "./ingest.js";
+import { RetiredWatches } from "./retired.js";
 import {
   defaultLocalHosts,
   isLocalEndpoint,
@@ -19,6 +18,7 @@ import {
   type ShimPlan,
   type ShimService,
 } from "./services.js";
+import { heraldPub, mtime, realpathOr, shimIdentity, standaloneClient } from "./setup.js";
 import { History, type Pending, snapshot } from "./snapshot.js";
 import type { ShimHandle, ShimOptions, ShimStatus } from "./types.js";
 
@@ -49,6 +49,8 @@ class Shim implements ShimHandle {
   /** Its own connection to the broker, unless the caller gave a submitter (ShimOptions.submitter). */
   private readonly client: HeraldClient | undefined;
   private readonly bridged = new Map<string, BridgedService>();
+  /** Retired services' old ports, kept bound without serving for legacy.watchRetired. */
+  private readonly watches: RetiredWatches;
   private readonly history: History;
   /** Stages the configuration asks for that the shim holds back (a retire while subscribers are connected). */
   private readonly pending = new Map<string, Pending>();
@@ -59,6 +61,7 @@ class Shim implements ShimHandle {
   private readonly writer: EvidenceWriter;
   private feed: PubFeed | undefined;
   private poll: NodeJS.Timeout | undefined;
+  private expiry: NodeJS.Timeout | undefined;
   private lastMtime = 0;
   private applying: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -92,6 +95,13 @@ class Shim implements ShimHandle {
       },
       { maxPin: Math.min(100_000, Math.floor(config.outbox.maxMessages / 4)), log: log.child("sink") },
     );
+    this.watches = new RetiredWatches({
+      history: this.history,
+      log: log.child("retired"),
+      localHosts: this.localHosts,
+      brokerName: () => this.config.broker.name,
+      watchMs: () => this.config.legacy.watchRetired,
+    });
     this.configFile = opts.watch ? realpathOr(opts.watch.file) : undefined;
     this.writer = new EvidenceWriter(path, () => this.status(), undefined, log.child("evidence"));
   }
@@ -106,6 +116,13 @@ class Shim implements ShimHandle {
     }
     this.writer.start();
     this.watch();
+    // A watch after retirement ends within a second of its end (stageSince + legacy.watchRetired).
+    this.expiry = setInterval(() => {
+      void this.serialized(async () => {
+        if (await this.watches.expire()) this.writer.flush();
+      });
+    }, 1000);
+    this.expiry.unref();
   }
 
   /**
@@ -156,7 +173,12 @@ class Shim implements ShimHandle {
   }
 
   reload(config: HeraldConfig): Promise<void> {
-    const run = this.applying.then(() => this.apply(config, undefined));
+    return this.serialized(() => this.apply(config, undefined));
+  }
+
+  /** One change of sockets at a time: reloads and the end of watches. */
+  private serialized(fn: () => Promise<void>): Promise<void> {
+    const run = this.applying.then(() => (this.stopped ? undefined : fn()));
     this.applying = run.catch(() => {});
     return run;
   }
@@ -193,18 +215,22 @@ class Shim implements ShimHandle {
   /** Apply one service's configured stage; returns the stage in effect (bridged while a retire is held). */
   private async applyService(svc: ShimService, old: ShimService | undefined): Promise<LegacyStage> {
     const stage = this.holdRetire(svc) ? "bridged" : svc.stage;
+    const before = this.history.stageOf(svc.name);
     if (old?.stage !== stage) {
       this.history.stageChanged(svc.name, stage);
       this.log.info("legacy service stage", { service: svc.name, from: old?.stage ?? "(new)", to: stage });
     }
     const defaults = { host: svc.host || "legacy", app: svc.module };
     if (stage === "legacy") {
+      await this.watches.close(svc.name); // the old app wants its ports back: now
       await this.closeBridged(svc.name, GAVE_UP("legacy"));
       for (const ep of svc.endpoints) this.ingest.read(svc.name, ep, defaults);
       return stage;
     }
     if (stage === "retired") {
-      await this.closeBridged(svc.name, GAVE_UP("retired"));
+      const detach = () => this.closeBridged(svc.name, GAVE_UP("retired"), true);
+      if (!(await this.watches.retire(svc, before, detach)))
+        await this.closeBridged(svc.name, GAVE_UP("retired"));
       for (const ep of svc.endpoints) await this.ingest.unread(ep);
       return stage;
     }
@@ -256,6 +282,7 @@ class Shim implements ShimHandle {
       return;
     }
     if (old?.stage !== "retired") for (const ep of local) this.ingest.read(svc.name, ep, defaults);
+    const adopt = this.watches.take(svc.name); // a restore during the watch: the same sockets serve again
     this.bridged.set(
       svc.name,
       new BridgedService({
@@ -267,21 +294,30 @@ class Shim implements ShimHandle {
         settleMs: this.opts.settleMs ?? this.config.legacy.settle,
         onBound: (ep) => this.ingest.unread(ep),
         onDropped: (seqs, why) => this.noteDropped(svc.name, seqs, why),
+        adopt,
       }),
     );
   }
 
-  private async closeBridged(name: string, giveUp?: string): Promise<void> {
+  /** Close a bridged service's ports, or with `detach` return its bound sockets (for the watch). */
+  private async closeBridged(
+    name: string,
+    giveUp?: string,
+    detach = false,
+  ): Promise<Map<string, DetachedPort>> {
     const b = this.bridged.get(name);
-    if (!b) return;
+    if (!b) return new Map();
     if (giveUp !== undefined) b.giveUpHeld(giveUp);
     this.history.recordPorts(name, b.portStates(), Date.now());
     this.bridged.delete(name);
+    if (detach) return await b.detach();
     await b.close();
+    return new Map();
   }
 
   private async teardown(svc: ShimService): Promise<void> {
     this.pending.delete(svc.name);
+    await this.watches.close(svc.name);
     await this.closeBridged(
       svc.name,
       "dropped: the service left the configuration, or its endpoints changed, before its legacy port was bound",
@@ -318,6 +354,8 @@ class Shim implements ShimHandle {
       broker: this.config.broker.name,
       plan: this.plan,
       bridged: this.bridged,
+      watched: this.watches.ports,
+      watchRetiredMs: this.config.legacy.watchRetired,
       ingest: this.ingest,
       history: this.history,
       pending: this.pending,
@@ -332,61 +370,18 @@ class Shim implements ShimHandle {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    if (this.expiry) clearInterval(this.expiry);
     await this.applying;
     if (this.poll) clearInterval(this.poll);
     await this.feed?.close();
     // Before the services close: the sink's last checkpoint keeps what they still hold for the next run.
     this.sink.freeze();
     for (const name of [...this.bridged.keys()]) await this.closeBridged(name);
+    await this.watches.closeAll();
     await this.ingest.close();
     this.writer.stop();
     this.stopped = true;
     await this.sink.close();
     await this.client?.close();
   }
-}
-
-function heraldPub(config: HeraldConfig): string | undefined {
-  const p = config.broker.publish.find((s) => s.format === "herald");
-  return p ? connectable(p.endpoint) : undefined;
-}
-
-function realpathOr(file: string): string {
-  try {
-    return realpathSync(file);
-  } catch {
-    return file;
-  }
-}
-
-function mtime(file: string): number {
-  try {
-    return statSync(file).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
-
-/** The shim signs what it ingests with the configured identity, when this process can read its key. */
-/**
- * `herald shim` in its own process submits like any client: over CURVE with security.identity when the
- * endpoint is tcp:// and security.curve is on (clientSecurity throws a clear error when it cannot read that
- * key). It does not sign: Ingest vouches for each message itself.
- */
-function standaloneClient(config: HeraldConfig, submitEndpoint: string | undefined): HeraldClient {
-  const endpoint = submitEndpoint ?? clientSubmitEndpoint(config);
-  const { curve } = clientSecurity(config, endpoint);
-  return new HeraldClient({
-    endpoint,
-    timeoutMs: config.client.timeout,
-    retries: config.client.retries,
-    maxBatch: config.broker.submit.maxBatch,
-    maxBodyBytes: config.limits.maxBodyBytes,
-    ...(curve ? { curve } : {}),
-  });
-}
-
-function shimIdentity(config: HeraldConfig): { identity?: Identity } {
-  const identity = configIdentity(config);
-  return identity ? { identity } : {};
 }

@@ -1,8 +1,9 @@
 import type { LegacyStage } from "../config/schema.js";
 import type { BridgedService, PortState } from "./bridged.js";
-import type { EvidenceFile, PortEvidence, ServiceEvidence } from "./evidence.js";
+import type { EvidenceFile, PortEvidence, ServiceEvidence, WatchEvidence } from "./evidence.js";
 import { type Ingest, RELAY_INBOUND } from "./ingest.js";
 import type { ShimPlan } from "./services.js";
+import type { WatchEvent } from "./watch.js";
 
 interface PortMemory {
   lastSeenAt?: number;
@@ -14,6 +15,13 @@ interface PortMemory {
    * was down is not added to it.
    */
   countedTo?: number;
+}
+
+/** Old subscribers seen on a retired service's watched ports (ServiceEvidence.watch), kept over runs. */
+interface WatchMemory {
+  stragglers: number;
+  lastSeenAt?: number;
+  prefixes: Set<string>;
 }
 
 /** A stage the configuration asks for and the shim held back (ServiceEvidence.pending). */
@@ -31,11 +39,21 @@ export class History {
   private readonly ports = new Map<string, Map<string, PortMemory>>();
   private readonly stages = new Map<string, { stage: LegacyStage; since: number }>();
   private readonly ingest = new Map<string, number>();
+  private readonly watches = new Map<string, WatchMemory>();
 
   constructor(prev: EvidenceFile | undefined) {
     for (const [name, s] of Object.entries(prev?.services ?? {})) {
       this.stages.set(name, { stage: s.stage, since: Date.parse(s.stageSince) || Date.now() });
       if (s.ingest.lastSeenAt) this.ingest.set(name, Date.parse(s.ingest.lastSeenAt));
+      if (s.watch && s.stage === "retired") {
+        const w: WatchMemory = {
+          stragglers: Math.max(0, s.watch.stragglers || 0),
+          prefixes: new Set(s.watch.prefixes ?? []),
+        };
+        const seen = s.watch.lastSeenAt ? Date.parse(s.watch.lastSeenAt) : Number.NaN;
+        if (!Number.isNaN(seen)) w.lastSeenAt = seen;
+        this.watches.set(name, w);
+      }
       const m = new Map<string, PortMemory>();
       for (const p of Object.values(s.ports)) {
         const mem: PortMemory = {
@@ -53,15 +71,42 @@ export class History {
     return this.ingest;
   }
 
-  /** A new stage starts a new watch: quiet time from an earlier bridged period proves nothing now. */
+  /**
+   * A new stage starts a new watch: quiet time from an earlier bridged period proves nothing now, and the
+   * stragglers of an earlier retirement are not this one's.
+   */
   stageChanged(name: string, stage: LegacyStage): void {
     const known = this.stages.get(name);
     if (known?.stage === stage) return;
     this.stages.set(name, { stage, since: Date.now() });
+    this.watches.delete(name);
     for (const mem of this.ports.get(name)?.values() ?? []) {
       mem.quietMs = 0;
       delete mem.countedTo;
     }
+  }
+
+  /** The stage in effect as last recorded (this run, or the evidence of the previous one). */
+  stageOf(name: string): LegacyStage | undefined {
+    return this.stages.get(name)?.stage;
+  }
+
+  /** The service was retired from bridged just now: its old ports are watched (legacy.watchRetired). */
+  startWatch(name: string): void {
+    this.watches.set(name, { stragglers: 0, prefixes: new Set() });
+  }
+
+  hasWatch(name: string): boolean {
+    return this.watches.has(name);
+  }
+
+  /** A connection or (un)subscription on a watched port. */
+  watchEvent(name: string, e: WatchEvent): void {
+    const w = this.watches.get(name);
+    if (!w) return;
+    if (e.kind === "accept") w.stragglers++;
+    if (e.kind === "subscribe" && e.prefix !== undefined) w.prefixes.add(e.prefix);
+    if (w.lastSeenAt === undefined || e.at > w.lastSeenAt) w.lastSeenAt = e.at;
   }
 
   stageSince(name: string): number {
@@ -97,6 +142,19 @@ export class History {
   remembered(name: string): Map<string, PortMemory> {
     return this.ports.get(name) ?? new Map();
   }
+
+  /** The watch record for the evidence; `watchMs` is legacy.watchRetired now (a reload may change it). */
+  watchEvidence(name: string, watchMs: number, live: PortState[], now: number): WatchEvidence | undefined {
+    const w = this.watches.get(name);
+    if (!w) return undefined;
+    if (live.some((p) => p.connected > 0)) w.lastSeenAt = now; // still there: seen now
+    return {
+      until: iso(this.stageSince(name) + watchMs)!,
+      stragglers: w.stragglers,
+      ...(w.lastSeenAt !== undefined ? { lastSeenAt: iso(w.lastSeenAt)! } : {}),
+      prefixes: [...w.prefixes].sort(),
+    };
+  }
 }
 
 /**
@@ -121,6 +179,10 @@ export function snapshot(s: {
   broker: string;
   plan: ShimPlan | undefined;
   bridged: Map<string, BridgedService>;
+  /** Retired services' ports kept bound for the watch, by service. */
+  watched?: ReadonlyMap<string, { portStates(): PortState[] }>;
+  /** legacy.watchRetired. */
+  watchRetiredMs?: number;
   ingest: Ingest;
   history: History;
   /** Stages held back, by service. */
@@ -131,7 +193,7 @@ export function snapshot(s: {
   const services: Record<string, ServiceEvidence> = {};
   for (const svc of s.plan?.services.values() ?? []) {
     const b = s.bridged.get(svc.name);
-    const live = b?.portStates() ?? [];
+    const live = b?.portStates() ?? s.watched?.get(svc.name)?.portStates() ?? [];
     s.history.recordPorts(svc.name, live, now);
     const ports: Record<string, PortEvidence> = {};
     for (const [endpoint, mem] of s.history.remembered(svc.name)) {
@@ -158,6 +220,11 @@ export function snapshot(s: {
     if (b) ev.served = b.sent;
     const held = s.pending?.get(svc.name);
     if (held) ev.pending = { stage: held.stage, since: iso(held.since)!, reason: held.reason };
+    const watch =
+      svc.stage === "retired"
+        ? s.history.watchEvidence(svc.name, s.watchRetiredMs ?? 0, live, now)
+        : undefined;
+    if (watch) ev.watch = watch;
     services[svc.name] = ev;
   }
   const out: EvidenceFile = {
