@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config/load.js";
 import type { LegacyStage } from "../src/config/schema.js";
 import { cutoverLogPath, loadEvidence } from "../src/shim/cutover.js";
+import { evidencePath } from "../src/shim/evidence.js";
 import { waitFor } from "./helpers/broker.js";
 import { CLI, freePorts, type ServeProcess, startServe } from "./helpers/serve.js";
 import { configYaml, endpointsOn } from "./shim-helpers.js";
@@ -131,5 +132,22 @@ describe("herald cutover without a shim", () => {
     expect(real.code).toBe(1);
     expect(real.stderr).toMatch(/cannot append to .*cutover\.log .*nothing was changed/);
     expect(s.stage("wiki.test")).toBe("retired");
+  });
+
+  it("status shows what the broker refused of a service's ingest (a shim whose every message is refused is not idle)", async () => {
+    const s = await site({ "koji.test": "legacy" }, "1h");
+    const now = new Date().toISOString();
+    const ingest = { ingested: 0, duplicates: 0, malformed: 0, rejected: 3, dropped: 0, lastSeenAt: now };
+    const evidence = {
+      version: 1,
+      broker: "b",
+      pid: process.pid,
+      updatedAt: now,
+      services: { "koji.test": { stage: "legacy", stageSince: now, endpoints: [], ingest, ports: {} } },
+    };
+    mkdirSync(s.config.paths.dataDir, { recursive: true });
+    writeFileSync(evidencePath(s.config.paths.dataDir), JSON.stringify(evidence));
+    const st = s.cli("status");
+    expect(st.stdout).toMatch(/koji\.test .*ingested 0, dup 0, malformed 0, REFUSED 3 \(by the broker/);
   });
 });

@@ -3,10 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HeraldClient } from "../src/client/publisher.js";
+import { loadConfig } from "../src/config/load.js";
 import { Subscriber } from "../src/client/subscriber.js";
 import { generateIdentity } from "../src/security/keys.js";
 import { TrustStore, trustKey } from "../src/security/trust.js";
+import { shimIdentity } from "../src/shim/setup.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
+import { createLogger } from "../src/util/log.js";
 import { waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 import { endpointsOn, legacyPublisher, type ShimSetup, startShimBroker } from "./shim-helpers.js";
@@ -107,5 +110,29 @@ describe("shim ingest with signatures required (the legacy boundary)", () => {
     expect(await waitFor(() => (ingest()?.ingested ?? 0) >= 20, 30_000)).toBe(true);
     expect(ingest()).toMatchObject({ ingested: 20, rejected: 0, dropped: 0 });
     expect(s.running.broker.status().outbox.headSeq).toBe(20);
+  });
+});
+
+describe("the shim's identity with signatures required", () => {
+  it("warns at start when it has no key to sign with: the broker would refuse everything it ingests", () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-shim-id-"));
+    try {
+      const lines: string[] = [];
+      const log = createLogger({ level: "warn", format: "json", write: (l) => lines.push(l) });
+      const env = { HERALD_SECURITY__REQUIRE_SIGNATURES: "true", HERALD_SECURITY__KEYS_DIR: dir };
+      const none = loadConfig({ configPath: null, env }).config;
+      expect(shimIdentity(none, log)).toEqual({});
+      const typo = loadConfig({ configPath: null, env: { ...env, HERALD_SECURITY__IDENTITY: "shimm" } }).config;
+      expect(shimIdentity(typo, log)).toEqual({});
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/requireSignatures is on but the shim has no key .*refuses every ingested/);
+      expect(JSON.parse(lines[1]!)).toMatchObject({ identity: "shimm", key: join(dir, "shimm.key") });
+      // Not required: unsigned is fine, nothing to say.
+      const off = loadConfig({ configPath: null, env: { HERALD_SECURITY__KEYS_DIR: dir } }).config;
+      expect(shimIdentity(off, log)).toEqual({});
+      expect(lines).toHaveLength(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -151,7 +151,7 @@ function renderStatus(
         "",
         "",
         ing?.lastSeenAt ? `ingest ${agoText(ing.lastSeenAt, now)}` : "",
-        ing ? `ingested ${ing.ingested}, dup ${ing.duplicates}, malformed ${ing.malformed}` : "",
+        ing ? ingestText(ing) : "",
       ]),
     );
     if (s?.pending) lines.push(`${"".padEnd(23)}held back: ${s.pending.stage} (${s.pending.reason})`);
@@ -198,4 +198,15 @@ function graceFlag(value: string): number {
   } catch (err) {
     throw new UsageError(`--grace: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Refused and dropped only when there are some: a shim whose broker refuses everything it ingests (say,
+ * requireSignatures with no identity for the shim) must not look like one with nothing to ingest.
+ */
+function ingestText(ing: { ingested: number; duplicates: number; malformed: number; rejected: number; dropped: number }): string {
+  const parts = [`ingested ${ing.ingested}, dup ${ing.duplicates}, malformed ${ing.malformed}`];
+  if (ing.rejected > 0) parts.push(`REFUSED ${ing.rejected} (by the broker, for good: see its log)`);
+  if (ing.dropped > 0) parts.push(`dropped ${ing.dropped}`);
+  return parts.join(", ");
 }

@@ -23,7 +23,11 @@ export interface ShimPlan {
   environment: string;
 }
 
-/** fedmsg's defaults, for when neither herald's config nor a fedmsg config sets them. */
+/**
+ * For when there is no fedmsg config at all (and herald's sets nothing). A fedmsg config that lacks
+ * topic_prefix or environment gets fedmsg's own defaults when it is read (org.fedoraproject, dev:
+ * legacy/config/normalize.ts), so these apply only to a shim with services listed in herald's config alone.
+ */
 export const FEDMSG_TOPIC_PREFIX = "org.fedoraproject";
 export const FEDMSG_ENVIRONMENT = "prod";
 

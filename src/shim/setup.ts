@@ -1,10 +1,12 @@
 /** Setup helpers of the shim (shim.ts): its own broker client, its identity, the files it watches. */
 import { realpathSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { clientSubmitEndpoint, connectable } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
 import { clientSecurity, configIdentity } from "../client/security.js";
 import type { HeraldConfig } from "../config/schema.js";
 import type { Identity } from "../security/keys.js";
+import type { Logger } from "../util/log.js";
 
 /** Where `herald shim` in its own process reads herald traffic: the broker's herald-format PUB. */
 export function heraldPub(config: HeraldConfig): string | undefined {
@@ -48,8 +50,19 @@ export function standaloneClient(config: HeraldConfig, submitEndpoint: string | 
   });
 }
 
-/** The shim signs what it ingests with the configured identity, when this process can read its key. */
-export function shimIdentity(config: HeraldConfig): { identity?: Identity } {
+/**
+ * The shim signs what it ingests with the configured identity, when this process can read its key.
+ * Without one, a broker that requires signatures refuses everything the shim ingests: said at start,
+ * since each refusal alone reads like a problem with one message.
+ */
+export function shimIdentity(config: HeraldConfig, log: Logger): { identity?: Identity } {
   const identity = configIdentity(config);
-  return identity ? { identity } : {};
+  if (identity) return { identity };
+  const { identity: name, keysDir, requireSignatures } = config.security;
+  if (requireSignatures)
+    log.warn(
+      "security.requireSignatures is on but the shim has no key to sign what it ingests: the broker refuses every ingested fedmsg message (UNSIGNED; REFUSED in herald cutover status). Set security.identity to a key pair whose .pub the broker trusts, readable by this process",
+      name === null ? { identity: null } : { identity: name, key: join(keysDir, `${name}.key`) },
+    );
+  return {};
 }

@@ -82,7 +82,7 @@ class Shim implements ShimHandle {
       // What the broker sends on its legacy socket, it takes in: ensure_ascii makes a body up to 3x larger.
       maxMessageBytes: publishLimit(config, "legacy"),
       localHosts: this.localHosts,
-      ...shimIdentity(config),
+      ...shimIdentity(config, this.log),
     });
     const path = opts.evidencePath ?? evidencePath(config.paths.dataDir);
     this.history = new History(readEvidence(path));
