@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HeraldClient } from "../src/client/publisher.js";
-import { loadConfig } from "../src/config/load.js";
 import { Subscriber } from "../src/client/subscriber.js";
+import { loadConfig } from "../src/config/load.js";
 import { generateIdentity } from "../src/security/keys.js";
 import { TrustStore, trustKey } from "../src/security/trust.js";
 import { shimIdentity } from "../src/shim/setup.js";
@@ -120,15 +120,23 @@ describe("the shim's identity with signatures required", () => {
       const lines: string[] = [];
       const log = createLogger({ level: "warn", format: "json", write: (l) => lines.push(l) });
       const env = { HERALD_SECURITY__REQUIRE_SIGNATURES: "true", HERALD_SECURITY__KEYS_DIR: dir };
-      const none = loadConfig({ configPath: null, env }).config;
+      const none = loadConfig({ systemPath: join(dir, "none.yaml"), cwd: dir, env }).config;
       expect(shimIdentity(none, log)).toEqual({});
-      const typo = loadConfig({ configPath: null, env: { ...env, HERALD_SECURITY__IDENTITY: "shimm" } }).config;
+      const typo = loadConfig({
+        systemPath: join(dir, "none.yaml"),
+        cwd: dir,
+        env: { ...env, HERALD_SECURITY__IDENTITY: "shimm" },
+      }).config;
       expect(shimIdentity(typo, log)).toEqual({});
       expect(lines).toHaveLength(2);
       expect(lines[0]).toMatch(/requireSignatures is on but the shim has no key .*refuses every ingested/);
       expect(JSON.parse(lines[1]!)).toMatchObject({ identity: "shimm", key: join(dir, "shimm.key") });
       // Not required: unsigned is fine, nothing to say.
-      const off = loadConfig({ configPath: null, env: { HERALD_SECURITY__KEYS_DIR: dir } }).config;
+      const off = loadConfig({
+        systemPath: join(dir, "none.yaml"),
+        cwd: dir,
+        env: { HERALD_SECURITY__KEYS_DIR: dir },
+      }).config;
       expect(shimIdentity(off, log)).toEqual({});
       expect(lines).toHaveLength(2);
     } finally {
