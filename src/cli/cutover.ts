@@ -10,7 +10,7 @@ import {
   retire,
   watchLines,
 } from "../shim/cutover.js";
-import type { EvidenceFile, EvidenceWriteError } from "../shim/evidence.js";
+import type { EvidenceFile, EvidenceWriteError, ServiceEvidence } from "../shim/evidence.js";
 import { resolvePlan } from "../shim/services.js";
 import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
@@ -204,7 +204,7 @@ function graceFlag(value: string): number {
  * Refused and dropped only when there are some: a shim whose broker refuses everything it ingests (say,
  * requireSignatures with no identity for the shim) must not look like one with nothing to ingest.
  */
-function ingestText(ing: { ingested: number; duplicates: number; malformed: number; rejected: number; dropped: number }): string {
+function ingestText(ing: ServiceEvidence["ingest"]): string {
   const parts = [`ingested ${ing.ingested}, dup ${ing.duplicates}, malformed ${ing.malformed}`];
   if (ing.rejected > 0) parts.push(`REFUSED ${ing.rejected} (by the broker, for good: see its log)`);
   if (ing.dropped > 0) parts.push(`dropped ${ing.dropped}`);
