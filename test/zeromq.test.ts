@@ -216,6 +216,18 @@ describe("errors", () => {
     expect((err as HeraldError).message).toContain(`address ${first.lastEndpoint} is in use`);
     expect((err as HeraldError).message).toContain("broker.publish[n].endpoint");
     expect(second.health().lastError).toContain("in use");
+    // The shim's socket for a legacy service's old port: broker.publish has nothing to do with it.
+    const shim = track(
+      new ZmqPublishTransport({
+        name: "shim-koji.x",
+        endpoint: first.lastEndpoint!,
+        format: "legacy",
+        linger: 0,
+      }),
+    );
+    const shimErr = String(((await shim.open().catch((e: unknown) => e)) as Error).message);
+    expect(shimErr).toMatch(/is in use: .*the old app or fedmsg-relay still running\?/);
+    expect(shimErr).not.toContain("broker.publish");
     // A failed open can be retried once the address is free (libzmq releases it asynchronously).
     await first.close();
     const deadline = Date.now() + 10_000;

@@ -124,6 +124,13 @@ function zmqCode(err: unknown): string | undefined {
  * Turn a zeromq.js error into a typed herald error whose message names the problem and the fix.
  * `what` says which socket (e.g. "broker.publish 'legacy'"), `endpoint` the address involved.
  */
+/** The shim's sockets (names shim-<service>, shim-watch-<service>) bind a service's old ports, not broker.publish. */
+function inUseFix(what: string): string {
+  return what.includes("'shim-")
+    ? "stop it (the old app or fedmsg-relay still running?): the shim binds a legacy service's ports from its endpoint list"
+    : "stop it or change broker.publish[n].endpoint";
+}
+
 export function translateZmqError(
   err: unknown,
   op: "bind" | "connect" | "send" | "receive",
@@ -142,7 +149,7 @@ export function translateZmqError(
   switch (code) {
     case "EADDRINUSE":
       return fail(
-        `address ${endpoint} is in use: another herald serve or fedmsg publisher is bound there; stop it or change broker.publish[n].endpoint (${what})`,
+        `address ${endpoint} is in use: another herald serve or fedmsg publisher is bound there; ${inUseFix(what)} (${what})`,
       );
     case "EADDRNOTAVAIL":
       return fail(
