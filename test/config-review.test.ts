@@ -152,6 +152,17 @@ describe("endpoints of the broker and its sinks", () => {
     const ok = load({ env: { HERALD_BROKER__PUBLISH__0__ENDPOINT: "ipc:///tmp/pub.sock" } });
     expect(ok.config.broker.publish[0]?.endpoint).toBe("ipc:///tmp/pub.sock");
   });
+
+  it("blame a list item the environment added past the file's items on its variable, not the file's list", () => {
+    const file = "broker:\n  publish:\n    - name: herald\n      endpoint: tcp://127.0.0.1:47971\n";
+    const problems = problemsOf(() =>
+      loadText(file, { HERALD_BROKER__PUBLISH__1__ENDPOINT: "tcp://127.0.0.1:47972" }),
+    );
+    expect(problems).toMatchObject([
+      { path: "broker.publish.1", envVar: "HERALD_BROKER__PUBLISH__1__ENDPOINT", message: /"name"/ },
+    ]);
+    expect(problems[0]?.line).toBeUndefined();
+  });
 });
 
 describe("sinks[].tls", () => {

@@ -141,6 +141,10 @@ class Origins {
   locate: Locator = (keyPath, at): Location => {
     const env = this.envFor(keyPath);
     if (env !== undefined) return { envVar: env.override.envVar };
+    // A node only an environment variable made (HERALD_BROKER__PUBLISH__1__ENDPOINT past the file's one
+    // item): its problems are that variable's, not the nearest ancestor's line in the file.
+    const made = this.positions.has(dotted(keyPath)) ? undefined : this.envFor(keyPath, true);
+    if (made !== undefined) return { envVar: made.override.envVar };
     const p = this.position(keyPath);
     if (p === undefined || this.file === undefined) return this.file === undefined ? {} : { file: this.file };
     const where = at === "key" ? (p.key ?? p.value) : p.value;
