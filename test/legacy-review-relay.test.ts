@@ -13,7 +13,7 @@ import type { Logger } from "../src/util/log.js";
 import { pythonJson } from "../src/wire/json.js";
 import type { Message } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
-import { freePorts } from "./helpers/serve.js";
+import { canBind, freePorts } from "./helpers/serve.js";
 
 const open: { close(): unknown }[] = [];
 afterEach(async () => {
@@ -48,23 +48,10 @@ async function holder(endpoint: string): Promise<zmq.Subscriber> {
   return s;
 }
 
-/** Whether nothing holds the endpoint (we can bind it ourselves). */
-async function isFree(endpoint: string): Promise<boolean> {
-  const s = new zmq.Subscriber({ linger: 0 });
-  try {
-    await s.bind(endpoint);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    s.close();
-  }
-}
-
 /** Whether the endpoint becomes free (libzmq releases a closed socket's port asynchronously). */
 async function freedWithin(endpoint: string, ms: number): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(50))
-    if (await isFree(endpoint)) return true;
+    if (await canBind(endpoint)) return true;
   return false;
 }
 

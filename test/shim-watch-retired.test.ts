@@ -18,7 +18,7 @@ import { checkRetire, loadEvidence, restore, watchLines } from "../src/shim/cuto
 import type { ServiceEvidence } from "../src/shim/evidence.js";
 import type { Logger } from "../src/util/log.js";
 import { waitFor } from "./helpers/broker.js";
-import { CLI, freePorts } from "./helpers/serve.js";
+import { CLI, canBind, freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
 import { configYaml, endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
 
@@ -56,19 +56,6 @@ afterEach(async () => {
   await setup?.stop();
   setup = undefined;
 });
-
-/** Can the test bind this endpoint itself (nobody holds it)? The socket is closed again at once. */
-async function bindable(endpoint: string): Promise<boolean> {
-  const s = new zmq.Publisher({ linger: 0 });
-  try {
-    await s.bind(endpoint);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    s.close();
-  }
-}
 
 /** Poll an async condition (libzmq unbinds in its I/O thread, a moment after a close). */
 async function eventually(cond: () => Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
@@ -211,13 +198,13 @@ describe("the watch after retirement", () => {
     const lines: LogLine[] = [];
     const { endpoints, live } = await retiredSite("2s", lines);
     expect(Object.values(live().ports).every((p) => p.bound && !p.serving)).toBe(true);
-    for (const ep of endpoints) expect(await bindable(ep)).toBe(false);
+    for (const ep of endpoints) expect(await canBind(ep)).toBe(false);
     // Ends at stageSince + 2 s; the shim checks every second.
     const end = Date.parse(live().watch!.until);
     expect(await waitFor(() => Object.values(live().ports).every((p) => !p.bound), 6_000)).toBe(true);
     expect(Date.now()).toBeGreaterThanOrEqual(end);
     expect(Date.now() - end).toBeLessThan(2_500);
-    for (const ep of endpoints) expect(await eventually(() => bindable(ep))).toBe(true);
+    for (const ep of endpoints) expect(await eventually(() => canBind(ep))).toBe(true);
     expect(lines.some((l) => l.msg.includes("the watch after retirement is over"))).toBe(true);
     expect(watchLines(SERVICE, live())).toEqual([
       expect.stringMatching(/were watched until \S+Z and are closed: no old subscriber came/),
@@ -228,7 +215,7 @@ describe("the watch after retirement", () => {
     const { endpoints, live } = await retiredSite("0");
     expect(Object.values(live().ports).some((p) => p.bound)).toBe(false);
     expect(live().watch).toBeUndefined();
-    for (const ep of endpoints) expect(await eventually(() => bindable(ep))).toBe(true);
+    for (const ep of endpoints) expect(await eventually(() => canBind(ep))).toBe(true);
   });
 
   it("a retire -> legacy closes the watched ports at once", async () => {
@@ -236,7 +223,7 @@ describe("the watch after retirement", () => {
     expect(Object.values(live().ports).every((p) => p.bound)).toBe(true);
     await s.setStages({ [SERVICE]: "legacy" });
     expect(Object.values(live().ports).some((p) => p.bound)).toBe(false);
-    for (const ep of endpoints) expect(await eventually(() => bindable(ep))).toBe(true);
+    for (const ep of endpoints) expect(await eventually(() => canBind(ep))).toBe(true);
   });
 });
 
@@ -304,7 +291,7 @@ describe("the watch after retirement across shim restarts", () => {
 
     // The watch ends during this run: alpha closes.
     expect(await waitFor(() => !port(alpha).bound, 10_000)).toBe(true);
-    expect(await eventually(() => bindable(alpha))).toBe(true);
+    expect(await eventually(() => canBind(alpha))).toBe(true);
     await running!.stop();
     running = undefined;
 
@@ -314,8 +301,8 @@ describe("the watch after retirement across shim restarts", () => {
     expect(Object.values(live().ports).some((p) => p.bound)).toBe(false);
     expect(live().watch).toMatchObject({ until, prefixes: [PREFIX] });
     expect(live().watch!.stragglers).toBeGreaterThanOrEqual(2);
-    expect(await bindable(alpha)).toBe(true);
-    expect(await bindable(beta)).toBe(true);
+    expect(await canBind(alpha)).toBe(true);
+    expect(await canBind(beta)).toBe(true);
   });
 });
 

@@ -337,7 +337,11 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     grace: duration(),
     settle: duration(),
     // An age compared with the clock (stageSince + watchRetired), not a timer: no TIMER_MAX_MS cap.
-    watchRetired: duration(),
+    watchRetired: timer(
+      0,
+      3650 * 86_400_000,
+      "10 years: the end of the watch is a date the evidence must be able to write",
+    ),
     services: { type: "object", additionalProperties: legacyService },
   }),
   security: obj({

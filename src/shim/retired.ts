@@ -14,6 +14,8 @@ export interface RetiredOptions {
   brokerName: () => string;
   /** legacy.watchRetired as configured now (a reload may change it). */
   watchMs: () => number;
+  /** broker.sendHighWaterMark: a port bound for watching is served with it after a restore. */
+  sendHighWaterMark: () => number;
 }
 
 /**
@@ -61,6 +63,7 @@ export class RetiredWatches {
       endpoints: local,
       adopt,
       brokerName: this.o.brokerName(),
+      sendHighWaterMark: this.o.sendHighWaterMark(),
       log: this.o.log,
       onEvent: (e) => this.o.history.watchEvent(svc.name, e),
     });

@@ -64,7 +64,8 @@ class Shim implements ShimHandle {
   private expiry: NodeJS.Timeout | undefined;
   private lastMtime = 0;
   private applying: Promise<void> = Promise.resolve();
-  private stopped = false;
+  /** Set when stop() begins: a reload queued behind it must not bind anything (watched ports) again. */
+  private stopping: Promise<void> | undefined;
   private readonly localHosts: string[];
 
   constructor(
@@ -101,6 +102,7 @@ class Shim implements ShimHandle {
       localHosts: this.localHosts,
       brokerName: () => this.config.broker.name,
       watchMs: () => this.config.legacy.watchRetired,
+      sendHighWaterMark: () => this.config.broker.sendHighWaterMark,
     });
     this.configFile = opts.watch ? realpathOr(opts.watch.file) : undefined;
     this.writer = new EvidenceWriter(path, () => this.status(), undefined, log.child("evidence"));
@@ -178,13 +180,13 @@ class Shim implements ShimHandle {
 
   /** One change of sockets at a time: reloads and the end of watches. */
   private serialized(fn: () => Promise<void>): Promise<void> {
-    const run = this.applying.then(() => (this.stopped ? undefined : fn()));
+    const run = this.applying.then(() => (this.stopping !== undefined ? undefined : fn()));
     this.applying = run.catch(() => {});
     return run;
   }
 
   private async apply(config: HeraldConfig, preloaded: LegacyConfig | undefined): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopping !== undefined) return;
     const legacy =
       preloaded ??
       (config.legacy.config
@@ -368,8 +370,12 @@ class Shim implements ShimHandle {
     await Promise.all([...this.bridged.values()].map((b) => b.flushed()));
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     if (this.expiry) clearInterval(this.expiry);
     await this.applying;
     if (this.poll) clearInterval(this.poll);
@@ -380,7 +386,6 @@ class Shim implements ShimHandle {
     await this.watches.closeAll();
     await this.ingest.close();
     this.writer.stop();
-    this.stopped = true;
     await this.sink.close();
     await this.client?.close();
   }

@@ -43,9 +43,12 @@ export class History {
 
   constructor(prev: EvidenceFile | undefined) {
     for (const [name, s] of Object.entries(prev?.services ?? {})) {
-      this.stages.set(name, { stage: s.stage, since: Date.parse(s.stageSince) || Date.now() });
+      const since = Date.parse(s.stageSince);
+      const known = Number.isFinite(since) && since > 0;
+      this.stages.set(name, { stage: s.stage, since: known ? since : Date.now() });
       if (s.ingest.lastSeenAt) this.ingest.set(name, Date.parse(s.ingest.lastSeenAt));
-      if (s.watch && s.stage === "retired") {
+      // A watch runs from stageSince: with that unknown it would start over at every restart, so it is over.
+      if (s.watch && s.stage === "retired" && known) {
         const w: WatchMemory = {
           stragglers: Math.max(0, s.watch.stragglers || 0),
           prefixes: new Set(s.watch.prefixes ?? []),

@@ -19,6 +19,8 @@ export interface WatchOptions {
   /** Sockets the bridged service had bound (a retire in this run): kept, not bound again. */
   adopt?: ReadonlyMap<string, DetachedPort>;
   brokerName: string;
+  /** broker.sendHighWaterMark, as the bridged service binds with: a restore serves on these sockets. */
+  sendHighWaterMark: number;
   log: Logger;
   /** Called for every connection and (un)subscription on a watched port (the evidence keeps them). */
   onEvent: (e: WatchEvent) => void;
@@ -87,6 +89,7 @@ export class WatchedPorts {
       format: "legacy",
       xpub: true,
       brokerName: this.opts.brokerName,
+      sendHighWaterMark: this.opts.sendHighWaterMark,
       linger: 0,
     });
     try {

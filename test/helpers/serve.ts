@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import * as zmq from "zeromq";
 import { HeraldClient } from "../../src/client/publisher.js";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -132,4 +133,17 @@ export function runJsonLines(
       );
     });
   });
+}
+
+/** Whether nothing holds the endpoint: the test can bind it itself (the socket is closed again at once). */
+export async function canBind(endpoint: string): Promise<boolean> {
+  const s = new zmq.Publisher({ linger: 0 });
+  try {
+    await s.bind(endpoint);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    s.close();
+  }
 }
