@@ -13,6 +13,8 @@ import { ConfigError } from "../src/errors.js";
 import type { EvidenceFile } from "../src/shim/evidence.js";
 import { startShim } from "../src/shim/shim.js";
 import { History } from "../src/shim/snapshot.js";
+import { WatchedPorts } from "../src/shim/watch.js";
+import type { ZmqPublishOptions } from "../src/transport/zeromq-pub.js";
 import { silentLogger } from "../src/util/log.js";
 import { canBind, freePorts } from "./helpers/serve.js";
 
@@ -89,5 +91,27 @@ describe("the watch after retirement, edges", () => {
     expect(() => config(dir, "retired", "tcp://127.0.0.1:1", "100000000d")).toThrow(ConfigError);
     expect(() => config(dir, "retired", "tcp://127.0.0.1:1", "100000000d")).toThrow(/at most 3650d/);
     expect(config(dir, "retired", "tcp://127.0.0.1:1", "3650d").legacy.watchRetired).toBe(3650 * 86_400_000);
+  });
+
+  it("a port bound for watching (after a restart) is handed back to a restore with broker.sendHighWaterMark", async () => {
+    const [port] = await freePorts(1);
+    const ep = `tcp://127.0.0.1:${port}`;
+    const w = new WatchedPorts({
+      service: "wiki.test",
+      endpoints: [ep],
+      brokerName: "edge",
+      sendHighWaterMark: 500,
+      log: silentLogger,
+      onEvent: () => {},
+    });
+    await w.start();
+    const t = w.handOver().get(ep);
+    try {
+      expect(t).toBeDefined();
+      // The option the restored service then serves with (it was unset: libzmq's 1,000, not the config's).
+      expect((t as unknown as { opts: ZmqPublishOptions }).opts.sendHighWaterMark).toBe(500);
+    } finally {
+      await t?.close();
+    }
   });
 });
