@@ -62,6 +62,8 @@ export {
   loadLegacyConfig,
   renderLegacyTable,
 } from "./legacy/config/index.js";
+// Body schemas the broker checks (schemas.dir); usable in an app's own tests.
+export { SchemaRegistry, type SchemaRegistryOptions } from "./schemas/registry.js";
 // Security: identities, trust, signatures, topic policy (docs/security.md).
 export {
   generateIdentity,

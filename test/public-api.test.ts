@@ -35,6 +35,7 @@ const RUNTIME_EXPORTS = [
   "MessageRejectedError",
   "Outbox",
   "ProtocolError",
+  "SchemaRegistry",
   "SecurityError",
   "Subscriber",
   "ThreadedAmqpSink",

@@ -1,6 +1,7 @@
 import { clientSubmitEndpoint, connectable, ipcSubmitEndpoint } from "../config/endpoints.js";
 import type { HeraldConfig, SinkConfig } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
+import { SchemaRegistry } from "../schemas/registry.js";
 import { type Identity, loadIdentity } from "../security/keys.js";
 import type { OutboxOptions } from "../storage/types.js";
 import { AmqpTransport, type AmqpTransportOptions } from "../transport/amqp.js";
@@ -9,7 +10,7 @@ import { ForwardTransport } from "../transport/forward.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import type { Logger } from "../util/log.js";
-import { Broker, type BrokerOptions } from "./broker.js";
+import { type AdmissionCheck, Broker, type BrokerOptions } from "./broker.js";
 import { BrokerSecurity, securityWanted } from "./security.js";
 
 /**
@@ -154,14 +155,16 @@ function amqpSink(s: Extract<SinkConfig, { type: "amqp" }>, log: Logger): Transp
 
 export function brokerOptionsFromConfig(config: HeraldConfig, log: Logger): BrokerOptions {
   const sec = brokerSecurity(config, log);
+  const schemas = bodySchemas(config, log);
+  const admission = [...(sec ? [sec.admission] : []), ...(schemas ? [schemas] : [])];
   return {
     ...(sec
       ? {
           security: sec,
-          admission: [sec.admission],
           submitSocketOptionsFor: (endpoint: string) => sec.submitSocketOptions(endpoint),
         }
       : {}),
+    ...(admission.length > 0 ? { admission } : {}),
     name: config.broker.name,
     submitEndpoints: submitEndpoints(config),
     outbox: outboxOptions(config),
@@ -221,4 +224,16 @@ export function buildSource(config: HeraldConfig, name: string, log: Logger): Tr
     format: s.format,
     log: (level, message, fields) => log.child(s.name)[level](message, fields),
   });
+}
+
+/** The body-schema check (schemas.dir), after the security checks: a forged message is refused as such. */
+function bodySchemas(config: HeraldConfig, log: Logger): AdmissionCheck | undefined {
+  if (config.schemas.dir === null) return undefined;
+  const registry = new SchemaRegistry({ dir: config.schemas.dir, strict: config.schemas.strict });
+  log.info("body schemas loaded", {
+    dir: config.schemas.dir,
+    schemas: registry.size,
+    strict: config.schemas.strict,
+  });
+  return (m) => registry.check(m);
 }

@@ -29,11 +29,22 @@ export async function config(argv: string[]): Promise<number> {
     const from = positionals[0] !== undefined ? "the command line" : "--config";
     const result = checkConfigFile(file, process.env, { configPathFrom: from });
     if (result.ok) {
-      out(`${result.loaded.file ?? "(no file: defaults + environment)"}: ok`);
+      // The body schemas too: a broken file would stop herald serve at start (loaded here only when set).
+      const dir = result.config.schemas.dir;
+      const schemas =
+        dir === null
+          ? ""
+          : `, ${(await loadSchemas(dir, result.config.schemas.strict)).size} body schema(s) in ${dir}`;
+      out(`${result.loaded.file ?? "(no file: defaults + environment)"}: ok${schemas}`);
       return EXIT.ok;
     }
     process.stderr.write(`${result.error.message}\n`);
     return EXIT.config;
   }
   throw new UsageError(`unknown subcommand 'config ${sub}'\n\n${USAGE}`);
+}
+
+async function loadSchemas(dir: string, strict: boolean): Promise<{ size: number }> {
+  const { SchemaRegistry } = await import("../schemas/registry.js");
+  return new SchemaRegistry({ dir, strict });
 }

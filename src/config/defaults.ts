@@ -84,6 +84,7 @@ export const STATIC_DEFAULTS = {
     policy: {},
     forwarders: [],
   },
+  schemas: { dir: null, strict: false },
   log: { level: "info", format: "text" },
 } as const;
 

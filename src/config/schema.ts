@@ -168,6 +168,8 @@ export interface HeraldConfig {
     /** The local broker's CURVE public key for clients: Z85, or a path to its .pub file; null = <keysDir>/<identity>.pub. */
     serverKey?: string | null;
   };
+  /** Body schemas the broker checks messages against (src/schemas/registry.ts); dir null = none. */
+  schemas: { dir: string | null; strict: boolean };
   log: { level: LogLevel; format: "text" | "json" };
 }
 
@@ -358,6 +360,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj({
     // A path (made absolute like the others) unless it is the key itself.
     serverKey: { type: ["string", "null"], minLength: 1, "x-unit": { kind: "path", orZ85Key: true } },
   }),
+  schemas: obj({ dir: nullablePath, strict: bool }),
   log: obj({
     level: oneOfValues("debug", "info", "warn", "error"),
     format: oneOfValues("text", "json"),
