@@ -76,7 +76,11 @@ class Publisher(object):
 
     def publish_many(self, messages):
         request_id = uuid.uuid4().hex.encode()
-        payload = json.dumps({"messages": messages}).encode("utf-8")
+        try:
+            # allow_nan=False: NaN/Infinity are not JSON; the broker would refuse the whole request.
+            payload = json.dumps({"messages": messages}, allow_nan=False).encode("utf-8")
+        except ValueError as e:
+            raise HeraldError("INVALID", "%s: NaN and Infinity are not JSON; send such a value as a string" % e)
         for _ in range(self.retries + 1):
             sock = self._socket()
             sock.send_multipart([PROTOCOL, request_id, payload])
@@ -90,7 +94,11 @@ class Publisher(object):
                 return reply["results"]
             self.sock.close()
             self.sock = None
-        raise HeraldError("TIMEOUT", "no answer from %s: is `herald serve` running?" % self.endpoint)
+        raise HeraldError(
+            "TIMEOUT",
+            "no answer from %s: is `herald serve` running? This script does not read herald's YAML file: "
+            "if the broker's configuration moves its socket (paths.runtimeDir, broker.submit), pass --endpoint "
+            "or set HERALD_PATHS__RUNTIME_DIR (`herald config show` prints the values)" % self.endpoint)
 
     def close(self):
         if self.sock is not None:

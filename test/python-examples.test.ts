@@ -29,6 +29,15 @@ describe("the Python examples users copy", () => {
       "{}",
     ]).catch((e: Error) => e.message);
     expect(String(refused)).toMatch(/BAD_TOPIC/);
+    // Python's json reads NaN; the script must refuse it itself (the broker refused the whole request).
+    const nan = await runJsonLines(PY, [
+      join(ROOT, "scripts", "herald_publish.py"),
+      "--endpoint",
+      tb.submit,
+      "py.example",
+      '{"k": NaN}',
+    ]).catch((e: Error) => e.message);
+    expect(String(nan)).toMatch(/INVALID: .*NaN and Infinity are not JSON/);
   });
 
   it("herald_tail.py (a legacy consumer switched to herald's format) prints herald messages", async () => {
