@@ -134,6 +134,16 @@ describe("subscriber", () => {
     expect(() =>
       subscribe(["#"], { formats: ["legacy"], endpoints: { herald: ["tcp://127.0.0.1:1"] } }),
     ).toThrow(/no legacy-format PUB socket to subscribe to/);
+    // A format no PUB socket can have: said as such (the old message advised adding one to broker.publish).
+    const formats = ["fedora-messaging"] as unknown as ["herald"];
+    expect(() => subscribe(["#"], { formats, endpoints: { herald: ["tcp://127.0.0.1:1"] } })).toThrow(
+      /"fedora-messaging" is not a format of the broker's PUB sockets: .*consume it from RabbitMQ/,
+    );
+    // A readonly tuple is accepted (`as const`).
+    const both = ["herald", "legacy"] as const;
+    expect(() => subscribe(["#"], { formats: both, endpoints: { herald: ["tcp://127.0.0.1:1"] } })).toThrow(
+      /no legacy-format PUB socket/,
+    );
   });
 
   it("a source that fails in the constructor closes the subscriptions already opened", () => {

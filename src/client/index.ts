@@ -19,7 +19,7 @@ import { Subscriber, type SubscriberOptions } from "./subscriber.js";
 export interface SubscribeOptions extends Omit<SubscriberOptions, "sources" | "patterns"> {
   config?: HeraldConfig;
   /** Which of the broker's PUB sockets to read: herald, legacy, or both (dual-format, each id once). Default herald. */
-  formats?: Array<"herald" | "legacy">;
+  formats?: ReadonlyArray<"herald" | "legacy">;
   /** Explicit PUB endpoints by format, instead of the configured broker.publish sockets. */
   endpoints?: { herald?: string[]; legacy?: string[] };
   log?: Logger;
@@ -32,6 +32,12 @@ export interface SubscribeOptions extends Omit<SubscriberOptions, "sources" | "p
 export function subscribe(patterns: string[], opts: SubscribeOptions = {}): Subscriber {
   const formats = opts.formats ?? ["herald"];
   const config = opts.endpoints ? opts.config : (opts.config ?? loadConfig({}).config);
+  for (const f of formats as readonly unknown[])
+    if (f !== "herald" && f !== "legacy")
+      throw new HeraldError(
+        "BAD_REQUEST",
+        `formats: ${JSON.stringify(f)} is not a format of the broker's PUB sockets: use "herald" and/or "legacy"${f === "fedora-messaging" ? " (fedora-messaging is an AMQP sink format: consume it from RabbitMQ)" : ""}`,
+      );
   const sources = formats.flatMap((format) => {
     const endpoints =
       opts.endpoints?.[format] ??
