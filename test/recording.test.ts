@@ -66,9 +66,9 @@ describe("record and replay", () => {
     const r = await run(process.execPath, [CLI, "replay", cassette, "--endpoint", b.submit], { env });
     expect(r.stdout).toMatch(/replayed 50 messages/);
     expect(b.broker.status().outbox.headSeq).toBe(50);
-    // Same ids again: the broker's dedup window recognises a second replay.
+    // Same ids again: the broker's dedup window recognises a second replay, and the summary says so.
     const again = await run(process.execPath, [CLI, "replay", cassette, "--endpoint", b.submit], { env });
-    expect(again.stdout).toMatch(/replayed 50 messages/);
+    expect(again.stdout).toMatch(/replayed 0 new, 50 already stored \(duplicate ids/);
     expect(b.broker.status().outbox.headSeq).toBe(50);
   });
 });

@@ -78,24 +78,34 @@ export async function replay(argv: string[]): Promise<number> {
     ...(values.endpoint ? { endpoint: values.endpoint } : {}),
   });
   let sent = 0;
+  // Acknowledged as duplicates: the broker already had the id (its dedup window) and published nothing.
+  let duplicates = 0;
   let refused = 0;
   try {
     for (let i = 0; i < messages.length; i += 500) {
       const results = await client.submit(messages.slice(i, i + 500)).catch((err: unknown) => {
-        throw partly(err, sent + refused, messages.length);
+        throw partly(err, sent + duplicates + refused, messages.length);
       });
       for (const r of results) {
         if (r instanceof Error) {
           refused++;
           process.stderr.write(`refused: ${r.message}\n`);
-        } else sent++;
+        } else if (r.duplicate) duplicates++;
+        else sent++;
       }
     }
   } finally {
     await client.close();
   }
-  out(`replayed ${sent} messages${refused ? `, ${refused} refused` : ""}`);
+  out(replaySummary(sent, duplicates, refused));
   return refused > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** The replay's one line: duplicates are counted apart, since the broker published none of them again. */
+export function replaySummary(sent: number, duplicates: number, refused: number): string {
+  const failed = refused ? `, ${refused} refused` : "";
+  if (duplicates === 0) return `replayed ${sent} messages${failed}`;
+  return `replayed ${sent} new, ${duplicates} already stored (duplicate ids: the broker published them before; use --new-ids to send copies)${failed}`;
 }
 
 /** A cassette's messages as the broker takes them: without the stamps of the broker that sent them. */

@@ -32,6 +32,18 @@ export function inCanonicalOrder<T>(value: T): T {
 }
 
 /**
+ * inCanonicalOrder, calling `slow(value)` first when the fast path cannot vouch for the value (it holds
+ * something JSON.stringify would write differently or not at all, e.g. a Date, a BigInt or a non-finite
+ * number): `slow` may throw to refuse it. Costs nothing beyond inCanonicalOrder's one walk.
+ */
+export function inCanonicalOrderOr<T>(value: T, slow: (value: T) => void): T {
+  const r = ready(value, JCS);
+  if (r !== FALLBACK) return r as T;
+  slow(value);
+  return value;
+}
+
+/**
  * The fast path too, when every string is ASCII and every number one Python writes as JavaScript does
  * (nearly every fedmsg envelope). The generic encoder's string concatenation was 1.9 KB of garbage per
  * message on a broker publishing the legacy format, its largest single source.

@@ -3,6 +3,7 @@ import { hostname, userInfo } from "node:os";
 import { basename } from "node:path";
 import { rejected } from "../errors.js";
 import { nodeCrypto } from "../util/node-crypto.js";
+import { bodyFault, bodyRejected } from "./body.js";
 import { isJsonObject, type JsonObject, pythonJson } from "./json.js";
 import { topicProblem } from "./topic.js";
 
@@ -227,13 +228,7 @@ export const MAX_VIA = 32;
 /** A broker name (config broker.name: non-empty, no spaces), at most 255 characters like a host name. */
 const BROKER_NAME_RE = /^\S{1,255}$/;
 
-/**
- * How deep a body may nest, the body object itself being level 1. Real payloads nest a few levels; the
- * bound keeps every envelope (body plus 1 level, a submit request plus 3) within herald's encoders (256
- * levels, wire/json.ts) and the decoders subscribers use (Ruby's json: 100, serde_json: 128, Python's json:
- * its recursion limit, 1000), and stops a 200,000-level body from overflowing the stack of JSON.stringify.
- */
-export const MAX_BODY_DEPTH = 64;
+export { assertJsonBody, MAX_BODY_DEPTH } from "./body.js";
 
 /** Throws a typed MessageRejectedError naming the first problem found. */
 export function validateMessage(
@@ -263,8 +258,8 @@ export function validateMessage(
   validateOrigin(msg.origin, id);
   validateHeaders(msg.headers, id);
   if (msg.via !== undefined) validateVia(msg.via, id);
-  const deep = bodyProblem(msg.body, 1);
-  if (deep !== undefined) throw rejected("INVALID", `body ${deep}`, { id });
+  const fault = bodyFault(msg.body, 1);
+  if (fault !== undefined) throw bodyRejected(fault, id);
   const src = opts.sourceBytes;
   if (src !== undefined && src * JSON_REWRITE_GROWTH <= maxBodyBytes) return;
   const size = Buffer.byteLength(JSON.stringify(msg.body), "utf8");
@@ -326,37 +321,6 @@ function validateVia(via: unknown, id: string): void {
         `via entry ${show(name)} is not a broker name (broker.name: 1-255 characters, no spaces)`,
         { id },
       );
-}
-
-/**
- * What a body holds that no encoder can write, walking containers only (`level`: the body is 1): nesting
- * deeper than MAX_BODY_DEPTH, or a number JSON cannot carry (`1e400` parses to Infinity). Named here rather
- * than failing in the outbox's encoder, or overflowing the stack of JSON.stringify. No allocation: it runs
- * for every message.
- */
-function bodyProblem(v: object, level: number): string | undefined {
-  if (level > MAX_BODY_DEPTH)
-    return `nests deeper than ${MAX_BODY_DEPTH} levels (the limit for bodies): flatten it`;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const p = valueProblem(v[i], level);
-      if (p !== undefined) return p;
-    }
-    return undefined;
-  }
-  for (const k in v) {
-    const p = valueProblem((v as Record<string, unknown>)[k], level);
-    if (p !== undefined) return p;
-  }
-  return undefined;
-}
-
-function valueProblem(x: unknown, level: number): string | undefined {
-  if (typeof x === "number")
-    return Number.isFinite(x)
-      ? undefined
-      : `holds the number ${x}, which JSON cannot carry: send it as a string`;
-  return typeof x === "object" && x !== null ? bodyProblem(x, level + 1) : undefined;
 }
 
 function validateHeaders(headers: unknown, id: string): void {

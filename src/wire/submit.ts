@@ -1,6 +1,13 @@
 import { type ErrorCode, type HeraldError, ProtocolError } from "../errors.js";
-import { inCanonicalOrder, isJsonObject, type JsonObject } from "./json.js";
-import { type Headers, jsonTypeName, type Message, type MessageInput, type Origin } from "./message.js";
+import { inCanonicalOrderOr, isJsonObject, type JsonObject } from "./json.js";
+import {
+  assertJsonBody,
+  type Headers,
+  jsonTypeName,
+  type Message,
+  type MessageInput,
+  type Origin,
+} from "./message.js";
 
 /**
  * The submit protocol (docs/submit-protocol.md): a client DEALER (or REQ) talks to the broker's ROUTER.
@@ -63,8 +70,10 @@ function toWireSubmitted(m: Message): WireSubmitted {
   return {
     id: m.id,
     topic: m.topic,
-    // In canonical key order, so that the broker (one thread for every publisher) finds it sorted.
-    body: inCanonicalOrder(m.body),
+    // In canonical key order, so that the broker (one thread for every publisher) finds it sorted. A body
+    // the fast path cannot vouch for is checked as validateMessage would (a message built by hand and given
+    // to submit()): JSON.stringify would turn a Date into a string and a Map into {}, or throw on a BigInt.
+    body: inCanonicalOrderOr(m.body, (body) => assertJsonBody(body, m.id)),
     sent_at: m.sentAt,
     schema: m.schema,
     schema_version: m.schemaVersion,

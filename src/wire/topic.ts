@@ -39,8 +39,8 @@ export class TopicPattern {
   private readonly words: readonly string[];
 
   constructor(pattern: string) {
-    if (pattern.length === 0)
-      throw rejected("BAD_TOPIC", "empty subscription pattern: use '#' for everything");
+    const problem = patternProblem(pattern);
+    if (problem !== undefined) throw rejected("BAD_TOPIC", problem, { pattern: String(pattern) });
     this.source = pattern;
     this.words = pattern.split(".");
   }
@@ -61,6 +61,36 @@ export class TopicPattern {
     // A fully literal pattern: the exact topic is a prefix of itself (and of longer topics; matches() decides).
     return out.join(".");
   }
+}
+
+const PATTERN_RULE =
+  "patterns are dot-separated words, each a literal topic word, '*' (exactly one word) or '#' (zero or more words), e.g. 'org.example.*.done' or 'org.example.#'";
+
+/**
+ * Why a subscription pattern can never match a topic herald accepts (topicProblem), or undefined. Wildcards
+ * are whole words: `a#`, `**` and `a..b` match nothing, and a space or control character cannot be in any
+ * topic; refused rather than left to deliver nothing.
+ */
+export function patternProblem(pattern: unknown): string | undefined {
+  if (typeof pattern !== "string")
+    return `subscription pattern must be a string, got ${pattern === null ? "null" : Array.isArray(pattern) ? "a list" : `a ${typeof pattern}`}: ${PATTERN_RULE}`;
+  if (pattern.length === 0) return "empty subscription pattern: use '#' for everything";
+  const shown = JSON.stringify(pattern.length > 80 ? `${pattern.slice(0, 80)}...` : pattern);
+  if (!pattern.isWellFormed()) return `subscription pattern ${shown} is not valid UTF-8 (lone surrogate)`;
+  for (const w of pattern.split(".")) {
+    if (w === "*" || w === "#") continue;
+    if (w.length === 0)
+      return `subscription pattern ${shown} has an empty word (leading, trailing or double dot): ${PATTERN_RULE}`;
+    const bad = FORBIDDEN.exec(w);
+    if (bad) {
+      const what =
+        bad[0] === "*" || bad[0] === "#"
+          ? `the word '${w}': a wildcard must be a whole word`
+          : `the character U+${bad[0].codePointAt(0)!.toString(16).padStart(4, "0")}, which no topic holds`;
+      return `subscription pattern ${shown} has ${what}; ${PATTERN_RULE}`;
+    }
+  }
+  return undefined;
 }
 
 function matchWords(p: readonly string[], pi: number, t: readonly string[], ti: number): boolean {
