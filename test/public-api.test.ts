@@ -97,8 +97,14 @@ describe("public API", () => {
     }
   });
 
-  it("herald/testing offers the in-memory transport and cassettes", () => {
-    expect(Object.keys(testing).sort()).toEqual(["MemoryBus", "MemoryTransport", "Recorder", "readCassette"]);
+  it("herald/testing offers the in-memory transport, cassettes and an in-process broker", () => {
+    expect(Object.keys(testing).sort()).toEqual([
+      "MemoryBus",
+      "MemoryTransport",
+      "Recorder",
+      "readCassette",
+      "startTestBroker",
+    ]);
   });
 
   it("every error class shares the one root", () => {
