@@ -136,4 +136,46 @@ describe("body schemas", () => {
     expect(no.status).toBe(3);
     expect(no.stderr).toMatch(/broken\.json is not readable JSON/);
   });
+
+  it("refuses at start what would make checking unsafe or wrong: $async, uniqueItems over objects, draft-04; resolves $ref across files in any order", async () => {
+    for (const [files, why] of [
+      [{ "a.json": { $async: true, type: "object" } }, /a\.json .*asynchronous \(\$async\)/],
+      [
+        { "b.json": { type: "object", properties: { xs: { type: "array", uniqueItems: true } } } },
+        /b\.json .*uniqueItems at \/properties\/xs .*stall the broker/,
+      ],
+      [
+        { "c.json": { $schema: "http://json-schema.org/draft-04/schema#", type: "object" } },
+        /c\.json .*draft-04/,
+      ],
+    ] as const) {
+      const { config } = site(files);
+      const err = await startBroker(config, silentLogger).then(
+        (r) => r.stop().then(() => undefined),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(String((err as Error).message)).toMatch(why);
+    }
+    // "a.json" refers to "z.json" (sorted after it) by $id; draft-06 and scalar uniqueItems are fine.
+    const { config } = site({
+      "a.ref.json": { type: "object", properties: { tag: { $ref: "https://example.org/z" } } },
+      "z.json": { $id: "https://example.org/z", type: "string", maxLength: 3 },
+      "six.json": { $schema: "http://json-schema.org/draft-06/schema#", type: "object", required: ["n"] },
+      "tags.json": {
+        type: "object",
+        properties: { t: { type: "array", uniqueItems: true, items: { type: "string" } } },
+      },
+    });
+    const c = await client(config);
+    const long = await refusal(c.publish("org.example.x", { tag: "toolong" }, { schema: "a.ref" }));
+    expect(long.message).toMatch(/body\.tag must NOT have more than 3 characters/);
+    await c.publish("org.example.x", { tag: "ok" }, { schema: "a.ref" });
+    expect((await refusal(c.publish("org.example.x", {}, { schema: "six" }))).message).toMatch(
+      /must have required property 'n'/,
+    );
+    expect(
+      (await refusal(c.publish("org.example.x", { t: ["a", "a"] }, { schema: "tags" }))).message,
+    ).toMatch(/duplicate items/);
+  });
 });

@@ -5,18 +5,15 @@
  * `schema: "bodhi.update.comment"` (`herald publish --schema`) and the broker looks up
  * `<dir>/bodhi.update.comment@<schemaVersion>.json`, then `<dir>/bodhi.update.comment.json`.
  *
- * The files are read and compiled once, when the broker starts: a broken file stops the start with a
- * configuration error naming it, rather than refusing messages later. ajv is loaded only when a directory
- * is configured (a CommonJS module, required on demand as in config/validator-compile.ts).
+ * The files are read and compiled once, when the broker starts (load.ts): a broken file stops the start
+ * with a configuration error naming it, rather than refusing messages later. ajv is loaded only when a
+ * directory is configured.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import type { ErrorObject, ValidateFunction } from "ajv";
-import { ConfigError, type HeraldError, rejected } from "../errors.js";
+import type { ErrorObject } from "ajv";
+import { type HeraldError, rejected } from "../errors.js";
 import { DEFAULT_SCHEMA, type Message } from "../wire/message.js";
-
-const require = createRequire(import.meta.url);
+import { type CompiledSchema, loadSchemas } from "./load.js";
 
 export interface SchemaRegistryOptions {
   /** Directory of `<schema>.json` / `<schema>@<version>.json` files. */
@@ -25,22 +22,14 @@ export interface SchemaRegistryOptions {
   strict: boolean;
 }
 
-interface Compiled {
-  file: string;
-  validate: ValidateFunction;
-}
-
 /** Errors shown per refusal: enough to fix the body, not a wall of text. */
 const SHOWN_ERRORS = 3;
 
 export class SchemaRegistry {
-  private readonly byName = new Map<string, Compiled>();
+  private readonly byName: Map<string, CompiledSchema>;
 
   constructor(private readonly opts: SchemaRegistryOptions) {
-    const files = listSchemaFiles(opts.dir);
-    if (files.length === 0) return;
-    const dialects = new Dialects();
-    for (const f of files) this.byName.set(f.slice(0, -".json".length), compile(dialects, join(opts.dir, f)));
+    this.byName = loadSchemas(opts.dir);
   }
 
   /** How many schema files were loaded. */
@@ -69,70 +58,10 @@ export class SchemaRegistry {
   }
 }
 
-function listSchemaFiles(dir: string): string[] {
-  try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith(".json") && !f.startsWith("."))
-      .sort();
-  } catch (err) {
-    throw new ConfigError(
-      "CONFIG",
-      `schemas.dir ${dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): create it, fix its permissions, or set schemas.dir to null`,
-      { cause: err, details: { file: dir } },
-    );
-  }
-}
-
-type AjvInstance = { compile(schema: unknown): ValidateFunction };
-type AjvClass = new (o: object) => AjvInstance;
-
-/**
- * One ajv per dialect: a file that names draft-07 (or -06) in `$schema` gets ajv's draft-07 class, any
- * other the draft 2020-12 one (which does not know draft-07's meta-schema).
- */
-class Dialects {
-  private readonly made = new Map<string, AjvInstance>();
-
-  for(schema: unknown): AjvInstance {
-    const uri = (schema as { $schema?: unknown } | null)?.$schema;
-    const old = typeof uri === "string" && /draft-0[67]/.test(uri);
-    const key = old ? "07" : "2020";
-    let ajv = this.made.get(key);
-    if (ajv === undefined) {
-      const Cls = (require(old ? "ajv" : "ajv/dist/2020") as { default: AjvClass }).default;
-      ajv = new Cls({ allErrors: true, strict: false });
-      this.made.set(key, ajv);
-    }
-    return ajv;
-  }
-}
-
-function compile(dialects: Dialects, file: string): Compiled {
-  let schema: unknown;
-  try {
-    schema = JSON.parse(readFileSync(file, "utf8"));
-  } catch (err) {
-    throw new ConfigError("CONFIG", `schema file ${file} is not readable JSON: ${(err as Error).message}`, {
-      cause: err,
-      details: { file },
-    });
-  }
-  try {
-    return { file, validate: dialects.for(schema).compile(schema) };
-  } catch (err) {
-    throw new ConfigError(
-      "CONFIG",
-      `schema file ${file} is not a valid JSON Schema: ${(err as Error).message}`,
-      {
-        cause: err,
-        details: { file },
-      },
-    );
-  }
-}
-
 function describe(e: ErrorObject): string {
-  const at = e.instancePath === "" ? "body" : `body${e.instancePath.replaceAll("/", ".")}`;
+  // JSON pointer to dotted path, with its escapes undone (~1 is "/", ~0 is "~").
+  const path = e.instancePath.replaceAll("/", ".").replaceAll("~1", "/").replaceAll("~0", "~");
+  const at = `body${path}`;
   const extra =
     e.keyword === "additionalProperties"
       ? ` (${String((e.params as { additionalProperty?: unknown }).additionalProperty)})`

@@ -50,6 +50,12 @@ const SUBSCRIBE_TIMEOUT_MS = 5_000;
 
 export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
   const name = options.name ?? "test";
+  // Before the temp dir: a bad schemas dir throws here and leaves nothing behind.
+  const admission: AdmissionCheck[] = [];
+  if (options.schemas) {
+    const registry = new SchemaRegistry(options.schemas);
+    admission.push((m) => registry.check(m));
+  }
   const dir = mkdtempSync(join(tmpdir(), "herald-testbroker-"));
   // XPUB: the broker sees each subscription, so subscribe() can wait for it instead of sleeping.
   const pub = (format: "herald" | "legacy") =>
@@ -66,11 +72,6 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     pubs[f].onSubscription((e) => {
       if (e.subscribe) seen[f]++;
     });
-  const admission: AdmissionCheck[] = [];
-  if (options.schemas) {
-    const registry = new SchemaRegistry(options.schemas);
-    admission.push((m) => registry.check(m));
-  }
   const submit = `ipc://${join(dir, "run", "submit.sock")}`;
   const broker = new Broker({
     name,
