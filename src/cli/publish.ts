@@ -1,7 +1,6 @@
-import { accessSync, constants } from "node:fs";
-import { join } from "node:path";
 import { createClient } from "../client/create.js";
 import type { Ack, HeraldClient } from "../client/publisher.js";
+import { unsignedReason } from "../client/security.js";
 import type { HeraldConfig } from "../config/schema.js";
 import { HeraldError } from "../errors.js";
 import { isJsonObject, type JsonObject } from "../wire/json.js";
@@ -140,7 +139,7 @@ function report(
     if (r instanceof HeraldError) {
       failed++;
       const at = where[i] === undefined ? "" : `${where[i]}: `;
-      if (r.code === "UNSIGNED") why ??= `\n  ${whyUnsigned(config)}`;
+      if (r.code === "UNSIGNED") why ??= `\n  ${unsignedReason(config)}`;
       process.stderr.write(`refused: ${at}${r.code}: ${r.message}${r.code === "UNSIGNED" ? why : ""}\n`);
     } else if (json) out(JSON.stringify(r));
     else out(`ok ${r.id} seq=${r.seq}${r.duplicate ? " (duplicate)" : ""}`);
@@ -167,25 +166,4 @@ function parseHeaders(list: string[]): Record<string, string> {
     out[h.slice(0, eq)] = h.slice(eq + 1);
   }
   return out;
-}
-
-/**
- * Why this client sent the message unsigned. A client without a readable key publishes unsigned and lets
- * the broker decide (the broker's own key is not the app user's to read); when the broker then refuses,
- * the refusal alone cannot say which of the three it was, and a typo in the identity looks like the rest.
- */
-function whyUnsigned(config: HeraldConfig): string {
-  const { identity, keysDir } = config.security;
-  const own = "use a key pair of yours ('herald keys generate NAME') whose .pub the broker trusts";
-  if (identity === null) return `this client signs nothing: security.identity is not set; ${own}`;
-  const file = join(keysDir, `${identity}.key`);
-  try {
-    accessSync(file, constants.R_OK);
-    return `this client signs with ${file} only when security.requireSignatures is true in its own configuration`;
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
-    return missing
-      ? `security.identity is ${identity} but ${file} does not exist: check the name and security.keysDir, or ${own}`
-      : `this user cannot read ${file} (security.identity ${identity}): ${own}, with HERALD_SECURITY__IDENTITY and HERALD_SECURITY__KEYS_DIR`;
-  }
 }

@@ -5,11 +5,16 @@ import { SecurityError } from "../errors.js";
 import { type Identity, loadIdentity, loadPublicKey } from "../security/keys.js";
 import type { CurveClientOptions } from "../transport/zeromq-common.js";
 
+/** The configured identity's secret key file, or undefined when security.identity is not set. */
+export function identityKeyFile(config: HeraldConfig): string | undefined {
+  const name = config.security.identity;
+  return name === null ? undefined : join(config.security.keysDir, `${name}.key`);
+}
+
 /** The configured identity's key pair, or undefined when none is set or this user cannot read it. */
 export function configIdentity(config: HeraldConfig): Identity | undefined {
-  const name = config.security.identity;
-  if (name === null) return undefined;
-  const file = join(config.security.keysDir, `${name}.key`);
+  const file = identityKeyFile(config);
+  if (file === undefined) return undefined;
   try {
     accessSync(file, constants.R_OK);
   } catch {
@@ -71,6 +76,28 @@ function unreadable(config: HeraldConfig, what: string): SecurityError {
     "SECURITY",
     name === null
       ? `security.curve is on: to ${what} set security.identity to a key pair of yours ('herald keys generate NAME') whose .pub the broker trusts`
-      : `security.curve is on: to ${what} this user needs to read ${join(config.security.keysDir, `${name}.key`)}; use your own identity (HERALD_SECURITY__IDENTITY, HERALD_SECURITY__KEYS_DIR) whose .pub the broker trusts`,
+      : `security.curve is on: to ${what} this user needs to read ${identityKeyFile(config)}; use your own identity (HERALD_SECURITY__IDENTITY, HERALD_SECURITY__KEYS_DIR) whose .pub the broker trusts`,
   );
+}
+
+/**
+ * Why a client built from this configuration sends messages unsigned, for a broker's UNSIGNED refusal. A
+ * client without a readable key publishes unsigned and lets the broker decide (the broker's own key is not
+ * the app user's to read); the refusal alone cannot say which case it was, and a typo in the identity
+ * looks like the rest.
+ */
+export function unsignedReason(config: HeraldConfig): string {
+  const own = "use a key pair of yours ('herald keys generate NAME') whose .pub the broker trusts";
+  const file = identityKeyFile(config);
+  if (file === undefined) return `this client signs nothing: security.identity is not set; ${own}`;
+  const identity = config.security.identity;
+  try {
+    accessSync(file, constants.R_OK);
+    return `this client signs with ${file} only when security.requireSignatures is true in its own configuration`;
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+    return missing
+      ? `security.identity is ${identity} but ${file} does not exist: check the name and security.keysDir, or ${own}`
+      : `this user cannot read ${file} (security.identity ${identity}): ${own}, with HERALD_SECURITY__IDENTITY and HERALD_SECURITY__KEYS_DIR`;
+  }
 }

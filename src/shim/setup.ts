@@ -1,9 +1,8 @@
 /** Setup helpers of the shim (shim.ts): its own broker client, its identity, the files it watches. */
 import { realpathSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { clientSubmitEndpoint, connectable } from "../broker/from-config.js";
 import { HeraldClient } from "../client/publisher.js";
-import { clientSecurity, configIdentity } from "../client/security.js";
+import { clientSecurity, configIdentity, identityKeyFile } from "../client/security.js";
 import type { HeraldConfig } from "../config/schema.js";
 import type { Identity } from "../security/keys.js";
 import type { Logger } from "../util/log.js";
@@ -58,11 +57,11 @@ export function standaloneClient(config: HeraldConfig, submitEndpoint: string | 
 export function shimIdentity(config: HeraldConfig, log: Logger): { identity?: Identity } {
   const identity = configIdentity(config);
   if (identity) return { identity };
-  const { identity: name, keysDir, requireSignatures } = config.security;
-  if (requireSignatures)
+  const key = identityKeyFile(config);
+  if (config.security.requireSignatures)
     log.warn(
       "security.requireSignatures is on but the shim has no key to sign what it ingests: the broker refuses every ingested fedmsg message (UNSIGNED; REFUSED in herald cutover status). Set security.identity to a key pair whose .pub the broker trusts, readable by this process",
-      name === null ? { identity: null } : { identity: name, key: join(keysDir, `${name}.key`) },
+      key === undefined ? { identity: null } : { identity: config.security.identity, key },
     );
   return {};
 }
