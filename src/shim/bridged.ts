@@ -39,6 +39,27 @@ export interface BridgedOptions {
   adopt?: ReadonlyMap<string, ZmqPublishTransport>;
 }
 
+/**
+ * The socket of one of a legacy service's old ports, as the bridged service serves it and the watch after
+ * retirement keeps it (watch.ts): an XPUB, so that who subscribes there is seen, in fedmsg framing.
+ */
+export function legacyPortSocket(
+  name: string,
+  endpoint: string,
+  brokerName: string,
+  sendHighWaterMark: number,
+): ZmqPublishTransport {
+  return new ZmqPublishTransport({
+    name,
+    endpoint: bindAddress(endpoint),
+    format: "legacy",
+    xpub: true,
+    brokerName,
+    sendHighWaterMark,
+    linger: 0,
+  });
+}
+
 /** A bound socket handed over by detach(). */
 export interface DetachedPort {
   t: ZmqPublishTransport;
@@ -118,15 +139,12 @@ export class BridgedService {
 
   private async bindLoop(p: Port): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
-      const t = new ZmqPublishTransport({
-        name: `shim-${this.opts.service}`,
-        endpoint: bindAddress(p.endpoint),
-        format: "legacy",
-        xpub: true,
-        brokerName: this.opts.brokerName,
-        sendHighWaterMark: this.opts.sendHighWaterMark ?? 10_000,
-        linger: 0,
-      });
+      const t = legacyPortSocket(
+        `shim-${this.opts.service}`,
+        p.endpoint,
+        this.opts.brokerName,
+        this.opts.sendHighWaterMark ?? 10_000,
+      );
       try {
         await t.open();
       } catch (err) {

@@ -1,7 +1,6 @@
-import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
+import type { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import type { Logger } from "../util/log.js";
-import type { DetachedPort, PortState } from "./bridged.js";
-import { bindAddress } from "./services.js";
+import { type DetachedPort, legacyPortSocket, type PortState } from "./bridged.js";
 
 /** What happened on a watched port: every kind moves lastSeenAt; accepts count as stragglers. */
 export interface WatchEvent {
@@ -83,15 +82,12 @@ export class WatchedPorts {
    * another program) is theirs. Logged at info and left alone; retrying would fight them for it.
    */
   private async bindOnce(p: WatchedPort): Promise<void> {
-    const t = new ZmqPublishTransport({
-      name: `shim-watch-${this.opts.service}`,
-      endpoint: bindAddress(p.endpoint),
-      format: "legacy",
-      xpub: true,
-      brokerName: this.opts.brokerName,
-      sendHighWaterMark: this.opts.sendHighWaterMark,
-      linger: 0,
-    });
+    const t = legacyPortSocket(
+      `shim-watch-${this.opts.service}`,
+      p.endpoint,
+      this.opts.brokerName,
+      this.opts.sendHighWaterMark,
+    );
     try {
       await t.open();
     } catch (err) {
