@@ -21,6 +21,7 @@ export {
   createClient,
   type Gap,
   HeraldClient,
+  type JsonInputs,
   type LegacyAndHeraldOptions,
   type LegacyAndHeraldSubscriber,
   type PublishOptions,
@@ -110,7 +111,7 @@ export { type ZmqSubscribeOptions, ZmqSubscribeTransport } from "./transport/zer
 export { decodeAmqp, encodeAmqp } from "./wire/fedora-messaging.js";
 export { decodeEnvelope, encodeEnvelope, encodeHeraldFrames, toCloudEvent } from "./wire/herald.js";
 // Messages and wire formats.
-export type { JsonObject, JsonValue } from "./wire/json.js";
+export type { JsonObject, JsonShaped, JsonValue, NotArray } from "./wire/json.js";
 export { canonicalJson, pythonJson } from "./wire/json.js";
 export { decodeLegacyEnvelope, encodeLegacyFrames, LEGACY_HEADER, toLegacyObject } from "./wire/legacy.js";
 export {

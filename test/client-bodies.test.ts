@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type HeraldError, MessageRejectedError } from "../src/errors.js";
+import { startTestBroker as startAppTestBroker } from "../src/testing/broker.js";
 import { createMessage, type Message } from "../src/wire/message.js";
 import { encodeSubmitted } from "../src/wire/submit.js";
 import { startTestBroker, type TestBroker } from "./helpers/broker.js";
@@ -99,3 +100,62 @@ describe("client.publish, publishMany and publishBatch refuse them before sendin
     expect(tb.broker.status().outbox.headSeq).toBe(2);
   });
 });
+
+/** An app's own types, as apps write them: interfaces have no index signature, so JsonObject refused them. */
+interface BuildFinished {
+  build: number;
+  owner: string;
+  tags: string[];
+  result: { ok: boolean; log: string | null };
+  retries?: number;
+}
+interface Scheduled {
+  when: Date;
+}
+
+describe("an app's own interface types publish without a cast", () => {
+  it("publish, publishMany (mixed body types) and createMessage take them; what JSON cannot carry does not compile", async () => {
+    const app = await startAppTestBroker(); // herald/testing's, as an app's own tests use
+    try {
+      await interfaceBodies(app);
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
+async function interfaceBodies(app: Awaited<ReturnType<typeof startAppTestBroker>>): Promise<void> {
+  const c = app.client();
+  const body: BuildFinished = { build: 42, owner: "ralph", tags: ["f44"], result: { ok: true, log: null } };
+  const sub = await app.subscribe(["org.example.#"]);
+  await c.publish("org.example.build.finished", body);
+  const acks = await c.publishMany([
+    { topic: "org.example.build.finished", body: { ...body, retries: 1 } },
+    { topic: "org.example.other", body: { n: 1 } },
+  ]);
+  expect(acks.filter((a) => a instanceof Error)).toEqual([]);
+  const got: unknown[] = [];
+  for await (const d of sub) {
+    got.push(d.message.body);
+    if (got.length === 3) break;
+  }
+  expect(got).toEqual([body, { ...body, retries: 1 }, { n: 1 }]);
+  expect(createMessage({ topic: "org.example.t", body }).body).toEqual(body);
+
+  // The compiler refuses what the broker would (typecheck fails if any of these starts compiling);
+  // at run time each is refused as well.
+  const when: Scheduled = { when: new Date() };
+  // @ts-expect-error a Date field is not JSON
+  await expect(c.publish("org.example.t", when)).rejects.toBeInstanceOf(MessageRejectedError);
+  // @ts-expect-error a body is an object, not an array
+  await expect(c.publish("org.example.t", [1, 2])).rejects.toBeInstanceOf(MessageRejectedError);
+  const maybe: { n: number | undefined } = { n: undefined };
+  // @ts-expect-error a field that may be undefined would vanish from the JSON
+  await expect(c.publish("org.example.t", maybe)).rejects.toBeInstanceOf(MessageRejectedError);
+  const mixed = await c.publishMany([
+    { topic: "org.example.ok", body },
+    // @ts-expect-error one input's Map is refused while the others compile
+    { topic: "org.example.bad", body: { m: new Map<string, number>() } },
+  ]);
+  expect(mixed[1]).toBeInstanceOf(MessageRejectedError);
+}

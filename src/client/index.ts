@@ -7,7 +7,7 @@ import type { CurveClientOptions } from "../transport/zeromq-common.js";
 import { subscriberCurve } from "./security.js";
 
 export { createClient } from "./create.js";
-export type { Ack, ClientOptions, PublishOptions } from "./publisher.js";
+export type { Ack, ClientOptions, JsonInputs, PublishOptions } from "./publisher.js";
 export { HeraldClient } from "./publisher.js";
 export type { Gap, ReceivedMessage, SubscriberOptions, SubscriberStats } from "./subscriber.js";
 export { Subscriber } from "./subscriber.js";

@@ -2,7 +2,7 @@ import type { MessageTrace } from "../broker/commands.js";
 import { errorFromWire, type HeraldError, ProtocolError, toHeraldError } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { signMessage } from "../security/sign.js";
-import type { JsonObject } from "../wire/json.js";
+import type { JsonShaped, NotArray } from "../wire/json.js";
 import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput } from "../wire/message.js";
 import {
   encodeCommand,
@@ -56,6 +56,14 @@ export interface Ack {
 export type PublishOptions = Omit<MessageInput, "topic" | "body">;
 
 /**
+ * Each input's body checked as JSON on its own (JsonShaped), so one call may mix body types: a single type
+ * parameter for the body would be inferred from the first input and refuse the others.
+ */
+export type JsonInputs<I extends readonly MessageInput<unknown>[]> = {
+  readonly [K in keyof I]: MessageInput<JsonShaped<I[K]["body"]> & NotArray>;
+};
+
+/**
  * Publishes to the local herald broker. Connects lazily; any number of concurrent callers share one
  * DEALER socket (requests are matched by id). A request that times out is sent again with the SAME
  * message ids on a fresh socket, so the broker's dedup window makes retries safe (see Requester).
@@ -84,7 +92,11 @@ export class HeraldClient {
   }
 
   /** Publish one message; resolves with the broker's acknowledgement or throws a typed HeraldError. */
-  async publish(topic: string, body: JsonObject, options: PublishOptions = {}): Promise<Ack> {
+  async publish<B extends JsonShaped<B> & NotArray>(
+    topic: string,
+    body: B,
+    options: PublishOptions = {},
+  ): Promise<Ack> {
     const [result] = await this.publishMany([{ ...options, topic, body }]);
     const r = result!;
     if (r instanceof Error) throw r;
@@ -92,7 +104,9 @@ export class HeraldClient {
   }
 
   /** Publish many; every message's outcome is returned in order (an Ack or a HeraldError), nothing thrown per message. */
-  async publishMany(inputs: readonly MessageInput[]): Promise<Array<Ack | HeraldError>> {
+  async publishMany<I extends readonly MessageInput<unknown>[]>(
+    inputs: I & JsonInputs<I>,
+  ): Promise<Array<Ack | HeraldError>> {
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     const sign = this.opts.sign;
     const out: Array<Ack | HeraldError> = new Array(inputs.length);
@@ -100,7 +114,7 @@ export class HeraldClient {
     const slots: number[] = [];
     inputs.forEach((input, i) => {
       try {
-        const m = createMessage(input, maxBody);
+        const m = createMessage(input as MessageInput, maxBody);
         // Signed once here: every retry resends the same bytes, so the broker's dedup sees one message.
         messages.push(sign ? signMessage(m, sign) : m);
         slots.push(i);
@@ -117,8 +131,8 @@ export class HeraldClient {
   }
 
   /** Like publishMany but throws the first error (after all were tried). */
-  async publishBatch(inputs: readonly MessageInput[]): Promise<Ack[]> {
-    const results = await this.publishMany(inputs);
+  async publishBatch<I extends readonly MessageInput<unknown>[]>(inputs: I & JsonInputs<I>): Promise<Ack[]> {
+    const results = await this.publishMany<I>(inputs);
     const err = results.find((r): r is HeraldError => r instanceof Error);
     if (err) throw err;
     return results as Ack[];

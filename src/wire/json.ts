@@ -11,6 +11,27 @@ import { FALLBACK, type ReadyRules, ready } from "./json-ready.js";
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/**
+ * A body type the compiler can check as JSON without an index signature: `T` is accepted when each of its
+ * fields is JSON (null, boolean, number, string, arrays and objects of those), so an `interface Build {...}`
+ * can be published as it is (an interface never satisfies JsonObject's index signature, which made users
+ * cast). Dates, Maps, functions, bigints and fields that may be `undefined` do not fit, as the broker
+ * would refuse them; optional fields do. Used as `T extends JsonShaped<T> & NotArray`.
+ */
+export type JsonShaped<T> = { [K in keyof T]: JsonShapedValue<T[K]> };
+// JsonValue first: a value already typed as JSON (JsonObject's own index signature) ends the recursion.
+type JsonShapedValue<V> = V extends JsonValue
+  ? V
+  : V extends (...args: never[]) => unknown
+    ? never
+    : V extends readonly unknown[]
+      ? { [I in keyof V]: JsonShapedValue<V[I]> }
+      : V extends object
+        ? JsonShaped<V>
+        : never;
+/** A body is a JSON object, never an array (JsonShaped alone would let an array through). */
+export type NotArray = { readonly [Symbol.iterator]?: never };
+
 export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { rejected } from "../errors.js";
 import { nodeCrypto } from "../util/node-crypto.js";
 import { bodyFault, bodyRejected } from "./body.js";
-import { isJsonObject, type JsonObject, pythonJson } from "./json.js";
+import { isJsonObject, type JsonObject, type JsonShaped, type NotArray, pythonJson } from "./json.js";
 import { topicProblem } from "./topic.js";
 
 /** Header values are scalars so that every transport (AMQP headers, CloudEvents attributes) carries them. */
@@ -45,10 +45,13 @@ export interface Message {
   via?: string[];
 }
 
-/** Fields a publisher supplies; the rest is filled in. */
-export interface MessageInput {
+/**
+ * Fields a publisher supplies; the rest is filled in. `B` is the body's type: a JsonObject, or any type whose
+ * fields are JSON (JsonShaped), such as an app's own interface.
+ */
+export interface MessageInput<B = JsonObject> {
   topic: string;
-  body: JsonObject;
+  body: B;
   id?: string;
   sentAt?: string;
   schema?: string;
@@ -171,7 +174,10 @@ export function isoNow(now: number = Date.now()): string {
 }
 
 /** Build a complete message from publisher input, validating what can be checked locally. */
-export function createMessage(input: MessageInput, maxBodyBytes: number = DEFAULT_MAX_BODY_BYTES): Message {
+export function createMessage<B extends JsonShaped<B> & NotArray>(
+  input: MessageInput<B>,
+  maxBodyBytes: number = DEFAULT_MAX_BODY_BYTES,
+): Message {
   const now = Date.now();
   const msg: Message = {
     id: input.id ?? newId(now),
@@ -180,7 +186,8 @@ export function createMessage(input: MessageInput, maxBodyBytes: number = DEFAUL
     schema: input.schema ?? DEFAULT_SCHEMA,
     schemaVersion: input.schemaVersion ?? 1,
     headers: input.headers ?? {},
-    body: input.body,
+    // JsonShaped<B> is JSON field by field; validateMessage below checks the values at run time.
+    body: input.body as JsonObject,
     origin: { ...localOrigin(), ...input.origin },
   };
   validateMessage(msg, maxBodyBytes);
