@@ -71,6 +71,16 @@ describe("encodeSubmitted refuses a hand-built message's body JSON would change"
     expect(err).toBeInstanceOf(MessageRejectedError);
     expect(err.message).toMatch(/^message m-2: body\.d is a Date/);
   });
+
+  it("refuses an undefined field instead of leaving it out (createMessage refuses it too)", () => {
+    const m = {
+      ...createMessage({ id: "m-3", topic: "t.x", body: {} }),
+      body: { k: 1, u: undefined } as never,
+    };
+    const err = refusal(() => encodeSubmitted(m));
+    expect(err).toBeInstanceOf(MessageRejectedError);
+    expect(err.message).toMatch(/^message m-3: body\.u is undefined/);
+  });
 });
 
 describe("client.publish, publishMany and publishBatch refuse them before sending", () => {

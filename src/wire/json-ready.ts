@@ -16,6 +16,11 @@ export interface ReadyRules {
   sort(keys: string[]): string[];
   /** Whether JSON.stringify writes this finite number as the dialect does; any when absent. */
   plainNumber?(n: number): boolean;
+  /**
+   * Fall back on an object field that is `undefined` instead of leaving it out as both encoders do: a body
+   * handed to the client by hand must be checked (it is refused there, as createMessage refuses it).
+   */
+  undefinedFallsBack?: boolean;
 }
 
 /** ready() could not guarantee the fast path's output: use the generic encoder (which also throws its errors). */
@@ -76,7 +81,10 @@ function objectReady(obj: Record<string, unknown>, rules: ReadyRules, depth: num
   // copy or fall back, never appear in the text: JSON.stringify and the copy below take own keys only.
   for (const k in obj) {
     const x = obj[k];
-    if (x === undefined) continue; // both encoders leave it out
+    if (x === undefined) {
+      if (rules.undefinedFallsBack === true) return FALLBACK;
+      continue; // both encoders leave it out
+    }
     const r = ready(x, rules, depth + 1);
     if (r === FALLBACK) return FALLBACK;
     if (r !== x) {

@@ -54,11 +54,11 @@ export function inCanonicalOrder<T>(value: T): T {
 
 /**
  * inCanonicalOrder, calling `slow(value)` first when the fast path cannot vouch for the value (it holds
- * something JSON.stringify would write differently or not at all, e.g. a Date, a BigInt or a non-finite
- * number): `slow` may throw to refuse it. Costs nothing beyond inCanonicalOrder's one walk.
+ * something JSON.stringify would write differently or not at all, e.g. a Date, a BigInt, a non-finite
+ * number or an `undefined` field): `slow` may throw to refuse it. Costs nothing beyond inCanonicalOrder's one walk.
  */
 export function inCanonicalOrderOr<T>(value: T, slow: (value: T) => void): T {
-  const r = ready(value, JCS);
+  const r = ready(value, JCS_UNDEFINED_CHECKED);
   if (r !== FALLBACK) return r as T;
   slow(value);
   return value;
@@ -103,6 +103,9 @@ const JCS: Dialect = {
   before: (a, b) => a < b,
   sort: (keys) => keys.sort(),
 };
+
+/** JCS for inCanonicalOrderOr: an `undefined` field goes to `slow`, which refuses it, instead of vanishing. */
+const JCS_UNDEFINED_CHECKED: ReadyRules = { before: JCS.before, sort: JCS.sort, undefinedFallsBack: true };
 
 const PYTHON: Dialect = {
   str: (s) => pythonString(s),
