@@ -1,8 +1,9 @@
 import { ProtocolError } from "../errors.js";
-import { isJsonObject, type JsonObject, pythonJson } from "./json.js";
+import { canonicalJson, isJsonObject, type JsonObject, pythonJson } from "./json.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_SCHEMA,
+  DERIVED_FIELDS,
   type Headers,
   type Message,
   sentAtFromMillis,
@@ -79,8 +80,19 @@ export function toLegacyObject(msg: Message, i: number): JsonObject {
   const seqId = numberHeader(h, LEGACY_HEADER.seqId);
   if (seqId !== undefined) obj["seq_id"] = seqId;
   const extra = stringHeader(h, LEGACY_HEADER.extra);
-  if (extra !== undefined) Object.assign(obj, JSON.parse(extra) as JsonObject);
+  if (extra !== undefined) mergeExtra(obj, JSON.parse(extra) as JsonObject);
   return obj;
+}
+
+/**
+ * The unknown fields an ingested envelope had, back in place. Admission refuses an extra that names a
+ * derived field or `__proto__` (message.ts); skipped here too for rows stored before it did.
+ */
+function mergeExtra(obj: JsonObject, extra: JsonObject): void {
+  for (const [k, v] of Object.entries(extra)) {
+    if (DERIVED_FIELDS.has(k) || k === "__proto__") continue;
+    obj[k] = v;
+  }
 }
 
 /** herald ids become `<YEAR>-<id>` like fedmsg's; ids that came from fedmsg are kept as they were. */
@@ -95,20 +107,25 @@ export function encodeLegacyFrames(msg: Message, i: number): [Buffer, Buffer] {
 
 /** The envelope text of encodeLegacyFrames, for senders that take strings (the PUB sockets). */
 export function legacyEnvelopeText(msg: Message, i: number): string {
-  return verbatimEnvelope(msg) ?? pythonJson(toLegacyObject(msg, i));
+  return verbatimEnvelope(msg, i) ?? pythonJson(toLegacyObject(msg, i));
 }
 
-/** The envelope kept at decode (LEGACY_HEADER.envelope), if it still describes this message. */
-function verbatimEnvelope(msg: Message): string | undefined {
+/**
+ * The envelope kept at decode (LEGACY_HEADER.envelope), if it says exactly what the message says: it may
+ * differ from the re-encoded envelope in form only (`5.0`, digits past 2^53, spacing), never in a value.
+ * Any submitter can set the header, so a text whose topic, msg, msg_id or any other field differs from
+ * the message's own is ignored and the envelope is re-encoded. Only messages carrying the header pay.
+ */
+function verbatimEnvelope(msg: Message, i: number): string | undefined {
   const text = stringHeader(msg.headers, LEGACY_HEADER.envelope);
   if (text === undefined) return undefined;
-  let env: unknown;
   try {
-    env = JSON.parse(text);
+    const env: unknown = JSON.parse(text);
+    if (!isJsonObject(env) || env["msg_id"] !== msg.id) return undefined;
+    return canonicalJson(env) === canonicalJson(toLegacyObject(msg, i)) ? text : undefined;
   } catch {
     return undefined;
   }
-  return isJsonObject(env) && env["topic"] === msg.topic && env["msg_id"] === msg.id ? text : undefined;
 }
 
 export interface DecodedLegacy {
@@ -219,6 +236,7 @@ function legacyHeaders(raw: JsonObject): Headers {
   if (typeof raw["seq_id"] === "number") headers[LEGACY_HEADER.seqId] = raw["seq_id"];
   const extra: JsonObject = {};
   for (const [k, v] of Object.entries(raw)) {
+    if (k === "__proto__") continue; // would set extra's prototype; no fedmsg envelope has one
     if (
       !KNOWN_FIELDS.has(k) ||
       (k === "username" && typeof v !== "string") ||

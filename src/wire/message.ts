@@ -344,6 +344,13 @@ function validateHeaders(headers: unknown, id: string): void {
 const FEDMSG_EXTRA = "fedmsg.extra";
 
 /**
+ * Envelope fields the legacy encoder writes from the message itself and never from `fedmsg.extra`: fedmsg
+ * consumers and datagrepper read the topic and msg_id from the envelope, so a header must not make the
+ * legacy form say something the message (and the topic policy, which saw msg.topic) does not.
+ */
+export const DERIVED_FIELDS: ReadonlySet<string> = new Set(["topic", "msg", "msg_id", "timestamp"]);
+
+/**
  * The legacy encoder merges this header into every fedmsg envelope it writes: one it cannot encode would
  * be stored, acknowledged, and then refused by every legacy-format sink. Refused here instead.
  */
@@ -351,7 +358,12 @@ function checkFedmsgExtra(extra: unknown, id: string): void {
   let problem: string | undefined;
   try {
     const v: unknown = typeof extra === "string" ? JSON.parse(extra) : undefined;
+    const named = isJsonObject(v)
+      ? Object.keys(v).find((k) => DERIVED_FIELDS.has(k) || k === "__proto__")
+      : undefined;
     if (!isJsonObject(v)) problem = "must be the JSON text of an object";
+    else if (named !== undefined)
+      problem = `may not set '${named}' (the legacy envelope's topic, msg, msg_id and timestamp come from the message itself)`;
     else pythonJson(v);
   } catch (err) {
     problem = `cannot be re-encoded (${(err as Error).message})`;
