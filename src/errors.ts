@@ -30,6 +30,7 @@ export type ErrorCode =
   | "SECURITY"
   | "FORWARD_REFUSED"
   | "CUTOVER_REFUSED"
+  | "ID_CONFLICT"
   | "INTERNAL";
 
 export interface HeraldErrorOptions {
@@ -97,6 +98,7 @@ const CLASS_BY_CODE: Partial<
   BAD_TOPIC: MessageRejectedError,
   INVALID: MessageRejectedError,
   BAD_REQUEST: MessageRejectedError,
+  ID_CONFLICT: MessageRejectedError,
   OUTBOX_FULL: BrokerUnavailableError,
   SHUTTING_DOWN: BrokerUnavailableError,
   STORAGE_ERROR: BrokerUnavailableError,
@@ -158,6 +160,7 @@ const ALL_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "SECURITY",
   "FORWARD_REFUSED",
   "CUTOVER_REFUSED",
+  "ID_CONFLICT",
   "INTERNAL",
 ]);
 

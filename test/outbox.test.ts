@@ -105,7 +105,7 @@ describe("outbox basics", () => {
   it("dedup: same id in one batch, across batches, and appendSync report the original seq", async () => {
     const { box } = openTemp();
     const a = msg(1);
-    const [r1, r2] = box.appendSync([a, { ...a, body: { other: true } }]);
+    const [r1, r2] = box.appendSync([a, { ...a, via: ["another-route"] }]); // other content: id-conflict.test.ts
     expect(r1).toMatchObject({ ok: true, duplicate: false, seq: 1 });
     expect(r2).toMatchObject({ ok: true, duplicate: true, seq: 1 });
     const [r3] = await box.append([a]);

@@ -57,6 +57,20 @@ export function tooLargeForOutbox(id: string, bytes: number, maxBytes: number): 
   );
 }
 
+/**
+ * Another message already holds this id. Not a duplicate: answering "ok" would tell its publisher it was
+ * stored while subscribers only ever get the first one. Not retryable: the id stays taken.
+ */
+export function idConflictError(id: string, difference: string, storedSeq: number): HeraldError {
+  return new MessageRejectedError(
+    "ID_CONFLICT",
+    `message ${JSON.stringify(id)}: id already stored with different content (${difference}): ids must ` +
+      "be unique; publish it with a new id (createMessage() makes one). The stored message is the one " +
+      "delivered",
+    { details: { id, storedSeq } },
+  );
+}
+
 export function invalidForOutbox(id: string, reason: string): HeraldError {
   return new MessageRejectedError(
     "INVALID",

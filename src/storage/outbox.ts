@@ -12,6 +12,7 @@ import { type OutboxTrace, traceId } from "./lookup.js";
 import { FailStop, limitProblem } from "./outbox-errors.js";
 import { deleteThrough } from "./prune.js";
 import { RecentMessages, storedForm } from "./recent.js";
+import { againStored, sameOrConflict } from "./same-message.js";
 import { Stamps } from "./stamps.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
@@ -173,11 +174,12 @@ export class Outbox {
     const inBatch = new Map<string, number>();
     const results = prepared.map((p, i): AppendResult => {
       if ("error" in p) return { ok: false, id: p.id, error: p.error };
+      // A known id is a duplicate only with the same content, else ID_CONFLICT (same-message.ts).
       const batchSeq = inBatch.get(p.id);
-      if (batchSeq !== undefined) return { ok: true, id: p.id, seq: batchSeq, acceptedAt, duplicate: true };
+      if (batchSeq !== undefined)
+        return sameOrConflict(this.freshAt(batchSeq), messages[i]!, p.id, { seq: batchSeq, acceptedAt });
       const found = this.sql.findId.get(p.id);
-      if (found !== undefined)
-        return { ok: true, id: p.id, seq: found.seq, acceptedAt: found.accepted_at, duplicate: true };
+      if (found !== undefined) return againStored(this.sql, p, messages[i]!, found);
       const full = limitProblem(this.limits, this.counts, p.id, p.envelope.length);
       if (full !== undefined) return { ok: false, id: p.id, error: full };
       this.head += 1;
@@ -197,6 +199,11 @@ export class Outbox {
     // is a page to fsync on the publisher's critical path.
     this.fp.hit("outbox.before_commit");
     return results;
+  }
+
+  /** The message of a row this transaction inserted (they are contiguous from fresh[0]). */
+  private freshAt(seq: number): Message {
+    return this.fresh[seq - this.fresh[0]!.seq]!.message;
   }
 
   /** The whole transaction rolled back: decide between a retryable error and fail-stop. */

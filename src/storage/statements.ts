@@ -12,6 +12,7 @@ type S<P extends unknown[], R = unknown> = Database.Statement<P, R>;
 
 export interface Statements {
   findId: S<[string], { seq: number; accepted_at: number }>;
+  envelopeAt: S<[number], { envelope: Buffer }>;
   insert: S<[number, string, number, number, Buffer]>;
   setHead: S<[string]>;
   getHead: S<[], { value: string }>;
@@ -51,6 +52,8 @@ export function prepareStatements(db: Database.Database): Statements {
     findId: db.prepare<[string], { seq: number; accepted_at: number }>(
       "SELECT seq, accepted_at FROM messages WHERE id = ?",
     ),
+    // Only a duplicate id reads its row's envelope (to tell a resend from another message: same-message.ts).
+    envelopeAt: db.prepare<[number], { envelope: Buffer }>("SELECT envelope FROM messages WHERE seq = ?"),
     insert: db.prepare<[number, string, number, number, Buffer]>(
       "INSERT INTO messages (seq, id, accepted_at, bytes, envelope) VALUES (?, ?, ?, ?, ?)",
     ),

@@ -48,9 +48,10 @@ const DEFAULT_LIMITS: HubLimits = { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, maxBat
 /**
  * Refusals about the message itself: the hub will never take it, so the dispatcher passes it over
  * (logged, counted in `skipped`). Every other refusal (security, BAD_REQUEST, unknown) may be cured at the
- * hub (a key trusted, a forwarder listed): the sink holds the message and retries.
+ * hub (a key trusted, a forwarder listed): the sink holds the message and retries. ID_CONFLICT (the hub
+ * holds another message with this id) never goes away: held, one taken id would stop all forwarding.
  */
-const MESSAGE_FAULTS: ReadonlySet<string> = new Set(["INVALID", "BAD_TOPIC", "TOO_LARGE"]);
+const MESSAGE_FAULTS: ReadonlySet<string> = new Set(["INVALID", "BAD_TOPIC", "TOO_LARGE", "ID_CONFLICT"]);
 
 type Outcome = Ack | HeraldError;
 
