@@ -88,6 +88,10 @@ describe("clean close", () => {
         after = page.at(-1)?.seq ?? after;
       }
     }).toThrow(/malformed|damaged|corrupt/i);
+    // Fail-stop: nothing more is acknowledged into a file the next open moves aside.
+    expect(box.failed?.code).toBe("STORAGE_ERROR");
+    const [r] = box.appendSync(msgs(1, 10_000, 10));
+    expect(r?.ok === false && r.error.code).toBe("STORAGE_ERROR");
     box.close();
     const thrown = thrownBy(open);
     expect(thrown?.code).toBe("STORAGE_ERROR");

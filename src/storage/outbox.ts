@@ -6,7 +6,7 @@ import { type Prepared, prepare, readRows } from "./codec.js";
 import { CommitQueue } from "./commit-queue.js";
 import { RowCounts } from "./counts.js";
 import { SinkCursors } from "./cursors.js";
-import { openDatabase, storageError } from "./db.js";
+import { errorCode, openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
 import { type OutboxTrace, traceId } from "./lookup.js";
 import { FailStop, limitProblem } from "./outbox-errors.js";
@@ -252,6 +252,10 @@ export class Outbox {
       return readRows(this.sql.page.iterate(afterSeq, limit), maxBytes, this.path);
     } catch (err) {
       this.readFailed = true; // damage found at run time: the next open must check the whole file
+      // SQLite itself failed (a damaged page, an I/O error), not one row's envelope: the file can no longer
+      // be trusted, so stop acknowledging (fail-stop, the broker exits 5) rather than go on storing
+      // messages in a file the next open will move aside.
+      if (errorCode(err).startsWith("SQLITE_")) throw this.fails.classify(err, "reading messages for the sinks");
       throw err;
     }
   }
