@@ -332,7 +332,11 @@ describe("trust directory", () => {
       trustKey(a, trust);
       await until("alice trusted", () => store.byKeyId(a.keyId));
       const a2 = identityFromSeed("alice", Buffer.alloc(32, 4));
-      trustKey(a2, trust); // rotation: same file name, new key
+      // Rotation: same file name, new key; replacing a trusted key needs force, naming both key ids.
+      expect(() => trustKey(a2, trust)).toThrow(
+        `already trusts ${a.keyId}; refusing to replace it with ${a2.keyId}`,
+      );
+      trustKey(a2, trust, { force: true });
       await until("rotated key", () => store.byKeyId(a2.keyId));
       expect(store.byKeyId(a.keyId)).toBeUndefined();
       revokeKey("alice", trust);

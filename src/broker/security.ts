@@ -11,6 +11,7 @@ import type { CurveServerOptions } from "../transport/zeromq-common.js";
 import { type Logger, silentLogger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
 import type { AdmissionCheck, BrokerSecurityHook, SubmitPeer } from "./broker.js";
+import { LOCAL_PEER } from "./local-submit.js";
 
 export interface BrokerSecurityOptions {
   trustDir: string;
@@ -129,20 +130,38 @@ export class BrokerSecurity implements BrokerSecurityHook {
    */
   readonly admission: AdmissionCheck = (msg: Message, peer: SubmitPeer) => {
     const viaPeer = this.peerIdentity(peer);
-    const err = this.viaRefused(msg, peer, viaPeer) ?? this.check(msg, viaPeer);
+    const via = this.viaStanding(msg, peer, viaPeer);
+    const err = via instanceof SecurityError ? via : this.check(msg, viaPeer, via === "forwarded");
     if (err) this.rejected[err.code] = (this.rejected[err.code] ?? 0) + 1;
     return err;
   };
 
   /**
+   * What the message's `via` counts for from this peer: "forwarded" (a forwarding broker's word: no age
+   * limit), "marker" (only the loop stop reads it), or a refusal.
+   *
    * With CURVE on, `via` is believed only from an authenticated forwarding broker: from anyone else it
    * would buy an "ok" with nothing stored (the loop stop) or replay an old signed message past the
    * freshness window. Retryable: a forwarding broker keeps the messages until this one lists it.
    * Without CURVE nobody is authenticated and every submitter is trusted alike (IPC file permissions).
+   *
+   * In-process submits (LOCAL_PEER: source ingest, the in-broker shim) are no forwarding broker and can
+   * never become one, so FORWARD_REFUSED would be final for them, yet retryable by its code: source ingest
+   * retried it forever at the head of its queue, and one AMQP message with a `via` (no key needed: it is
+   * refused before the signature) stopped the whole source. Their `via` is whatever the source's publisher
+   * wrote, so it lifts nothing here, CURVE or not: the message is judged as a fresh submission (signature,
+   * freshness, policy), and `via` serves only the loop stop (a message naming this broker came back
+   * around; the broker drops it, counted in loopsStopped). Dropping is all a forged `via` can buy, and only
+   * for its own copy.
    */
-  private viaRefused(msg: Message, peer: SubmitPeer, viaPeer: string | undefined): HeraldError | undefined {
-    if (!this.opts.curve || !msg.via?.length) return undefined;
-    if (viaPeer !== undefined && this.opts.forwarders?.includes(viaPeer)) return undefined;
+  private viaStanding(
+    msg: Message,
+    peer: SubmitPeer,
+    viaPeer: string | undefined,
+  ): "forwarded" | "marker" | SecurityError {
+    if (!msg.via?.length || peer.endpoint === LOCAL_PEER.endpoint) return "marker";
+    if (!this.opts.curve) return "forwarded";
+    if (viaPeer !== undefined && this.opts.forwarders?.includes(viaPeer)) return "forwarded";
     const who = viaPeer === undefined ? `an unauthenticated submitter on ${peer.endpoint}` : `'${viaPeer}'`;
     const fix =
       viaPeer === undefined
@@ -155,7 +174,7 @@ export class BrokerSecurity implements BrokerSecurityHook {
     );
   }
 
-  private check(msg: Message, viaPeer: string | undefined): HeraldError | undefined {
+  private check(msg: Message, viaPeer: string | undefined, forwarded: boolean): HeraldError | undefined {
     // Our own message back from a forwarding loop: the broker answers it without storing, whatever its age
     // (it may have waited in the other broker's outbox longer than clockSkew).
     if (this.opts.brokerName !== undefined && msg.via?.includes(this.opts.brokerName)) return undefined;
@@ -163,9 +182,9 @@ export class BrokerSecurity implements BrokerSecurityHook {
       clockSkewMs: this.opts.clockSkewMs,
       requireSignature: this.opts.requireSignatures,
       // A message a forwarding broker sends may have waited in its outbox during an outage: with CURVE
-      // viaRefused has made sure the peer is one; without it nobody is authenticated and `via` is taken as
-      // given (docs/security.md), else a forward chain loses, as STALE, all it stored during an outage.
-      ...(msg.via?.length ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
+      // viaStanding has made sure the peer is one; without it nobody is authenticated and `via` is taken
+      // as given (docs/security.md), else a forward chain loses, as STALE, all it stored during an outage.
+      ...(forwarded ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
     });
     if (!verified.ok)
       return new SecurityError(verified.code, verified.error.message, {

@@ -1,4 +1,4 @@
-import { HeraldError } from "../errors.js";
+import { HeraldError, SecurityError } from "../errors.js";
 import type { Delivery, Subscription, Transport } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
@@ -17,7 +17,8 @@ export interface SourceIngestCounters {
  * Each message is acknowledged to its source only after the broker acknowledged it (stored), so a crash
  * anywhere redelivers instead of losing; ids are kept, so the broker's dedup drops the repeats. A message
  * the broker refuses for good (bad topic, policy) is rejected at the source (dead-lettered by RabbitMQ
- * when the queue has a dead-letter exchange), counted and logged, never retried forever.
+ * when the queue has a dead-letter exchange), counted and logged, never retried forever. Anyone who can
+ * publish to the exchange can send such messages, so the warnings about them are rate-limited.
  */
 export class SourceIngest {
   private sub: Subscription | undefined;
@@ -28,6 +29,7 @@ export class SourceIngest {
   private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   readonly counters: SourceIngestCounters = { ingested: 0, duplicates: 0, refused: 0, retries: 0 };
+  private readonly refusals: RefusalWarnings;
 
   constructor(
     private readonly source: Transport,
@@ -35,7 +37,11 @@ export class SourceIngest {
     private readonly client: Submitter,
     private readonly log: Logger,
     private readonly maxBatch = 500,
-  ) {}
+    /** At most one warning about refused messages per this many ms; the others are summed into it. */
+    warnEveryMs = 10_000,
+  ) {
+    this.refusals = new RefusalWarnings(log, source.name, warnEveryMs);
+  }
 
   /**
    * Open the source and start reading. A stop() meanwhile rejects it at once: a server that accepts the
@@ -91,7 +97,7 @@ export class SourceIngest {
     }
   }
 
-  /** Ack or nack one delivery by its result; true when it is to be tried again (retryable). */
+  /** Ack or nack one delivery by its result; true when it is to be tried again (the broker is busy). */
   private async settle(d: Delivery, r: Awaited<ReturnType<Submitter["submit"]>>[number]): Promise<boolean> {
     if (!(r instanceof HeraldError)) {
       if (r.duplicate) this.counters.duplicates++;
@@ -99,14 +105,9 @@ export class SourceIngest {
       await d.ack();
       return false;
     }
-    // Outbox full, shutting down: try again later, keep it unacknowledged.
-    if (r.retryable) return true;
+    if (retryLater(r)) return true;
     this.counters.refused++;
-    this.log.warn("message from source refused by the broker", {
-      source: this.source.name,
-      id: d.message.id,
-      code: r.code,
-    });
+    this.refusals.note(d.message.id, r);
     await d.nack();
     return false;
   }
@@ -128,6 +129,49 @@ export class SourceIngest {
     await this.sub?.close();
     await this.source.close();
     await Promise.all(this.loops);
+  }
+}
+
+/**
+ * Keep a refused message for another try? Only when the broker cannot take anything now (outbox full,
+ * shutting down, storage): then every message waits alike, in order. A refusal of the message itself is
+ * final even when its code is retryable: FORWARD_REFUSED is, for a forwarding broker that may be listed
+ * later, but a source can never become one (BrokerSecurity.viaStanding), and a security refusal is about
+ * the message or its sender, which sending it again does not change. Kept for another try, it would hold
+ * the head of the queue and, once the prefetch is full of them, every later message, forever.
+ */
+function retryLater(r: HeraldError): boolean {
+  return r.retryable && !(r instanceof SecurityError);
+}
+
+/**
+ * Warns about refused messages at most once per `everyMs`, the first one at once. The ones in between are
+ * counted into the next warning (and always into the source's `refused` counter): a source anyone may
+ * publish to must not be able to flood the log.
+ */
+class RefusalWarnings {
+  private last = Number.NEGATIVE_INFINITY;
+  private held: Record<string, number> = {};
+
+  constructor(
+    private readonly log: Logger,
+    private readonly source: string,
+    private readonly everyMs: number,
+  ) {}
+
+  note(id: string, err: HeraldError): void {
+    const now = Date.now();
+    if (now - this.last < this.everyMs) {
+      this.held[err.code] = (this.held[err.code] ?? 0) + 1;
+      return;
+    }
+    const since = Object.keys(this.held).length > 0 ? { refusedSinceLastWarning: this.held } : {};
+    this.log.warn(
+      "message from source refused by the broker: rejected at the source (dead-lettered if its queue has a dead-letter exchange)",
+      { source: this.source, id, code: err.code, reason: err.message, ...since },
+    );
+    this.last = now;
+    this.held = {};
   }
 }
 

@@ -6,7 +6,7 @@ import { context } from "./context.js";
 
 const USAGE = `usage: herald keys generate NAME [--keys-dir D]
        herald keys list [--keys-dir D] [--trust-dir D] [--json]
-       herald keys trust FILE.pub [--trust-dir D]
+       herald keys trust FILE.pub [--force] [--trust-dir D]
        herald keys revoke NAME|KEY-ID [--trust-dir D]
        herald keys show NAME|FILE [--keys-dir D] [--json]
 
@@ -14,14 +14,21 @@ Identities for CURVE and message signatures (docs/security.md). Directories defa
 and security.trustDir from the configuration.
   generate  write NAME.key (0600) and NAME.pub in the keys dir; prints the .pub path and the key id
   list      our own key pairs, trusted and revoked keys (and unreadable files)
-  trust     copy a .pub into the trust dir (takes effect within security.reloadInterval, no restart)
+  trust     copy a .pub into the trust dir as <its name>.pub (takes effect within security.reloadInterval,
+            no restart); replacing another key trusted under that name needs --force; a revoked key is
+            refused under any name
   revoke    move a trusted key to <trust dir>/revoked/ (messages signed with it fail with REVOKED_KEY)
   show      the public key, CURVE key (Z85, for sinks[].serverKey / security.serverKey) and key id`;
 
 export async function keys(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { "keys-dir": { type: "string" }, "trust-dir": { type: "string" }, json: { type: "boolean" } },
+    {
+      "keys-dir": { type: "string" },
+      "trust-dir": { type: "string" },
+      json: { type: "boolean" },
+      force: { type: "boolean" },
+    },
     USAGE,
   );
   const [sub, arg, ...extra] = positionals;
@@ -30,6 +37,9 @@ export async function keys(argv: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}\n\n${USAGE}`);
+  // Ignored elsewhere it would suggest, e.g., that generate overwrites an identity: it never does.
+  if (values.force && sub !== "trust")
+    throw new UsageError(`--force applies to 'herald keys trust' only\n\n${USAGE}`);
   // Config only for the directories: explicit flags need none (and still work without a config file).
   const dirs = (): { keysDir: string; trustDir: string } => {
     const cfg =
@@ -55,7 +65,7 @@ export async function keys(argv: string[]): Promise<number> {
       noMore(arg === undefined ? [] : [arg], USAGE);
       return list(dirs(), values.json ?? false);
     case "trust": {
-      const file = trustKey(need("a .pub file"), dirs().trustDir);
+      const file = trustKey(need("a .pub file"), dirs().trustDir, { force: values.force ?? false });
       out(`trusted ${loadPublicKey(file).keyId}: ${file}`);
       return EXIT.ok;
     }
@@ -72,14 +82,16 @@ export async function keys(argv: string[]): Promise<number> {
 }
 
 function list(dirs: { keysDir: string; trustDir: string }, json: boolean): number {
-  const { keys, problems } = listKeys(dirs.keysDir, dirs.trustDir);
+  const { keys, problems, warnings } = listKeys(dirs.keysDir, dirs.trustDir);
   if (json) {
-    out(JSON.stringify({ ...dirs, keys, problems }));
+    out(JSON.stringify({ ...dirs, keys, problems, warnings }));
     return problems.length > 0 ? EXIT.failed : EXIT.ok;
   }
   if (keys.length === 0) out(`no keys in ${dirs.keysDir} or ${dirs.trustDir}`);
   for (const k of keys) out(`${k.kind.padEnd(8)} ${k.keyId.padEnd(40)} ${k.curvePublic} ${k.file}`);
   for (const p of problems) process.stderr.write(`herald keys: ${p}\n`);
+  // Warnings do not fail the listing: the keys are what they are, the directory needs a chmod.
+  for (const w of warnings) process.stderr.write(`herald keys: warning: ${w}\n`);
   return problems.length > 0 ? EXIT.failed : EXIT.ok;
 }
 

@@ -7,6 +7,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   renameSync,
   statSync,
   writeSync,
@@ -244,25 +245,67 @@ function keyFilePath(nameOrPath: string, dir: string | undefined, ext: ".key" | 
 }
 
 /**
- * Load our own identity from `<keysDir>/<name>.key` (or a path). Refuses a secret key file that group
- * or others can read, like ssh does.
+ * Load our own identity from `<keysDir>/<name>.key` (or a path). Refuses, like ssh, a secret key file that
+ * group or others can read, and (see assertOwnKeyFile) one another account owns or could swap.
  */
 export function loadIdentity(nameOrPath: string, keysDir?: string): Identity {
   const file = keyFilePath(nameOrPath, keysDir, ".key");
   const text = readKeyText(file);
-  const mode = statSync(file).mode;
-  if ((mode & 0o077) !== 0)
-    throw new SecurityError(
-      "SECURITY",
-      `secret key file ${file} is readable by group or others (mode ${(mode & 0o777).toString(8)}): run 'chmod 600 ${file}'`,
-      { details: { file, mode: mode & 0o777 } },
-    );
+  assertOwnKeyFile(file);
   const parsed = parseKeyFile(text, file);
   if (parsed.kind !== "secret")
     throw new SecurityError("SECURITY", `${file} is a public key file: load the matching .key file instead`, {
       details: { file },
     });
   return parsed.identity;
+}
+
+/**
+ * A secret key is an identity only if nobody else chose it or can swap it:
+ * - mode: not readable by group or others (they would hold the key);
+ * - owner: this user. The owner of a file can rewrite it, so a key another account owns is one that
+ *   account chose and knows. Root gets no exception: a broker run as root must not sign as whatever a
+ *   service account put in its keys dir (run it as that account, or chown the key);
+ * - directory (the one named and, through a symlink, the one holding the file): owned by this user or
+ *   root, and not writable by group or others, who could otherwise rename another key of ours, or a link,
+ *   into its place. A sticky directory (/tmp) is safe: there only the owner may rename or remove a file.
+ * Owner and directory go unchecked where the platform has no uids (Windows).
+ */
+function assertOwnKeyFile(file: string): void {
+  const st = statSync(file);
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0)
+    throw new SecurityError(
+      "SECURITY",
+      `secret key file ${file} is readable by group or others (mode ${mode.toString(8)}): run 'chmod 600 ${file}'`,
+      { details: { file, mode } },
+    );
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  if (st.uid !== uid)
+    throw new SecurityError(
+      "SECURITY",
+      `secret key file ${file} is owned by uid ${st.uid}, not by this user (uid ${uid}): its owner chose the key and can replace it; if it is yours, run 'chown ${uid} ${file}', else generate a key of your own ('herald keys generate')`,
+      { details: { file, owner: st.uid, uid } },
+    );
+  for (const dir of new Set([dirname(file), dirname(realpathSync(file))])) assertSafeKeyDir(dir, file, uid);
+}
+
+function assertSafeKeyDir(dir: string, file: string, uid: number): void {
+  const st = statSync(dir);
+  const mode = st.mode & 0o7777;
+  if (st.uid !== uid && st.uid !== 0)
+    throw new SecurityError(
+      "SECURITY",
+      `keys directory ${dir} (of ${file}) is owned by uid ${st.uid}, neither this user (uid ${uid}) nor root: its owner can replace the key; run 'chown ${uid} ${dir}'`,
+      { details: { dir, file, owner: st.uid, uid } },
+    );
+  if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0)
+    throw new SecurityError(
+      "SECURITY",
+      `keys directory ${dir} (of ${file}) is writable by group or others (mode ${mode.toString(8)}): they could put another key in its place; run 'chmod go-w ${dir}' ('herald keys generate' creates it 0700)`,
+      { details: { dir, file, mode } },
+    );
 }
 
 /** Load a .pub file (or the public half of a .key file). */

@@ -65,6 +65,7 @@ export class TrustStore {
   private byCurve = new Map<string, TrustedKey>();
   private timer: NodeJS.Timeout | undefined;
   private readonly statics: PublicIdentity[] = [];
+  private writable: string[] = [];
 
   constructor(trustDir: string, opts: TrustStoreOptions = {}) {
     this.dir = trustDir;
@@ -75,9 +76,11 @@ export class TrustStore {
   reload(): TrustChange {
     const seen = new Map<string, Entry>();
     const change: TrustChange = { added: [], removed: [], revoked: [], errors: [] };
+    const stats: Array<[string, Stats]> = [];
     for (const [file, revoked] of this.listFiles()) {
       const st = safeStat(file);
       if (!st) continue;
+      stats.push([file, st]);
       const sig = `${st.mtimeMs}:${st.size}:${st.ino}:${st.ctimeMs}`;
       const old = this.entries.get(file);
       const entry = old && old.sig === sig ? old : readEntry(file, sig, revoked);
@@ -92,6 +95,7 @@ export class TrustStore {
     this.rebuildIndex();
     const changed =
       change.added.length + change.removed.length + change.revoked.length + change.errors.length;
+    this.warnWritable(stats, changed > 0);
     if (changed > 0) {
       for (const e of change.errors) this.opts.logger?.warn(`ignoring trust file: ${e}`);
       this.opts.logger?.info("trust store reloaded", { ...change, dir: this.dir });
@@ -152,6 +156,31 @@ export class TrustStore {
     return [...this.entries.values()].flatMap((e) => (e.error ? [e.error] : []));
   }
 
+  /** Trust files and directories anyone may write (as of the last reload), each with its fix. */
+  permissionWarnings(): string[] {
+    return [...this.writable];
+  }
+
+  /**
+   * Anyone who can write to the trust dir or a .pub in it can make their own key trusted: warn, naming the
+   * path and the chmod. Not every poll (every 5 s, forever): a path is warned about when first seen so,
+   * and again with every reload that changes the trusted keys, when someone is looking. Group-writable is
+   * left alone: a dedicated admin group may be meant to add keys.
+   */
+  private warnWritable(files: Array<[string, Stats]>, changed: boolean): void {
+    const paths: Array<[string, Stats | undefined]> = [
+      [this.dir, safeStat(this.dir, true)],
+      [join(this.dir, "revoked"), safeStat(join(this.dir, "revoked"), true)],
+      ...files,
+    ];
+    const now = paths.flatMap(([path, st]) =>
+      st && (st.mode & 0o002) !== 0 ? [writableWarning(path, st)] : [],
+    );
+    const seen = new Set(this.writable);
+    for (const w of now) if (changed || !seen.has(w)) this.opts.logger?.warn(w);
+    this.writable = now;
+  }
+
   private listFiles(): Array<[string, boolean]> {
     const out: Array<[string, boolean]> = [];
     for (const [dir, revoked] of [
@@ -164,18 +193,30 @@ export class TrustStore {
     return out;
   }
 
+  /**
+   * Revoked wins: a key listed in both places is revoked. Revocation is of the public key, whatever the
+   * name: a key id is name + key hash, and the name comes from the .pub file's contents, so the same
+   * revoked key under another name (a copy with the name field edited) is revoked too.
+   */
   private rebuildIndex(): void {
-    const byId = new Map<string, TrustedKey>();
-    for (const s of this.statics) byId.set(s.keyId, { ...s, file: "(static)", revoked: false });
     const keys = [...this.entries.values()].flatMap((e) => (e.key ? [e.key] : []));
-    // Revoked wins: a key listed in both places is revoked.
-    for (const k of keys) if (!k.revoked && !byId.has(k.keyId)) byId.set(k.keyId, k);
+    const revokedKeys = new Set(keys.filter((k) => k.revoked).map((k) => k.ed25519Public.toString("hex")));
+    const mark = (k: TrustedKey): TrustedKey =>
+      !k.revoked && revokedKeys.has(k.ed25519Public.toString("hex")) ? { ...k, revoked: true } : k;
+    const byId = new Map<string, TrustedKey>();
+    for (const s of this.statics) byId.set(s.keyId, mark({ ...s, file: "(static)", revoked: false }));
+    for (const k of keys) if (!k.revoked && !byId.has(k.keyId)) byId.set(k.keyId, mark(k));
     for (const k of keys) if (k.revoked) byId.set(k.keyId, k);
     const byCurve = new Map<string, TrustedKey>();
     for (const k of byId.values()) byCurve.set(k.curvePublicRaw.toString("hex"), k);
     this.byId = byId;
     this.byCurve = byCurve;
   }
+}
+
+function writableWarning(path: string, st: Stats): string {
+  const what = st.isDirectory() ? "trust directory" : "trusted key file";
+  return `${what} ${path} is writable by everyone (mode ${(st.mode & 0o7777).toString(8)}): anyone on this host can make their key trusted; run 'chmod o-w ${path}'`;
 }
 
 function readEntry(file: string, sig: string, revoked: boolean): Entry {
@@ -201,40 +242,68 @@ function safeList(dir: string): string[] {
   }
 }
 
-function safeStat(file: string): Stats | undefined {
+function safeStat(file: string, dir = false): Stats | undefined {
   try {
     const st = statSync(file);
-    return st.isFile() ? st : undefined;
+    return (dir ? st.isDirectory() : st.isFile()) ? st : undefined;
   } catch {
     return undefined; // raced with a rename: picked up on the next poll
   }
 }
 
-/** Copy a public key (a .pub file path or an identity) into the trust dir as `<name>.pub`. */
-export function trustKey(source: string | PublicIdentity, trustDir: string): string {
+/**
+ * Copy a public key (a .pub file path or an identity) into the trust dir as `<name>.pub`. The name comes
+ * from the key's own contents, so replacing another key already trusted under it (a rotation, or a .pub
+ * that only claims the name) needs `force`.
+ */
+export function trustKey(
+  source: string | PublicIdentity,
+  trustDir: string,
+  opts: { force?: boolean } = {},
+): string {
   const id = typeof source === "string" ? loadPublicKey(source) : source;
   // Revoked wins over trusted (TrustStore): copying it back would print "trusted" and change nothing.
-  const revoked = revokedFileOf(id.keyId, trustDir);
-  if (revoked !== undefined)
+  const revoked = revokedFileOf(id, trustDir);
+  if (revoked !== undefined) {
+    const as = revoked.keyId === id.keyId ? "" : ` as ${revoked.keyId}`;
     throw new SecurityError(
       "REVOKED_KEY",
-      `key ${id.keyId} is revoked (${revoked}) and stays refused while that file exists: give ${id.name} a new key pair ('herald keys generate'), or delete ${revoked} if the revocation was a mistake`,
-      { details: { keyId: id.keyId, file: revoked } },
+      `key ${id.keyId} is revoked (${revoked.file}${as}) and stays refused, under any name, while that file exists: give ${id.name} a new key pair ('herald keys generate'), or delete ${revoked.file} if the revocation was a mistake`,
+      { details: { keyId: id.keyId, file: revoked.file, revokedKeyId: revoked.keyId } },
     );
+  }
   mkdirSync(trustDir, { recursive: true, mode: 0o750 });
   const file = join(trustDir, `${id.name}.pub`);
+  const current = trustedIn(file);
+  if (current !== undefined && current.keyId !== id.keyId && !opts.force)
+    throw new SecurityError(
+      "SECURITY",
+      `${file} already trusts ${current.keyId}; refusing to replace it with ${id.keyId} (the name comes from the .pub file's contents): check where that file came from, and to rotate ${id.name}'s key run 'herald keys trust --force' (${current.keyId} then fails with UNKNOWN_KEY)`,
+      { details: { file, keyId: id.keyId, trustedKeyId: current.keyId } },
+    );
   writeFileAtomic(file, publicKeyText(id), 0o644);
   return file;
 }
 
-/** The file in `<trustDir>/revoked/` holding this key id, if any (unreadable files are skipped). */
-function revokedFileOf(keyId: string, trustDir: string): string | undefined {
+/** The key a trust file holds; undefined when there is none (or it is unreadable, so trusts nobody). */
+function trustedIn(file: string): PublicIdentity | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return loadPublicKey(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file in `<trustDir>/revoked/` holding this public key under any name (unreadable files skipped). */
+function revokedFileOf(id: PublicIdentity, trustDir: string): { file: string; keyId: string } | undefined {
   const dir = join(trustDir, "revoked");
   if (!existsSync(dir)) return undefined;
   for (const f of readdirSync(dir)) {
     if (!f.endsWith(".pub")) continue;
     try {
-      if (loadPublicKey(join(dir, f)).keyId === keyId) return join(dir, f);
+      const key = loadPublicKey(join(dir, f));
+      if (key.ed25519Public.equals(id.ed25519Public)) return { file: join(dir, f), keyId: key.keyId };
     } catch {
       // listKeys reports unreadable files; here only an exact match matters
     }
@@ -290,8 +359,14 @@ export interface KeyListing {
   curvePublic: string;
 }
 
-/** Everything `herald keys list` shows; unreadable files are listed under `problems`. */
-export function listKeys(keysDir: string, trustDir: string): { keys: KeyListing[]; problems: string[] } {
+/**
+ * Everything `herald keys list` shows; unreadable files are listed under `problems`, trust files anyone
+ * may write under `warnings`.
+ */
+export function listKeys(
+  keysDir: string,
+  trustDir: string,
+): { keys: KeyListing[]; problems: string[]; warnings: string[] } {
   const keys: KeyListing[] = [];
   const problems: string[] = [];
   for (const f of safeList(keysDir).filter((f) => f.endsWith(".key"))) {
@@ -307,7 +382,7 @@ export function listKeys(keysDir: string, trustDir: string): { keys: KeyListing[
   store.reload();
   for (const k of store.keys()) keys.push(listing(k, k.revoked ? "revoked" : "trusted", k.file));
   problems.push(...store.problems());
-  return { keys, problems };
+  return { keys, problems, warnings: store.permissionWarnings() };
 }
 
 function listing(id: PublicIdentity | Identity, kind: KeyListing["kind"], file: string): KeyListing {
