@@ -56,6 +56,32 @@ class Publisher(object):
         self.origin = {"host": socket.gethostname(), "app": app or os.path.basename(sys.argv[0]),
                        "pid": os.getpid(), "user": getpass.getuser()}
 
+    def _unreachable(self):
+        """Why this user cannot reach an ipc:// socket (no file; permission denied), else None.
+
+        Checked before sending: ZeroMQ would wait out every try and end in a TIMEOUT blaming the broker.
+        """
+        if not self.endpoint.startswith("ipc://"):
+            return None
+        path = self.endpoint[len("ipc://"):]
+        if os.access(path, os.W_OK):
+            return None
+        see = 'see herald docs/security.md, "IPC sockets and file permissions"'
+        parts = [x for x in os.path.dirname(os.path.abspath(path)).split("/") if x]
+        for i in range(1, len(parts) + 1):
+            d = "/" + "/".join(parts[:i])
+            if os.path.isdir(d) and not os.access(d, os.X_OK):
+                return HeraldError("SECURITY", "cannot reach the broker at %s: permission denied on the directory "
+                                   "%s: uid %d may not enter it. Fix: add this user to the broker's group (the "
+                                   "group of paths.runtimeDir), or publish as a user in it; %s"
+                                   % (self.endpoint, d, os.getuid(), see))
+        if not os.path.exists(path):
+            return HeraldError("NO_BROKER", "no broker at %s: start `herald serve`" % self.endpoint)
+        return HeraldError("SECURITY", "cannot reach the broker at %s: permission denied on the socket %s: "
+                           "connecting needs write permission on it. Fix: let its group write it (herald serve "
+                           "with umask 007) and add uid %d to that group; %s"
+                           % (self.endpoint, path, os.getuid(), see))
+
     def _socket(self):
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
@@ -75,6 +101,9 @@ class Publisher(object):
         return result
 
     def publish_many(self, messages):
+        problem = self._unreachable()
+        if problem is not None:
+            raise problem
         request_id = uuid.uuid4().hex.encode()
         try:
             # allow_nan=False: NaN/Infinity are not JSON; the broker would refuse the whole request.

@@ -1,4 +1,6 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
@@ -38,6 +40,32 @@ describe("the Python examples users copy", () => {
       '{"k": NaN}',
     ]).catch((e: Error) => e.message);
     expect(String(nan)).toMatch(/INVALID: .*NaN and Infinity are not JSON/);
+  });
+
+  it("herald_publish.py says no broker, or permission denied, at once instead of a TIMEOUT blaming the broker", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-pyperm-"));
+    try {
+      const run = (endpoint: string, asNobody = false) => {
+        const args = [join(ROOT, "scripts", "herald_publish.py"), "--endpoint", endpoint, "py.example", "{}"];
+        const cmd = asNobody ? ["runuser", "-u", "nobody", "--", PY, ...args] : [PY, ...args];
+        return spawnSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", timeout: 20_000 });
+      };
+      const missing = run(`ipc://${join(dir, "none", "submit.sock")}`);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toMatch(/NO_BROKER: no broker at .*start `herald serve`/);
+      if (process.getuid?.() !== 0) return; // the permission case needs another user
+      const closed = join(dir, "closed");
+      mkdirSync(closed, { mode: 0o700 });
+      writeFileSync(join(closed, "submit.sock"), "");
+      chmodSync(dir, 0o755);
+      const denied = run(`ipc://${join(closed, "submit.sock")}`, true);
+      expect(denied.status).toBe(1);
+      expect(denied.stderr).toMatch(
+        /SECURITY: .*permission denied on the directory .*closed: uid \d+ may not enter it/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("herald_tail.py (a legacy consumer switched to herald's format) prints herald messages", async () => {
