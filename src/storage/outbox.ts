@@ -255,7 +255,8 @@ export class Outbox {
       // SQLite itself failed (a damaged page, an I/O error), not one row's envelope: the file can no longer
       // be trusted, so stop acknowledging (fail-stop, the broker exits 5) rather than go on storing
       // messages in a file the next open will move aside.
-      if (errorCode(err).startsWith("SQLITE_")) throw this.fails.classify(err, "reading messages for the sinks");
+      if (errorCode(err).startsWith("SQLITE_"))
+        throw this.fails.classify(err, "reading messages for the sinks");
       throw err;
     }
   }
