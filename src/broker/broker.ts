@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { BrokerUnavailableError, type HeraldError, rejected } from "../errors.js";
+import { onCleanCloseFailed } from "../storage/clean-close.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
@@ -10,7 +11,9 @@ import { isoNow, type Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
 import { type MessageTrace, pongReply, traceIdArg, traceReply } from "./commands.js";
 import { Dispatcher } from "./dispatcher.js";
+import { settleRemovedSinks } from "./removed-sinks.js";
 import { type BrokerStatus, memory, type SourceStatus } from "./status.js";
+import { StorageRefusals } from "./status-refusals.js";
 import { SubmitServer } from "./submit-server.js";
 
 export const HERALD_VERSION = "0.1.0";
@@ -66,6 +69,11 @@ export interface BrokerOptions {
   log?: Logger;
   /** Called after a fail-stop storage error; `herald serve` exits non-zero. */
   onFatal?: (err: HeraldError) => void;
+  /**
+   * Sinks no longer configured whose pending messages may be dropped (`herald serve --forget-sink`).
+   * Without it a start refuses to drop a removed sink's backlog (removed-sinks.ts).
+   */
+  forgetSinks?: string[];
 }
 
 export type { BrokerStatus, SourceStatus } from "./status.js";
@@ -86,9 +94,13 @@ export class Broker {
   private admissionRejected = 0;
   private readonly admissionByCode: Record<string, number> = {};
   private readonly log: Logger;
+  /** STORAGE_FULL / OUTBOX_FULL episodes: logged, and shown by status() and /readyz. */
+  private readonly refusals: StorageRefusals;
+  private unwatchCleanClose = (): void => {};
 
   constructor(private readonly opts: BrokerOptions) {
     this.log = opts.log ?? silentLogger;
+    this.refusals = new StorageRefusals(this.log.child("outbox"));
   }
 
   get boundEndpoints(): readonly string[] {
@@ -124,6 +136,7 @@ export class Broker {
     await Promise.all(this.dispatchers.splice(0).map((d) => d.stop()));
     this.outbox?.close({ clean: this.outbox.openedAfterCleanClose || this.outbox.stats().headSeq === 0 });
     this.outbox = undefined;
+    this.unwatchCleanClose();
   }
 
   private async startServing(): Promise<void> {
@@ -132,6 +145,7 @@ export class Broker {
     await refuseIpcInUse([...this.opts.submitEndpoints, ...pubs], (ep) =>
       pubs.includes(ep) ? "broker.publish or sinks[].endpoint" : "broker.submit",
     );
+    this.watchCleanClose();
     this.outbox = Outbox.open({
       ...this.opts.outbox,
       onClockBack: ({ aheadMs, rows }) =>
@@ -141,7 +155,12 @@ export class Broker {
         }),
     });
     this.outbox.onFail((err) => this.fatal(err));
-    this.forgetRemovedSinks();
+    // A sink's name is its cursor: a renamed or removed sink's backlog is never dropped unnoticed.
+    settleRemovedSinks(this.outbox, {
+      configured: this.opts.sinks.map((s) => s.name),
+      forget: this.opts.forgetSinks ?? [],
+      log: this.log,
+    });
     // A brand-new outbox has nothing to resend either way.
     const crashed = !this.outbox.openedAfterCleanClose && this.outbox.stats().headSeq > 0;
     if (crashed)
@@ -170,8 +189,11 @@ export class Broker {
       ...(this.opts.submitSocketOptionsFor ? { socketOptionsFor: this.opts.submitSocketOptionsFor } : {}),
     });
     this.opts.security?.requireZap();
-    this.endpoints = await this.server.start();
+    // Read only once every endpoint is bound and the broker accepts: a request queued meanwhile (a client
+    // retrying across a restart) would otherwise be told SHUTTING_DOWN by a broker that is starting.
+    this.endpoints = await this.server.bind();
     this.accepting = true;
+    this.server.startReading();
     this.log.info("broker ready", {
       name: this.opts.name,
       submit: this.endpoints.join(","),
@@ -219,6 +241,7 @@ export class Broker {
     });
     if (toStore.length > 0) {
       const stored = await outbox.append(toStore);
+      this.refusals.note(stored);
       stored.forEach((r, k) => {
         results[slots[k]!] = r.ok
           ? {
@@ -287,6 +310,7 @@ export class Broker {
 
   status(): BrokerStatus {
     const stats = this.running().stats();
+    const refusing = this.refusals.status();
     return {
       broker: this.opts.name,
       version: HERALD_VERSION,
@@ -297,6 +321,7 @@ export class Broker {
       outbox: stats,
       sinks: this.dispatchers.map((d) => d.status(stats.headSeq)),
       sources: this.sourceStatus.flatMap((f) => f()),
+      ...(refusing ? { refusing } : {}),
       memory: memory(),
       submit: {
         ...this.server!.counters,
@@ -333,27 +358,28 @@ export class Broker {
     // splice: a start() after this stop() makes new dispatchers, on the new outbox.
     await Promise.all(this.dispatchers.splice(0).map((d) => d.stop()));
     this.outbox?.close();
+    this.unwatchCleanClose();
     await this.opts.security?.stop();
     this.log.info("broker stopped", { name: this.opts.name });
   }
 
-  /**
-   * A sink removed from the configuration would otherwise hold back pruning and count towards OUTBOX_FULL
-   * forever: drop its cursor (logged, so the operator sees it).
-   */
-  private forgetRemovedSinks(): void {
-    const current = new Set(this.opts.sinks.map((s) => s.name));
-    for (const name of Object.keys(this.outbox!.stats().sinks)) {
-      if (current.has(name)) continue;
-      this.outbox!.unregisterSink(name);
-      this.log.warn("sink no longer configured: its cursor is dropped", { sink: name });
-    }
+  /** The outbox's clean-stop record could not be written (a full disk): the next start acts as after a crash. */
+  private watchCleanClose(): void {
+    this.unwatchCleanClose();
+    this.unwatchCleanClose = onCleanCloseFailed(this.opts.outbox.path, (why) =>
+      this.log.warn(
+        "could not record the clean stop in the outbox: the next start checks the whole file and, as after a " +
+          "crash, ZeroMQ sinks and the legacy shim resend their recent messages (subscribers drop them by id)",
+        { why, fix: "if the disk is full, free space on the outbox's file system before the next start" },
+      ),
+    );
   }
 
   private fatal(err: HeraldError): void {
     // Fail-stop: once storage (or the ZAP guard of CURVE sockets) failed, nothing more may be acknowledged.
     this.accepting = false;
-    this.server?.stopAccepting();
+    // The fail-stop's own error (what failed, the fix) to every request from now on, not SHUTTING_DOWN.
+    this.server?.stopAccepting(err);
     const what = err.code.startsWith("STORAGE") ? "storage failed" : `${err.code}`;
     this.log.error(`${what}; refusing all submissions (fail-stop)`, { err: err.message });
     if (!err.code.startsWith("STORAGE")) {

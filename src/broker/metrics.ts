@@ -3,7 +3,8 @@
  * - GET /metrics: Prometheus text format 0.0.4, rendered from `Broker.status()` at scrape time, so the
  *   hot path (submit, dispatch) counts nothing new for it;
  * - GET /livez: 200 while the event loop runs (it answered);
- * - GET /readyz: 200 while the broker accepts messages and its outbox has not failed, else 503 and why.
+ * - GET /readyz: 200 while the broker accepts messages, its outbox has not failed and is not refusing
+ *   messages for lack of room (a full disk, outbox limits reached), else 503 and why.
  * It has no authentication: the defaults leave it off, and docs tell operators to bind loopback.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -29,6 +30,8 @@ const HELP = {
   herald_outbox_pending_bytes: "Bytes of the pending messages (bounded by outbox.maxBytes)",
   herald_outbox_oldest_pending_age_seconds: "Age of the oldest pending message; 0 when none is pending",
   herald_outbox_failed: "1 after a storage fail-stop: nothing is accepted until a restart",
+  herald_outbox_refusing:
+    "1 while the outbox refuses new messages for lack of room (STORAGE_FULL: the disk; OUTBOX_FULL: its limits)",
   herald_outbox_commits_total: "Committed append transactions",
   herald_outbox_restamped_rows_total: "Rows restamped because the wall clock went back",
   herald_sink_lag_messages: "Stored messages this sink has not delivered yet",
@@ -113,6 +116,7 @@ function brokerFamilies(s: BrokerStatus, nowMs: number): Family[] {
     family("herald_outbox_pending_bytes", one(o.pendingBytes)),
     family("herald_outbox_oldest_pending_age_seconds", one(age)),
     family("herald_outbox_failed", one(flag(o.failed !== undefined))),
+    family("herald_outbox_refusing", one(flag(s.refusing?.active === true))),
     family("herald_outbox_commits_total", one(o.commits)),
     family("herald_outbox_restamped_rows_total", one(o.restampedRows)),
   ];
@@ -361,6 +365,10 @@ export class MetricsServer {
       return `no broker status: ${oneLine(err)}`;
     }
     if (s.outbox.failed !== undefined) return `outbox failed: ${oneLine(s.outbox.failed)}`;
+    // A full disk or outbox: every submission gets STORAGE_FULL / OUTBOX_FULL, which clients retry.
+    const r = s.refusing;
+    if (r?.active)
+      return `the outbox refuses new messages since ${r.since} (${r.code}): ${oneLine(r.message)}`;
     if (!s.accepting) return "the broker is not accepting messages";
     return undefined;
   }

@@ -76,7 +76,10 @@ export class SubmitServer {
   private readonly sockets: Router[] = [];
   private readonly writers: ReplyWriter[] = [];
   private readonly socketFiles: OwnSocketFile[] = [];
-  private accepting = true;
+  /** Bound sockets whose read loops have not started yet (see bind / startReading). */
+  private readonly unread: Array<{ sock: Router; writer: ReplyWriter; endpoint: string }> = [];
+  /** Set once submissions are refused: every request from then on is answered with this error. */
+  private refusal: HeraldError | undefined;
   /** Requests read and not yet answered (storing, or a command running), and their bytes. */
   private inFlight = 0;
   private inFlightBytes = 0;
@@ -90,7 +93,19 @@ export class SubmitServer {
     private readonly opts: SubmitServerOptions,
   ) {}
 
+  /** Bind every endpoint and start reading them: for a handler that accepts from the first request on. */
   async start(): Promise<string[]> {
+    const bound = await this.bind();
+    this.startReading();
+    return bound;
+  }
+
+  /**
+   * Bind every endpoint without reading any: a request that arrives meanwhile (a client retrying across
+   * a restart) waits in ZeroMQ's queue until startReading(), instead of being answered by a broker that
+   * does not accept yet.
+   */
+  async bind(): Promise<string[]> {
     const bound: string[] = [];
     for (const endpoint of this.opts.endpoints) {
       if (await ipcInUse(endpoint))
@@ -117,15 +132,27 @@ export class SubmitServer {
       if (file) this.socketFiles.push(file);
       const writer = new ReplyWriter(sock, this.opts.log);
       this.writers.push(writer);
+      this.unread.push({ sock, writer, endpoint });
       bound.push(sock.lastEndpoint ?? endpoint);
-      void this.readLoop(sock, writer, endpoint);
     }
     return bound;
   }
 
-  /** Stop taking messages: from now on every request is answered SHUTTING_DOWN. */
-  stopAccepting(): void {
-    this.accepting = false;
+  /** Start answering on every bound endpoint (the broker accepts from now on). */
+  startReading(): void {
+    for (const { sock, writer, endpoint } of this.unread.splice(0))
+      void this.readLoop(sock, writer, endpoint);
+  }
+
+  /**
+   * Stop taking messages: from now on every request is answered with `reason`, SHUTTING_DOWN without one.
+   * A fail-stop's own error (STORAGE_ERROR: what failed, and the fix) replaces a SHUTTING_DOWN given before,
+   * so a client is not told to retry in a moment a broker that is exiting for good.
+   */
+  stopAccepting(reason?: HeraldError): void {
+    if (reason !== undefined && (this.refusal === undefined || this.refusal.code === "SHUTTING_DOWN"))
+      this.refusal = reason;
+    this.refusal ??= rejected("SHUTTING_DOWN", "broker is shutting down: retry in a moment (same ids)");
   }
 
   /** Wait (bounded) for requests being stored to be answered. */
@@ -215,9 +242,7 @@ export class SubmitServer {
   }
 
   private async handle(req: DecodedRequest, peer: SubmitPeer): Promise<SubmitReply> {
-    if (!this.accepting) {
-      return errorReply(rejected("SHUTTING_DOWN", "broker is shutting down: retry in a moment (same ids)"));
-    }
+    if (this.refusal !== undefined) return errorReply(this.refusal);
     const results: SubmitResult[] = new Array(req.messages.length);
     const valid: Message[] = [];
     const slots: number[] = [];

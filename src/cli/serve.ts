@@ -13,13 +13,18 @@ import type { ShimHandle, ShimOptions } from "../shim/types.js";
 import type { Logger } from "../util/log.js";
 import { EXIT, noMore, out, parse } from "./args.js";
 import { context } from "./context.js";
+import { reportError } from "./run.js";
 
-const USAGE = `usage: herald serve [--config FILE]
+const USAGE = `usage: herald serve [--config FILE] [--forget-sink NAME]...
 
 Run the broker: accept messages on the submit socket, store them durably, publish them on every sink.
 With legacy.enabled and legacy.shimInBroker it also runs the fedmsg migration shim (docs/migration.md).
 SIGTERM/SIGINT stop it gracefully (clear SHUTTING_DOWN replies, flush, exit within broker.shutdownGrace).
-SIGHUP (or a change of the config file) reloads the legacy: section: stage changes apply without a restart.`;
+SIGHUP (or a change of the config file) reloads the legacy: section: stage changes apply without a restart.
+
+--forget-sink NAME  drop the messages still pending for sink NAME, which is no longer configured (renamed
+                    or removed). Without it such a start is refused (exit 3): a sink's name is its cursor,
+                    so put the sink back under that name to deliver them instead.`;
 
 export interface RunningBroker {
   broker: Broker;
@@ -81,10 +86,11 @@ export async function startBroker(
   onFatal?: (err: HeraldError) => void,
   shimOptions: ShimOptions = {},
   signal?: AbortSignal,
+  forgetSinks: string[] = [],
 ): Promise<RunningBroker> {
   const parts: Parts = { ingests: [] };
   try {
-    const broker = await startParts(config, log, parts, { shimOptions, onFatal, signal });
+    const broker = await startParts(config, log, parts, { shimOptions, onFatal, signal, forgetSinks });
     return { broker, shim: parts.shim, stop: () => stopParts(parts, log) };
   } catch (err) {
     // The start's own error is the one to report, not a second one from stopping.
@@ -104,6 +110,7 @@ async function startParts(
     shimOptions: ShimOptions;
     onFatal: ((err: HeraldError) => void) | undefined;
     signal: AbortSignal | undefined;
+    forgetSinks: string[];
   },
 ): Promise<Broker> {
   const { signal } = opts;
@@ -119,7 +126,8 @@ async function startParts(
     });
   signal?.throwIfAborted();
   const onFatal = (err: HeraldError): void => opts.onFatal?.(err);
-  const broker = createBroker(config, log, { onFatal }, parts.shim ? [parts.shim.sink] : []);
+  const { forgetSinks } = opts;
+  const broker = createBroker(config, log, { onFatal, forgetSinks }, parts.shim ? [parts.shim.sink] : []);
   // Bound before the broker starts: a port in use fails the start before anything was acknowledged.
   // Until the broker runs, /readyz answers 503.
   const address = config.broker.metrics;
@@ -301,7 +309,7 @@ class ServeStop {
 }
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {}, USAGE);
+  const { values, positionals } = parse(argv, { "forget-sink": { type: "string", multiple: true } }, USAGE);
   if (values.help) {
     out(USAGE);
     return EXIT.ok;
@@ -323,10 +331,17 @@ export async function serve(argv: string[]): Promise<number> {
       (err) => stop.request(err),
       ctx.file ? { watch: { file: ctx.file, load: reloadConfig } } : {},
       stop.signal,
+      values["forget-sink"] ?? [],
     );
   } catch (err) {
     // Stopped while starting: what started is stopped; a fail-stop still exits with its code.
     if (stop.wasRequested && (err === stop.signal.reason || stop.code !== EXIT.ok)) return stop.code;
+    // The outbox could not be opened (damaged and moved aside, in use, unreadable, disk full): the storage
+    // exit code, as for a fail-stop once running, so that one alert covers both.
+    if (err instanceof HeraldError && err.code.startsWith("STORAGE")) {
+      reportError(err);
+      return EXIT.storage;
+    }
     throw err;
   }
   if (withShim) stop.removePid = writePidFile(ctx.config);

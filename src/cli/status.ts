@@ -31,6 +31,7 @@ export function render(s: BrokerStatus): string {
     `outbox: head seq ${o.headSeq}, ${o.totalRows} rows, ${o.pendingMessages} pending (${o.pendingBytes} bytes)` +
       (o.oldestPendingAt ? `, oldest pending ${new Date(o.oldestPendingAt).toISOString()}` : "") +
       (o.failed ? `, FAILED: ${o.failed}` : ""),
+    ...refusingLine(s),
     `memory: rss ${mb(s.memory.rss)}, heap ${mb(s.memory.heapUsed)}, outside the heap ${mb(s.memory.external)}`,
     `requests ${s.submit.requests}, messages ${s.submit.messages}, refused ${s.submit.rejected}, bad requests ${s.submit.badRequests}`,
     "",
@@ -50,7 +51,7 @@ export function render(s: BrokerStatus): string {
         String(k.lag),
         String(k.delivered),
         String(k.retries),
-        `${k.lastError ?? k.health.lastError ?? "-"}${counters ? ` (${counters})` : ""}`,
+        `${lastError(k)}${counters ? ` (${counters})` : ""}`,
       ]),
     );
   }
@@ -73,6 +74,38 @@ export function render(s: BrokerStatus): string {
     }
   }
   return lines.join("\n");
+}
+
+/** A full disk or outbox: the one line an operator must not miss (clients get STORAGE_FULL / OUTBOX_FULL). */
+function refusingLine(s: BrokerStatus): string[] {
+  const r = s.refusing;
+  if (r === undefined) return [];
+  const when = `${r.refused} messages refused since ${r.since}, the last at ${r.lastAt}`;
+  return [
+    r.active
+      ? `REFUSING MESSAGES (${r.code}): ${when}: ${r.message}`
+      : `refused messages (${r.code}), none stored since: ${when}: ${r.message}`,
+  ];
+}
+
+type Sink = BrokerStatus["sinks"][number];
+
+/**
+ * The sink's latest error (the dispatcher's or its transport's) with when it happened. Once the sink is
+ * `up` again and has delivered since (or has nothing left to deliver) the error is history: shown as
+ * recovered, so that a working sink does not look broken.
+ */
+export function lastError(k: Sink): string {
+  const errors = [
+    { text: k.lastError, at: k.lastErrorAt },
+    { text: k.health.lastError, at: k.health.lastErrorAt },
+  ].filter((e): e is { text: string; at: string | undefined } => e.text !== undefined);
+  const latest = errors.sort((a, b) => (b.at ?? "").localeCompare(a.at ?? ""))[0];
+  if (latest === undefined) return "-";
+  if (latest.at === undefined) return latest.text;
+  const deliveredSince = k.lastDeliveredAt !== undefined && k.lastDeliveredAt > latest.at;
+  const recovered = k.health.state === "up" && (deliveredSince || k.lag === 0);
+  return recovered ? `- (recovered; at ${latest.at}: ${latest.text})` : `${latest.text} (at ${latest.at})`;
 }
 
 function mb(bytes: number): string {

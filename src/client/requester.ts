@@ -1,6 +1,7 @@
-import { existsSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Dealer } from "zeromq";
-import { ClosedError, ConnectionError, SecurityError, TransportError } from "../errors.js";
+import { ClosedError, ConnectionError, type HeraldError, SecurityError, TransportError } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { curveDealerOptions } from "../security/zap.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
@@ -54,7 +55,8 @@ export class Requester {
     if (this.closed) throw new ClosedError("herald client");
     const requestId = `${this.requestPrefix}${(++this.requests).toString(36)}`;
     const frames = build(requestId);
-    if (this.ipcMissing()) throw this.noAnswer();
+    const unreachable = this.ipcUnreachable();
+    if (unreachable !== undefined) throw unreachable;
     let refused = false;
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
       const sock = this.socket();
@@ -189,17 +191,28 @@ export class Requester {
   }
 
   /**
-   * Whether the broker's IPC socket file is absent (a stopped broker: fail fast with NO_BROKER). A file
-   * seen present is trusted for a second: a stat per request was 5% of a one-at-a-time publisher's CPU.
+   * Why the broker's IPC socket cannot be reached from here, if it cannot: no socket file (a stopped broker:
+   * NO_BROKER at once), or this user may not reach it (permission denied: waiting out the tries would end
+   * in a TIMEOUT that blames the broker). A socket seen reachable is trusted for a second: a check per
+   * request was 5% of a one-at-a-time publisher's CPU.
    */
-  private ipcMissing(fresh = false): boolean {
+  private ipcUnreachable(fresh = false): HeraldError | undefined {
     const endpoint = this.opts.endpoint;
-    if (!endpoint.startsWith("ipc://")) return false;
+    if (!endpoint.startsWith("ipc://")) return undefined;
     const now = Date.now();
-    if (!fresh && now < this.ipcSeenUntil) return false;
-    if (!existsSync(endpoint.slice(6))) return true;
+    if (!fresh && now < this.ipcSeenUntil) return undefined;
+    const problem = ipcSocketProblem(endpoint.slice(6));
+    if (problem === "missing")
+      return new ConnectionError("NO_BROKER", `no broker at ${this.endpoint}: start \`herald serve\``, {
+        retryable: true,
+        details: { endpoint: this.endpoint },
+      });
+    if (problem !== undefined)
+      return new SecurityError("SECURITY", `cannot reach the broker at ${this.endpoint}: ${problem}`, {
+        details: { endpoint: this.endpoint },
+      });
     this.ipcSeenUntil = now + 1000;
-    return false;
+    return undefined;
   }
 
   private refusedError(): SecurityError {
@@ -214,14 +227,10 @@ export class Requester {
     );
   }
 
-  private noAnswer(): ConnectionError {
+  private noAnswer(): HeraldError {
     const tries = this.opts.retries + 1;
-    if (this.ipcMissing(true)) {
-      return new ConnectionError("NO_BROKER", `no broker at ${this.endpoint}: start \`herald serve\``, {
-        retryable: true,
-        details: { endpoint: this.endpoint },
-      });
-    }
+    const unreachable = this.ipcUnreachable(true);
+    if (unreachable !== undefined) return unreachable;
     return new ConnectionError(
       "TIMEOUT",
       `no answer from the broker at ${this.endpoint} after ${tries} tries of ${this.opts.timeoutMs} ms: ` +
@@ -243,5 +252,71 @@ export class Requester {
         ? `, and it is ${curve.identity.name}'s own key, right only when you run as the broker's identity`
         : "")
     );
+  }
+}
+
+/**
+ * Whether this user can connect to the socket file at `path`: "missing", a sentence naming what denies
+ * it (the directory whose mode or group keeps this user out, or the socket file itself: connecting
+ * needs write permission on it), or undefined when nothing stands in the way (or the check cannot tell).
+ */
+function ipcSocketProblem(path: string): string | undefined {
+  try {
+    accessSync(path, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return "missing";
+    if (code !== "EACCES" && code !== "EPERM") return undefined;
+  }
+  const who = `this user (uid ${process.getuid?.() ?? "?"})`;
+  const see = 'see docs/security.md, "IPC sockets and file permissions"';
+  const dir = closedDirectory(dirname(resolve(path)));
+  if (dir !== undefined)
+    return (
+      `permission denied on the directory ${dir} (${describe(dir)}): ${who} may not enter it. Fix: add this ` +
+      `user to the broker's group (the group of paths.runtimeDir, which herald serve makes 0750), or publish as ` +
+      `a user in it; ${see}`
+    );
+  return (
+    `permission denied on the socket ${path} (${describe(path)}): connecting needs write permission on it. ` +
+    `Fix: let its group write it (run herald serve with umask 007, systemd UMask=0007) and add ${who} to ` +
+    `that group; ${see}`
+  );
+}
+
+/** The first directory from the root down to `dir` this user may not enter, if any. */
+function closedDirectory(dir: string): string | undefined {
+  const parts = dir.split("/").filter((p) => p !== "");
+  for (let i = 1; i <= parts.length; i++) {
+    const d = `/${parts.slice(0, i).join("/")}`;
+    try {
+      accessSync(d, constants.X_OK);
+    } catch {
+      return d;
+    }
+  }
+  return undefined;
+}
+
+/** "mode 750, owner uid 998, group herald": what an admin needs to grant access. */
+function describe(path: string): string {
+  try {
+    const st = statSync(path);
+    return `mode ${(st.mode & 0o777).toString(8)}, owner uid ${st.uid}, group ${groupName(st.gid)}`;
+  } catch {
+    return "its mode cannot be read from here";
+  }
+}
+
+function groupName(gid: number): string {
+  try {
+    const line = readFileSync("/etc/group", "utf8")
+      .split("\n")
+      .find((l) => l.split(":")[2] === String(gid));
+    const name = line?.split(":")[0];
+    return name ? `${name} (gid ${gid})` : `gid ${gid}`;
+  } catch {
+    return `gid ${gid}`;
   }
 }

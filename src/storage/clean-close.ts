@@ -54,13 +54,36 @@ function headOf(db: Database.Database): number {
   return Math.max(Number(meta?.value ?? 0), last?.s ?? 0);
 }
 
+/**
+ * Who hears that the record could not be written, by outbox path (the broker logs it). Without the record
+ * nothing is lost, but the next start takes the stop for a crash: it checks the whole file and ZeroMQ
+ * sinks resend up to 10,000 recent messages. On a full disk that happened with no word in the log.
+ */
+const failureListeners = new Map<string, (why: string) => void>();
+
+/** Hear about a clean-close record that could not be written for the outbox at `path`; returns the undo. */
+export function onCleanCloseFailed(path: string, listener: (why: string) => void): () => void {
+  failureListeners.set(path, listener);
+  return () => {
+    if (failureListeners.get(path) === listener) failureListeners.delete(path);
+  };
+}
+
 /** Record a clean close (call last, with nothing left to write; one statement, its own transaction). */
-export function writeCleanClose(db: Database.Database, state: CleanClose): void {
+export function writeCleanClose(db: Database.Database, state: CleanClose): boolean {
   const value = JSON.stringify(Object.fromEntries(FIELDS.map((f) => [f, state[f]])));
   try {
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(KEY, value);
-  } catch {
-    // Nothing lost: without the record the next open runs the full check and recounts.
+    return true;
+  } catch (err) {
+    // Nothing lost: without the record the next open runs the full check and recounts. But say so.
+    const e = err as { code?: unknown; message?: unknown };
+    try {
+      failureListeners.get(db.name)?.(`${String(e.code ?? "error")}: ${String(e.message ?? err)}`);
+    } catch {
+      // a listener's failure must not stop the outbox from closing
+    }
+    return false;
   }
 }
 
