@@ -5,7 +5,7 @@
  * - A starting broker does not answer a request queued before it accepts (a client retrying across a
  *   restart) with SHUTTING_DOWN: the socket is read only once every endpoint is bound and it accepts.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -112,6 +112,25 @@ describe("SubmitServer.stopAccepting", () => {
     s.stopAccepting(rejected("SHUTTING_DOWN", "again"));
     await d.send(request(2));
     expect(await replyCodes(d)).toEqual(["STORAGE_ERROR"]);
+  });
+});
+
+describe("the IPC submit socket", () => {
+  it("is read-write for owner and group whatever the umask: the broker's group may connect", async () => {
+    const path = join(tempDir(), "submit.sock");
+    const old = process.umask(0o022);
+    try {
+      const s = new SubmitServer(handler, {
+        endpoints: [`ipc://${path}`],
+        maxRequestBytes: 1 << 20,
+        log: silentLogger,
+      });
+      cleanups.push(() => s.close());
+      await s.bind();
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path).mode & 0o777).toBe(0o660);
   });
 });
 

@@ -1,3 +1,4 @@
+import { chmodSync } from "node:fs";
 import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
 import { ipcInUse, type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
@@ -129,7 +130,10 @@ export class SubmitServer {
       }
       this.sockets.push(sock);
       const file = ownSocketFile(sock.lastEndpoint ?? endpoint);
-      if (file) this.socketFiles.push(file);
+      if (file) {
+        this.socketFiles.push(file);
+        groupMaySubmit(file.path);
+      }
       const writer = new ReplyWriter(sock, this.opts.log);
       this.writers.push(writer);
       this.unread.push({ sock, writer, endpoint });
@@ -358,5 +362,19 @@ class ReplyWriter {
   async flush(deadline: number): Promise<void> {
     while ((this.running || this.queue.length > 0) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * Connecting to a Unix socket needs write permission on it, and libzmq creates it with the process umask
+ * (0755 under the usual 022): the local publishers of the broker's group, which docs/security.md lets in
+ * through the 0750 runtime directory, could enter it and still not connect. The directory is the barrier;
+ * the socket is made owner and group read-write, nothing for others.
+ */
+function groupMaySubmit(path: string): void {
+  try {
+    chmodSync(path, 0o660);
+  } catch {
+    // Not ours to change (another owner): the directory decides who reaches it either way.
   }
 }
