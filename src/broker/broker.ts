@@ -1,7 +1,6 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { BrokerUnavailableError, type HeraldError, rejected } from "../errors.js";
-import { onCleanCloseFailed } from "../storage/clean-close.js";
 import { Outbox, type OutboxOptions } from "../storage/outbox.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
@@ -96,7 +95,6 @@ export class Broker {
   private readonly log: Logger;
   /** STORAGE_FULL / OUTBOX_FULL episodes: logged, and shown by status() and /readyz. */
   private readonly refusals: StorageRefusals;
-  private unwatchCleanClose = (): void => {};
 
   constructor(private readonly opts: BrokerOptions) {
     this.log = opts.log ?? silentLogger;
@@ -136,7 +134,6 @@ export class Broker {
     await Promise.all(this.dispatchers.splice(0).map((d) => d.stop()));
     this.outbox?.close({ clean: this.outbox.openedAfterCleanClose || this.outbox.stats().headSeq === 0 });
     this.outbox = undefined;
-    this.unwatchCleanClose();
   }
 
   private async startServing(): Promise<void> {
@@ -145,7 +142,6 @@ export class Broker {
     await refuseIpcInUse([...this.opts.submitEndpoints, ...pubs], (ep) =>
       pubs.includes(ep) ? "broker.publish or sinks[].endpoint" : "broker.submit",
     );
-    this.watchCleanClose();
     this.outbox = Outbox.open({
       ...this.opts.outbox,
       onClockBack: ({ aheadMs, rows }) =>
@@ -153,6 +149,7 @@ export class Broker {
           aheadMs,
           rows,
         }),
+      onCleanCloseFailed: (why) => this.cleanCloseFailed(why),
     });
     this.outbox.onFail((err) => this.fatal(err));
     // A sink's name is its cursor: a renamed or removed sink's backlog is never dropped unnoticed.
@@ -358,20 +355,16 @@ export class Broker {
     // splice: a start() after this stop() makes new dispatchers, on the new outbox.
     await Promise.all(this.dispatchers.splice(0).map((d) => d.stop()));
     this.outbox?.close();
-    this.unwatchCleanClose();
     await this.opts.security?.stop();
     this.log.info("broker stopped", { name: this.opts.name });
   }
 
   /** The outbox's clean-stop record could not be written (a full disk): the next start acts as after a crash. */
-  private watchCleanClose(): void {
-    this.unwatchCleanClose();
-    this.unwatchCleanClose = onCleanCloseFailed(this.opts.outbox.path, (why) =>
-      this.log.warn(
-        "could not record the clean stop in the outbox: the next start checks the whole file and, as after a " +
-          "crash, ZeroMQ sinks and the legacy shim resend their recent messages (subscribers drop them by id)",
-        { why, fix: "if the disk is full, free space on the outbox's file system before the next start" },
-      ),
+  private cleanCloseFailed(why: string): void {
+    this.log.warn(
+      "could not record the clean stop in the outbox: the next start checks the whole file and, as after a " +
+        "crash, ZeroMQ sinks and the legacy shim resend their recent messages (subscribers drop them by id)",
+      { why, fix: "if the disk is full, free space on the outbox's file system before the next start" },
     );
   }
 

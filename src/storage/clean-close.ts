@@ -55,35 +55,18 @@ function headOf(db: Database.Database): number {
 }
 
 /**
- * Who hears that the record could not be written, by outbox path (the broker logs it). Without the record
- * nothing is lost, but the next start takes the stop for a crash: it checks the whole file and ZeroMQ
- * sinks resend up to 10,000 recent messages. On a full disk that happened with no word in the log.
+ * Record a clean close (call last, with nothing left to write; one statement, its own transaction).
+ * Returns why it could not (e.g. `SQLITE_FULL: ...`), undefined when written.
  */
-const failureListeners = new Map<string, (why: string) => void>();
-
-/** Hear about a clean-close record that could not be written for the outbox at `path`; returns the undo. */
-export function onCleanCloseFailed(path: string, listener: (why: string) => void): () => void {
-  failureListeners.set(path, listener);
-  return () => {
-    if (failureListeners.get(path) === listener) failureListeners.delete(path);
-  };
-}
-
-/** Record a clean close (call last, with nothing left to write; one statement, its own transaction). */
-export function writeCleanClose(db: Database.Database, state: CleanClose): boolean {
+export function writeCleanClose(db: Database.Database, state: CleanClose): string | undefined {
   const value = JSON.stringify(Object.fromEntries(FIELDS.map((f) => [f, state[f]])));
   try {
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(KEY, value);
-    return true;
+    return undefined;
   } catch (err) {
-    // Nothing lost: without the record the next open runs the full check and recounts. But say so.
+    // Nothing lost: without the record the next open runs the full check and recounts. The caller says so.
     const e = err as { code?: unknown; message?: unknown };
-    try {
-      failureListeners.get(db.name)?.(`${String(e.code ?? "error")}: ${String(e.message ?? err)}`);
-    } catch {
-      // a listener's failure must not stop the outbox from closing
-    }
-    return false;
+    return `${String(e.code ?? "error")}: ${String(e.message ?? err)}`;
   }
 }
 

@@ -45,6 +45,7 @@ export class Outbox {
   /** accepted_at for new rows and the prune cutoff: a clock that wall-clock steps do not move (stamps.ts). */
   private readonly stamps: Stamps;
   private readonly onClockBack: OutboxOptions["onClockBack"];
+  private readonly onCleanCloseFailed: OutboxOptions["onCleanCloseFailed"];
   /** Rows inserted by the transaction in progress, cached once it commits. */
   private fresh: StoredMessage[] = [];
   private readonly recent = new RecentMessages();
@@ -66,6 +67,7 @@ export class Outbox {
   ) {
     this.openedAfterCleanClose = clean !== undefined;
     this.onClockBack = opts.onClockBack;
+    this.onCleanCloseFailed = opts.onCleanCloseFailed;
     this.sql = prepareStatements(db);
     this.tx = db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.fails = new FailStop(path);
@@ -403,7 +405,8 @@ export class Outbox {
   /** Vouch for the file to the next open (clean-close.ts), unless this run failed or found damage. */
   private recordCleanClose(): void {
     if (this.fails.error !== undefined || this.readFailed) return;
-    writeCleanClose(this.db, this.counts.record(this.head));
+    const failed = writeCleanClose(this.db, this.counts.record(this.head));
+    if (failed !== undefined) this.onCleanCloseFailed?.(failed);
   }
 
   /** Pending = rows after the slowest sink's cursor (all rows with no sink): count from where it is now. */

@@ -22,6 +22,11 @@ export interface OutboxOptions {
   pruneIntervalMs?: number;
   /** Told when the wall clock went back and rows stamped ahead of it were restamped (see Outbox). */
   onClockBack?: (e: { aheadMs: number; rows: number }) => void;
+  /**
+   * Told when close() could not write its clean-close record (a full disk): nothing is lost, but the next
+   * open takes the stop for a crash (a full check; ZeroMQ sinks resend their recent messages).
+   */
+  onCleanCloseFailed?: (why: string) => void;
 }
 
 export interface StoredMessage {
