@@ -86,6 +86,7 @@ function publishSink(
     brokerName: config.broker.name,
     sendHighWaterMark: config.broker.sendHighWaterMark,
     maxMessageBytes: publishLimit(config, p.format),
+    tooLargeHint: publishLimitHint(p.format),
     ...(curve && sec ? { curve, zapDomain: sec.zapDomain } : {}),
   });
 }
@@ -99,6 +100,17 @@ function publishSink(
 export function publishLimit(config: HeraldConfig, format: "herald" | "legacy"): number {
   const body = config.limits.maxBodyBytes;
   return format === "legacy" ? body * 3 + (256 << 10) : body * 2 + (64 << 10);
+}
+
+/** What a TOO_LARGE from a PUB socket tells the user to do: its limit follows limits.maxBodyBytes. */
+export function publishLimitHint(format: "herald" | "legacy"): string {
+  const formula =
+    format === "legacy" ? "3 x limits.maxBodyBytes + 256 KiB" : "2 x limits.maxBodyBytes + 64 KiB";
+  const grows =
+    format === "legacy"
+      ? "fedmsg's ASCII-only JSON writes DEL as 6 bytes and a non-ASCII character as 6 or 12"
+      : "the envelope is the body plus its headers and fields";
+  return `this socket's limit is ${formula} (${grows}): make the body smaller, or raise limits.maxBodyBytes (herald subscribers of such messages then need maxMessageBytes as large)`;
 }
 
 function buildSink(s: SinkConfig, config: HeraldConfig, log: Logger): Transport {

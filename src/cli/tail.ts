@@ -43,8 +43,7 @@ export async function tail(argv: string[]): Promise<number> {
   const format = values.format ?? "herald";
   if (format !== "herald" && format !== "legacy" && format !== "both")
     throw new UsageError(`--format is herald, legacy or both, not '${format}'`);
-  const count = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
-  if (!(count > 0)) throw new UsageError("--count takes a positive number");
+  const count = parseCount(values.count);
   if (format === "both" && values.endpoint)
     throw new UsageError(
       "--endpoint with --format both: an endpoint is either a herald or a legacy PUB socket; " +
@@ -85,14 +84,54 @@ export async function tail(argv: string[]): Promise<number> {
   const stop = (): void => void sub.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  const hint = hintIfUnconnected(sub, (text) => process.stderr.write(text));
   let seen = 0;
+  // Breaking out acks (AMQP) the message just printed; those read ahead stay in the queue.
   for await (const m of sub) {
     out(values.json ? asJson(m, format) : line(m));
     if (++seen >= count) break;
   }
+  clearTimeout(hint);
   await sub.close();
   trust?.stop();
   return EXIT.ok;
+}
+
+function parseCount(text: string | undefined): number {
+  if (text === undefined) return Number.POSITIVE_INFINITY;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`--count takes a whole number of messages (1 or more), not '${text}'`);
+  return n;
+}
+
+/** How long a tail may go without a connection before it says so (a quiet bus prints nothing either). */
+export const HINT_AFTER_MS = 5000;
+
+/**
+ * A tail at a dead endpoint would wait silently forever, like one on a quiet bus: after `afterMs`, name
+ * the sources not connected yet on stderr (they keep retrying). Once; the timer does not hold the process.
+ */
+export function hintIfUnconnected(
+  sub: Pick<Subscriber, "sourceHealth">,
+  write: (text: string) => void,
+  afterMs = HINT_AFTER_MS,
+): NodeJS.Timeout {
+  const timer = setTimeout(() => {
+    const down = sub.sourceHealth().filter((s) => s.health.state === "starting" || s.health.state === "down");
+    if (down.length === 0) return;
+    const what = down
+      .map((s) => {
+        const where = s.endpoints ? s.endpoints.join(", ") : `source '${s.name}'`;
+        return `${where}${s.health.lastError ? ` (${s.health.lastError})` : ""}`;
+      })
+      .join(", ");
+    write(
+      `herald tail: not connected to ${what} after ${afterMs / 1000} s, still trying: is the broker running (herald status) and is this the right endpoint or source?\n`,
+    );
+  }, afterMs);
+  timer.unref();
+  return timer;
 }
 
 function line(m: ReceivedMessage): string {

@@ -1,8 +1,8 @@
-import { ClosedError, type SecurityError } from "../errors.js";
+import type { SecurityError } from "../errors.js";
 import { type KeyLookup, type VerifyCode, verifyMessage } from "../security/sign.js";
-import type { Delivery, Subscription, Transport, WireFormat } from "../transport/types.js";
+import type { Delivery, Subscription, Transport, TransportHealth, WireFormat } from "../transport/types.js";
 import { sleep } from "../util/backoff.js";
-import { type Logger, silentLogger } from "../util/log.js";
+import { createLogger, type Logger, rateLimitedLogger } from "../util/log.js";
 import { AsyncQueue } from "../util/queue.js";
 import type { Message } from "../wire/message.js";
 
@@ -17,7 +17,10 @@ export interface ReceivedMessage {
   signer?: string;
   /** With `verify`: `"legacy"` when the signer vouches for a message ingested from a fedmsg publisher. */
   vouched?: string;
-  /** Acknowledge (AMQP sources with manual ack); a no-op elsewhere. */
+  /**
+   * Acknowledge (AMQP sources with `manualAck`); a no-op elsewhere. Without `manualAck` the subscriber
+   * acks a message itself once the reader asks for the next one, breaks out of the loop or closes.
+   */
   ack(): Promise<void>;
 }
 
@@ -43,12 +46,18 @@ export interface SubscriberOptions {
   /** How many recent ids to remember for cross-socket dedup (default 100,000). */
   dedupCapacity?: number;
   /**
-   * Called for every gap; when absent gaps are logged as warnings. Never silent either way. Only when
-   * subscribed to every topic (`#`, the default); restarts are reported whatever the patterns.
+   * Called for every gap; when absent gaps are logged as warnings (to `log`, or to stderr). Never silent
+   * either way. Only when subscribed to every topic (`#`, the default); restarts are reported whatever
+   * the patterns.
    */
   onGap?: (gap: Gap) => void;
   /** Called when a publisher restarted: a new stream on the same socket, or its sequence back to 1. */
   onRestart?: (stream: string, via: string) => void;
+  /**
+   * AMQP sources: ack only when `ReceivedMessage.ack()` is called. Otherwise a message is acked once the
+   * reader has moved past it (asks for the next one, breaks out of the loop, or closes); messages read
+   * ahead but never handed to the reader stay unacked, and RabbitMQ redelivers them after close.
+   */
   manualAck?: boolean;
   /** Close the sources too when the subscriber closes (they were made for it, e.g. by `subscribe()`). */
   ownsSources?: boolean;
@@ -60,6 +69,10 @@ export interface SubscriberOptions {
    */
   verify?: { trust: KeyLookup; requireSignature?: boolean };
   onRejected?: (delivery: Delivery, error: SecurityError) => void;
+  /**
+   * Where gaps, verification failures and a failed source are reported (when no handler takes them).
+   * Default: warnings to stderr, at most a few lines a minute per kind (the rest are counted).
+   */
   log?: Logger;
 }
 
@@ -81,7 +94,10 @@ const MAX_BUFFERED = 10_000;
  * late joiners miss messages: a subscriber must know).
  */
 export class Subscriber implements AsyncIterable<ReceivedMessage> {
-  private readonly queue = new AsyncQueue<ReceivedMessage>();
+  private readonly queue = new AsyncQueue<ReceivedMessage>(
+    Number.POSITIVE_INFINITY,
+    "this subscriber already has a reader: one for-await loop per subscriber (make another subscriber for a second reader)",
+  );
   private readonly subs: Subscription[] = [];
   private readonly seen = new Set<string>();
   private readonly lastSeq = new Map<string, number>();
@@ -97,16 +113,19 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
   };
   private readonly log: Logger;
   private closed = false;
+  /** Without manualAck: the message the reader holds, acked once it moves past it. */
+  private handed: ReceivedMessage | undefined;
   /** Subscribed to every topic: only then is a hole in a socket's numbering a lost message. */
   private readonly seesEveryTopic: boolean;
 
   constructor(private readonly opts: SubscriberOptions) {
-    this.log = opts.log ?? silentLogger;
+    this.log = opts.log ?? defaultLog();
     const patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ["#"];
     this.seesEveryTopic = patterns.includes("#");
     try {
       for (const source of opts.sources) {
-        const sub = source.receive({ patterns, manualAck: opts.manualAck ?? false });
+        // The sources never ack on their own: read ahead of the app, they would ack what it never saw.
+        const sub = source.receive({ patterns, manualAck: true });
         this.subs.push(sub);
         void this.pump(sub);
       }
@@ -134,11 +153,15 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     this.trackSequence(d);
     // Verify before dedup: a forged copy must not make us drop the genuine message that follows it.
     const verified = this.verify(d);
-    if (verified === false) return;
+    if (verified === false) {
+      // With manualAck verify() dead-lettered it; otherwise dropped, as a source's auto-ack did.
+      if (!this.opts.manualAck) void d.ack().catch(() => {});
+      return;
+    }
     const keys = dedupKeys(d);
     if (keys.some((k) => this.seen.has(k))) {
       this.counters.duplicates++;
-      void d.ack();
+      void d.ack().catch(() => {});
       return;
     }
     for (const k of keys) this.remember(k);
@@ -235,14 +258,21 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     return { ...this.counters, rejected: { ...this.counters.rejected } };
   }
 
-  next(): Promise<IteratorResult<ReceivedMessage>> {
-    if (this.closed && this.queue.size === 0) return Promise.reject(new ClosedError("subscriber"));
-    return this.queue.next();
+  /**
+   * The next message (acking the one handed before, without manualAck). `done` once closed, also over
+   * messages read ahead: an AMQP source requeued them at close, and their ack could no longer be sent.
+   */
+  async next(): Promise<IteratorResult<ReceivedMessage>> {
+    await this.ackHanded();
+    if (this.closed) return { value: undefined, done: true };
+    const r = await this.queue.next();
+    if (!r.done && !this.opts.manualAck) this.handed = r.value;
+    return r;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
     return {
-      next: () => this.queue.next(),
+      next: () => this.next(),
       return: async () => {
         await this.close();
         return { value: undefined, done: true };
@@ -250,13 +280,43 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     };
   }
 
+  /**
+   * Each source's name, health (ZeroMQ: `state` is "up" once a socket is connected) and, for sources
+   * that connect to fixed endpoints (ZmqSubscribeTransport), those endpoints.
+   */
+  sourceHealth(): Array<{ name: string; health: TransportHealth; endpoints?: readonly string[] }> {
+    return this.opts.sources.map((s) => {
+      const endpoints = (s as { endpoints?: unknown }).endpoints;
+      return {
+        name: s.name,
+        health: s.health(),
+        ...(Array.isArray(endpoints) ? { endpoints: endpoints as string[] } : {}),
+      };
+    });
+  }
+
+  /** The reader moved past the message it was handed: it is done with it (AMQP: ack). */
+  private async ackHanded(): Promise<void> {
+    const m = this.handed;
+    this.handed = undefined;
+    await m?.ack().catch(() => {});
+  }
+
+  /** Stop; the message the reader was handed is acked, those read ahead stay unacked (redelivered). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.subs.map((s) => s.close().catch(() => {})));
+    // First: an AMQP ack is written to its channel synchronously, before the close below closes it.
+    const acked = this.ackHanded();
+    await Promise.all([acked, ...this.subs.map((s) => s.close().catch(() => {}))]);
     if (this.opts.ownsSources) await Promise.all(this.opts.sources.map((s) => s.close().catch(() => {})));
     this.queue.close();
   }
+}
+
+/** Reports nobody asked for go to stderr, a few lines a minute per kind, so a flood cannot bury the rest. */
+function defaultLog(): Logger {
+  return rateLimitedLogger(createLogger({ component: "herald subscriber" }));
 }
 
 /**

@@ -16,7 +16,9 @@ import {
 /**
  * One consumer: its own channel with a prefetch window, a named durable queue or a temporary exclusive
  * one, one binding per pattern. Rebuilt after channel or connection loss. Messages are acked only when
- * `Delivery.ack()` is called (manualAck) or, otherwise, when the reader asks for the next message.
+ * `Delivery.ack()` is called (manualAck) or, otherwise, when the reader asks for the next message. A
+ * reader that reads ahead of its own consumer (the Subscriber's buffer) must use manualAck and ack what
+ * its consumer is done with: auto-ack would ack what that consumer never saw.
  */
 export class AmqpSubscription implements Subscription {
   private readonly queue = new AsyncQueue<Delivery>();

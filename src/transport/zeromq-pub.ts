@@ -49,6 +49,11 @@ export interface ZmqPublishOptions {
   sendHighWaterMark?: number;
   /** Largest envelope frame sent; bigger messages are rejected with TOO_LARGE. Default 4 MiB. */
   maxMessageBytes?: number;
+  /**
+   * What the TOO_LARGE error tells the user to do: where `maxMessageBytes` comes from and how to raise
+   * it (`herald serve` derives it from limits.maxBodyBytes). Default: raise maxMessageBytes.
+   */
+  tooLargeHint?: string;
   heartbeat?: HeartbeatOptions | false;
   /** CURVE server keys (Z85). Only a ZAP handler bound on inproc://zeromq.zap.01 decides who may connect. */
   curve?: CurveServerOptions | undefined;
@@ -238,7 +243,13 @@ export class ZmqPublishTransport implements Transport {
     });
   }
 
-  /** Stamp `seq`/`stream` and encode; all or nothing, so a rejected batch does not burn sequence numbers. */
+  /**
+   * Stamp `seq`/`stream` and encode, all or nothing. A message this socket cannot carry, sent alone, is
+   * passed over for good (the dispatcher retries a refused page one message at a time, then skips the
+   * one still refused): it uses up its number, so subscribers see the loss as a gap in `seq` (fedmsg's
+   * `i`), like a drop at the high-water mark. In a batch of several nothing is used up: the others are
+   * sent again.
+   */
   private encode(batch: readonly Message[]): { frames: TextFrames[]; sizes: number[] } {
     const limit = this.opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const start = this.seq;
@@ -253,24 +264,40 @@ export class ZmqPublishTransport implements Transport {
             ? legacyEnvelopeText(m, seq)
             : stampedEnvelopeText(m, seq, this.streamId);
       } catch (err) {
-        this.seq = start;
-        bump(this.state, "unencodable");
+        this.refused(batch, start, "unencodable");
         throw unencodable(m.id, this.opts.format, err);
       }
       const size = Buffer.byteLength(text, "utf8");
       if (size > limit) {
-        this.seq = start;
-        bump(this.state, "tooLarge");
-        throw rejected(
-          "TOO_LARGE",
-          `message ${m.id} is ${size} bytes on the wire, ${this.what()} sends at most ${limit} (maxMessageBytes): make the body smaller or raise the limit on both ends`,
-          { id: m.id, size, limit },
-        );
+        this.refused(batch, start, "tooLarge");
+        throw rejected("TOO_LARGE", this.tooLargeText(m.id, size, limit, batch.length === 1 ? seq : 0), {
+          id: m.id,
+          size,
+          limit,
+        });
       }
       frames.push([m.topic, text]);
       sizes.push(Buffer.byteLength(m.topic, "utf8") + size);
     }
     return { frames, sizes };
+  }
+
+  /** A message of `batch` cannot be sent: a lone one keeps its number used up (see encode). */
+  private refused(batch: readonly Message[], start: number, counter: string): void {
+    bump(this.state, counter);
+    if (batch.length > 1) this.seq = start;
+    else bump(this.state, "skipped");
+  }
+
+  /** `seq`: the number the message used up, 0 when it was in a batch (nothing used up). */
+  private tooLargeText(id: string, size: number, limit: number, seq: number): string {
+    const counter = this.opts.format === "legacy" ? "i" : "seq";
+    const what =
+      seq > 0
+        ? `not sent on this socket (${counter} ${seq} is used up: its subscribers see a gap)`
+        : "the batch was not sent (no sequence number used up)";
+    const fix = this.opts.tooLargeHint ?? "make the message smaller, or raise maxMessageBytes";
+    return `message ${id} is ${size} bytes on the wire, ${this.what()} sends at most ${limit}: ${what}; ${fix}`;
   }
 
   private async pump(): Promise<void> {

@@ -93,6 +93,11 @@ export class ZmqSubscribeTransport implements Transport {
     this.log = opts.logger ?? stderrLogger(`zeromq-sub ${opts.name}`);
   }
 
+  /** The PUB endpoints this transport connects to. */
+  get endpoints(): readonly string[] {
+    return this.opts.endpoints;
+  }
+
   async open(): Promise<void> {
     if (this.closed) throw new ClosedError(this.what());
     if (this.state.state === "starting") this.state.state = "up";

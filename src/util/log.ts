@@ -61,3 +61,50 @@ export const silentLogger: Logger = {
   error: () => {},
   child: () => silentLogger,
 };
+
+export interface RateLimitOptions {
+  /** Lines passed per message text and window. Default 5. */
+  burst?: number;
+  /** The window, ms. Default 60,000. */
+  intervalMs?: number;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+/**
+ * Passes at most `burst` lines per window for each message text; the others are counted, and the count
+ * goes out with the next line that passes (`suppressed=N`). For the loggers nobody configured (the
+ * library's stderr defaults): a flood of gap reports must neither fill a disk nor bury the first ones.
+ */
+export function rateLimitedLogger(inner: Logger, opts: RateLimitOptions = {}): Logger {
+  const burst = opts.burst ?? 5;
+  const interval = opts.intervalMs ?? 60_000;
+  const now = opts.now ?? Date.now;
+  const windows = new Map<string, { start: number; passed: number; suppressed: number }>();
+  const gate =
+    (lvl: LogLevel) =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      const key = `${lvl} ${msg}`;
+      const t = now();
+      let w = windows.get(key);
+      if (w === undefined || t - w.start >= interval) {
+        w = { start: t, passed: 0, suppressed: w?.suppressed ?? 0 };
+        windows.set(key, w);
+      }
+      if (w.passed >= burst) {
+        w.suppressed++;
+        return;
+      }
+      w.passed++;
+      const out = w.suppressed > 0 ? { ...fields, suppressed: w.suppressed } : fields;
+      w.suppressed = 0;
+      inner[lvl](msg, out);
+    };
+  return {
+    debug: gate("debug"),
+    info: gate("info"),
+    warn: gate("warn"),
+    error: gate("error"),
+    child: (component) => rateLimitedLogger(inner.child(component), opts),
+  };
+}

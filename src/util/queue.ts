@@ -1,8 +1,10 @@
-import { ClosedError } from "../errors.js";
+import { HeraldError } from "../errors.js";
 
 /**
  * An async FIFO with one consumer: producers `push`, the consumer iterates. Bounded when `limit` is
  * set: `push` returns false (the caller decides to drop and count, or to wait) instead of growing.
+ * A second reader waiting while the first one waits is refused with `secondReader` as the message
+ * (say what the owner is, and the fix).
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
@@ -12,7 +14,10 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private closed = false;
   private error: unknown;
 
-  constructor(private readonly limit = Number.POSITIVE_INFINITY) {}
+  constructor(
+    private readonly limit = Number.POSITIVE_INFINITY,
+    private readonly secondReader = "this queue already has a reader waiting: read it from one loop at a time",
+  ) {}
 
   get size(): number {
     return this.items.length - this.head;
@@ -63,7 +68,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         ? Promise.resolve({ value: undefined, done: true })
         : Promise.reject(this.error);
     }
-    if (this.waiter) return Promise.reject(new ClosedError("a second reader on this queue"));
+    if (this.waiter) return Promise.reject(new HeraldError("UNSUPPORTED", this.secondReader));
     return new Promise((resolve, reject) => {
       this.waiter = resolve;
       this.failWaiter = reject;

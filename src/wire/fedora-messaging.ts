@@ -167,14 +167,22 @@ export function encodeFedoraMessaging(msg: Message, options: CodecOptions = {}):
     messageId: msg.id,
     headers: fedoraMessagingHeaders(msg),
   };
-  const priority = h["priority"];
-  if (typeof priority === "number" && Number.isInteger(priority) && priority >= 0 && priority <= 255)
-    properties.priority = priority;
+  const priority = priorityOf(h["priority"]);
+  if (priority !== undefined) properties.priority = priority;
   return {
     routingKey: routingKeyFor(msg.topic, options.topicPrefix),
     content: Buffer.from(bodyText(msg.body), "utf8"),
     properties,
   };
+}
+
+/**
+ * The AMQP priority (0-255) a `priority` header asks for: an integer, or its decimal digits as a string,
+ * which is what `herald publish --header priority=7` gives (as for severity). Anything else sets none.
+ */
+function priorityOf(v: HeaderValue | undefined): number | undefined {
+  const n = typeof v === "string" && /^\s*\d{1,3}\s*$/.test(v) ? Number(v) : v;
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 255 ? n : undefined;
 }
 
 /** Any key order will do: fedora-messaging's JSON body is not canonical. */
