@@ -9,6 +9,18 @@ import { createMessage, type Message } from "../src/wire/message.js";
 export const AMQP_URL = process.env["HERALD_TEST_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F";
 const run = promisify(execFile);
 
+/** Properties of a message as fedora-messaging publishes it (severity INFO, fixed sent-at). */
+export const FM_PROPS = {
+  contentType: "application/json",
+  contentEncoding: "utf-8",
+  deliveryMode: 2,
+  headers: {
+    fedora_messaging_schema: "base.message",
+    fedora_messaging_severity: 20,
+    "sent-at": "2024-01-01T00:00:00+00:00",
+  },
+};
+
 export function uniq(prefix: string): string {
   return `herald-test-${prefix}-${process.pid}-${randomBytes(4).toString("hex")}`;
 }

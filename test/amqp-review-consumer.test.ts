@@ -4,7 +4,7 @@ import { AmqpTransport, resolveAmqpOptions } from "../src/transport/amqp.js";
 import { AmqpSubscription } from "../src/transport/amqp-consumer.js";
 import { AmqpSession } from "../src/transport/amqp-session.js";
 import { initialHealth } from "../src/transport/types.js";
-import { Admin, AMQP_URL, uniq, waitFor } from "./amqp-helpers.js";
+import { Admin, AMQP_URL, FM_PROPS, uniq, waitFor } from "./amqp-helpers.js";
 
 let admin: Admin;
 const cleanups: (() => Promise<void>)[] = [];
@@ -17,17 +17,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
   await admin.close();
 });
-
-const FM_PROPS = {
-  contentType: "application/json",
-  contentEncoding: "utf-8",
-  deliveryMode: 2,
-  headers: {
-    fedora_messaging_schema: "base.message",
-    fedora_messaging_severity: 20,
-    "sent-at": "2024-01-01T00:00:00+00:00",
-  },
-};
 
 describe("AMQP source (review)", () => {
   it("closes the consumer it was setting up when close() ran meanwhile: no messages held for nobody", async () => {

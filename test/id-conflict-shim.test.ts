@@ -7,12 +7,11 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import * as zmq from "zeromq";
-import type { Subscriber } from "../src/client/subscriber.js";
 import { Ingest, RELAY_INBOUND } from "../src/shim/ingest.js";
 import type { Logger } from "../src/util/log.js";
 import { pythonJson } from "../src/wire/json.js";
 import type { Message } from "../src/wire/message.js";
-import { linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
+import { collectMessages, linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -26,23 +25,11 @@ function fedmsg(topic: string, msg: Record<string, unknown>, msgId: string): [st
   return [topic, pythonJson({ i: 1, msg, msg_id: msgId, timestamp: 1700000000, topic, username: "apache" })];
 }
 
-function collect(sub: Subscriber): Message[] {
-  const got: Message[] = [];
-  void (async () => {
-    try {
-      for await (const d of sub) got.push(d.message);
-    } catch {
-      // closed
-    }
-  })();
-  return got;
-}
-
 /** A broker, a subscriber on its herald PUB (link up), and a shim Ingest submitting to it as `herald shim` does. */
 async function setup(): Promise<{ b: TestBroker; ingest: Ingest; got: Message[]; warnings: string[] }> {
   const b = await startTestBroker();
   cleanups.push(() => b.stop());
-  const got = collect(b.subscriber(["herald"]));
+  const got = collectMessages(b.subscriber(["herald"]));
   const seen: string[] = [];
   const watch = setInterval(() => seen.splice(0, seen.length, ...got.map((m) => m.id)), 10);
   cleanups.push(() => clearInterval(watch));

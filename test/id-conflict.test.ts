@@ -6,14 +6,13 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Ack } from "../src/client/publisher.js";
-import type { Subscriber } from "../src/client/subscriber.js";
 import { errorFromWire, HeraldError, MessageRejectedError } from "../src/errors.js";
 import { INGESTED_BY, INGESTED_FROM, VOUCHED } from "../src/shim/ingest.js";
 import { Outbox } from "../src/storage/index.js";
 import { ForwardTransport } from "../src/transport/forward.js";
 import { createMessage, type Message } from "../src/wire/message.js";
 import { tempDir } from "./fixtures/outbox-helpers.js";
-import { linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
+import { collectMessages, linkUp, startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
 import { freePorts } from "./helpers/serve.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -27,23 +26,10 @@ async function broker(extra: Parameters<typeof startTestBroker>[0] = {}): Promis
   return b;
 }
 
-/** Every message a subscriber gets, in the background. */
-function collect(sub: Subscriber): Message[] {
-  const got: Message[] = [];
-  void (async () => {
-    try {
-      for await (const d of sub) got.push(d.message);
-    } catch {
-      // closed
-    }
-  })();
-  return got;
-}
-
 /** A broker with a herald-format subscriber whose link is up. */
 async function brokerWithSubscriber(): Promise<{ b: TestBroker; got: Message[] }> {
   const b = await broker();
-  const got = collect(b.subscriber(["herald"]));
+  const got = collectMessages(b.subscriber(["herald"]));
   const seen: string[] = [];
   const watch = setInterval(() => seen.splice(0, seen.length, ...got.map((m) => m.id)), 10);
   cleanups.push(() => clearInterval(watch));

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Subscriber } from "../src/client/subscriber.js";
 import { AmqpTransport } from "../src/transport/amqp.js";
-import { Admin, AMQP_URL, uniq, waitFor } from "./amqp-helpers.js";
+import { Admin, AMQP_URL, FM_PROPS, uniq, waitFor } from "./amqp-helpers.js";
 import { CLI } from "./helpers/serve.js";
 
 let admin: Admin;
@@ -23,17 +23,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
   await admin.close();
 });
-
-const FM_PROPS = {
-  contentType: "application/json",
-  contentEncoding: "utf-8",
-  deliveryMode: 2,
-  headers: {
-    fedora_messaging_schema: "base.message",
-    fedora_messaging_severity: 20,
-    "sent-at": "2024-01-01T00:00:00+00:00",
-  },
-};
 
 /** A durable queue holding `n` fedora-messaging messages m0..m<n-1>. */
 async function filledQueue(n: number): Promise<{ exchange: string; queue: string }> {

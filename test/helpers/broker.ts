@@ -7,6 +7,7 @@ import { Subscriber } from "../../src/client/subscriber.js";
 import type { Transport } from "../../src/transport/types.js";
 import { ZmqPublishTransport } from "../../src/transport/zeromq-pub.js";
 import { ZmqSubscribeTransport } from "../../src/transport/zeromq-sub.js";
+import type { Message } from "../../src/wire/message.js";
 
 export interface TestBroker {
   broker: Broker;
@@ -94,6 +95,19 @@ export function collectIds(sub: Subscriber): { ids: string[]; done: Promise<void
     }
   })();
   return { ids, done };
+}
+
+/** Every message a subscriber gets, in the background (until it is closed). */
+export function collectMessages(sub: Subscriber): Message[] {
+  const got: Message[] = [];
+  void (async () => {
+    try {
+      for await (const d of sub) got.push(d.message);
+    } catch {
+      // closed
+    }
+  })();
+  return got;
 }
 
 /** Poll until `cond` holds or the deadline passes; returns whether it held. Not a timing assertion. */
