@@ -169,6 +169,21 @@ describe("broker admission: signature, then policy", () => {
     expect(b.broker.status().submit.admissionByCode["UNAUTHORIZED_TOPIC"]).toBe(3);
   });
 
+  it("logs refusals up to a rate per code, counting them all: a flood does not fill the log", async () => {
+    b = await trustedBroker("flood", {
+      requireSignatures: true,
+      strictTopics: true,
+      policy: { alice: ["org.alice.#"] },
+    });
+    const client = closer.client({ endpoint: b.ipc, retries: 0 });
+    const results = await client.submit(
+      Array.from({ length: 50 }, () => signMessage(msg("org.bob.x"), alice)),
+    );
+    expect(results.every((r) => r instanceof HeraldError && r.code === "UNAUTHORIZED_TOPIC")).toBe(true);
+    expect(b.broker.status().submit.admissionByCode["UNAUTHORIZED_TOPIC"]).toBe(50);
+    expect(b.logs.filter((l) => l.includes("message refused"))).toHaveLength(20);
+  });
+
   it("without CURVE: our own message back from a loop is stopped, another broker's old one stored", async () => {
     b = await trustedBroker("loopback", { requireSignatures: true });
     const client = closer.client({ endpoint: b.ipc, retries: 0 });

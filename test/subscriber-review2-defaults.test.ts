@@ -11,7 +11,7 @@ import { subscribe } from "../src/client/index.js";
 import { Subscriber } from "../src/client/subscriber.js";
 import type { Delivery, Subscription, Transport, TransportHealth } from "../src/transport/types.js";
 import { ZmqPublishTransport } from "../src/transport/zeromq-pub.js";
-import { createLogger, rateLimitedLogger } from "../src/util/log.js";
+import { createLogger, rateLimitedLogger, refusalLogger } from "../src/util/log.js";
 import { AsyncQueue } from "../src/util/queue.js";
 import { createMessage } from "../src/wire/message.js";
 import { CLI, freePorts, noBrokerHome } from "./helpers/serve.js";
@@ -125,6 +125,17 @@ describe("rateLimitedLogger", () => {
     now = 1000;
     log.warn("gap", { n: 5 });
     expect(lines.at(-1)).toMatch(/WARN {2}gap n=5 suppressed=3$/);
+  });
+});
+
+describe("refusalLogger", () => {
+  it("logs every refusal while they are few, then at most 20 per error code and window", () => {
+    const lines: string[] = [];
+    const log = refusalLogger(createLogger({ write: (l) => lines.push(l) }));
+    for (let i = 0; i < 30; i++) log.warn("message refused", { code: "UNAUTHORIZED_TOPIC", id: `u${i}` });
+    for (let i = 0; i < 3; i++) log.warn("message refused", { code: "BAD_SIGNATURE", id: `b${i}` });
+    expect(lines.filter((l) => l.includes("UNAUTHORIZED_TOPIC"))).toHaveLength(20);
+    expect(lines.filter((l) => l.includes("BAD_SIGNATURE"))).toHaveLength(3);
   });
 });
 

@@ -5,7 +5,7 @@ import { Outbox, type OutboxOptions } from "../storage/outbox.js";
 import type { Transport } from "../transport/types.js";
 import { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import { refuseIpcInUse } from "../util/ipc-file.js";
-import { type Logger, silentLogger } from "../util/log.js";
+import { type Logger, refusalLogger, silentLogger } from "../util/log.js";
 import { isoNow, type Message } from "../wire/message.js";
 import type { SubmitResult } from "../wire/submit.js";
 import { type MessageTrace, pongReply, traceIdArg, traceReply } from "./commands.js";
@@ -93,11 +93,14 @@ export class Broker {
   private admissionRejected = 0;
   private readonly admissionByCode: Record<string, number> = {};
   private readonly log: Logger;
+  /** Each refusal logged, up to a rate per code: an untrusted peer's flood must not fill the disk. */
+  private readonly refusalLog: Logger;
   /** STORAGE_FULL / OUTBOX_FULL episodes: logged, and shown by status() and /readyz. */
   private readonly refusals: StorageRefusals;
 
   constructor(private readonly opts: BrokerOptions) {
     this.log = opts.log ?? silentLogger;
+    this.refusalLog = refusalLogger(this.log);
     this.refusals = new StorageRefusals(this.log.child("outbox"));
   }
 
@@ -261,7 +264,7 @@ export class Broker {
         this.admissionRejected++;
         this.admissionByCode[err.code] = (this.admissionByCode[err.code] ?? 0) + 1;
         // The identity (signer or CURVE peer), never the routing id: that is a bearer token.
-        this.log.warn("message refused", {
+        this.refusalLog.warn("message refused", {
           id: m.id,
           topic: m.topic,
           code: err.code,

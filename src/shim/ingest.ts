@@ -5,7 +5,7 @@ import { vouchIngested } from "../security/sign.js";
 import type { Subscription } from "../transport/types.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
-import type { Logger } from "../util/log.js";
+import { type Logger, refusalLogger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
 import { MEMORY_GUARD_FACTOR, RelayInbound, type TopicScheme } from "./relay.js";
 import { localHostsFor } from "./services.js";
@@ -69,12 +69,15 @@ export class Ingest {
   private inFlight = 0;
   private flushing: Promise<void> | undefined;
   private readonly relay: RelayInbound;
+  /** Refusals logged up to a rate per code: an anonymous relay_inbound peer must not flood the log. */
+  private readonly refusalLog: Logger;
   private closed = false;
   private readonly abort = new AbortController();
   /** Aborts the current retry backoff (close() submits what is left at once). */
   private backoff = new AbortController();
 
   constructor(private readonly opts: IngestOptions) {
+    this.refusalLog = refusalLogger(opts.log);
     this.relay = new RelayInbound({
       log: opts.log,
       maxMessageBytes: this.maxBytes(),
@@ -259,7 +262,7 @@ export class Ingest {
     const c = this.counters(p.service);
     if (r instanceof HeraldError) {
       c.rejected++;
-      this.opts.log.warn("broker refused an ingested legacy message", {
+      this.refusalLog.warn("broker refused an ingested legacy message", {
         service: p.service,
         id: p.message.id,
         topic: p.message.topic,

@@ -69,6 +69,8 @@ export interface RateLimitOptions {
   intervalMs?: number;
   /** Clock (tests). */
   now?: () => number;
+  /** What counts as the same line: the message text by default (e.g. add an error code). */
+  key?: (msg: string, fields?: Record<string, unknown>) => string;
 }
 
 /**
@@ -84,7 +86,7 @@ export function rateLimitedLogger(inner: Logger, opts: RateLimitOptions = {}): L
   const gate =
     (lvl: LogLevel) =>
     (msg: string, fields?: Record<string, unknown>): void => {
-      const key = `${lvl} ${msg}`;
+      const key = `${lvl} ${opts.key ? opts.key(msg, fields) : msg}`;
       const t = now();
       let w = windows.get(key);
       if (w === undefined || t - w.start >= interval) {
@@ -107,4 +109,16 @@ export function rateLimitedLogger(inner: Logger, opts: RateLimitOptions = {}): L
     error: gate("error"),
     child: (component) => rateLimitedLogger(inner.child(component), opts),
   };
+}
+
+/**
+ * For a line per refused message (the broker's admission, the shim's ingest): every refusal while they are
+ * few, then at most 20 a minute per error code with the rest counted (`suppressed=N`); the counters in
+ * `herald status` keep the whole count. A flood from a peer nobody trusts must not fill the disk.
+ */
+export function refusalLogger(inner: Logger): Logger {
+  return rateLimitedLogger(inner, {
+    burst: 20,
+    key: (msg, fields) => `${msg} ${String(fields?.["code"] ?? "")}`,
+  });
 }
