@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { LocalSubmitter, type Submitter } from "../src/broker/local-submit.js";
+import { LocalSubmitter, SOURCE_PEER, type Submitter } from "../src/broker/local-submit.js";
 import { SourceIngest } from "../src/broker/source-ingest.js";
 import { type HeraldError, rejected } from "../src/errors.js";
 import { generateIdentity, type Identity, signMessage, trustKey } from "../src/security/index.js";
@@ -114,7 +114,7 @@ describe("via on messages from a source (in-process submits)", () => {
     expect(await code(unsignedWithVia(0))).toBe("UNSIGNED");
     // Signed and fresh: stored, via and all.
     expect(await code({ ...signed("org.example.ok"), via: ["elsewhere"] })).toBe("ok");
-    // Old: via lifts no freshness limit from a source (its publisher wrote it), so STALE.
+    // Old: via lifts no freshness limit from an in-process submit (its publisher wrote it), so STALE.
     expect(await code({ ...signed("org.example.old", old()), via: ["elsewhere"] })).toBe("STALE");
     expect(b.broker.status().outbox.headSeq).toBe(before + 1);
     // Naming this broker: a loop, dropped and counted, never stored.
@@ -123,6 +123,24 @@ describe("via on messages from a source (in-process submits)", () => {
     expect(b.broker.status().submit.loopsStopped).toBe(1);
     expect(b.broker.status().outbox.headSeq).toBe(before + 1);
     expect(b.broker.status().submit.admissionByCode["FORWARD_REFUSED"]).toBeUndefined();
+  });
+
+  it("a source's messages have no age limit (its queue held them while the broker was down); the shim's do", async () => {
+    const dir = join(root, "aged-src");
+    trustKey(alice, join(dir, "trust"));
+    const b = await startSecureBroker(dir, { security: { requireSignatures: true } }, { name: "aged-src" });
+    running.push(b);
+    const source = new LocalSubmitter(() => b.broker, SOURCE_PEER);
+    const [aged] = await source.submit([signed("org.example.queued", old())]);
+    expect(aged).toMatchObject({ duplicate: false });
+    const [agedVia] = await source.submit([{ ...signed("org.example.queued2", old()), via: ["elsewhere"] }]);
+    expect(agedVia).toMatchObject({ duplicate: false });
+    // Still checked for everything else: signature and policy.
+    const [unsigned] = await source.submit([createMessage({ topic: "org.example.u", body: {} })]);
+    expect((unsigned as HeraldError).code).toBe("UNSIGNED");
+    // The in-broker shim (LOCAL_PEER) keeps the freshness window.
+    const [shim] = await new LocalSubmitter(() => b.broker).submit([signed("org.example.old", old())]);
+    expect((shim as HeraldError).code).toBe("STALE");
   });
 
   it("lifts no freshness limit without CURVE either (the source is no forwarding broker)", async () => {

@@ -15,13 +15,22 @@ export type Submitter = Pick<HeraldClient, "submit">;
 export const LOCAL_PEER: SubmitPeer = { routingId: Buffer.alloc(0), endpoint: "local:in-process" };
 
 /**
+ * The peer of source ingest (`sources[].ingest`): in-process too, but what it submits has waited in a
+ * RabbitMQ queue, for as long as this broker was down, so admission sets no age limit on it (security.ts).
+ */
+export const SOURCE_PEER: SubmitPeer = { routingId: Buffer.alloc(0), endpoint: "local:source" };
+
+/**
  * Submits from inside the broker's process (the in-broker shim, source ingest) straight to Broker.accept:
  * the submit socket's checks (storedMessage, admission, group commit) without encoding each message,
  * a round trip over IPC and decoding it again. The broker is looked up at each call: the shim starts
  * reading legacy publishers before the broker it feeds exists.
  */
 export class LocalSubmitter {
-  constructor(private readonly broker: () => Broker | undefined) {}
+  constructor(
+    private readonly broker: () => Broker | undefined,
+    private readonly peer: SubmitPeer = LOCAL_PEER,
+  ) {}
 
   async submit(messages: readonly Message[]): Promise<Array<Ack | HeraldError>> {
     const broker = this.broker();
@@ -39,7 +48,7 @@ export class LocalSubmitter {
       }
     });
     if (valid.length > 0) {
-      const stored: SubmitResult[] = await broker.accept(valid, LOCAL_PEER);
+      const stored: SubmitResult[] = await broker.accept(valid, this.peer);
       stored.forEach((r, k) => {
         outcomes[slots[k]!] = toOutcome(r);
       });

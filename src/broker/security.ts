@@ -11,7 +11,10 @@ import type { CurveServerOptions } from "../transport/zeromq-common.js";
 import { type Logger, silentLogger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
 import type { AdmissionCheck, BrokerSecurityHook, SubmitPeer } from "./broker.js";
-import { LOCAL_PEER } from "./local-submit.js";
+import { SOURCE_PEER } from "./local-submit.js";
+
+/** The endpoint prefix of in-process submits (LOCAL_PEER, SOURCE_PEER). */
+const IN_PROCESS = "local:";
 
 export interface BrokerSecurityOptions {
   trustDir: string;
@@ -131,7 +134,9 @@ export class BrokerSecurity implements BrokerSecurityHook {
   readonly admission: AdmissionCheck = (msg: Message, peer: SubmitPeer) => {
     const viaPeer = this.peerIdentity(peer);
     const via = this.viaStanding(msg, peer, viaPeer);
-    const err = via instanceof SecurityError ? via : this.check(msg, viaPeer, via === "forwarded");
+    // No age limit for what a forwarding broker sends or a source queue held: both legitimately delay.
+    const unlimited = via === "forwarded" || peer.endpoint === SOURCE_PEER.endpoint;
+    const err = via instanceof SecurityError ? via : this.check(msg, viaPeer, unlimited);
     if (err) this.rejected[err.code] = (this.rejected[err.code] ?? 0) + 1;
     return err;
   };
@@ -145,12 +150,12 @@ export class BrokerSecurity implements BrokerSecurityHook {
    * freshness window. Retryable: a forwarding broker keeps the messages until this one lists it.
    * Without CURVE nobody is authenticated and every submitter is trusted alike (IPC file permissions).
    *
-   * In-process submits (LOCAL_PEER: source ingest, the in-broker shim) are no forwarding broker and can
+   * In-process submits (the in-broker shim, source ingest: `local:` peers) are no forwarding broker and can
    * never become one, so FORWARD_REFUSED would be final for them, yet retryable by its code: source ingest
    * retried it forever at the head of its queue, and one AMQP message with a `via` (no key needed: it is
    * refused before the signature) stopped the whole source. Their `via` is whatever the source's publisher
-   * wrote, so it lifts nothing here, CURVE or not: the message is judged as a fresh submission (signature,
-   * freshness, policy), and `via` serves only the loop stop (a message naming this broker came back
+   * wrote, so it lifts nothing here, CURVE or not: the message is judged as a submission (signature,
+   * policy; freshness for the shim, none for a source, whose queue delays), and `via` serves only the loop stop (a message naming this broker came back
    * around; the broker drops it, counted in loopsStopped). Dropping is all a forged `via` can buy, and only
    * for its own copy.
    */
@@ -159,7 +164,7 @@ export class BrokerSecurity implements BrokerSecurityHook {
     peer: SubmitPeer,
     viaPeer: string | undefined,
   ): "forwarded" | "marker" | SecurityError {
-    if (!msg.via?.length || peer.endpoint === LOCAL_PEER.endpoint) return "marker";
+    if (!msg.via?.length || peer.endpoint.startsWith(IN_PROCESS)) return "marker";
     if (!this.opts.curve) return "forwarded";
     if (viaPeer !== undefined && this.opts.forwarders?.includes(viaPeer)) return "forwarded";
     const who = viaPeer === undefined ? `an unauthenticated submitter on ${peer.endpoint}` : `'${viaPeer}'`;
@@ -174,7 +179,7 @@ export class BrokerSecurity implements BrokerSecurityHook {
     );
   }
 
-  private check(msg: Message, viaPeer: string | undefined, forwarded: boolean): HeraldError | undefined {
+  private check(msg: Message, viaPeer: string | undefined, unlimitedAge: boolean): HeraldError | undefined {
     // Our own message back from a forwarding loop: the broker answers it without storing, whatever its age
     // (it may have waited in the other broker's outbox longer than clockSkew).
     if (this.opts.brokerName !== undefined && msg.via?.includes(this.opts.brokerName)) return undefined;
@@ -184,7 +189,8 @@ export class BrokerSecurity implements BrokerSecurityHook {
       // A message a forwarding broker sends may have waited in its outbox during an outage: with CURVE
       // viaStanding has made sure the peer is one; without it nobody is authenticated and `via` is taken
       // as given (docs/security.md), else a forward chain loses, as STALE, all it stored during an outage.
-      ...(forwarded ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
+      // Likewise a source's queue holds messages while this broker is down: STALE would dead-letter them.
+      ...(unlimitedAge ? { maxAgeMs: Number.POSITIVE_INFINITY } : {}),
     });
     if (!verified.ok)
       return new SecurityError(verified.code, verified.error.message, {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { dirname, join } from "node:path";
 import type { Broker } from "../broker/broker.js";
 import { buildSource, createBroker } from "../broker/from-config.js";
-import { LocalSubmitter } from "../broker/local-submit.js";
+import { LocalSubmitter, SOURCE_PEER } from "../broker/local-submit.js";
 import { type MetricsServer, startMetricsServer } from "../broker/metrics.js";
 import { SourceIngest } from "../broker/source-ingest.js";
 import { loadConfig } from "../config/load.js";
@@ -136,7 +136,14 @@ async function startParts(
   await broker.start(); // a failed start closes what it opened itself
   parts.broker = broker;
   signal?.throwIfAborted();
-  await startSourceIngests(config, log, local, parts.ingests, signal);
+  // Their own peer: a queue held what they submit while this broker was down (no age limit, security.ts).
+  await startSourceIngests(
+    config,
+    log,
+    new LocalSubmitter(() => parts.broker, SOURCE_PEER),
+    parts.ingests,
+    signal,
+  );
   broker.reportSources(() => parts.ingests.map((i) => i.status()));
   return broker;
 }
