@@ -83,6 +83,19 @@ describe("encodeSubmitted refuses a hand-built message's body JSON would change"
   });
 });
 
+describe("client.submit of hand-built messages", () => {
+  it("refuses one whose body JSON would change in its own slot; the others are stored", async () => {
+    tb = await startTestBroker();
+    const good = createMessage({ topic: "org.example.ok", body: { i: 1 } });
+    const bad = { ...createMessage({ topic: "org.example.bad", body: {} }), body: { u: undefined } as never };
+    const [ack, refused] = await tb.client().submit([good, bad]);
+    expect(ack).toMatchObject({ id: good.id, duplicate: false });
+    expect(refused).toBeInstanceOf(MessageRejectedError);
+    expect((refused as HeraldError).message).toMatch(/body\.u is undefined/);
+    expect(tb.broker.status().outbox.headSeq).toBe(1);
+  });
+});
+
 describe("client.publish, publishMany and publishBatch refuse them before sending", () => {
   it("refuses each in its own slot, with nothing stored, and the good ones go", async () => {
     tb = await startTestBroker();

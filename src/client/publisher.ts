@@ -144,8 +144,8 @@ export class HeraldClient {
    * in consecutive requests of their own. A message too big for any request gets TOO_LARGE in its slot.
    */
   async submit(messages: readonly Message[]): Promise<Array<Ack | HeraldError>> {
-    const parts = messages.map(encodeSubmitted);
-    const refused = oversized(messages, parts, this.maxRequestBytes);
+    const { parts, refused: unencodable } = encodeEach(messages);
+    const refused = mergeRefusals(unencodable, oversized(messages, parts, this.maxRequestBytes));
     if (refused === undefined) return this.submitParts(parts);
     const out = refused as Array<Ack | HeraldError>;
     const slots = [...out.keys()].filter((i) => refused[i] === undefined);
@@ -214,4 +214,37 @@ function outcomes(reply: SubmitReply, count: number): Array<Ack | HeraldError> {
 export function toOutcome(r: SubmitResult): Ack | HeraldError {
   if (r.ok) return { id: r.id, seq: r.seq, acceptedAt: r.accepted_at, duplicate: r.duplicate };
   return errorFromWire({ ...r.error, details: { id: r.id } });
+}
+
+/**
+ * Each message encoded for a request; one that cannot be (a hand-built body holding undefined, a Date...)
+ * gets its error in its own slot, as TOO_LARGE does, and the others still go.
+ */
+function encodeEach(messages: readonly Message[]): {
+  parts: string[];
+  refused?: Array<HeraldError | undefined>;
+} {
+  const parts: string[] = new Array(messages.length);
+  let refused: Array<HeraldError | undefined> | undefined;
+  for (let i = 0; i < messages.length; i++) {
+    try {
+      parts[i] = encodeSubmitted(messages[i]!);
+    } catch (err) {
+      refused ??= new Array<HeraldError | undefined>(messages.length);
+      refused[i] = toHeraldError(err, "INVALID");
+      parts[i] = ""; // never sent: its slot is refused
+    }
+  }
+  return refused === undefined ? { parts } : { parts, refused };
+}
+
+function mergeRefusals(
+  a: Array<HeraldError | undefined> | undefined,
+  b: Array<HeraldError | undefined> | undefined,
+): Array<HeraldError | undefined> | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  b.forEach((e, i) => {
+    if (e !== undefined) a[i] = e;
+  });
+  return a;
 }
