@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type HeraldError, MessageRejectedError } from "../src/errors.js";
 import { startTestBroker as startAppTestBroker } from "../src/testing/broker.js";
+import type { JsonObject, JsonShaped, NotArray } from "../src/wire/json.js";
 import { createMessage, type Message } from "../src/wire/message.js";
 import { encodeSubmitted } from "../src/wire/submit.js";
 import { startTestBroker, type TestBroker } from "./helpers/broker.js";
@@ -181,4 +182,23 @@ async function interfaceBodies(app: Awaited<ReturnType<typeof startAppTestBroker
     { topic: "org.example.bad", body: { m: new Map<string, number>() } },
   ]);
   expect(mixed[1]).toBeInstanceOf(MessageRejectedError);
+
+  // Wrappers generic over JsonObject keep compiling beside the interface form (first overload).
+  const viaJsonObject = <T extends JsonObject>(b: T) => c.publish("org.example.t", b);
+  const viaMany = <T extends JsonObject>(bs: T[]) =>
+    c.publishMany(bs.map((b) => ({ topic: "org.example.t", body: b })));
+  const viaPartial = <T extends JsonObject>(b: T, extra: Partial<T>) =>
+    c.publish("org.example.t", { ...b, ...extra });
+  const viaShaped = <T extends JsonShaped<T> & NotArray>(b: T) => c.publish("org.example.t", b);
+  await viaJsonObject({ a: 1 });
+  expect((await viaMany([{ a: 1 }, { b: 2 }])).filter((r) => r instanceof Error)).toEqual([]);
+  await viaPartial({ a: 1 }, { a: 2 });
+  await viaShaped(body);
+  // Bodies that are no objects stay refused, by the compiler and at run time.
+  // @ts-expect-error a number is no body
+  await expect(c.publish("org.example.t", 5)).rejects.toBeInstanceOf(MessageRejectedError);
+  // @ts-expect-error a boolean is no body
+  await expect(c.publish("org.example.t", true)).rejects.toBeInstanceOf(MessageRejectedError);
+  // @ts-expect-error nor is a string
+  expect(() => createMessage({ topic: "org.example.t", body: "text" })).toThrow(MessageRejectedError);
 }

@@ -2,7 +2,7 @@ import type { MessageTrace } from "../broker/commands.js";
 import { errorFromWire, type HeraldError, ProtocolError, toHeraldError } from "../errors.js";
 import type { Identity } from "../security/keys.js";
 import { signMessage } from "../security/sign.js";
-import type { JsonShaped, NotArray } from "../wire/json.js";
+import type { JsonObject, JsonShaped, NotArray } from "../wire/json.js";
 import { createMessage, DEFAULT_MAX_BODY_BYTES, type Message, type MessageInput } from "../wire/message.js";
 import {
   encodeCommand,
@@ -91,22 +91,30 @@ export class HeraldClient {
     this.coalescer = new Coalescer((parts) => this.sendParts(parts), this.maxBatch);
   }
 
-  /** Publish one message; resolves with the broker's acknowledgement or throws a typed HeraldError. */
-  async publish<B extends JsonShaped<B> & NotArray>(
+  /**
+   * Publish one message; resolves with the broker's acknowledgement or throws a typed HeraldError. The
+   * body is a JsonObject (first overload: code generic over `T extends JsonObject` keeps compiling) or an
+   * app's own type whose fields are JSON (JsonShaped: an interface needs no cast).
+   */
+  publish(topic: string, body: JsonObject, options?: PublishOptions): Promise<Ack>;
+  publish<B extends object & JsonShaped<B> & NotArray>(
     topic: string,
     body: B,
-    options: PublishOptions = {},
-  ): Promise<Ack> {
-    const [result] = await this.publishMany([{ ...options, topic, body }]);
+    options?: PublishOptions,
+  ): Promise<Ack>;
+  async publish(topic: string, body: object, options: PublishOptions = {}): Promise<Ack> {
+    const [result] = await this.publishMany([{ ...options, topic, body: body as JsonObject }]);
     const r = result!;
     if (r instanceof Error) throw r;
     return r;
   }
 
   /** Publish many; every message's outcome is returned in order (an Ack or a HeraldError), nothing thrown per message. */
-  async publishMany<I extends readonly MessageInput<unknown>[]>(
+  publishMany(inputs: readonly MessageInput[]): Promise<Array<Ack | HeraldError>>;
+  publishMany<I extends readonly MessageInput<unknown>[]>(
     inputs: I & JsonInputs<I>,
-  ): Promise<Array<Ack | HeraldError>> {
+  ): Promise<Array<Ack | HeraldError>>;
+  async publishMany(inputs: readonly MessageInput<unknown>[]): Promise<Array<Ack | HeraldError>> {
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     const sign = this.opts.sign;
     const out: Array<Ack | HeraldError> = new Array(inputs.length);
@@ -131,8 +139,10 @@ export class HeraldClient {
   }
 
   /** Like publishMany but throws the first error (after all were tried). */
-  async publishBatch<I extends readonly MessageInput<unknown>[]>(inputs: I & JsonInputs<I>): Promise<Ack[]> {
-    const results = await this.publishMany<I>(inputs);
+  publishBatch(inputs: readonly MessageInput[]): Promise<Ack[]>;
+  publishBatch<I extends readonly MessageInput<unknown>[]>(inputs: I & JsonInputs<I>): Promise<Ack[]>;
+  async publishBatch(inputs: readonly MessageInput<unknown>[]): Promise<Ack[]> {
+    const results = await this.publishMany(inputs as readonly MessageInput[]);
     const err = results.find((r): r is HeraldError => r instanceof Error);
     if (err) throw err;
     return results as Ack[];

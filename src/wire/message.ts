@@ -174,8 +174,14 @@ export function isoNow(now: number = Date.now()): string {
 }
 
 /** Build a complete message from publisher input, validating what can be checked locally. */
-export function createMessage<B extends JsonShaped<B> & NotArray>(
+export function createMessage(input: MessageInput, maxBodyBytes?: number): Message;
+/** An app's own body type (an interface): each field must be JSON (JsonShaped). */
+export function createMessage<B extends object & JsonShaped<B> & NotArray>(
   input: MessageInput<B>,
+  maxBodyBytes?: number,
+): Message;
+export function createMessage(
+  input: MessageInput<object>,
   maxBodyBytes: number = DEFAULT_MAX_BODY_BYTES,
 ): Message {
   const now = Date.now();
