@@ -57,9 +57,11 @@ class Publisher(object):
                        "pid": os.getpid(), "user": getpass.getuser()}
 
     def _unreachable(self):
-        """Why this user cannot reach an ipc:// socket (no file; permission denied), else None.
+        """Why this user may not reach an ipc:// socket (permission denied), else None.
 
         Checked before sending: ZeroMQ would wait out every try and end in a TIMEOUT blaming the broker.
+        A socket that is not there yet is no such reason: the broker may be restarting, and the tries
+        below reach it once it is back (then TIMEOUT if it never comes).
         """
         if not self.endpoint.startswith("ipc://"):
             return None
@@ -76,10 +78,10 @@ class Publisher(object):
                                    "group of paths.runtimeDir), or publish as a user in it; %s"
                                    % (self.endpoint, d, os.getuid(), see))
         if not os.path.exists(path):
-            return HeraldError("NO_BROKER", "no broker at %s: start `herald serve`" % self.endpoint)
+            return None
         return HeraldError("SECURITY", "cannot reach the broker at %s: permission denied on the socket %s: "
-                           "connecting needs write permission on it. Fix: let its group write it (herald serve "
-                           "with umask 007) and add uid %d to that group; %s"
+                           "connecting needs write permission on it. Fix: add uid %d to the socket's group "
+                           "(herald serve makes it group-writable in a runtime directory closed to others); %s"
                            % (self.endpoint, path, os.getuid(), see))
 
     def _socket(self):
