@@ -69,7 +69,7 @@ export function toLegacyObject(msg: Message, i: number): JsonObject {
     i: numberHeader(h, LEGACY_HEADER.i) ?? i,
     msg: msg.body,
     msg_id: legacyMsgId(msg),
-    timestamp: numberHeader(h, LEGACY_HEADER.timestamp) ?? Math.floor(Date.parse(msg.sentAt) / 1000),
+    timestamp: legacyTimestamp(msg),
     topic: msg.topic,
     username: stringHeader(h, LEGACY_HEADER.username) ?? msg.origin.user ?? "herald",
   };
@@ -107,25 +107,37 @@ export function encodeLegacyFrames(msg: Message, i: number): [Buffer, Buffer] {
 
 /** The envelope text of encodeLegacyFrames, for senders that take strings (the PUB sockets). */
 export function legacyEnvelopeText(msg: Message, i: number): string {
-  return verbatimEnvelope(msg, i) ?? pythonJson(toLegacyObject(msg, i));
+  return verbatimEnvelope(msg) ?? pythonJson(toLegacyObject(msg, i));
 }
 
 /**
- * The envelope kept at decode (LEGACY_HEADER.envelope), if it says exactly what the message says: it may
- * differ from the re-encoded envelope in form only (`5.0`, digits past 2^53, spacing), never in a value.
- * Any submitter can set the header, so a text whose topic, msg, msg_id or any other field differs from
- * the message's own is ignored and the envelope is re-encoded. Only messages carrying the header pay.
+ * The envelope kept at decode (LEGACY_HEADER.envelope), if it says what the message says: any submitter
+ * can set the header, so the text is sent only when its topic, msg_id, `msg` (compared parsed, so `5.0`
+ * and big integers still go out as received) and timestamp are the message's own; otherwise the envelope
+ * is re-encoded. Its other fields (i, username, signature...) are what the fedmsg.* headers, which the
+ * submitter sets as well, would say. Only messages carrying the header pay.
  */
-function verbatimEnvelope(msg: Message, i: number): string | undefined {
+function verbatimEnvelope(msg: Message): string | undefined {
   const text = stringHeader(msg.headers, LEGACY_HEADER.envelope);
   if (text === undefined) return undefined;
   try {
     const env: unknown = JSON.parse(text);
-    if (!isJsonObject(env) || env["msg_id"] !== msg.id) return undefined;
-    return canonicalJson(env) === canonicalJson(toLegacyObject(msg, i)) ? text : undefined;
+    const same =
+      isJsonObject(env) &&
+      env["topic"] === msg.topic &&
+      env["msg_id"] === legacyMsgId(msg) &&
+      env["timestamp"] === legacyTimestamp(msg) &&
+      isJsonObject(env["msg"]) &&
+      canonicalJson(env["msg"]) === canonicalJson(msg.body);
+    return same ? text : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** fedmsg's timestamp of a message: as it came from fedmsg, else sentAt in whole seconds. */
+function legacyTimestamp(msg: Message): number {
+  return numberHeader(msg.headers, LEGACY_HEADER.timestamp) ?? Math.floor(Date.parse(msg.sentAt) / 1000);
 }
 
 export interface DecodedLegacy {
