@@ -5,7 +5,7 @@
  * - A starting broker does not answer a request queued before it accepts (a client retrying across a
  *   restart) with SHUTTING_DOWN: the socket is read only once every endpoint is bound and it accepts.
  */
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -131,6 +131,25 @@ describe("the IPC submit socket", () => {
       process.umask(old);
     }
     expect(statSync(path).mode & 0o777).toBe(0o660);
+  });
+
+  it("keeps its umask mode in a directory others may enter: there the socket's mode is the barrier", async () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o777);
+    const path = join(dir, "submit.sock");
+    const old = process.umask(0o022);
+    try {
+      const s = new SubmitServer(handler, {
+        endpoints: [`ipc://${path}`],
+        maxRequestBytes: 1 << 20,
+        log: silentLogger,
+      });
+      cleanups.push(() => s.close());
+      await s.bind();
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path).mode & 0o077).toBe(0o055);
   });
 });
 

@@ -1,4 +1,5 @@
-import { chmodSync } from "node:fs";
+import { chmodSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
 import { ipcInUse, type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
@@ -368,11 +369,13 @@ class ReplyWriter {
 /**
  * Connecting to a Unix socket needs write permission on it, and libzmq creates it with the process umask
  * (0755 under the usual 022): the local publishers of the broker's group, which docs/security.md lets in
- * through the 0750 runtime directory, could enter it and still not connect. The directory is the barrier;
- * the socket is made owner and group read-write, nothing for others.
+ * through the 0750 runtime directory, could enter it and still not connect. Where that directory is the
+ * barrier (closed to others), the socket is made owner and group read-write; in a directory others may
+ * enter (a shared /tmp, or one herald could not chmod) it keeps its mode, which is then the barrier.
  */
 function groupMaySubmit(path: string): void {
   try {
+    if ((statSync(dirname(path)).mode & 0o007) !== 0) return;
     chmodSync(path, 0o660);
   } catch {
     // Not ours to change (another owner): the directory decides who reaches it either way.

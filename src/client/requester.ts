@@ -280,8 +280,8 @@ function ipcSocketProblem(path: string): string | undefined {
     );
   return (
     `permission denied on the socket ${path} (${describe(path)}): connecting needs write permission on it. ` +
-    `Fix: let its group write it (run herald serve with umask 007, systemd UMask=0007) and add ${who} to ` +
-    `that group; ${see}`
+    `Fix: add ${who} to the socket's group (herald serve makes it group-writable when its directory is ` +
+    `closed to others, as a 0750 paths.runtimeDir is); ${see}`
   );
 }
 
