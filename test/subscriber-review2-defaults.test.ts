@@ -150,6 +150,18 @@ describe("one reader per subscriber, and next() after close()", () => {
     await expect(first).resolves.toMatchObject({ done: true });
   });
 
+  it("two next() at once are refused also when messages are buffered (the first would never be acked)", async () => {
+    const src = new ScriptedSource();
+    const sub = new Subscriber({ sources: [src] });
+    src.push(1);
+    src.push(2);
+    await new Promise((r) => setImmediate(r)); // both pumped into the subscriber's buffer
+    const first = sub.next();
+    await expect(sub.next()).rejects.toThrow(/already has a reader/);
+    await expect(first).resolves.toMatchObject({ done: false });
+    await sub.close();
+  });
+
   it("after close(), next() and the iterator both say done, even with messages read ahead", async () => {
     const src = new ScriptedSource();
     const sub = new Subscriber({ sources: [src], onGap: () => {} });

@@ -86,10 +86,13 @@ export async function tail(argv: string[]): Promise<number> {
   process.once("SIGTERM", stop);
   const hint = hintIfUnconnected(sub, (text) => process.stderr.write(text));
   let seen = 0;
-  // Breaking out acks (AMQP) the message just printed; those read ahead stay in the queue.
+  // The Nth message is acked (AMQP) before breaking out, which acks nothing; those read ahead stay queued.
   for await (const m of sub) {
     out(values.json ? asJson(m, format) : line(m));
-    if (++seen >= count) break;
+    if (++seen >= count) {
+      await m.ack();
+      break;
+    }
   }
   clearTimeout(hint);
   await sub.close();

@@ -1,4 +1,4 @@
-import type { SecurityError } from "../errors.js";
+import { HeraldError, type SecurityError } from "../errors.js";
 import { type KeyLookup, type VerifyCode, verifyMessage } from "../security/sign.js";
 import type { Delivery, Subscription, Transport, TransportHealth, WireFormat } from "../transport/types.js";
 import { sleep } from "../util/backoff.js";
@@ -18,8 +18,9 @@ export interface ReceivedMessage {
   /** With `verify`: `"legacy"` when the signer vouches for a message ingested from a fedmsg publisher. */
   vouched?: string;
   /**
-   * Acknowledge (AMQP sources with `manualAck`); a no-op elsewhere. Without `manualAck` the subscriber
-   * acks a message itself once the reader asks for the next one, breaks out of the loop or closes.
+   * Acknowledge (AMQP sources); a no-op elsewhere. Without `manualAck` the subscriber acks a message
+   * itself once the reader asks for the next one; call it before leaving the loop to take the message
+   * in hand off the queue too (else it is redelivered: at least once).
    */
   ack(): Promise<void>;
 }
@@ -55,8 +56,8 @@ export interface SubscriberOptions {
   onRestart?: (stream: string, via: string) => void;
   /**
    * AMQP sources: ack only when `ReceivedMessage.ack()` is called. Otherwise a message is acked once the
-   * reader has moved past it (asks for the next one, breaks out of the loop, or closes); messages read
-   * ahead but never handed to the reader stay unacked, and RabbitMQ redelivers them after close.
+   * reader asks for the next one; the one it holds when it leaves the loop (break, throw, close) and those
+   * read ahead stay unacked, and RabbitMQ redelivers them after close (at least once).
    */
   manualAck?: boolean;
   /** Close the sources too when the subscriber closes (they were made for it, e.g. by `subscribe()`). */
@@ -94,10 +95,9 @@ const MAX_BUFFERED = 10_000;
  * late joiners miss messages: a subscriber must know).
  */
 export class Subscriber implements AsyncIterable<ReceivedMessage> {
-  private readonly queue = new AsyncQueue<ReceivedMessage>(
-    Number.POSITIVE_INFINITY,
-    "this subscriber already has a reader: one for-await loop per subscriber (make another subscriber for a second reader)",
-  );
+  private readonly queue = new AsyncQueue<ReceivedMessage>(Number.POSITIVE_INFINITY, SECOND_READER);
+  /** A next() is under way (see next()). */
+  private reading = false;
   private readonly subs: Subscription[] = [];
   private readonly seen = new Set<string>();
   private readonly lastSeq = new Map<string, number>();
@@ -263,11 +263,19 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
    * messages read ahead: an AMQP source requeued them at close, and their ack could no longer be sent.
    */
   async next(): Promise<IteratorResult<ReceivedMessage>> {
-    await this.ackHanded();
-    if (this.closed) return { value: undefined, done: true };
-    const r = await this.queue.next();
-    if (!r.done && !this.opts.manualAck) this.handed = r.value;
-    return r;
+    // Two next() at once would both be handed a message and the first would never be acked: refused as
+    // the queue refuses a second waiting reader, also when messages are buffered.
+    if (this.reading) throw new HeraldError("UNSUPPORTED", SECOND_READER);
+    this.reading = true;
+    try {
+      await this.ackHanded();
+      if (this.closed) return { value: undefined, done: true };
+      const r = await this.queue.next();
+      if (!r.done && !this.opts.manualAck) this.handed = r.value;
+      return r;
+    } finally {
+      this.reading = false;
+    }
   }
 
   [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
@@ -302,17 +310,24 @@ export class Subscriber implements AsyncIterable<ReceivedMessage> {
     await m?.ack().catch(() => {});
   }
 
-  /** Stop; the message the reader was handed is acked, those read ahead stay unacked (redelivered). */
+  /**
+   * Stop. Nothing more is acked: the message the reader holds and those read ahead stay unacked, and an
+   * AMQP queue redelivers them. The reader leaves its loop by break, by a throw (its work failed) or by a
+   * close() during its work (a shutdown), and this cannot tell those apart: at least once, so nothing is
+   * lost (a message handled and then broken out of comes again; ack() it before break to prevent that).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // First: an AMQP ack is written to its channel synchronously, before the close below closes it.
-    const acked = this.ackHanded();
-    await Promise.all([acked, ...this.subs.map((s) => s.close().catch(() => {}))]);
+    this.handed = undefined;
+    await Promise.all(this.subs.map((s) => s.close().catch(() => {})));
     if (this.opts.ownsSources) await Promise.all(this.opts.sources.map((s) => s.close().catch(() => {})));
     this.queue.close();
   }
 }
+
+const SECOND_READER =
+  "this subscriber already has a reader: one for-await loop per subscriber (make another subscriber for a second reader)";
 
 /** Reports nobody asked for go to stderr, a few lines a minute per kind, so a flood cannot bury the rest. */
 function defaultLog(): Logger {
