@@ -64,6 +64,10 @@ describe("StorageRefusals", () => {
     });
     r.note(stored(true)); // a duplicate stores nothing: still refusing
     expect(r.status()?.refused).toBe(7);
+    r.note(stored()); // refusals a moment ago: a message squeezed in between (at maxMessages), still refusing
+    expect(r.status()?.refused).toBe(7);
+    expect(lines).toHaveLength(2);
+    now += 2_000;
     r.note(stored());
     expect(lines[2]).toMatchObject({ level: "info", msg: "the outbox accepts messages again", refused: 7 });
     expect(r.status()).toBeUndefined();
@@ -229,8 +233,9 @@ describe("a broker whose disk fills up (tmpfs)", () => {
     const warned = lines.filter((l) => l["level"] === "warn" && l["code"] === "STORAGE_FULL");
     expect(warned).toHaveLength(1);
     expect(broker.status().refusing).toMatchObject({ code: "STORAGE_FULL", active: true });
-    // Space freed: the next stored message ends the episode.
+    // Space freed: the next stored message ends the episode, once no refusal came for 2 s.
     rmSync(join(mnt, "filler"));
+    await new Promise((r) => setTimeout(r, 2_100));
     const after = await broker.accept(batch(), peer);
     expect(after.every((r) => r.ok)).toBe(true);
     expect(broker.status().refusing).toBeUndefined();

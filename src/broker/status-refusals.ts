@@ -7,7 +7,7 @@ import type { Logger } from "../util/log.js";
  * outbox.maxBytes (OUTBOX_FULL). Clients get a clear retryable error for each message, but the operator
  * saw nothing: no log line, `herald status` and /readyz healthy. This watches the append results and makes
  * such an episode visible: a warning when it begins, a reminder at most once a minute while it lasts, an
- * info line when a message is stored again; `status()` for `herald status`, /readyz and the metrics.
+ * info line when a message is stored again with no refusal for 2 s; `status()` for `herald status`, /readyz and the metrics.
  */
 const REFUSING = new Set(["STORAGE_FULL", "OUTBOX_FULL"]);
 const REMIND_MS = 60_000;
@@ -17,6 +17,12 @@ const REMIND_MS = 60_000;
  * long with no refusal it reads as ready again, and the next submission finds out.
  */
 const STALE_MS = 30_000;
+/**
+ * A stored message ends an episode only once no refusal came for this long: at outbox.maxMessages with a
+ * sink taking one message at a time, stores and refusals alternate every few milliseconds, and each store
+ * ending the episode made the log and /readyz flap (99 lines in 10 s).
+ */
+const QUIET_MS = 2_000;
 
 /** What `herald status --json` shows under `refusing` while (or since) the outbox refuses messages. */
 export interface RefusingStatus {
@@ -110,7 +116,7 @@ export class StorageRefusals {
 
   private accepting(): void {
     const e = this.episode;
-    if (e === undefined) return;
+    if (e === undefined || this.now() - e.lastAt < QUIET_MS) return;
     this.episode = undefined;
     this.log.info("the outbox accepts messages again", {
       code: e.code,
