@@ -49,6 +49,21 @@ describe("fedmsg.extra", () => {
   });
 });
 
+describe("fedmsg.timestamp", () => {
+  it("must be the message's sent_at: another time would make the legacy envelope say another", () => {
+    const sentAt = "2026-12-03T10:00:00.250Z";
+    const at = (ts: number) => () =>
+      createMessage({ topic: TOPIC, body: {}, sentAt, headers: { [LEGACY_HEADER.timestamp]: ts } });
+    expect(at(Date.parse(sentAt) / 1000)).not.toThrow();
+    expect(at(1)).toThrow(/header 'fedmsg.timestamp' must be the message's sent_at/);
+    // What the legacy decoder makes passes its own check.
+    const { message } = decodeLegacyEnvelope(
+      Buffer.from('{"i":1,"msg":{},"msg_id":"2024-x","timestamp":1700000000.1234,"topic":"t.a.b"}'),
+    );
+    expect(() => createMessage(message)).not.toThrow();
+  });
+});
+
 describe("fedmsg envelopes with fields missing or of odd types still round trip byte for byte", () => {
   it.each([
     [

@@ -270,6 +270,7 @@ export function validateMessage(
   if (!isJsonObject(msg.body)) throw rejected("INVALID", "body must be a JSON object", { id });
   validateOrigin(msg.origin, id);
   validateHeaders(msg.headers, id);
+  checkFedmsgTimestamp(msg, id);
   if (msg.via !== undefined) validateVia(msg.via, id);
   const fault = bodyFault(msg.body, 1);
   if (fault !== undefined) throw bodyRejected(fault, id);
@@ -355,6 +356,23 @@ const FEDMSG_EXTRA = "fedmsg.extra";
  * legacy form say something the message (and the topic policy, which saw msg.topic) does not.
  */
 export const DERIVED_FIELDS: ReadonlySet<string> = new Set(["topic", "msg", "msg_id", "timestamp"]);
+
+/**
+ * `fedmsg.timestamp` keeps a legacy message's exact timestamp (fractions as sent), from which its sentAt
+ * was made: one that says another time would make the legacy envelope contradict the message.
+ */
+function checkFedmsgTimestamp(msg: Message, id: string): void {
+  const ts = msg.headers[FEDMSG_TIMESTAMP];
+  if (ts === undefined) return;
+  if (typeof ts === "number" && sentAtFromMillis(ts * 1000) === msg.sentAt) return;
+  throw rejected(
+    "INVALID",
+    `header '${FEDMSG_TIMESTAMP}' must be the message's sent_at in seconds (${msg.sentAt}): it is the legacy envelope's timestamp; leave it out`,
+    { id },
+  );
+}
+
+const FEDMSG_TIMESTAMP = "fedmsg.timestamp";
 
 /**
  * The legacy encoder merges this header into every fedmsg envelope it writes: one it cannot encode would
