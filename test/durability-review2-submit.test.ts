@@ -116,26 +116,8 @@ describe("SubmitServer.stopAccepting", () => {
 });
 
 describe("the IPC submit socket", () => {
-  it("is read-write for owner and group whatever the umask: the broker's group may connect", async () => {
-    const path = join(tempDir(), "submit.sock");
-    const old = process.umask(0o022);
-    try {
-      const s = new SubmitServer(handler, {
-        endpoints: [`ipc://${path}`],
-        maxRequestBytes: 1 << 20,
-        log: silentLogger,
-      });
-      cleanups.push(() => s.close());
-      await s.bind();
-    } finally {
-      process.umask(old);
-    }
-    expect(statSync(path).mode & 0o777).toBe(0o660);
-  });
-
-  it("keeps its umask mode in a directory others may enter: there the socket's mode is the barrier", async () => {
-    const dir = tempDir();
-    chmodSync(dir, 0o777);
+  /** The mode of a submit socket bound in `dir` under the usual umask 022. */
+  async function socketModeIn(dir: string): Promise<number> {
     const path = join(dir, "submit.sock");
     const old = process.umask(0o022);
     try {
@@ -149,7 +131,17 @@ describe("the IPC submit socket", () => {
     } finally {
       process.umask(old);
     }
-    expect(statSync(path).mode & 0o077).toBe(0o055);
+    return statSync(path).mode & 0o777;
+  }
+
+  it("is read-write for owner and group whatever the umask: the broker's group may connect", async () => {
+    expect(await socketModeIn(tempDir())).toBe(0o660);
+  });
+
+  it("keeps its umask mode in a directory others may enter: there the socket's mode is the barrier", async () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o777);
+    expect((await socketModeIn(dir)) & 0o077).toBe(0o055);
   });
 });
 
