@@ -6,10 +6,10 @@ import { LocalSubmitter, SOURCE_PEER, type Submitter } from "../src/broker/local
 import { SourceIngest } from "../src/broker/source-ingest.js";
 import { type HeraldError, rejected } from "../src/errors.js";
 import { generateIdentity, type Identity, signMessage, trustKey } from "../src/security/index.js";
-import type { Delivery, Subscription, Transport } from "../src/transport/types.js";
 import { type Logger, silentLogger } from "../src/util/log.js";
 import { createMessage, type Message } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
+import { fakeSource } from "./helpers/fake-source.js";
 import { type SecureBroker, startSecureBroker } from "./security-broker-helpers.js";
 
 // An AMQP source is written by whoever may publish to its exchange. A message from it that carries `via`
@@ -31,45 +31,6 @@ afterEach(async () => {
   for (const b of running.splice(0)) await b.stop();
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/** A source whose deliveries the test pushes; acks and nacks are recorded by message id. */
-function fakeSource(): { source: Transport; push(m: Message): void; acked: string[]; nacked: string[] } {
-  const queue: Delivery[] = [];
-  const acked: string[] = [];
-  const nacked: string[] = [];
-  let wake: (() => void) | undefined;
-  let closed = false;
-  const sub = {
-    async *[Symbol.asyncIterator]() {
-      while (!closed) {
-        const d = queue.shift();
-        if (d) yield d;
-        else await new Promise<void>((r) => (wake = r));
-      }
-    },
-    close: async () => {
-      closed = true;
-      wake?.();
-    },
-  } as unknown as Subscription;
-  const source = {
-    name: "fake",
-    kind: "amqp",
-    open: async () => {},
-    close: async () => {},
-    receive: () => sub,
-    health: () => ({}),
-  } as unknown as Transport;
-  const push = (message: Message): void => {
-    queue.push({
-      message,
-      ack: async () => void acked.push(message.id),
-      nack: async () => void nacked.push(message.id),
-    } as unknown as Delivery);
-    wake?.();
-  };
-  return { source, push, acked, nacked };
-}
 
 function recordingLog(lines: string[]): Logger {
   const log: Logger = {

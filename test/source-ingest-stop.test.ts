@@ -2,9 +2,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Submitter } from "../src/broker/local-submit.js";
 import { SourceIngest } from "../src/broker/source-ingest.js";
 import { type HeraldError, rejected } from "../src/errors.js";
-import type { Delivery, Subscription, Transport } from "../src/transport/types.js";
+import type { Transport } from "../src/transport/types.js";
 import { silentLogger } from "../src/util/log.js";
 import type { Message } from "../src/wire/message.js";
+import { fakeSource } from "./helpers/fake-source.js";
 
 // SourceIngest between a source and a broker that cannot take messages now (OUTBOX_FULL). Timers are fake:
 // a backoff sleep ends only when a test advances the clock, so "stop() waited for it" shows as a stop()
@@ -14,45 +15,14 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** A source whose deliveries the test pushes; acks and nacks are recorded. */
-function fakeSource(): { source: Transport; push(id: string): void; acked: string[] } {
-  const queue: Delivery[] = [];
-  const acked: string[] = [];
-  let wake: (() => void) | undefined;
-  let closed = false;
-  const sub: Subscription = {
-    async *[Symbol.asyncIterator]() {
-      while (!closed) {
-        const d = queue.shift();
-        if (d) yield d;
-        else await new Promise<void>((r) => (wake = r));
-      }
-    },
-    close: async () => {
-      closed = true;
-      wake?.();
-    },
-  } as unknown as Subscription;
-  const source = {
-    name: "fake",
-    kind: "amqp",
-    open: async () => {},
-    close: async () => {},
-    send: async () => {},
-    receive: () => sub,
-    health: () => ({}),
-  } as unknown as Transport;
-  const push = (id: string): void => {
-    queue.push({
-      message: { id, topic: "org.example.t" } as Message,
-      ack: async () => {
-        acked.push(id);
-      },
-      nack: async () => {},
-    } as unknown as Delivery);
-    wake?.();
+/** fakeSource, pushing bare messages by id. */
+function idSource(): { source: Transport; push(id: string): void; acked: string[] } {
+  const f = fakeSource();
+  return {
+    source: f.source,
+    push: (id) => f.push({ id, topic: "org.example.t" } as Message),
+    acked: f.acked,
   };
-  return { source, push, acked };
 }
 
 /** Let every pending promise and I/O callback run (fake timers leave setImmediate real). */
@@ -65,7 +35,7 @@ type Outcome = Awaited<ReturnType<Submitter["submit"]>>[number];
 describe("SourceIngest against a full outbox", () => {
   it("stop() cuts the backoff sleep short instead of waiting it out", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const { source, push } = fakeSource();
+    const { source, push } = idSource();
     let calls = 0;
     const full: Submitter = {
       submit: async (ms) => {
@@ -89,7 +59,7 @@ describe("SourceIngest against a full outbox", () => {
 
   it("tries put-back messages again before those that arrived meanwhile, in their order", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const { source, push, acked } = fakeSource();
+    const { source, push, acked } = idSource();
     const batches: string[][] = [];
     const client: Submitter = {
       submit: async (ms) => {
