@@ -9,40 +9,10 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vites
 import { hintIfUnconnected } from "../src/cli/tail.js";
 import { subscribe } from "../src/client/index.js";
 import { Subscriber } from "../src/client/subscriber.js";
-import type { Delivery, Subscription, Transport, TransportHealth } from "../src/transport/types.js";
 import { ZmqPublishTransport } from "../src/transport/zeromq-pub.js";
 import { createLogger, rateLimitedLogger, refusalLogger } from "../src/util/log.js";
-import { AsyncQueue } from "../src/util/queue.js";
-import { createMessage } from "../src/wire/message.js";
+import { ScriptedSource } from "./helpers/fake-source.js";
 import { CLI, freePorts, noBrokerHome } from "./helpers/serve.js";
-
-/** A source whose deliveries the test scripts; `fail()` makes its iteration throw. */
-class ScriptedSource implements Transport {
-  readonly kind = "scripted";
-  readonly queue = new AsyncQueue<Delivery>();
-  constructor(readonly name = "scripted") {}
-  async open(): Promise<void> {}
-  async send(): Promise<void> {}
-  push(seq: number): void {
-    const message = { ...createMessage({ topic: "t.x", body: { seq } }), seq, stream: "s1" };
-    this.queue.push({ message, via: this.name, format: "herald", ack: async () => {}, nack: async () => {} });
-  }
-  fail(): void {
-    this.queue.close(new Error("socket went away"));
-  }
-  receive(): Subscription {
-    return {
-      close: async () => this.queue.close(),
-      [Symbol.asyncIterator]: () => this.queue[Symbol.asyncIterator](),
-    };
-  }
-  health(): TransportHealth {
-    return { state: "up", sent: 0, received: 0, counters: {} };
-  }
-  async close(): Promise<void> {
-    this.queue.close();
-  }
-}
 
 let stderr: string[];
 beforeEach(() => {
@@ -65,8 +35,8 @@ describe("a Subscriber with no handler and no logger is not silent", () => {
   it("a gap is a warning on stderr", async () => {
     const src = new ScriptedSource();
     const sub = new Subscriber({ sources: [src] });
-    src.push(1);
-    src.push(5);
+    src.push("t.x", 1);
+    src.push("t.x", 5);
     await sub.next();
     await sub.next();
     await sub.close();
@@ -77,7 +47,7 @@ describe("a Subscriber with no handler and no logger is not silent", () => {
   it("a message failing verification is a warning on stderr", async () => {
     const src = new ScriptedSource();
     const sub = new Subscriber({ sources: [src], verify: { trust: { byKeyId: () => undefined } } });
-    src.push(1); // unsigned
+    src.push("t.x", 1); // unsigned
     await until("the rejection", () => (sub.stats().rejected.UNSIGNED ?? 0) === 1);
     await sub.close();
     expect(stderr.join("")).toMatch(/WARN .*dropped a message that failed verification .*code=UNSIGNED/);
@@ -96,8 +66,8 @@ describe("a Subscriber with no handler and no logger is not silent", () => {
     const lines: string[] = [];
     const src = new ScriptedSource();
     const sub = new Subscriber({ sources: [src], log: createLogger({ write: (l) => lines.push(l) }) });
-    src.push(1);
-    src.push(3);
+    src.push("t.x", 1);
+    src.push("t.x", 3);
     await sub.next();
     await sub.next();
     await sub.close();
@@ -153,8 +123,8 @@ describe("one reader per subscriber, and next() after close()", () => {
   it("two next() at once are refused also when messages are buffered (the first would never be acked)", async () => {
     const src = new ScriptedSource();
     const sub = new Subscriber({ sources: [src] });
-    src.push(1);
-    src.push(2);
+    src.push("t.x", 1);
+    src.push("t.x", 2);
     await new Promise((r) => setImmediate(r)); // both pumped into the subscriber's buffer
     const first = sub.next();
     await expect(sub.next()).rejects.toThrow(/already has a reader/);
@@ -165,8 +135,8 @@ describe("one reader per subscriber, and next() after close()", () => {
   it("after close(), next() and the iterator both say done, even with messages read ahead", async () => {
     const src = new ScriptedSource();
     const sub = new Subscriber({ sources: [src], onGap: () => {} });
-    src.push(1);
-    src.push(2);
+    src.push("t.x", 1);
+    src.push("t.x", 2);
     await until("both buffered", () => sub.stats().received === 2);
     await sub.close();
     await expect(sub.next()).resolves.toMatchObject({ done: true });

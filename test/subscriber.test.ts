@@ -2,42 +2,10 @@ import { Worker } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
 import { subscribe } from "../src/client/index.js";
 import { type Gap, Subscriber } from "../src/client/subscriber.js";
-import type { Delivery, Subscription, Transport, TransportHealth } from "../src/transport/types.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
-import { AsyncQueue } from "../src/util/queue.js";
-import { createMessage } from "../src/wire/message.js";
 import { startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
+import { ScriptedSource } from "./helpers/fake-source.js";
 import { ROOT } from "./helpers/serve.js";
-
-/** A source whose deliveries the test scripts by hand (sequence numbers with holes, repeats, restarts). */
-class ScriptedSource implements Transport {
-  readonly kind = "scripted";
-  readonly queue = new AsyncQueue<Delivery>();
-  constructor(readonly name: string) {}
-  async open(): Promise<void> {}
-  async send(): Promise<void> {}
-  push(topic: string, seq: number, stream = "s1", id?: string): void {
-    const message = { ...createMessage({ topic, body: { seq } }), seq, stream, ...(id ? { id } : {}) };
-    this.queue.push({ message, via: this.name, format: "herald", ack: async () => {}, nack: async () => {} });
-  }
-  /** A legacy-format copy: no seq or stream, the id as the legacy socket writes it. */
-  pushLegacy(topic: string, id: string, n: number): void {
-    const message = { ...createMessage({ topic, body: { seq: n } }), id };
-    this.queue.push({ message, via: this.name, format: "legacy", ack: async () => {}, nack: async () => {} });
-  }
-  receive(): Subscription {
-    return {
-      close: async () => this.queue.close(),
-      [Symbol.asyncIterator]: () => this.queue[Symbol.asyncIterator](),
-    };
-  }
-  health(): TransportHealth {
-    return { state: "up", sent: 0, received: 0, counters: {} };
-  }
-  async close(): Promise<void> {
-    this.queue.close();
-  }
-}
 
 async function take(sub: Subscriber, n: number): Promise<number[]> {
   const out: number[] = [];
