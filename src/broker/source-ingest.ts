@@ -1,7 +1,7 @@
 import { HeraldError, SecurityError } from "../errors.js";
 import type { Delivery, Subscription, Transport } from "../transport/types.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
-import type { Logger } from "../util/log.js";
+import { type Logger, rateLimitedLogger } from "../util/log.js";
 import type { SourceStatus } from "./broker.js";
 import type { Submitter } from "./local-submit.js";
 
@@ -29,7 +29,7 @@ export class SourceIngest {
   private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   readonly counters: SourceIngestCounters = { ingested: 0, duplicates: 0, refused: 0, retries: 0 };
-  private readonly refusals: RefusalWarnings;
+  private readonly refusalLog: Logger;
 
   constructor(
     private readonly source: Transport,
@@ -40,7 +40,9 @@ export class SourceIngest {
     /** At most one warning about refused messages per this many ms; the others are summed into it. */
     warnEveryMs = 10_000,
   ) {
-    this.refusals = new RefusalWarnings(log, source.name, warnEveryMs);
+    // The first at once, then at most one per window with the count held back (`suppressed`), always
+    // counted in `refused`: a source anyone may publish to must not be able to flood the log.
+    this.refusalLog = rateLimitedLogger(log, { burst: 1, intervalMs: warnEveryMs });
   }
 
   /**
@@ -107,7 +109,10 @@ export class SourceIngest {
     }
     if (retryLater(r)) return true;
     this.counters.refused++;
-    this.refusals.note(d.message.id, r);
+    this.refusalLog.warn(
+      "message from source refused by the broker: rejected at the source (dead-lettered if its queue has a dead-letter exchange)",
+      { source: this.source.name, id: d.message.id, code: r.code, reason: r.message },
+    );
     await d.nack();
     return false;
   }
@@ -142,37 +147,6 @@ export class SourceIngest {
  */
 function retryLater(r: HeraldError): boolean {
   return r.retryable && !(r instanceof SecurityError);
-}
-
-/**
- * Warns about refused messages at most once per `everyMs`, the first one at once. The ones in between are
- * counted into the next warning (and always into the source's `refused` counter): a source anyone may
- * publish to must not be able to flood the log.
- */
-class RefusalWarnings {
-  private last = Number.NEGATIVE_INFINITY;
-  private held: Record<string, number> = {};
-
-  constructor(
-    private readonly log: Logger,
-    private readonly source: string,
-    private readonly everyMs: number,
-  ) {}
-
-  note(id: string, err: HeraldError): void {
-    const now = Date.now();
-    if (now - this.last < this.everyMs) {
-      this.held[err.code] = (this.held[err.code] ?? 0) + 1;
-      return;
-    }
-    const since = Object.keys(this.held).length > 0 ? { refusedSinceLastWarning: this.held } : {};
-    this.log.warn(
-      "message from source refused by the broker: rejected at the source (dead-lettered if its queue has a dead-letter exchange)",
-      { source: this.source, id, code: err.code, reason: err.message, ...since },
-    );
-    this.last = now;
-    this.held = {};
-  }
 }
 
 /** `work`, or a rejection as soon as `signal` aborts (`work` then goes on unobserved: its end is ignored). */
