@@ -1,10 +1,14 @@
 #!/usr/bin/python3
-"""Publish to a herald broker from Python, using only Debian's python3-zmq.
+"""Publish to a herald broker from Python, using only Debian's python3-zmq (and python3-yaml to read herald's file).
 
 Copy this into a legacy fedmsg application: it replaces `fedmsg.publish(topic=..., msg=...)` with an
 acknowledged, durable submit. See docs/submit-protocol.md.
 
-    herald_publish.py [--endpoint ipc:///run/herald/submit.sock] TOPIC '{"json": "body"}'
+    herald_publish.py [--config herald.yaml | --endpoint ipc:///run/herald/submit.sock] TOPIC '{"json": "body"}'
+
+Without --endpoint it finds the broker as herald's own clients do: herald's YAML file (--config,
+$HERALD_CONFIG, else /etc/herald/herald.yaml if present; reading it needs python3-yaml), the HERALD_*
+variables for the runtime directory and submit endpoints, then the defaults.
 """
 import argparse
 import getpass
@@ -26,12 +30,79 @@ class HeraldError(Exception):
         self.code = code
 
 
-def default_endpoint():
+def _config_file(explicit=None):
+    """herald's own lookup: --config, else $HERALD_CONFIG (must exist), else /etc/herald/herald.yaml if present."""
+    path = explicit or os.environ.get("HERALD_CONFIG")
+    if path:
+        if not os.path.isfile(path):
+            raise HeraldError("CONFIG", "herald configuration %s does not exist: fix the path (--config or "
+                              "HERALD_CONFIG), or pass --endpoint" % path)
+        return path
+    return "/etc/herald/herald.yaml" if os.path.isfile("/etc/herald/herald.yaml") else None
+
+
+def _read_config(path):
+    """The parts of herald's YAML that say where the broker listens: {} when there is no file."""
+    if path is None:
+        return {}
+    try:
+        import yaml
+    except ImportError:
+        raise HeraldError("CONFIG", "reading herald's configuration %s needs PyYAML: install python3-yaml, or "
+                          "pass --endpoint (`herald config show` prints where the broker listens)" % path)
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise HeraldError("CONFIG", "cannot read herald configuration %s: %s; fix it (`herald config check`) "
+                          "or pass --endpoint" % (path, e))
+    return doc if isinstance(doc, dict) else {}
+
+
+def _section(doc, key):
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _env_value(name):
+    """A HERALD_* variable as herald reads it: a YAML scalar (`false`, `[tcp://...]`), else the string."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    try:
+        import yaml
+        return yaml.safe_load(raw)
+    except Exception:
+        return raw
+
+
+def default_endpoint(config=None):
+    """Where herald's own clients submit: the same configuration lookup, variables and defaults.
+
+    IPC at <paths.runtimeDir>/submit.sock unless broker.submit.ipc is false, then the first of
+    broker.submit.tcp (0.0.0.0 or * as 127.0.0.1). A relative runtimeDir in the file is relative to the
+    file's directory, in a variable to the current directory, as for herald.
+    """
+    path = _config_file(config)
+    doc = _read_config(path)
     runtime = os.environ.get("HERALD_PATHS__RUNTIME_DIR")
-    if not runtime:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        runtime = os.path.join(xdg, "herald") if xdg else (
-            "/run/herald" if os.geteuid() == 0 else "/tmp/herald-%d" % os.getuid())
+    if runtime:
+        runtime = os.path.abspath(runtime)
+    else:
+        runtime = _section(doc, "paths").get("runtimeDir")
+        if isinstance(runtime, str) and runtime:
+            runtime = os.path.join(os.path.dirname(os.path.abspath(path)), runtime)
+        else:
+            xdg = os.environ.get("XDG_RUNTIME_DIR")
+            runtime = os.path.join(xdg, "herald") if xdg else (
+                "/run/herald" if os.geteuid() == 0 else "/tmp/herald-%d" % os.getuid())
+    submit = _section(_section(doc, "broker"), "submit")
+    ipc = _env_value("HERALD_BROKER__SUBMIT__IPC")
+    ipc = submit.get("ipc", True) if ipc is None else ipc
+    tcp = _env_value("HERALD_BROKER__SUBMIT__TCP")
+    tcp = submit.get("tcp", []) if tcp is None else tcp
+    if ipc is False and isinstance(tcp, list) and tcp and isinstance(tcp[0], str):
+        return tcp[0].replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
     return "ipc://" + os.path.join(runtime, "submit.sock")
 
 
@@ -47,8 +118,8 @@ def new_id():
 class Publisher(object):
     """Lazy Pirate client: on timeout, reconnect and resend the SAME ids (the broker deduplicates)."""
 
-    def __init__(self, endpoint=None, timeout_ms=2500, retries=3, app=None):
-        self.endpoint = endpoint or default_endpoint()
+    def __init__(self, endpoint=None, timeout_ms=2500, retries=3, app=None, config=None):
+        self.endpoint = endpoint or default_endpoint(config)
         self.timeout_ms = timeout_ms
         self.retries = retries
         self.ctx = zmq.Context.instance()
@@ -127,9 +198,10 @@ class Publisher(object):
             self.sock = None
         raise HeraldError(
             "TIMEOUT",
-            "no answer from %s: is `herald serve` running? This script does not read herald's YAML file: "
-            "if the broker's configuration moves its socket (paths.runtimeDir, broker.submit), pass --endpoint "
-            "or set HERALD_PATHS__RUNTIME_DIR (`herald config show` prints the values)" % self.endpoint)
+            "no answer from %s: is `herald serve` running? This endpoint comes from herald's configuration "
+            "lookup (--config, HERALD_CONFIG, /etc/herald/herald.yaml, HERALD_* variables); if the broker runs "
+            "with another file, pass --config or --endpoint (`herald config show` prints the values)"
+            % self.endpoint)
 
     def close(self):
         if self.sock is not None:
@@ -138,12 +210,18 @@ class Publisher(object):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--endpoint", default=None)
+    p.add_argument("--endpoint", default=None, help="default: found like herald's own clients find it")
+    p.add_argument("--config", default=None, help="herald's YAML file (default: $HERALD_CONFIG, "
+                   "/etc/herald/herald.yaml if present)")
     p.add_argument("--timeout-ms", type=int, default=2500)
     p.add_argument("topic")
     p.add_argument("body", nargs="?", default="{}")
     args = p.parse_args()
-    pub = Publisher(args.endpoint, args.timeout_ms)
+    try:
+        pub = Publisher(args.endpoint, args.timeout_ms, config=args.config)
+    except HeraldError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
     try:
         ack = pub.publish(args.topic, json.loads(args.body))
         print(json.dumps(ack))

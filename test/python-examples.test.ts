@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker, waitFor } from "./helpers/broker.js";
-import { PY, ROOT, runJsonLines } from "./helpers/serve.js";
+import { freePorts, PY, ROOT, runJsonLines } from "./helpers/serve.js";
 
 let tb: TestBroker | undefined;
 afterEach(async () => {
@@ -80,6 +80,62 @@ describe("the Python examples users copy", () => {
       expect(denied.stderr).toMatch(
         /SECURITY: .*permission denied on the directory .*closed: uid \d+ may not enter it/,
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("herald_publish.py without --endpoint finds the broker through herald's YAML lookup and variables", async () => {
+    const [port] = await freePorts(1);
+    const dir = mkdtempSync(join(tmpdir(), "herald-pycfg-"));
+    const script = join(ROOT, "scripts", "herald_publish.py");
+    // No XDG_RUNTIME_DIR or HERALD_* from the test's own environment.
+    const env = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
+      PATH: process.env.PATH,
+      HOME: dir,
+      ...extra,
+    });
+    const file = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    try {
+      // A relative paths.runtimeDir is relative to the file's directory, as for herald.
+      tb = await startTestBroker({ submitEndpoints: [`ipc://${join(dir, "run", "submit.sock")}`] });
+      const rel = file("relative.yaml", "paths:\n  runtimeDir: run\n");
+      const [viaEnv] = await runJsonLines(PY, [script, "py.cfg", "{}"], env({ HERALD_CONFIG: rel }));
+      expect(viaEnv).toMatchObject({ ok: true, duplicate: false });
+      const [viaFlag] = await runJsonLines(PY, [script, "--config", rel, "py.cfg", "{}"], env({}));
+      expect(viaFlag).toMatchObject({ ok: true, duplicate: false });
+      // The variable wins over the file, as in herald.
+      const wrong = file("wrong.yaml", "paths:\n  runtimeDir: /nonexistent/herald\n");
+      const [varWins] = await runJsonLines(
+        PY,
+        [script, "py.cfg", "{}"],
+        env({ HERALD_CONFIG: wrong, HERALD_PATHS__RUNTIME_DIR: join(dir, "run") }),
+      );
+      expect(varWins).toMatchObject({ ok: true });
+      await tb.stop();
+      // IPC off: the first TCP endpoint, 0.0.0.0 connected as 127.0.0.1.
+      tb = await startTestBroker({ submitEndpoints: [`tcp://127.0.0.1:${port}`] });
+      const tcp = file(
+        "tcp.yaml",
+        `broker:\n  submit:\n    ipc: false\n    tcp: ["tcp://0.0.0.0:${port}"]\n`,
+      );
+      const [overTcp] = await runJsonLines(PY, [script, "py.cfg", "{}"], env({ HERALD_CONFIG: tcp }));
+      expect(overTcp).toMatchObject({ ok: true });
+      // A missing or broken file is a clear error, not a connection to the default socket.
+      const missing = await runJsonLines(
+        PY,
+        [script, "py.cfg", "{}"],
+        env({ HERALD_CONFIG: join(dir, "nope.yaml") }),
+      ).catch((e: Error) => e.message);
+      expect(String(missing)).toMatch(/CONFIG: herald configuration .*nope\.yaml does not exist/);
+      const broken = file("broken.yaml", "paths: [unclosed\n");
+      const bad = await runJsonLines(PY, [script, "py.cfg", "{}"], env({ HERALD_CONFIG: broken })).catch(
+        (e: Error) => e.message,
+      );
+      expect(String(bad)).toMatch(/CONFIG: cannot read herald configuration .*broken\.yaml/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
