@@ -128,11 +128,15 @@ describe("AMQP sink", () => {
     expect(h.counters["pending"]).toBe(0);
     expect(h.lastError).toMatch(/unroutable/);
     expect(logger.lines.filter((l) => l.includes("unroutable"))).toHaveLength(5);
+    // An exchange that returns everything does not log a line per message: counted, not each logged.
+    await t.send(makeMessages(40, "nobody.listens"));
+    expect(t.health().counters["returned"]).toBe(45);
+    expect(logger.lines.filter((l) => l.includes("unroutable"))).toHaveLength(5);
     // Routable ones still go through on the same channel.
     const q = await admin.queue(uniq("q"), exchange, "some.#");
     await t.send(makeMessages(3, "some.topic"));
     expect(await admin.depth(q)).toBe(3);
-    expect(t.health().counters["returned"]).toBe(5);
+    expect(t.health().counters["returned"]).toBe(45);
   });
 
   it("retries nacked messages with backoff and delivers them once there is room (lost = 0)", async () => {

@@ -10,6 +10,7 @@ import {
   isExchangeRefusal,
   publishForbidden,
   replyCode,
+  unroutableNotices,
 } from "./amqp-refusals.js";
 import type { AmqpSession } from "./amqp-session.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
@@ -43,6 +44,7 @@ export class AmqpPublisher {
   private readonly checkPrefix: ((topic: string) => void) | undefined;
   private readonly unlisten: () => void;
   private readonly gate = new ExchangeGate();
+  private readonly noteReturned: (why: string) => void;
 
   constructor(
     private readonly o: ResolvedAmqpOptions,
@@ -51,6 +53,7 @@ export class AmqpPublisher {
   ) {
     this.format = sinkFormat(o);
     this.checkPrefix = repeatedPrefixCheck(o.topicPrefix, o.name, o.log);
+    this.noteReturned = unroutableNotices(o.log);
     const tick = Math.max(20, Math.min(1000, Math.floor(o.confirmTimeout / 4)));
     this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
     this.sweeper.unref();
@@ -344,7 +347,7 @@ export class AmqpPublisher {
       bump(this.health, "returned");
       const why = `unroutable: message ${e.id} (routing key '${e.pub.routingKey}') was returned by exchange '${this.o.exchange}' because no queue is bound for it; bind a queue or accept the loss`;
       noteError(this.health, why);
-      this.o.log("warn", why);
+      this.noteReturned(why);
     } else this.health.sent++;
     for (const b of e.batches) if (--b.left === 0) b.resolve();
   }

@@ -1,5 +1,5 @@
 import { TransportError } from "../errors.js";
-import { type ResolvedAmqpOptions, redactUrl } from "./amqp-options.js";
+import { type AmqpLogger, type ResolvedAmqpOptions, redactUrl } from "./amqp-options.js";
 
 /** The AMQP reply code a server-closed channel carried (amqplib puts it on the error as `code`). */
 export function replyCode(err: unknown): number | undefined {
@@ -94,4 +94,36 @@ export class ExchangeGate {
       else w.reject(err);
     }
   }
+}
+
+/**
+ * Unroutable returns are logged up to `burst` per window, the rest counted into the next line: an exchange
+ * with no queue bound (deleted and re-declared by the sink, or a binding removed) returns every message,
+ * and one warning each would flood the log at the publish rate. The `returned` counter and `lastError`
+ * still see every one.
+ */
+export function unroutableNotices(
+  log: AmqpLogger,
+  opts: { burst?: number; intervalMs?: number; now?: () => number } = {},
+): (why: string) => void {
+  const burst = opts.burst ?? 5;
+  const interval = opts.intervalMs ?? 60_000;
+  const now = opts.now ?? Date.now;
+  let start = Number.NEGATIVE_INFINITY;
+  let passed = 0;
+  let held = 0;
+  return (why) => {
+    const t = now();
+    if (t - start >= interval) {
+      start = t;
+      passed = 0;
+    }
+    if (passed >= burst) {
+      held++;
+      return;
+    }
+    passed++;
+    log("warn", held > 0 ? `${why} (and ${held} more returned since the last such line)` : why);
+    held = 0;
+  };
 }
