@@ -1,18 +1,18 @@
 import type Database from "better-sqlite3";
 import { ClosedError, type HeraldError } from "../errors.js";
 import type { Message } from "../wire/message.js";
+import { Appender } from "./appender.js";
 import { type CleanClose, writeCleanClose } from "./clean-close.js";
-import { type Prepared, prepare, readRows } from "./codec.js";
+import { readRows } from "./codec.js";
 import { CommitQueue } from "./commit-queue.js";
 import { RowCounts } from "./counts.js";
 import { SinkCursors } from "./cursors.js";
 import { errorCode, openDatabase, storageError } from "./db.js";
 import { Failpoints, processFailpoints } from "./failpoints.js";
 import { type OutboxTrace, traceId } from "./lookup.js";
-import { FailStop, limitProblem } from "./outbox-errors.js";
+import { FailStop } from "./outbox-errors.js";
 import { deleteThrough } from "./prune.js";
-import { RecentMessages, storedForm } from "./recent.js";
-import { againStored, sameOrConflict } from "./same-message.js";
+import { RecentMessages } from "./recent.js";
 import { Stamps } from "./stamps.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import type { AppendResult, OutboxOptions, OutboxStats, StoredMessage } from "./types.js";
@@ -32,22 +32,18 @@ const MiB = 1024 * 1024;
  */
 export class Outbox {
   private readonly sql: Statements;
-  private readonly fp: Failpoints;
   private readonly limits: { messages: number; bytes: number; keepMs: number };
   private readonly cursors: SinkCursors;
   private readonly waiters = new AppendWaiters();
   private readonly fails: FailStop;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly queue: CommitQueue;
-  private head = 0;
+  /** The commit path; it keeps the head. */
+  private readonly appender: Appender;
   private readonly counts: RowCounts;
-  private commits = 0;
   /** accepted_at for new rows and the prune cutoff: a clock that wall-clock steps do not move (stamps.ts). */
   private readonly stamps: Stamps;
-  private readonly onClockBack: OutboxOptions["onClockBack"];
   private readonly onCleanCloseFailed: OutboxOptions["onCleanCloseFailed"];
-  /** Rows inserted by the transaction in progress, cached once it commits. */
-  private fresh: StoredMessage[] = [];
   private readonly recent = new RecentMessages();
   private closed = false;
   private readFailed = false;
@@ -66,7 +62,6 @@ export class Outbox {
     clean: CleanClose | undefined,
   ) {
     this.openedAfterCleanClose = clean !== undefined;
-    this.onClockBack = opts.onClockBack;
     this.onCleanCloseFailed = opts.onCleanCloseFailed;
     this.sql = prepareStatements(db);
     this.tx = db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
@@ -75,7 +70,7 @@ export class Outbox {
       (messages) => this.commitBatch(messages),
       () => this.wakeSinks(),
     );
-    this.fp = opts.failpoint === undefined ? processFailpoints() : new Failpoints(opts.failpoint);
+    const fp = opts.failpoint === undefined ? processFailpoints() : new Failpoints(opts.failpoint);
     this.limits = {
       messages: opts.maxMessages ?? 1_000_000,
       bytes: opts.maxBytes ?? 1024 * MiB,
@@ -88,10 +83,13 @@ export class Outbox {
     );
     const last = this.sql.lastRow.get();
     // head_seq in meta survives pruning every row, so seqs are never reused.
-    this.head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
+    const head = Math.max(Number(this.sql.getHead.get()?.value ?? 0), last?.seq ?? 0);
     this.stamps = new Stamps(this.sql, last?.accepted_at ?? 0, this.limits.keepMs);
     this.counts = new RowCounts(this.sql);
     this.counts.load(clean, this.cursors.floor());
+    const { sql, tx, fails, limits, counts, stamps, recent } = this;
+    const parts = { sql, tx, fails, fp, limits, counts, stamps, recent, onClockBack: opts.onClockBack };
+    this.appender = new Appender({ ...parts, syncPending: () => this.syncPending() }, head);
     this.pruneTimer = setInterval(() => this.backgroundPrune(), opts.pruneIntervalMs ?? 30_000);
     this.pruneTimer.unref();
     this.fails.onFail(() => clearInterval(this.pruneTimer));
@@ -120,7 +118,7 @@ export class Outbox {
   /** Commit `messages` now, in one transaction. */
   appendSync(messages: readonly Message[]): AppendResult[] {
     const results = this.commitBatch(messages);
-    this.waiters.notify(this.head);
+    this.waiters.notify(this.appender.head);
     return results;
   }
 
@@ -129,89 +127,15 @@ export class Outbox {
    * particular message, and the sinks' reads and PUB encodes would otherwise run before the replies.
    */
   private wakeSinks(): void {
-    const head = this.head;
+    const head = this.appender.head;
     setImmediate(() => this.waiters.notify(head));
   }
 
+  /** The queue's commit (and appendSync's): refused whole once closed or failed, else one transaction. */
   private commitBatch(messages: readonly Message[]): AppendResult[] {
     const stopped = this.closed ? new ClosedError("the outbox") : this.fails.error;
     if (stopped !== undefined) return messages.map((m) => ({ ok: false, id: String(m.id), error: stopped }));
-    const prepared = messages.map(prepare);
-    this.fresh = [];
-    try {
-      this.syncPending(); // a read; if even that fails, the disk is in trouble
-    } catch (err) {
-      return this.batchFailed(err, prepared);
-    }
-    const before = { head: this.head, counts: this.counts.snapshot() };
-    let results: AppendResult[];
-    try {
-      results = this.tx(() => this.writeBatch(prepared, messages));
-    } catch (err) {
-      // The rollback undid the rows (and any restamp); undo the counters that were moved along with them.
-      this.head = before.head;
-      this.counts.restore(before.counts);
-      this.stamps.rollback();
-      return this.batchFailed(err, prepared);
-    }
-    this.commits += 1;
-    const restamp = this.stamps.commit(this.fresh[0]?.acceptedAt);
-    // Cached rows carry the old stamps: the cache starts afresh.
-    if (restamp !== undefined) this.recent.clear();
-    this.recent.add(this.fresh);
-    if (restamp !== undefined) this.onClockBack?.(restamp);
-    try {
-      this.fp.hit("outbox.after_commit");
-    } catch (err) {
-      // The rows are committed: report them as stored (an error reply must mean "not stored"), but stop
-      // accepting anything more.
-      this.fails.stop(err, "the step after an append commit");
-    }
-    return results;
-  }
-
-  /** Runs inside the transaction: dedup, limits, inserts, lazy cursors, head. */
-  private writeBatch(prepared: readonly Prepared[], messages: readonly Message[]): AppendResult[] {
-    const acceptedAt = this.stamps.begin(this.head);
-    const inBatch = new Map<string, number>();
-    const results = prepared.map((p, i): AppendResult => {
-      if ("error" in p) return { ok: false, id: p.id, error: p.error };
-      // A known id is a duplicate only with the same content, else ID_CONFLICT (same-message.ts).
-      const batchSeq = inBatch.get(p.id);
-      if (batchSeq !== undefined)
-        return sameOrConflict(this.freshAt(batchSeq), messages[i]!, p.id, { seq: batchSeq, acceptedAt });
-      const found = this.sql.findId.get(p.id);
-      if (found !== undefined) return againStored(this.sql, p, messages[i]!, found);
-      const full = limitProblem(this.limits, this.counts, p.id, p.envelope.length);
-      if (full !== undefined) return { ok: false, id: p.id, error: full };
-      this.head += 1;
-      this.sql.insert.run(this.head, p.id, acceptedAt, p.envelope.length, p.envelope);
-      this.fresh.push({
-        seq: this.head,
-        acceptedAt,
-        bytes: p.envelope.length,
-        message: storedForm(messages[i]!),
-      });
-      inBatch.set(p.id, this.head);
-      this.counts.added(p.envelope.length);
-      return { ok: true, id: p.id, seq: this.head, acceptedAt, duplicate: false };
-    });
-    // Neither the head (max(seq) of the rows says it; meta.head_seq is written before pruning can remove
-    // them) nor the cursors (a timer writes those) are written here: every page an append commit touches
-    // is a page to fsync on the publisher's critical path.
-    this.fp.hit("outbox.before_commit");
-    return results;
-  }
-
-  /** The message of a row this transaction inserted (they are contiguous from fresh[0]). */
-  private freshAt(seq: number): Message {
-    return this.fresh[seq - this.fresh[0]!.seq]!.message;
-  }
-
-  /** The whole transaction rolled back: decide between a retryable error and fail-stop. */
-  private batchFailed(err: unknown, prepared: readonly Prepared[]): AppendResult[] {
-    const error = this.fails.classify(err, "an append commit");
-    return prepared.map((p) => ({ ok: false, id: p.id, error }));
+    return this.appender.commit(messages);
   }
 
   /** Called once when the outbox enters fail-stop (immediately if it already has). */
@@ -226,7 +150,7 @@ export class Outbox {
   /** Register a sink and return its cursor: the persisted one, or the current head for a new sink. */
   registerSink(name: string): number {
     this.assertOpen();
-    return this.cursors.register(name, this.head);
+    return this.cursors.register(name, this.appender.head);
   }
 
   unregisterSink(name: string): void {
@@ -270,7 +194,7 @@ export class Outbox {
    */
   ack(sink: string, seq: number, state?: string): void {
     this.assertOpen();
-    this.cursors.advance(sink, seq, this.head, state);
+    this.cursors.advance(sink, seq, this.appender.head, state);
   }
 
   /** The state a sink last acked with (see ack), kept across restarts; undefined when it never gave one. */
@@ -301,18 +225,18 @@ export class Outbox {
 
   /** The highest seq ever committed (its row may be pruned since). */
   get headSeq(): number {
-    return this.head;
+    return this.appender.head;
   }
 
   /** The lowest seq still stored (head + 1 when none is): a sink's cursor below it has nothing to resend. */
   firstSeq(): number {
     this.assertOpen();
-    return this.sql.minSeq.get()?.s ?? this.head + 1;
+    return this.sql.minSeq.get()?.s ?? this.appender.head + 1;
   }
 
   /** Resolves when a message with seq > afterSeq is committed; rejects on abort or close. */
   waitForAppend(afterSeq: number, signal?: AbortSignal): Promise<void> {
-    if (this.head > afterSeq) return Promise.resolve();
+    if (this.appender.head > afterSeq) return Promise.resolve();
     if (this.closed) return Promise.reject(new ClosedError("the outbox"));
     return this.waiters.wait(afterSeq, signal);
   }
@@ -330,13 +254,13 @@ export class Outbox {
     // The cursors first: a crash after the delete then leaves none pointing before rows that are gone.
     this.cursors.flush();
     this.syncPending();
-    const delivered = this.cursors.size > 0 ? this.counts.floor : this.head;
+    const delivered = this.cursors.size > 0 ? this.counts.floor : this.appender.head;
     const young = this.sql.firstYoung.get(delivered, (now ?? this.stamps.now()) - this.limits.keepMs);
     const upTo = young === undefined ? delivered : young.seq - 1;
     return deleteThrough(
       this.sql,
       (d, fn) => this.write(d, fn),
-      this.head,
+      this.appender.head,
       upTo,
       (end, n, agg) => {
         this.counts.deleted(n, agg, this.cursors.size === 0);
@@ -366,15 +290,16 @@ export class Outbox {
     this.assertOpen();
     this.syncPending();
     const sinks: OutboxStats["sinks"] = {};
-    for (const [name, cursor] of this.cursors.entries()) sinks[name] = { cursor, lag: this.head - cursor };
+    for (const [name, cursor] of this.cursors.entries())
+      sinks[name] = { cursor, lag: this.appender.head - cursor };
     const stats: OutboxStats = {
-      headSeq: this.head,
+      headSeq: this.appender.head,
       totalRows: this.counts.total,
       pendingMessages: this.counts.pending,
       pendingBytes: this.counts.pendingBytes,
       oldestPendingAt: this.sql.oldestAfter.get(this.counts.floor)?.accepted_at,
       sinks,
-      commits: this.commits,
+      commits: this.appender.commits,
       restampedRows: this.stamps.restampedRows,
     };
     if (this.fails.error !== undefined) stats.failed = this.fails.error.message;
@@ -405,7 +330,7 @@ export class Outbox {
   /** Vouch for the file to the next open (clean-close.ts), unless this run failed or found damage. */
   private recordCleanClose(): void {
     if (this.fails.error !== undefined || this.readFailed) return;
-    const failed = writeCleanClose(this.db, this.counts.record(this.head));
+    const failed = writeCleanClose(this.db, this.counts.record(this.appender.head));
     if (failed !== undefined) this.onCleanCloseFailed?.(failed);
   }
 
