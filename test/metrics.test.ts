@@ -265,6 +265,23 @@ describe("the metrics endpoint", () => {
     expect(got).toMatch(/^HTTP\/1\.1 408 /);
   }, 20_000);
 
+  it("a client holding every connection slot does not keep health probes out: the oldest is cut", async () => {
+    const { m, port } = await serveMetrics(new FakeBroker());
+    // 80 slowloris connections, more than the cap of 64: each new one pushes the oldest out.
+    const slow = Array.from({ length: 80 }, () =>
+      rawExchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n", 8000),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await http(`${m.url}/livez`)).toMatchObject({ status: 200, body: "ok\n" });
+    // The first 16 (and one more for the probe) were cut at once with no answer; the rest wait for their 408.
+    const started = Date.now();
+    const first = await slow[0];
+    expect(first).toBe("");
+    expect(Date.now() - started).toBeLessThan(1000);
+    await m.close();
+    await Promise.all(slow);
+  }, 20_000);
+
   it("close() cuts open connections at once (a request still arriving too) and frees the port", async () => {
     const { m, port } = await serveMetrics(new FakeBroker());
     const idle = rawExchange(port, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", 8000); // kept alive

@@ -8,6 +8,7 @@
  * It has no authentication: the defaults leave it off, and docs tell operators to bind loopback.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { listenAddress } from "../config/endpoints.js";
 import { ConfigError, HeraldError } from "../errors.js";
 import { type Logger, silentLogger } from "../util/log.js";
@@ -20,7 +21,13 @@ export { escapeLabelValue, METRICS_CONTENT_TYPE, renderMetrics } from "./prometh
 const REQUEST_TIMEOUT_MS = 5000;
 /** Idle sockets (keep-alive between scrapes, or a reader that stopped reading) are closed after this. */
 const SOCKET_IDLE_MS = 10_000;
-/** A flood of connections must not take the broker's file descriptors (SQLite, ZeroMQ need them). */
+/**
+ * A flood of connections must not take the broker's file descriptors (SQLite, ZeroMQ need them). At the
+ * cap the oldest connection is cut to let the new one in, rather than the new one refused: a client that
+ * keeps 64 slow connections open would otherwise hold every health probe out (and a liveness probe that
+ * cannot connect restarts a healthy broker). A probe sends its request at once and is answered within
+ * milliseconds, so it is never the oldest for long.
+ */
 const MAX_CONNECTIONS = 64;
 
 interface Reply {
@@ -51,6 +58,8 @@ export class MetricsServer {
   private readonly log: Logger;
   private notReadyReason: string | undefined;
   private closing: Promise<void> | undefined;
+  /** Open connections, oldest first (a Set keeps insertion order). */
+  private readonly open = new Set<Socket>();
 
   constructor(private readonly opts: MetricsServerOptions) {
     const parsed = listenAddress(opts.address);
@@ -70,7 +79,19 @@ export class MetricsServer {
       (req, res) => this.handle(req, res),
     );
     this.server.setTimeout(SOCKET_IDLE_MS); // no 'timeout' listener: Node destroys the idle socket
-    this.server.maxConnections = MAX_CONNECTIONS;
+    this.server.on("connection", (socket: Socket) => this.admit(socket));
+  }
+
+  private admit(socket: Socket): void {
+    if (this.open.size >= MAX_CONNECTIONS) {
+      const oldest = this.open.values().next().value;
+      if (oldest !== undefined) {
+        this.open.delete(oldest);
+        oldest.destroy();
+      }
+    }
+    this.open.add(socket);
+    socket.once("close", () => this.open.delete(socket));
   }
 
   /** The base URL, e.g. `http://127.0.0.1:9479` (the bound port, for tests that ask for port 0). */
