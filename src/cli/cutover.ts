@@ -173,11 +173,16 @@ function renderStatus(
       );
     }
   }
-  if (ev?.relayInbound)
-    lines.push(
-      `relay_inbound ${ev.relayInbound.endpoint}: ${ev.relayInbound.bound ? "bound" : "NOT bound"}, ingested ${ev.relayInbound.ingested}`,
-    );
+  if (ev?.relayInbound) lines.push(relayText(ev.relayInbound));
   return lines.join("\n");
+}
+
+/** Disconnects include libzmq's drops of frames over the limit, which nothing else records. */
+function relayText(r: NonNullable<EvidenceFile["relayInbound"]>): string {
+  const parts = [`relay_inbound ${r.endpoint}: ${r.bound ? "bound" : "NOT bound"}`, `ingested ${r.ingested}`];
+  if (r.malformed !== undefined) parts.push(`malformed ${r.malformed}`);
+  if (r.disconnects !== undefined) parts.push(`disconnects ${r.disconnects}`);
+  return parts.join(", ");
 }
 
 const agoText = (iso: string, now: number): string =>

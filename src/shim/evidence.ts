@@ -74,7 +74,16 @@ export interface EvidenceFile {
   configFile?: string;
   /** When the shim last wrote the file; an old value means the shim is not running. */
   updatedAt: string;
-  relayInbound?: { endpoint: string; bound: boolean; lastSeenAt?: string; ingested: number };
+  relayInbound?: {
+    endpoint: string;
+    bound: boolean;
+    lastSeenAt?: string;
+    ingested: number;
+    /** Absent in files written before these were counted. */
+    malformed?: number;
+    /** Publishers' connections ended: a script finished, or libzmq dropped it for a frame over the limit. */
+    disconnects?: number;
+  };
   services: Record<string, ServiceEvidence>;
 }
 

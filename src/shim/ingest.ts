@@ -7,7 +7,7 @@ import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import { type Logger, refusalLogger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
-import { MEMORY_GUARD_FACTOR, RelayInbound, type TopicScheme } from "./relay.js";
+import { RelayInbound, type TopicScheme } from "./relay.js";
 import { localHostsFor } from "./services.js";
 
 /** Header naming the service (or `relay_inbound`) a legacy message was ingested from. */
@@ -23,6 +23,8 @@ export interface IngestCounters {
   malformed: number;
   rejected: number;
   dropped: number;
+  /** relay_inbound only: publishers' connections ended (a script finished, or a frame over the limit). */
+  disconnects?: number;
   /** Date.now() of the last message read from this service's endpoints. */
   lastSeenAt?: number;
 }
@@ -52,6 +54,13 @@ export interface IngestOptions {
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
+
+/**
+ * libzmq's cap on the sockets reading the services' own PUB sockets (which the shim connects to, unlike
+ * relay_inbound's anonymous peers) only guards memory: the limit is checked per message, so one message
+ * over it is counted and skipped instead of the connection dropped.
+ */
+const MEMORY_GUARD_FACTOR = 32;
 
 /**
  * Reads legacy publishers (fedmsg PUB sockets that apps bind, and a bound SUB for active publishers) and
@@ -85,6 +94,10 @@ export class Ingest {
       onMessage: (m) => this.enqueue(RELAY_INBOUND, m),
       onMalformed: () => {
         this.counters(RELAY_INBOUND).malformed++;
+      },
+      onDisconnect: () => {
+        const c = this.counters(RELAY_INBOUND);
+        c.disconnects = (c.disconnects ?? 0) + 1;
       },
       closed: this.abort.signal,
     });

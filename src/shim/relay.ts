@@ -1,7 +1,8 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import * as zmq from "zeromq";
 import { decodeFrames } from "../transport/zeromq-decode.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
-import type { Logger } from "../util/log.js";
+import { type Logger, rateLimitedLogger, refusalLogger } from "../util/log.js";
 import { retryInterrupted } from "../util/zeromq.js";
 import { legacyApp } from "../wire/legacy.js";
 import type { Message } from "../wire/message.js";
@@ -15,12 +16,14 @@ export interface TopicScheme {
 
 export interface RelayOptions {
   log: Logger;
-  /** Largest envelope frame ingested; larger ones are counted and skipped, the connection kept. */
+  /** Largest frame ingested (the envelope is the large one): libzmq drops a peer that sends a larger one. */
   maxMessageBytes: number;
   /** Hosts that mean "this machine": relay_inbound on another host is that host's shim's to bind. */
   localHosts: readonly string[];
   onMessage(message: Message): void;
   onMalformed(): void;
+  /** A publisher's connection ended: its script finished, or libzmq dropped it for a frame over the limit. */
+  onDisconnect(): void;
   /** Aborted when the whole ingest closes. */
   closed: AbortSignal;
 }
@@ -33,11 +36,22 @@ interface Attempt {
 }
 
 /**
- * libzmq's own cap only guards memory: a peer over it is dropped (a protocol error, nothing logged), so
- * the real limit is checked per message instead. Publishers connect to relay_inbound and reconnect on
- * their own after such a drop.
+ * Messages queued per connection (ZMQ_RCVHWM). relay_inbound takes anonymous connections, so libzmq's
+ * limits are the ones that bound memory here (libzmq 4.3.5, which zeromq.js 6 bundles):
+ * - ZMQ_MAXMSGSIZE is checked per frame, on its size header, before the frame is read: a frame over it
+ *   ends the connection. It is the envelope limit itself, so an envelope over the limit never reaches
+ *   JavaScript; the topic frame is checked on its own, against the same limit.
+ * - ZMQ_RCVHWM counts whole messages per connection. A full queue stops libzmq reading that connection
+ *   (TCP backpressure), it drops nothing: the rest waits in the publisher's own queue.
+ * So a connection holds at most this many messages of two frames within the limit, plus the frame being
+ * decoded (docs/security.md has the figure, and what libzmq leaves unbounded: the number of connections,
+ * the frames of one message). A few are plenty: the reader takes each message at once and only queues it
+ * for the broker.
  */
-export const MEMORY_GUARD_FACTOR = 32;
+export const RELAY_RECEIVE_HWM = 4;
+
+/** Lines of "a publisher's connection ended" a minute: each fedmsg-logger run ends one. */
+const DISCONNECT_LOG_BURST = 1;
 
 /**
  * The bound SUB socket of relay_inbound, where active publishers (fedmsg-logger, scripts) connect.
@@ -47,12 +61,24 @@ export const MEMORY_GUARD_FACTOR = 32;
 export class RelayInbound {
   private current: Attempt | undefined;
   private scheme: TopicScheme | undefined;
+  /** Anyone may connect and send: what they cause must not flood the log. */
+  private readonly refusalLog: Logger;
+  private readonly disconnectLog: Logger;
 
-  constructor(private readonly opts: RelayOptions) {}
+  constructor(private readonly opts: RelayOptions) {
+    this.refusalLog = refusalLogger(opts.log);
+    this.disconnectLog = rateLimitedLogger(opts.log, { burst: DISCONNECT_LOG_BURST });
+  }
 
   /** The endpoint bound now: not while retrying, nor when it is on another host. */
   get boundEndpoint(): string | undefined {
     return this.current?.socket ? this.current.endpoint : undefined;
+  }
+
+  /** libzmq's limits on the bound socket (undefined while not bound), read back from libzmq. */
+  get socketLimits(): { maxMessageSize: number; receiveHighWaterMark: number } | undefined {
+    const s = this.current?.socket;
+    return s && { maxMessageSize: s.maxMessageSize, receiveHighWaterMark: s.receiveHighWaterMark };
   }
 
   /** Bind `endpoint` (idempotent: a reload asking for the same one changes nothing but the scheme). */
@@ -84,7 +110,8 @@ export class RelayInbound {
     for (let n = 0; !stop.aborted; n++) {
       const socket = new zmq.Subscriber({
         linger: 0,
-        maxMessageSize: this.opts.maxMessageBytes * MEMORY_GUARD_FACTOR,
+        maxMessageSize: this.opts.maxMessageBytes,
+        receiveHighWaterMark: RELAY_RECEIVE_HWM,
       });
       try {
         retryInterrupted(() => socket.subscribe());
@@ -109,42 +136,47 @@ export class RelayInbound {
     }
   }
 
-  /** A publisher dropped by the memory guard reconnects by itself; the drop is still worth a trace. */
+  /**
+   * libzmq tells nobody why it dropped a connection: a frame over the limit and a publisher that closed
+   * look the same (a disconnect event), so every end is counted and said, at most once a minute.
+   */
   private watch(socket: zmq.Subscriber, endpoint: string): void {
     const events = retryInterrupted(() => socket.events);
-    events.on("disconnect", (e) => {
-      if (!socket.closed) this.opts.log.debug("relay_inbound: a publisher disconnected", { endpoint, ...e });
+    events.on("disconnect", () => {
+      if (socket.closed) return;
+      this.opts.onDisconnect();
+      // info, not warn: every finished fedmsg-logger run ends a connection; the counter shows drops.
+      this.disconnectLog.info(
+        "relay_inbound: a publisher's connection ended (its script finished, or it sent a frame over the limit, which libzmq drops with the connection)",
+        { endpoint, limitBytes: this.opts.maxMessageBytes },
+      );
     });
   }
 
   private async read(socket: zmq.Subscriber): Promise<void> {
     try {
-      for await (const frames of socket) this.handle(frames);
+      for await (const frames of socket) {
+        this.handle(frames);
+        // zeromq.js hands over a message already queued without returning to the event loop, and what a
+        // received Buffer holds is freed only from there (its finalizer, after a GC): without this turn,
+        // a burst of large messages stays in memory until the queue is empty, whatever the RCVHWM.
+        await nextTurn();
+      }
     } catch (err) {
       if (!socket.closed) this.opts.log.error("relay_inbound reader stopped", { err: String(err) });
     }
   }
 
   private handle(frames: Buffer[]): void {
-    const problem = this.tooLarge(frames);
-    const d =
-      problem === undefined
-        ? decodeFrames(frames, "legacy", {
-            maxBytes: this.opts.maxMessageBytes,
-            legacyDefaults: { host: "relay", app: legacyApp(frames[0]?.toString("utf8") ?? "", this.scheme) },
-          })
-        : { problem };
+    const d = decodeFrames(frames, "legacy", {
+      maxBytes: this.opts.maxMessageBytes,
+      legacyDefaults: { host: "relay", app: legacyApp(frames[0]?.toString("utf8") ?? "", this.scheme) },
+    });
     if ("problem" in d) {
       this.opts.onMalformed();
-      this.opts.log.warn("malformed message on relay_inbound skipped", { problem: d.problem });
+      this.refusalLog.warn("malformed message on relay_inbound skipped", { problem: d.problem });
       return;
     }
     this.opts.onMessage(d.message);
-  }
-
-  private tooLarge(frames: Buffer[]): string | undefined {
-    const size = frames[1]?.length ?? 0;
-    if (size <= this.opts.maxMessageBytes) return undefined;
-    return `envelope of ${size} bytes is over the limit of ${this.opts.maxMessageBytes} bytes`;
   }
 }

@@ -245,6 +245,8 @@ export function snapshot(s: {
       endpoint: relay,
       bound: s.ingest.relayEndpoint === relay,
       ingested: c.ingested,
+      malformed: c.malformed,
+      disconnects: c.disconnects ?? 0,
       ...(c.lastSeenAt !== undefined ? { lastSeenAt: iso(c.lastSeenAt)! } : {}),
     };
   }
