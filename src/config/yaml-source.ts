@@ -65,6 +65,18 @@ function firstLine(message: string): string {
   return line.replace(/ at line \d+, column \d+:?$/, "");
 }
 
+/**
+ * A parse error in herald's words. The yaml package's own texts give library advice ("please use
+ * YAML.parseAllDocuments()") or name a stack overflow instead of the file's problem.
+ */
+function syntaxMessage(err: { code: string; message: string }): string {
+  if (err.code === "MULTIPLE_DOCS")
+    return "the file holds several YAML documents (a `---` line starts another) and herald reads one: merge them into one, or remove the `---` line";
+  if (err.code === "RESOURCE_EXHAUSTION")
+    return `YAML nests too deep to read (${firstLine(err.message)}): herald's settings nest a few levels; look for brackets or indentation that never close`;
+  return `YAML syntax: ${firstLine(err.message)}`;
+}
+
 /** Parse YAML text; syntax problems come back as problems (with line/column), never as throws. */
 export function parseYaml(text: string, file: string): ParsedYaml {
   const { LineCounter, parseDocument } = yaml();
@@ -78,13 +90,7 @@ export function parseYaml(text: string, file: string): ParsedYaml {
   };
   for (const err of doc.errors) {
     const at = pos(err.pos[0]);
-    problems.push({
-      path: "",
-      file,
-      line: at.line,
-      column: at.column,
-      message: `YAML syntax: ${firstLine(err.message)}`,
-    });
+    problems.push({ path: "", file, line: at.line, column: at.column, message: syntaxMessage(err) });
   }
   if (problems.length > 0) return { data: undefined, positions, problems };
   let value: unknown;

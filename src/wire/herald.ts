@@ -1,6 +1,6 @@
 import { ProtocolError } from "../errors.js";
 import { canonicalJson, isJsonObject, type JsonObject } from "./json.js";
-import { DEFAULT_MAX_BODY_BYTES, type Headers, type Message, validateMessage } from "./message.js";
+import { decoderBodyLimit, type Headers, type Message, validateMessage } from "./message.js";
 
 /**
  * herald's own envelope on the wire: two ZeroMQ frames `[topic, envelope]`, the envelope being the
@@ -140,14 +140,15 @@ function envelopeTail(msg: Message): string {
   return `,"topic":${JSON.stringify(msg.topic)},"v":${HERALD_WIRE_VERSION}${via}}`;
 }
 
-/** Decode envelope bytes, throwing a ProtocolError that names the field at fault. */
-export function decodeEnvelope(
-  bytes: Buffer | Uint8Array,
-  maxBodyBytes = DEFAULT_MAX_BODY_BYTES * 2,
-): Message {
+/**
+ * Decode envelope bytes, throwing a ProtocolError that names the field at fault. Without `maxBodyBytes`,
+ * bodies up to twice the default limits.maxBodyBytes pass.
+ */
+export function decodeEnvelope(bytes: Buffer | Uint8Array, maxBodyBytes?: number): Message {
   const msg = parseEnvelope(bytes);
+  const [limit, named] = decoderBodyLimit(maxBodyBytes, 2);
   try {
-    validateMessage(msg, maxBodyBytes);
+    validateMessage(msg, limit, named);
   } catch (err) {
     throw new ProtocolError(`herald envelope is invalid: ${(err as Error).message}`, { cause: err });
   }

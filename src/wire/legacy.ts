@@ -1,9 +1,9 @@
 import { ProtocolError } from "../errors.js";
 import { canonicalJson, isJsonObject, type JsonObject, pythonJson } from "./json.js";
 import {
-  DEFAULT_MAX_BODY_BYTES,
   DEFAULT_SCHEMA,
   DERIVED_FIELDS,
+  decoderBodyLimit,
   type Headers,
   type Message,
   sentAtFromMillis,
@@ -148,12 +148,13 @@ export interface DecodedLegacy {
 
 /**
  * Decode the envelope frame of a fedmsg message. `defaults` supplies what fedmsg does not carry
- * (origin host and app, usually from the endpoint's service name).
+ * (origin host and app, usually from the endpoint's service name). Without `maxBodyBytes`, bodies up to
+ * the default limits.maxBodyBytes pass.
  */
 export function decodeLegacyEnvelope(
   bytes: Buffer | Uint8Array,
   defaults: { host?: string; app?: string } = {},
-  maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
+  maxBodyBytes?: number,
 ): DecodedLegacy {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
   let raw: unknown;
@@ -199,8 +200,9 @@ export function decodeLegacyEnvelope(
       ...(typeof raw["username"] === "string" ? { user: raw["username"] } : {}),
     },
   };
+  const [limit, named] = decoderBodyLimit(maxBodyBytes, 1);
   try {
-    validateMessage(message, maxBodyBytes);
+    validateMessage(message, limit, named);
   } catch (err) {
     throw new ProtocolError(`fedmsg envelope is invalid: ${(err as Error).message}`, { cause: err });
   }

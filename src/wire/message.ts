@@ -62,6 +62,18 @@ export interface MessageInput<B = JsonObject> {
 
 export const DEFAULT_SCHEMA = "base.message";
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * validateMessage's limit for a decoder: `given` (its caller's) or, when not given, the decoder's own
+ * default, `times` the default limits.maxBodyBytes. A TOO_LARGE then says so: no configured value played a
+ * part (`herald replay` reading a cassette), and "limits.maxBodyBytes" would name one the user did not set.
+ */
+export function decoderBodyLimit(given: number | undefined, times: number): [number, ValidateOptions] {
+  if (given !== undefined) return [given, {}];
+  const made = `${times === 1 ? "" : `${times} x `}the default limits.maxBodyBytes, ${DEFAULT_MAX_BODY_BYTES}`;
+  return [DEFAULT_MAX_BODY_BYTES * times, { limitName: `the decoder's default: ${made}` }];
+}
+
 /** herald's message id rule (validateMessage); the AMQP decoder maps native ids outside it. */
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -213,6 +225,11 @@ export interface ValidateOptions {
    * times, still fits maxBodyBytes, the body cannot exceed it and is not encoded again to be measured.
    */
   sourceBytes?: number;
+  /**
+   * What maxBodyBytes is made of, for the TOO_LARGE message: "limits.maxBodyBytes" unless said (a decoder's
+   * default is not the configured limit).
+   */
+  limitName?: string;
 }
 
 /**
@@ -278,11 +295,11 @@ export function validateMessage(
   if (src !== undefined && src * JSON_REWRITE_GROWTH <= maxBodyBytes) return;
   const size = Buffer.byteLength(JSON.stringify(msg.body), "utf8");
   if (size > maxBodyBytes)
-    throw rejected("TOO_LARGE", `body is ${size} bytes, the limit is ${maxBodyBytes} (limits.maxBodyBytes)`, {
-      id,
-      size,
-      limit: maxBodyBytes,
-    });
+    throw rejected(
+      "TOO_LARGE",
+      `body is ${size} bytes, the limit is ${maxBodyBytes} (${opts.limitName ?? "limits.maxBodyBytes"})`,
+      { id, size, limit: maxBodyBytes },
+    );
 }
 
 /** A value for an error message, cut short: the value may be the megabytes that made it wrong. */
