@@ -3,6 +3,7 @@
  * `herald serve`, the shim or a client would otherwise find only when they start, with a stack trace
  * or a misleading timeout instead of the key's file:line.
  */
+import { amqpUrlProblem, redactUrl } from "../util/amqp-url.js";
 import { endpointProblem, listenAddress } from "./endpoints.js";
 import type { ConfigProblem } from "./problems.js";
 import { formatSize, parseSize } from "./units.js";
@@ -63,7 +64,30 @@ export function checkEndpoints(
       message: `${JSON.stringify(ep)}: ${problem}`,
     });
   }
-  return [...problems, ...metricsProblems(doc, locate)];
+  return [...problems, ...metricsProblems(doc, locate), ...amqpUrlProblems(doc, locate, skip)];
+}
+
+/**
+ * sinks[].url and sources[].url of AMQP entries must parse as URLs: the schema's pattern takes
+ * "amqp://[::", which `herald serve` would then retry connecting to forever ("Invalid URL").
+ */
+function amqpUrlProblems(
+  doc: Record<string, unknown>,
+  locate: Locator,
+  skip: ReadonlySet<string>,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const [path, item] of [
+    ...listItems(doc["sinks"], ["sinks"]),
+    ...listItems(doc["sources"], ["sources"]),
+  ]) {
+    if (!isPlainObject(item) || item["type"] !== "amqp" || typeof item["url"] !== "string") continue;
+    const at: KeyPath = [...path, "url"];
+    const problem = amqpUrlProblem(item["url"]);
+    if (problem !== undefined && !skip.has(dotted(at)))
+      problems.push(problemAt(at, locate, `${JSON.stringify(redactUrl(item["url"]))}: ${problem}`));
+  }
+  return problems;
 }
 
 /** broker.metrics: null (off) or HOST:PORT that node:http can listen on (broker/metrics.ts). */

@@ -1,8 +1,11 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
+import { ProtocolError } from "../errors.js";
 import { AsyncQueue } from "../util/queue.js";
 import { decodeAmqp } from "../wire/fedora-messaging.js";
 import { compilePatterns, matchesAny, type TopicPattern } from "../wire/topic.js";
-import { backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
+import { undecodableTable } from "./amqp-fields.js";
+import { type AmqpLogger, backoffDelay, type ResolvedAmqpOptions } from "./amqp-options.js";
+import { rateLimitedAmqpLog } from "./amqp-refusals.js";
 import type { AmqpSession } from "./amqp-session.js";
 import {
   bump,
@@ -32,6 +35,11 @@ export class AmqpSubscription implements Subscription {
   private currentQueue = "";
   private readonly unlisten: () => void;
   private lastYielded: Delivery | undefined;
+  /**
+   * Rejections of undecodable messages: every one while they are few, then 20 a minute with the rest
+   * counted (`suppressed=N`), as util/log.ts's refusalLogger; the `malformed` counter counts them all.
+   */
+  private readonly refusalLog: AmqpLogger;
   private markReady!: () => void;
   private readonly ready = new Promise<void>((resolve) => {
     this.markReady = resolve;
@@ -46,6 +54,7 @@ export class AmqpSubscription implements Subscription {
   ) {
     this.bindings = options.patterns.length > 0 ? options.patterns : o.bindings;
     this.patterns = compilePatterns(this.bindings);
+    this.refusalLog = rateLimitedAmqpLog(o.log, { burst: 20, key: () => "undecodable" });
     this.unlisten = session.listen({
       up: (model) => void this.openChannel(model),
       down: () => this.lost(this.chanGen),
@@ -141,16 +150,15 @@ export class AmqpSubscription implements Subscription {
     }
     let decoded: ReturnType<typeof decodeAmqp>;
     try {
-      decoded = decodeAmqp(
-        { routingKey: m.fields.routingKey, content: m.content, properties: m.properties },
-        this.o.format,
-        this.o,
-      );
+      decoded = this.decode(m);
     } catch (err) {
       // Like fedora-messaging: undecodable bodies are rejected without requeue (dead-lettered if set up).
       bump(this.health, "malformed");
       noteError(this.health, err);
-      this.o.log("warn", `rejecting undecodable message from '${this.queueName}': ${(err as Error).message}`);
+      this.refusalLog(
+        "warn",
+        `rejecting undecodable message from '${this.queueName}': ${(err as Error).message}`,
+      );
       ch.nack(m, false, false);
       return;
     }
@@ -192,6 +200,18 @@ export class AmqpSubscription implements Subscription {
       ack: () => settle(() => ch.ack(m)),
       nack: () => settle(() => ch.nack(m, false, false)),
     });
+  }
+
+  private decode(m: ConsumeMessage): ReturnType<typeof decodeAmqp> {
+    // A header table amqp-fields.ts could not decode whole (nested too deep, unreadable) is refused here,
+    // whatever the format: amqplib's own decoder would have failed the connection over it.
+    const incomplete = undecodableTable(m.properties.headers);
+    if (incomplete !== undefined) throw new ProtocolError(`AMQP header table ${incomplete}`);
+    return decodeAmqp(
+      { routingKey: m.fields.routingKey, content: m.content, properties: m.properties },
+      this.o.format,
+      this.o,
+    );
   }
 
   private async autoAckPrevious(): Promise<void> {

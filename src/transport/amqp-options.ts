@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { SocketOptions } from "amqplib";
 import { ConfigError } from "../errors.js";
+import { amqpUrlProblem, redactUrl } from "../util/amqp-url.js";
 import type { AmqpFormat } from "../wire/fedora-messaging.js";
 
 /** Options of one AMQP sink or source, as in the `sinks`/`sources` entries of herald.yaml. */
@@ -57,6 +58,9 @@ export function resolveAmqpOptions(o: AmqpTransportOptions): ResolvedAmqpOptions
       "CONFIG",
       `AMQP url '${redactUrl(o.url)}' of '${o.name}' must start with amqp:// or amqps://`,
     );
+  const urlProblem = amqpUrlProblem(o.url);
+  if (urlProblem !== undefined)
+    throw new ConfigError("CONFIG", `AMQP url '${redactUrl(o.url)}' of '${o.name}': ${urlProblem}`);
   if (o.tls && o.url.startsWith("amqp://"))
     throw new ConfigError(
       "CONFIG",
@@ -139,10 +143,7 @@ export function buildConnectArgs(o: ResolvedAmqpOptions): { url: string; socketO
   return { url: url.toString(), socketOptions };
 }
 
-/** Never log passwords. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
-}
+export { redactUrl } from "../util/amqp-url.js";
 
 /**
  * Capped exponential backoff with jitter: attempt 1 waits `initial`, doubling up to `max`, plus up to 20 %

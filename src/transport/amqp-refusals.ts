@@ -1,4 +1,5 @@
 import { TransportError } from "../errors.js";
+import { type Logger, type RateLimitOptions, rateLimitedLogger } from "../util/log.js";
 import { type AmqpLogger, type ResolvedAmqpOptions, redactUrl } from "./amqp-options.js";
 
 /** The AMQP reply code a server-closed channel carried (amqplib puts it on the error as `code`). */
@@ -126,4 +127,20 @@ export function unroutableNotices(
     log("warn", held > 0 ? `${why} (and ${held} more returned since the last such line)` : why);
     held = 0;
   };
+}
+
+/**
+ * An AmqpLogger through util/log.ts's rateLimitedLogger (lines over the burst are counted into the next
+ * one that passes, as `suppressed=N`): for lines a peer can cause at its own rate.
+ */
+export function rateLimitedAmqpLog(log: AmqpLogger, opts: RateLimitOptions): AmqpLogger {
+  const inner: Logger = {
+    debug: (m, f) => log("debug", m, f),
+    info: (m, f) => log("info", m, f),
+    warn: (m, f) => log("warn", m, f),
+    error: (m, f) => log("error", m, f),
+    child: () => inner,
+  };
+  const limited = rateLimitedLogger(inner, opts);
+  return (level, message, fields) => limited[level](message, fields);
 }

@@ -1,7 +1,7 @@
 import type { ChannelModel, SocketOptions } from "amqplib";
-import * as amqp from "amqplib";
 import { TransportError } from "../errors.js";
 import { coalesceWrites } from "./amqp-cork.js";
+import { amqplib as amqp, warnIfUnguarded } from "./amqp-lib.js";
 import { backoffDelay, buildConnectArgs, type ResolvedAmqpOptions, redactUrl } from "./amqp-options.js";
 import { bump, noteError, type TransportHealth } from "./types.js";
 
@@ -12,6 +12,9 @@ export interface SessionListener {
   blocked?(reason: string): void;
   unblocked?(): void;
 }
+
+/** A connection up at least this long (or reconnectMaxDelay, if longer) counts as working again. */
+const STABLE_AFTER_MS = 1_000;
 
 /**
  * One AMQP connection with our own recovery: amqplib 2 restores connections only when asked and never
@@ -24,6 +27,8 @@ export class AmqpSession {
   private readonly listeners = new Set<SessionListener>();
   private closed = false;
   private attempts = 0;
+  /** When the current connection came up (Date.now()). */
+  private upSince = 0;
   private everConnected = false;
   private timer: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
@@ -52,6 +57,7 @@ export class AmqpSession {
    */
   async start(): Promise<void> {
     if (this.model || this.connecting) return this.connecting;
+    warnIfUnguarded(this.o.log);
     try {
       await this.attempt();
     } catch (err) {
@@ -78,7 +84,7 @@ export class AmqpSession {
       }
       this.attach(model);
       this.model = model;
-      this.attempts = 0;
+      this.upSince = Date.now();
       if (this.everConnected) bump(this.health, "reconnects");
       this.everConnected = true;
       this.health.state = "up";
@@ -132,6 +138,10 @@ export class AmqpSession {
       if (wasBlocked) l.unblocked?.();
       l.down?.();
     }
+    // Only a connection that stayed up resets the backoff. One that fails as soon as it is up (a frame
+    // amqplib cannot parse, redelivered to every new connection) would otherwise reconnect, and log,
+    // every 100 ms forever; so it waits longer each time, up to reconnectMaxDelay.
+    if (Date.now() - this.upSince >= Math.max(STABLE_AFTER_MS, this.o.reconnectMaxDelay)) this.attempts = 0;
     this.scheduleReconnect(err);
   }
 

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import { ProtocolError, rejected, unencodable } from "../errors.js";
 import { setOwn } from "../util/own.js";
+import { FM_CONTENT_TYPE, formatOfContentType, HERALD_CONTENT_TYPE } from "./content-type.js";
 import { decodeEnvelope, encodeEnvelope, storedEnvelopeBytes } from "./herald.js";
 import { isJsonObject, type JsonObject, referenceCanonicalJson } from "./json.js";
 import { FALLBACK, type ReadyRules, ready } from "./json-ready.js";
 import {
-  DEFAULT_MAX_BODY_BYTES,
   DEFAULT_SCHEMA,
+  decoderBodyLimit,
   type Headers,
   type HeaderValue,
   ID_RE,
@@ -25,8 +26,7 @@ import { MAX_TOPIC_BYTES } from "./topic.js";
  *   herald rebuild the original message losslessly.
  * Pure functions: no I/O, no amqplib import.
  */
-export const HERALD_CONTENT_TYPE = "application/vnd.herald.envelope+json";
-export const FM_CONTENT_TYPE = "application/json";
+export { FM_CONTENT_TYPE, HERALD_CONTENT_TYPE };
 export const DEFAULT_SEVERITY = 20;
 
 export type AmqpFormat = "herald" | "fedora-messaging";
@@ -250,23 +250,17 @@ export interface DecodedAmqp {
 }
 
 /**
- * Normalize one AMQP message. `format: "auto"` picks by content type: herald's envelope type, else
- * fedora-messaging (`application/json` or none). Throws ProtocolError for anything undecodable.
+ * Normalize one AMQP message. `format: "auto"` picks by content type (formatOfContentType); a format set
+ * explicitly ignores it. Throws ProtocolError for anything undecodable.
  */
 export function decodeAmqp(
   incoming: AmqpIncoming,
   format: AmqpFormat | "auto" = "auto",
   options: CodecOptions = {},
 ): DecodedAmqp {
-  const ct = incoming.properties.contentType;
-  const chosen: AmqpFormat =
-    format !== "auto" ? format : ct === HERALD_CONTENT_TYPE ? "herald" : "fedora-messaging";
-  if (format === "auto" && ct !== undefined && ct !== HERALD_CONTENT_TYPE && ct !== FM_CONTENT_TYPE)
-    throw new ProtocolError(
-      `AMQP content type ${JSON.stringify(ct)} is neither ${HERALD_CONTENT_TYPE} nor ${FM_CONTENT_TYPE}: publish herald or fedora-messaging messages, or set the source's format explicitly`,
-    );
-  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES * 2;
-  if (chosen === "herald") return { message: decodeEnvelope(incoming.content, maxBody), format: chosen };
+  const chosen = format !== "auto" ? format : formatOfContentType(incoming.properties.contentType);
+  if (chosen === "herald")
+    return { message: decodeEnvelope(incoming.content, options.maxBodyBytes), format: chosen };
   return { message: decodeFedoraMessaging(incoming, options), format: chosen };
 }
 
@@ -283,8 +277,9 @@ export function decodeFedoraMessaging(incoming: AmqpIncoming, options: CodecOpti
     typeof raw[HERALD_FM_HEADER.sentAt] === "string"
       ? fromHeraldHeaders(incoming, raw, body)
       : fromNativeHeaders(incoming, raw, body, options.topicPrefix ?? "");
+  const [limit, named] = decoderBodyLimit(options.maxBodyBytes, 2);
   try {
-    validateMessage(message, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES * 2);
+    validateMessage(message, limit, named);
   } catch (err) {
     throw new ProtocolError(`fedora-messaging message is invalid: ${(err as Error).message}`, { cause: err });
   }
