@@ -67,3 +67,26 @@ describe("AMQP session backoff", () => {
     expect(delays[5]).toBeLessThan(80);
   });
 });
+
+describe("AMQP session reconnect log", () => {
+  it("logs a reconnect that keeps failing the same way once, not once per attempt", async () => {
+    const { freePorts } = await import("./helpers/serve.js");
+    const [port] = await freePorts(1);
+    const lines: string[] = [];
+    const o = resolveAmqpOptions({
+      name: uniq("reconnect-log"),
+      url: `amqp://guest:guest@127.0.0.1:${port}`,
+      reconnectInitialDelay: 5,
+      reconnectMaxDelay: 20,
+      log: (level, message) => lines.push(`${level} ${message}`),
+    });
+    const session = new AmqpSession(o, initialHealth());
+    sessions.push(session);
+    await session.start().catch(() => {});
+    // Nothing listens on the port: dozens of attempts in a second, each refused the same way.
+    await new Promise((r) => setTimeout(r, 1000));
+    const failed = lines.filter((l) => l.includes("reconnect attempt"));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/^warn reconnect attempt \d+ failed: .*ECONNREFUSED/);
+  });
+});

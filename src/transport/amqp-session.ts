@@ -15,6 +15,8 @@ export interface SessionListener {
 
 /** A connection up at least this long (or reconnectMaxDelay, if longer) counts as working again. */
 const STABLE_AFTER_MS = 1_000;
+/** How often a reconnect failing the same way is logged again. */
+const FAILURE_REMINDER_MS = 60_000;
 
 /**
  * One AMQP connection with our own recovery: amqplib 2 restores connections only when asked and never
@@ -29,6 +31,7 @@ export class AmqpSession {
   private attempts = 0;
   /** When the current connection came up (Date.now()). */
   private upSince = 0;
+  private lastFailure: { reason: string; at: number } | undefined;
   private everConnected = false;
   private timer: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
@@ -87,6 +90,7 @@ export class AmqpSession {
       this.upSince = Date.now();
       if (this.everConnected) bump(this.health, "reconnects");
       this.everConnected = true;
+      this.lastFailure = undefined;
       this.health.state = "up";
       this.o.log("info", "connected", { url: redactUrl(this.o.url) });
       for (const l of this.listeners) l.up?.(model);
@@ -155,10 +159,24 @@ export class AmqpSession {
       this.timer = undefined;
       this.attempt().catch((e: unknown) => {
         if (this.closed) return; // closed while connecting: nothing failed that anyone waits for
-        this.o.log("warn", `reconnect attempt ${this.attempts} failed: ${(e as Error).message}`);
+        this.reportFailure(e);
         this.scheduleReconnect(e);
       });
     }, delay);
+  }
+
+  /**
+   * A failed reconnect is logged when its reason is new, and a reason that stays the same once a minute:
+   * with the backoff capped at reconnectMaxDelay, an outage of a day was 8,640 lines per sink.
+   */
+  private reportFailure(e: unknown): void {
+    const reason = (e as Error).message;
+    const now = Date.now();
+    const last = this.lastFailure;
+    if (last?.reason === reason && now - last.at < FAILURE_REMINDER_MS) return;
+    this.lastFailure = { reason, at: now };
+    const again = last?.reason === reason ? " (still failing; retrying, logged once a minute)" : "";
+    this.o.log("warn", `reconnect attempt ${this.attempts} failed: ${reason}${again}`);
   }
 
   async close(): Promise<void> {
