@@ -3,7 +3,8 @@ import { dirname } from "node:path";
 import { Router } from "zeromq";
 import { HeraldError, rejected, toHeraldError } from "../errors.js";
 import { ipcInUse, type OwnSocketFile, ownSocketFile, removeOwnSocketFile } from "../util/ipc-file.js";
-import type { Logger } from "../util/log.js";
+import { type Logger, rateLimitedLogger } from "../util/log.js";
+import { retryInterrupted } from "../util/zeromq.js";
 import { amqpHeaderProblem } from "../wire/amqp-headers.js";
 import { inCanonicalOrder } from "../wire/json.js";
 import { isoNow, type Message, validateMessage } from "../wire/message.js";
@@ -130,6 +131,7 @@ export class SubmitServer {
         throw bindError(endpoint, err);
       }
       this.sockets.push(sock);
+      logMechanismMismatch(sock, sock.lastEndpoint ?? endpoint, this.opts.log);
       const file = ownSocketFile(sock.lastEndpoint ?? endpoint);
       if (file) {
         this.socketFiles.push(file);
@@ -319,6 +321,26 @@ export function storedMessage(input: SubmittedInput, maxBodyBytes: number, sourc
   const headerProblem = amqpHeaderProblem(msg);
   if (headerProblem) throw headerProblem;
   return msg;
+}
+
+/**
+ * A client whose CURVE setting differs from this endpoint's fails its handshake before it can send a
+ * request: without this line the broker shows nothing while the client sees only that nobody answers.
+ * Clients retry on new sockets (a forward sink for as long as it holds messages): one line a minute.
+ * libzmq's event names our endpoint, not the peer.
+ */
+function logMechanismMismatch(sock: Router, endpoint: string, log: Logger): void {
+  const curve = sock.curveServer;
+  const limited = rateLimitedLogger(log, { burst: 1 });
+  retryInterrupted(() => sock.events).on("handshake:error:protocol", (e) => {
+    if (e.error.code !== "ERR_ZMTP_MECHANISM_MISMATCH") return;
+    limited.warn(
+      curve
+        ? "a client without CURVE tried this CURVE endpoint: it must set security.curve and security.serverKey (a forward sink: its serverKey)"
+        : "a CURVE client tried this plain endpoint: turn CURVE off in that client (a forward sink: remove its serverKey), or enable security.curve here",
+      { endpoint },
+    );
+  });
 }
 
 function bindError(endpoint: string, err: unknown): HeraldError {

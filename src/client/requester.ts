@@ -19,12 +19,25 @@ export interface RequesterOptions {
 
 interface Pending {
   sock: Dealer;
-  resolve: (r: SubmitReply | typeof REFUSED) => void;
+  resolve: (r: SubmitReply | Handshake) => void;
   reject: (e: Error) => void;
 }
 
-/** A try ended because the broker's ZAP handler refused our CURVE key (libzmq will not retry that socket). */
-const REFUSED = Symbol("refused");
+/**
+ * A try ended by a failed handshake, not a timeout: "refused", the broker's ZAP handler refused our CURVE
+ * key; "mismatch", one side speaks CURVE and the other not. libzmq does not reconnect such a socket: no
+ * request on it can get through, only a new socket tries again.
+ */
+type Handshake = "refused" | "mismatch";
+
+/**
+ * A handshake failure this client met, for a request whose tries then time out: that error says it instead
+ * of asking whether the broker runs. "mismatch" as above, met by an earlier try; "closed", the broker took
+ * the connection and closed it during the handshake without a word (EPIPE, and libzmq reconnects): a
+ * CURVE endpoint does that to a plain client now and then (2-8% of connections to a running broker in a
+ * probe) instead of saying "mechanism mismatch", and always to a CURVE client with a wrong server key.
+ */
+type Trouble = "mismatch" | "closed";
 
 /**
  * Request/reply with the broker, Lazy Pirate style. Any number of concurrent requests share one DEALER
@@ -35,8 +48,10 @@ const REFUSED = Symbol("refused");
  */
 export class Requester {
   private sock: Dealer | undefined;
-  /** Sockets whose CURVE handshake the broker refused: dead for good, replaced on next use. */
-  private readonly refused = new WeakSet<Dealer>();
+  /** Sockets whose handshake failed (see Handshake): no use, replaced on next use. */
+  private readonly failed = new WeakSet<Dealer>();
+  /** When each Trouble was last met, until a handshake succeeds. */
+  private readonly troubleAt: Record<Trouble, number> = { mismatch: 0, closed: 0 };
   private readonly pending = new Map<string, Pending>();
   private sendChain: Promise<unknown> = Promise.resolve();
   /** Request ids: unique per client (replies are matched within it), random prefix so logs tell clients apart. */
@@ -57,19 +72,23 @@ export class Requester {
     const frames = build(requestId);
     const unreachable = this.ipcUnreachable();
     if (unreachable !== undefined) throw unreachable;
-    let refused = false;
+    const since = Date.now();
+    let failure: Handshake | undefined;
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
       const sock = this.socket();
       const reply = await this.tryOnce(sock, requestId, frames);
-      if (reply !== undefined && reply !== REFUSED) return reply;
+      if (typeof reply === "object") return reply;
       // Lazy Pirate: a socket that timed out may be wedged on a dead peer; the next try (same ids) goes
-      // on a fresh one. A refused CURVE handshake is never retried by libzmq: only a new socket tries again.
+      // on a fresh one. A failed handshake (see Handshake) is never retried by libzmq: only a new socket is.
       this.retire(sock);
-      refused = reply === REFUSED;
-      if (refused && attempt < this.opts.retries) await sleep(backoffDelay(attempt, 100, 2000));
+      failure = reply;
+      if (failure !== undefined && attempt < this.opts.retries) await sleep(backoffDelay(attempt, 100, 2000));
       if (this.closed) throw new ClosedError("herald client");
     }
-    throw refused ? this.refusedError() : this.noAnswer();
+    if (failure === "refused") throw this.refusedError();
+    // Only what this request's tries met: a long-lived client's old trouble may be fixed by now.
+    if (failure === "mismatch" || this.troubleAt.mismatch >= since) throw this.mismatchError();
+    throw this.noAnswer(this.troubleAt.closed >= since);
   }
 
   close(): void {
@@ -87,8 +106,8 @@ export class Requester {
     sock: Dealer,
     requestId: string,
     frames: Frame[],
-  ): Promise<SubmitReply | undefined | typeof REFUSED> {
-    return new Promise<SubmitReply | undefined | typeof REFUSED>((resolve, reject) => {
+  ): Promise<SubmitReply | Handshake | undefined> {
+    return new Promise<SubmitReply | Handshake | undefined>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
         resolve(undefined);
@@ -112,7 +131,7 @@ export class Requester {
   }
 
   private socket(): Dealer {
-    if (this.sock && !this.sock.closed && !this.refused.has(this.sock)) return this.sock;
+    if (this.sock && !this.sock.closed && !this.failed.has(this.sock)) return this.sock;
     if (this.sock) this.retire(this.sock);
     const curve = this.opts.curve;
     const sock = new zmq.Dealer({
@@ -125,7 +144,7 @@ export class Requester {
       ...(curve ? curveDealerOptions(curve.identity, curve.serverKey) : {}),
     });
     try {
-      if (curve) retryInterrupted(() => sock.events).on("handshake:error:auth", () => this.refuse(sock));
+      this.watchHandshake(sock, curve !== undefined);
       retryInterrupted(() => sock.connect(this.opts.endpoint));
     } catch (err) {
       sock.close();
@@ -141,13 +160,35 @@ export class Requester {
     return sock;
   }
 
-  /** The broker's ZAP handler said no: fail this socket's tries now instead of waiting for timeouts. */
-  private refuse(sock: Dealer): void {
-    this.refused.add(sock);
+  /**
+   * A handshake that cannot succeed ends this socket's tries at once, with an error that says why, instead
+   * of timeouts that blame a broker that is running. Not on a plain socket to an ipc:// endpoint: the
+   * broker's IPC socket is always plain, and the monitor would cost a one-shot publish ~0.5 ms.
+   */
+  private watchHandshake(sock: Dealer, curve: boolean): void {
+    if (!curve && this.opts.endpoint.startsWith("ipc://")) return;
+    const events = retryInterrupted(() => sock.events);
+    if (curve) events.on("handshake:error:auth", () => this.fail(sock, "refused"));
+    events.on("handshake:error:protocol", (e) => {
+      if (e.error.code !== "ERR_ZMTP_MECHANISM_MISMATCH") return;
+      this.troubleAt.mismatch = Date.now();
+      this.fail(sock, "mismatch");
+    });
+    events.on("handshake:error:other", () => {
+      this.troubleAt.closed = Date.now();
+    });
+    events.on("handshake", () => {
+      this.troubleAt.mismatch = 0;
+      this.troubleAt.closed = 0;
+    });
+  }
+
+  private fail(sock: Dealer, why: Handshake): void {
+    this.failed.add(sock);
     for (const [id, p] of this.pending)
       if (p.sock === sock) {
         this.pending.delete(id);
-        p.resolve(REFUSED);
+        p.resolve(why);
       }
   }
 
@@ -227,17 +268,47 @@ export class Requester {
     );
   }
 
-  private noAnswer(): HeraldError {
+  /** CURVE on one side only: libzmq says "mechanism mismatch" on both, which names neither the side nor the fix. */
+  private mismatchError(): SecurityError {
+    const side = this.opts.curve ? "does not use CURVE on this endpoint" : "requires CURVE";
+    return new SecurityError("SECURITY", `the broker at ${this.endpoint} ${side}: ${this.curveFix()}`, {
+      retryable: true,
+      details: {
+        endpoint: this.endpoint,
+        curve: this.opts.curve !== undefined,
+        tries: this.opts.retries + 1,
+      },
+    });
+  }
+
+  private noAnswer(closed = false): HeraldError {
     const tries = this.opts.retries + 1;
     const unreachable = this.ipcUnreachable(true);
     if (unreachable !== undefined) return unreachable;
+    const check = closed ? this.closedHint() : "check that `herald serve` is running (`herald status`)";
     return new ConnectionError(
       "TIMEOUT",
       `no answer from the broker at ${this.endpoint} after ${tries} tries of ${this.opts.timeoutMs} ms: ` +
-        "check that `herald serve` is running (`herald status`); retrying with the same ids is safe" +
-        this.curveHint(),
+        `${check}; retrying with the same ids is safe${this.curveHint()}`,
       { retryable: true, details: { endpoint: this.endpoint, tries } },
     );
+  }
+
+  /** The broker runs (it took the connection) but its handshake failed: what does that (see Trouble). */
+  private closedHint(): string {
+    const does = this.opts.curve
+      ? "whose CURVE key is not the server key we use, or one that does not use CURVE there"
+      : `that requires CURVE: ${this.curveFix()}`;
+    return `it took the connection but closed it during the ZeroMQ handshake, as a broker does ${does}`;
+  }
+
+  /** What to change when the broker's CURVE setting for this endpoint is not ours. */
+  private curveFix(): string {
+    return this.opts.curve
+      ? "turn security.curve off for it (a forward sink: remove its serverKey), or enable CURVE on the " +
+          "broker (security.curve: true with security.identity)"
+      : "set security.curve and the server key (security.serverKey; a forward sink: sinks[].serverKey; in " +
+          "code, HeraldClient's curve option)";
   }
 
   /** A CURVE handshake with the wrong server key fails without a word from libzmq: it looks like silence. */
