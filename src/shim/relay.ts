@@ -20,13 +20,24 @@ export interface RelayOptions {
   maxMessageBytes: number;
   /** Hosts that mean "this machine": relay_inbound on another host is that host's shim's to bind. */
   localHosts: readonly string[];
-  onMessage(message: Message): void;
+  /** `bytes`: its envelope's size, which the ingest queue's byte bound counts. */
+  onMessage(message: Message, bytes: number): void;
   onMalformed(): void;
   /** A publisher's connection ended: its script finished, or libzmq dropped it for a frame over the limit. */
   onDisconnect(): void;
   /** Aborted when the whole ingest closes. */
   closed: AbortSignal;
+  /** The reader returns to the event loop after this many bytes read (default READ_YIELD_BYTES). */
+  yieldEveryBytes?: number;
 }
+
+/**
+ * The shim's readers return to the event loop once they read this many bytes: what a received Buffer holds
+ * is freed only from there (zeromq.js hands over what libzmq already queued without returning), and small
+ * messages must still be read many to a turn, so that the ingest submits them as one batch (a yield per
+ * message made every relay_inbound message its own outbox commit, and lost bursts at the publisher's exit).
+ */
+export const READ_YIELD_BYTES = 1 << 20;
 
 /** One wish to bind relay_inbound: pending while it retries, bound once `socket` is set. */
 interface Attempt {
@@ -155,12 +166,15 @@ export class RelayInbound {
 
   private async read(socket: zmq.Subscriber): Promise<void> {
     try {
+      const every = this.opts.yieldEveryBytes ?? READ_YIELD_BYTES;
+      let read = 0;
       for await (const frames of socket) {
         this.handle(frames);
-        // zeromq.js hands over a message already queued without returning to the event loop, and what a
-        // received Buffer holds is freed only from there (its finalizer, after a GC): without this turn,
-        // a burst of large messages stays in memory until the queue is empty, whatever the RCVHWM.
-        await nextTurn();
+        for (const f of frames) read += f.length;
+        if (read >= every) {
+          read = 0;
+          await nextTurn();
+        }
       }
     } catch (err) {
       if (!socket.closed) this.opts.log.error("relay_inbound reader stopped", { err: String(err) });
@@ -177,6 +191,6 @@ export class RelayInbound {
       this.refusalLog.warn("malformed message on relay_inbound skipped", { problem: d.problem });
       return;
     }
-    this.opts.onMessage(d.message);
+    this.opts.onMessage(d.message, d.raw.length);
   }
 }
