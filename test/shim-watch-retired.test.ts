@@ -267,6 +267,8 @@ describe("the watch after retirement across shim restarts", () => {
     sub.subscribe(PREFIX);
     sub.connect(alpha);
     expect(await waitFor(() => (live().watch?.stragglers ?? 0) >= 1, 10_000)).toBe(true);
+    // The connection is counted when it comes; its subscription frame may come later (a loaded machine).
+    expect(await waitFor(() => live().watch?.prefixes.includes(PREFIX) ?? false, 10_000)).toBe(true);
     await running!.stop();
     running = undefined;
 

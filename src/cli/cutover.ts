@@ -11,6 +11,7 @@ import {
   watchLines,
 } from "../shim/cutover.js";
 import type { EvidenceFile, EvidenceWriteError, ServiceEvidence } from "../shim/evidence.js";
+import { prefixText } from "../shim/prefixes.js";
 import { resolvePlan } from "../shim/services.js";
 import { EXIT, noMore, out, parse, UsageError } from "./args.js";
 import { context } from "./context.js";
@@ -158,9 +159,10 @@ function renderStatus(
     for (const l of s ? watchLines(name, s, now) : []) lines.push(`${"".padEnd(23)}watch: ${l}`);
     const watching = s?.stage === "retired";
     for (const p of Object.values(s?.ports ?? {})) {
-      const prefixes = (p.connected > 0 ? p.prefixes : p.prefixesSeen)
-        .map((x) => JSON.stringify(x))
-        .join(" ");
+      const prefixes =
+        p.connected > 0
+          ? prefixText(p.prefixes, p.prefixesMore, " ")
+          : prefixText(p.prefixesSeen, p.prefixesSeenMore, " ");
       lines.push(
         row([
           "",

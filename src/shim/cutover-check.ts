@@ -13,6 +13,7 @@ import {
   readEvidenceError,
   type ServiceEvidence,
 } from "./evidence.js";
+import { prefixText } from "./prefixes.js";
 
 /** Evidence older than this (no write by a live shim) says nothing about who is connected now. */
 export const STALE_EVIDENCE_MS = 120_000;
@@ -87,13 +88,14 @@ export function pidAlive(pid: number): boolean {
 
 const ago = (iso: string, now: number): string => `${formatDuration(Math.max(0, now - Date.parse(iso)))} ago`;
 
-const prefixList = (prefixes: string[]): string => prefixes.map((x) => JSON.stringify(x)).join(", ");
-
 /** Who listens on a service's ports now or within the grace period, one line each. */
 export function listeners(s: ServiceEvidence, graceMs: number, now = Date.now()): string[] {
   const out: string[] = [];
   for (const p of Object.values(s.ports)) {
-    const prefixes = prefixList(p.prefixes.length > 0 ? p.prefixes : p.prefixesSeen);
+    const prefixes =
+      p.prefixes.length > 0
+        ? prefixText(p.prefixes, p.prefixesMore)
+        : prefixText(p.prefixesSeen, p.prefixesSeenMore);
     if (p.connected > 0)
       out.push(
         `${p.endpoint}: ${p.connected} subscriber(s) connected now (prefixes ${prefixes || "none yet"})`,
@@ -117,7 +119,7 @@ export function pastListeners(s: ServiceEvidence, graceMs: number, now = Date.no
     .filter((p) => Date.parse(p.lastSeenAt!) >= since && now - Date.parse(p.lastSeenAt!) >= graceMs)
     .map(
       (p) =>
-        `${p.endpoint}: a subscriber was seen ${ago(p.lastSeenAt!, now)}, since ${s.stage} at ${s.stageSince} but before the grace period (prefixes ever seen there: ${prefixList(p.prefixesSeen) || "unknown"})`,
+        `${p.endpoint}: a subscriber was seen ${ago(p.lastSeenAt!, now)}, since ${s.stage} at ${s.stageSince} but before the grace period (prefixes ever seen there: ${prefixText(p.prefixesSeen, p.prefixesSeenMore) || "unknown"})`,
     );
 }
 
@@ -137,7 +139,7 @@ export function watchLines(service: string, s: ServiceEvidence, now = Date.now()
   const connected = Object.values(s.ports).reduce((n, p) => n + p.connected, 0);
   const seen =
     connected > 0 ? `, ${connected} connected now` : w.lastSeenAt ? `, last ${ago(w.lastSeenAt, now)}` : "";
-  const prefixes = prefixList(w.prefixes) || "none";
+  const prefixes = prefixText(w.prefixes, w.prefixesMore) || "none";
   return [
     `${head}: ${w.stragglers} old subscriber connection(s) since the retirement${seen} (prefixes ${prefixes}); they get nothing: move them to herald (docs/migration.md) or run \`herald cutover restore ${service}\``,
   ];

@@ -20,10 +20,17 @@ export interface PortEvidence {
   connected: number;
   /** Last time anyone was connected, connected, left or (un)subscribed; kept across restarts. */
   lastSeenAt?: string;
-  /** Topic prefixes subscribed on this port now (XPUB). "" = everything. */
+  /** Topic prefixes subscribed on this port now (XPUB). "" = everything. At most 200, each cut (prefixes.ts). */
   prefixes: string[];
-  /** Every prefix ever subscribed here (kept across restarts), for "who used this". */
+  /** Prefixes subscribed now and not listed (over 200). Absent when none. */
+  prefixesMore?: number;
+  /**
+   * Prefixes subscribed here (kept across restarts), for "who used this": the newest 200, each cut to 256
+   * characters (src/shim/prefixes.ts).
+   */
   prefixesSeen: string[];
+  /** Prefixes seen and let go to keep prefixesSeen at 200 (counted again if seen again). Absent when none. */
+  prefixesSeenMore?: number;
   lastError?: string;
 }
 
@@ -62,8 +69,10 @@ export interface WatchEvidence {
   stragglers: number;
   /** Last connection, disconnection or (un)subscription there, or now while one is connected. */
   lastSeenAt?: string;
-  /** Every topic prefix subscribed there since the retirement. */
+  /** Topic prefixes subscribed there since the retirement: the newest 200, as PortEvidence.prefixesSeen. */
   prefixes: string[];
+  /** Prefixes let go to keep `prefixes` at 200. Absent when none. */
+  prefixesMore?: number;
 }
 
 export interface EvidenceFile {

@@ -5,9 +5,16 @@ import { vouchIngested } from "../security/sign.js";
 import type { Subscription } from "../transport/types.js";
 import { ZmqSubscribeTransport } from "../transport/zeromq-sub.js";
 import { backoffDelay, sleep } from "../util/backoff.js";
-import { type Logger, refusalLogger } from "../util/log.js";
+import { type Logger, rateLimitedLogger, refusalLogger } from "../util/log.js";
 import type { Message } from "../wire/message.js";
-import { RelayInbound, type TopicScheme } from "./relay.js";
+import {
+  IngestQueue,
+  type IngestQueueState,
+  MAX_BATCH_BYTES,
+  MAX_QUEUED_BYTES,
+  type Pending,
+} from "./ingest-queue.js";
+import { READ_YIELD_BYTES, RelayInbound, type TopicScheme } from "./relay.js";
 import { localHostsFor } from "./services.js";
 
 /** Header naming the service (or `relay_inbound`) a legacy message was ingested from. */
@@ -29,20 +36,22 @@ export interface IngestCounters {
   lastSeenAt?: number;
 }
 
-interface Pending {
-  service: string;
-  message: Message;
-}
-
 export interface IngestOptions {
   /** The broker's LocalSubmitter inside `herald serve`; a HeraldClient in `herald shim`. */
   submitter: Submitter;
   brokerName: string;
   log: Logger;
   maxBatch?: number;
+  /** Envelope bytes of one submit (at least one message). Default MAX_BATCH_BYTES. */
+  maxBatchBytes?: number;
   /** Messages waiting for the broker before new ones are dropped (and counted). Default 100,000. */
   maxQueued?: number;
-  /** Largest envelope frame ingested; larger ones are counted as malformed and skipped. */
+  /** Envelope bytes waiting for the broker before new ones are dropped (and counted). Default MAX_QUEUED_BYTES. */
+  maxQueuedBytes?: number;
+  /**
+   * Largest envelope frame ingested, and libzmq's cap on the sockets: a larger one ends its connection on a
+   * service's port (counted as malformed, reconnected), see LEGACY_RECEIVE_HWM.
+   */
   maxMessageBytes?: number;
   /** Hosts meaning "this machine", for relay_inbound. Default: this host's names, `brokerName`, loopback. */
   localHosts?: readonly string[];
@@ -56,11 +65,30 @@ export interface IngestOptions {
 const MAX_BODY = 4 * 1024 * 1024;
 
 /**
- * libzmq's cap on the sockets reading the services' own PUB sockets (which the shim connects to, unlike
- * relay_inbound's anonymous peers) only guards memory: the limit is checked per message, so one message
- * over it is counted and skipped instead of the connection dropped.
+ * libzmq's limits on the SUB sockets the shim connects to services' ports (`legacy`, and `bridged` until
+ * the shim holds the port), with the envelope limit L as ZMQ_MAXMSGSIZE (checked per frame, before the
+ * frame is read; the old cap of 32 x L held up to 32 x L per frame):
+ * - ZMQ_RCVHWM counts whole messages per connection, not bytes (libzmq has no byte bound). It stays at
+ *   10,000, the transport's default: a publisher's burst of small messages must fit while the broker
+ *   commits (measured: a fedmsg PUB sending 20,000 flat out lost 3-4 at 64 and at 1,000, none at 10,000).
+ *   The price: a flood of envelopes near L fills it (300 of 3 MiB held ~1 GB); these are known publishers
+ *   the shim connects to, not anonymous ones (relay_inbound keeps 4).
+ * - The reader yields to the event loop every READ_YIELD_BYTES read (relay.ts) (received Buffers are freed only from
+ *   there), so small messages are still taken many to a turn and batched into one commit.
+ * - What the reader took waits in the ingest queue, bounded in bytes (ingest-queue.ts): past it, counted drops.
+ * The trade-off of the cap: an envelope over L ends the connection (libzmq never reads it), which the
+ * transport rebuilds after about a second; what the publisher had queued for it and sent meanwhile is lost
+ * to herald (old subscribers still get it). Such an envelope is one herald could not take anyway.
  */
-const MEMORY_GUARD_FACTOR = 32;
+export const LEGACY_RECEIVE_HWM = 10_000;
+const LEGACY_DELIVERY_BUFFER = 1000;
+
+/**
+ * A broker that has not started yet answers NO_BROKER: expected while `herald serve` starts (the shim reads
+ * legacy publishers before its broker is up), or while a standalone shim waits for its broker. Logged at
+ * debug until the broker first answers or for this long, whichever comes first; at warn after.
+ */
+const STARTUP_QUIET_MS = 30_000;
 
 /**
  * Reads legacy publishers (fedmsg PUB sockets that apps bind, and a bound SUB for active publishers) and
@@ -73,25 +101,42 @@ export class Ingest {
     { service: string; sub: Subscription; t: ZmqSubscribeTransport }
   >();
   private readonly stats = new Map<string, IngestCounters>();
-  private queue: Pending[] = [];
+  private readonly queue: IngestQueue;
   /** Messages at the queue's head being submitted now. */
   private inFlight = 0;
+  private readonly startedAt = Date.now();
+  /** The broker answered a submit once: NO_BROKER after that is news (see STARTUP_QUIET_MS). */
+  private brokerAnswered = false;
   private flushing: Promise<void> | undefined;
   private readonly relay: RelayInbound;
   /** Refusals logged up to a rate per code: an anonymous relay_inbound peer must not flood the log. */
   private readonly refusalLog: Logger;
+  /** Malformed messages from services' ports, up to a rate per service (all of them are counted). */
+  private readonly malformedLog: Logger;
+  /** "queue full" at most once a minute per service, with the drops since (`suppressed=N`). */
+  private readonly dropLog: Logger;
   private closed = false;
   private readonly abort = new AbortController();
   /** Aborts the current retry backoff (close() submits what is left at once). */
   private backoff = new AbortController();
 
   constructor(private readonly opts: IngestOptions) {
+    this.queue = new IngestQueue({
+      maxMessages: opts.maxQueued ?? 100_000,
+      maxBytes: opts.maxQueuedBytes ?? MAX_QUEUED_BYTES,
+      batchMessages: opts.maxBatch ?? 1000,
+      batchBytes: opts.maxBatchBytes ?? MAX_BATCH_BYTES,
+    });
     this.refusalLog = refusalLogger(opts.log);
+    const perService = (msg: string, f?: Record<string, unknown>): string =>
+      `${msg} ${String(f?.["service"])}`;
+    this.malformedLog = rateLimitedLogger(opts.log, { burst: 20, key: perService });
+    this.dropLog = rateLimitedLogger(opts.log, { burst: 1, key: perService });
     this.relay = new RelayInbound({
       log: opts.log,
       maxMessageBytes: this.maxBytes(),
       localHosts: opts.localHosts ?? localHostsFor(opts.brokerName),
-      onMessage: (m) => this.enqueue(RELAY_INBOUND, m),
+      onMessage: (m, bytes) => this.enqueue(RELAY_INBOUND, m, bytes),
       onMalformed: () => {
         this.counters(RELAY_INBOUND).malformed++;
       },
@@ -135,14 +180,16 @@ export class Ingest {
       endpoints: [endpoint],
       format: "legacy",
       legacyDefaults: () => defaults,
+      // Also libzmq's own cap, per frame: an envelope over it ends the connection (see LEGACY_RECEIVE_HWM).
       maxMessageBytes: this.maxBytes(),
-      // libzmq's cap only guards memory: over it, a connection is dropped (the transport rebuilds it); the
-      // limit itself is checked per message, so one oversized message is counted and skipped, no more.
-      socketMaxMessageBytes: this.maxBytes() * MEMORY_GUARD_FACTOR,
+      receiveHighWaterMark: LEGACY_RECEIVE_HWM,
+      bufferSize: LEGACY_DELIVERY_BUFFER,
+      yieldEveryBytes: READ_YIELD_BYTES,
       logger: {
+        // Malformed messages, and connections dropped for an envelope over the cap: one count each.
         warn: (msg, f) => {
           this.counters(service).malformed++;
-          this.opts.log.warn(msg, { service, ...f });
+          this.malformedLog.warn(msg, { service, ...f });
         },
         debug: () => {},
       },
@@ -165,7 +212,8 @@ export class Ingest {
 
   private async pump(service: string, sub: Subscription): Promise<void> {
     try {
-      for await (const d of sub) this.enqueue(service, d.message);
+      for await (const d of sub)
+        this.enqueue(service, d.message, d.raw?.length ?? JSON.stringify(d.message.body).length);
     } catch (err) {
       if (!this.closed) this.opts.log.error("legacy endpoint reader stopped", { service, err: String(err) });
     }
@@ -189,12 +237,20 @@ export class Ingest {
     return this.relay.boundEndpoint;
   }
 
-  private enqueue(service: string, message: Message): void {
+  /** What waits for the broker now (tests, status). */
+  queueState(): IngestQueueState {
+    return this.queue.state();
+  }
+
+  private enqueue(service: string, message: Message, bytes: number): void {
     const c = this.counters(service);
     c.lastSeenAt = Date.now();
-    if (this.queue.length >= (this.opts.maxQueued ?? 100_000)) {
-      if (c.dropped++ % 1000 === 0)
-        this.opts.log.warn("ingest queue full (broker unreachable?): dropping legacy messages", { service });
+    if (this.queue.full(bytes)) {
+      c.dropped++;
+      this.dropLog.warn(
+        "ingest queue full (broker unreachable or far behind?): dropping legacy messages, counted as dropped",
+        { service, dropped: c.dropped, queued: this.queue.length, queuedBytes: this.queue.queuedBytes },
+      );
       return;
     }
     const headers = {
@@ -218,7 +274,7 @@ export class Ingest {
       });
       return;
     }
-    this.queue.push({ service, message: signed });
+    this.queue.push([{ service, message: signed, bytes }]);
     this.flushing ??= this.flush().finally(() => {
       this.flushing = undefined;
     });
@@ -232,14 +288,15 @@ export class Ingest {
   private async flush(): Promise<void> {
     let attempt = 0;
     while (this.queue.length > 0 && !this.closed) {
-      const batch = this.queue.slice(0, this.opts.maxBatch ?? 1000);
+      const batch = this.queue.head();
       let failure: unknown;
       try {
         this.inFlight = batch.length;
         const results = await this.opts.submitter.submit(batch.map((p) => p.message)).finally(() => {
           this.inFlight = 0;
         });
-        this.queue.splice(0, batch.length);
+        this.brokerAnswered = true;
+        this.queue.remove(0, batch.length);
         const later: Pending[] = [];
         batch.forEach((p, k) => {
           const r = results[k];
@@ -253,22 +310,35 @@ export class Ingest {
           continue;
         }
         if (this.closed) return this.lose(later);
-        this.queue.unshift(...later);
+        this.queue.push(later, true);
       } catch (err) {
-        if (this.closed) return this.lose(this.queue.splice(0));
+        if (this.closed) return this.lose(this.queue.remove(0));
         failure = err;
       }
-      if (attempt % 5 === 0)
-        this.opts.log.warn("cannot submit ingested legacy messages yet; retrying with the same ids", {
-          err: failure instanceof Error ? failure.message : String(failure),
-          queued: this.queue.length,
-        });
+      if (attempt % 5 === 0) this.sayRetry(failure);
       this.backoff = new AbortController();
       await sleep(
         backoffDelay(attempt++, 100, 5000),
         AbortSignal.any([this.abort.signal, this.backoff.signal]),
       );
     }
+  }
+
+  /** NO_BROKER while the broker starts is expected: debug then (see STARTUP_QUIET_MS), warn otherwise. */
+  private sayRetry(failure: unknown): void {
+    const starting =
+      failure instanceof HeraldError &&
+      failure.code === "NO_BROKER" &&
+      !this.brokerAnswered &&
+      Date.now() - this.startedAt < STARTUP_QUIET_MS;
+    this.opts.log[starting ? "debug" : "warn"](
+      "cannot submit ingested legacy messages yet; retrying with the same ids",
+      {
+        err: failure instanceof Error ? failure.message : String(failure),
+        queued: this.queue.length,
+        queuedBytes: this.queue.queuedBytes,
+      },
+    );
   }
 
   private account(p: Pending, r: { duplicate: boolean } | HeraldError): void {
@@ -303,7 +373,7 @@ export class Ingest {
     this.closed = true;
     this.abort.abort();
     // A submit still in flight settles its own batch (flush), the rest is lost now.
-    this.lose(this.queue.splice(this.inFlight));
+    this.lose(this.queue.remove(this.inFlight));
   }
 
   private lose(left: Pending[]): void {

@@ -10,6 +10,7 @@ import { BridgedService, type DetachedPort, type Routed } from "./bridged.js";
 import { EvidenceWriter, evidencePath, readEvidence } from "./evidence.js";
 import { ownerOf, PubFeed, ShimSink } from "./feed.js";
 import { Ingest } from "./ingest.js";
+import { prefixText } from "./prefixes.js";
 import { RetiredWatches } from "./retired.js";
 import {
   defaultLocalHosts,
@@ -254,7 +255,7 @@ class Shim implements ShimHandle {
     }
     const who = busy
       .map((p) => {
-        const prefixes = p.prefixes.map((x) => JSON.stringify(x)).join(", ") || "none yet";
+        const prefixes = prefixText(p.prefixes) || "none yet";
         return `${p.endpoint}: ${p.connected} subscriber(s) connected (prefixes ${prefixes})`;
       })
       .join("; ");

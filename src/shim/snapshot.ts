@@ -2,12 +2,18 @@ import type { LegacyStage } from "../config/schema.js";
 import type { BridgedService, PortState } from "./bridged.js";
 import type { EvidenceFile, PortEvidence, ServiceEvidence, WatchEvidence } from "./evidence.js";
 import { type Ingest, RELAY_INBOUND } from "./ingest.js";
+import { capPrefixes, KeptPrefixes } from "./prefixes.js";
 import type { ShimPlan } from "./services.js";
 import type { WatchEvent } from "./watch.js";
 
 interface PortMemory {
   lastSeenAt?: number;
-  prefixesSeen: Set<string>;
+  prefixesSeen: KeptPrefixes;
+  /**
+   * The live prefixes at the last record: only a prefix new since then is added to prefixesSeen, so a
+   * subscriber holding more than it keeps does not push them through it again at every snapshot.
+   */
+  lastLive?: ReadonlySet<string>;
   /** Watched with nobody connected, summed over runs (see PortEvidence.quietWatchedMs). */
   quietMs: number;
   /**
@@ -21,7 +27,7 @@ interface PortMemory {
 interface WatchMemory {
   stragglers: number;
   lastSeenAt?: number;
-  prefixes: Set<string>;
+  prefixes: KeptPrefixes;
 }
 
 /** A stage the configuration asks for and the shim held back (ServiceEvidence.pending). */
@@ -51,7 +57,7 @@ export class History {
       if (s.watch && s.stage === "retired" && known) {
         const w: WatchMemory = {
           stragglers: Math.max(0, s.watch.stragglers || 0),
-          prefixes: new Set(s.watch.prefixes ?? []),
+          prefixes: new KeptPrefixes(s.watch.prefixes ?? [], s.watch.prefixesMore ?? 0),
         };
         const seen = s.watch.lastSeenAt ? Date.parse(s.watch.lastSeenAt) : Number.NaN;
         if (!Number.isNaN(seen)) w.lastSeenAt = seen;
@@ -60,7 +66,7 @@ export class History {
       const m = new Map<string, PortMemory>();
       for (const p of Object.values(s.ports)) {
         const mem: PortMemory = {
-          prefixesSeen: new Set(p.prefixesSeen ?? []),
+          prefixesSeen: new KeptPrefixes(p.prefixesSeen ?? [], p.prefixesSeenMore ?? 0),
           quietMs: Math.max(0, p.quietWatchedMs ?? 0),
         };
         if (p.lastSeenAt) mem.lastSeenAt = Date.parse(p.lastSeenAt);
@@ -96,7 +102,7 @@ export class History {
 
   /** The service was retired from bridged just now: its old ports are watched (legacy.watchRetired). */
   startWatch(name: string): void {
-    this.watches.set(name, { stragglers: 0, prefixes: new Set() });
+    this.watches.set(name, { stragglers: 0, prefixes: new KeptPrefixes() });
   }
 
   hasWatch(name: string): boolean {
@@ -124,7 +130,7 @@ export class History {
     }
     let p = m.get(endpoint);
     if (!p) {
-      p = { prefixesSeen: new Set(), quietMs: 0 };
+      p = { prefixesSeen: new KeptPrefixes(), quietMs: 0 };
       m.set(endpoint, p);
     }
     return p;
@@ -137,7 +143,8 @@ export class History {
       const seen = s.connected > 0 ? now : s.lastSeenAt;
       if (seen !== undefined && (mem.lastSeenAt === undefined || seen > mem.lastSeenAt))
         mem.lastSeenAt = seen;
-      for (const p of s.prefixes) mem.prefixesSeen.add(p);
+      for (const p of s.prefixes) if (!mem.lastLive?.has(p)) mem.prefixesSeen.add(p);
+      mem.lastLive = new Set(s.prefixes);
       countQuiet(mem, s, seen, now);
     }
   }
@@ -155,7 +162,8 @@ export class History {
       until: iso(this.stageSince(name) + watchMs)!,
       stragglers: w.stragglers,
       ...(w.lastSeenAt !== undefined ? { lastSeenAt: iso(w.lastSeenAt)! } : {}),
-      prefixes: [...w.prefixes].sort(),
+      prefixes: w.prefixes.sorted(),
+      ...(w.prefixes.more > 0 ? { prefixesMore: w.prefixes.more } : {}),
     };
   }
 }
@@ -204,7 +212,7 @@ export function snapshot(s: {
       ports[endpoint] = portEvidence(endpoint, st, mem);
     }
     for (const st of live)
-      ports[st.endpoint] ??= portEvidence(st.endpoint, st, { prefixesSeen: new Set(), quietMs: 0 });
+      ports[st.endpoint] ??= portEvidence(st.endpoint, st, { prefixesSeen: new KeptPrefixes(), quietMs: 0 });
     const c = s.ingest.counters(svc.name);
     const ev: ServiceEvidence = {
       stage: svc.stage,
@@ -253,16 +261,20 @@ export function snapshot(s: {
   return out;
 }
 
+/** The live prefixes are in `mem.prefixesSeen` already (recordPorts). */
 function portEvidence(endpoint: string, st: PortState | undefined, mem: PortMemory): PortEvidence {
+  const live = capPrefixes(st?.prefixes ?? []);
   const p: PortEvidence = {
     endpoint,
     bound: st?.bound ?? false,
     serving: st?.serving ?? false,
     connected: st?.connected ?? 0,
-    prefixes: st?.prefixes ?? [],
-    prefixesSeen: [...new Set([...mem.prefixesSeen, ...(st?.prefixes ?? [])])].sort(),
+    prefixes: live.prefixes,
+    prefixesSeen: mem.prefixesSeen.sorted(),
     quietWatchedMs: mem.quietMs,
   };
+  if (live.more > 0) p.prefixesMore = live.more;
+  if (mem.prefixesSeen.more > 0) p.prefixesSeenMore = mem.prefixesSeen.more;
   const seen = iso(mem.lastSeenAt ?? st?.lastSeenAt);
   if (seen) p.lastSeenAt = seen;
   const since = iso(st?.boundSince);

@@ -1,6 +1,7 @@
 import type { ZmqPublishTransport } from "../transport/zeromq-pub.js";
 import type { Logger } from "../util/log.js";
 import { type DetachedPort, legacyPortSocket, type PortState } from "./bridged.js";
+import { KeptPrefixes, prefixText } from "./prefixes.js";
 
 /** What happened on a watched port: every kind moves lastSeenAt; accepts count as stragglers. */
 export interface WatchEvent {
@@ -34,8 +35,8 @@ interface WatchedPort {
   lastError?: string;
   /** Removes this watch's listeners from the socket (before it is handed back or closed). */
   off: Array<() => void>;
-  /** Prefixes subscribed on this port during the watch (this run), for the log line. */
-  seen: Set<string>;
+  /** Prefixes subscribed on this port during the watch (this run), for the log line: the newest ones. */
+  seen: KeptPrefixes;
   lastLogAt: number;
   logTimer?: NodeJS.Timeout;
 }
@@ -61,7 +62,7 @@ export class WatchedPorts {
       t: undefined,
       selfUntil: 0,
       off: [],
-      seen: new Set(),
+      seen: new KeptPrefixes(),
       lastLogAt: 0,
     }));
   }
@@ -144,9 +145,9 @@ export class WatchedPorts {
 
   private warn(p: WatchedPort): void {
     const info = p.t?.subscribers() ?? { connected: 0, prefixes: [] };
-    const prefixes = (info.prefixes.length > 0 ? info.prefixes : [...p.seen].sort())
-      .map((x) => JSON.stringify(x))
-      .join(", ");
+    // A few, shortened: a subscriber may send any number of any length.
+    const prefixes =
+      info.prefixes.length > 0 ? prefixText(info.prefixes) : prefixText(p.seen.sorted(), p.seen.more);
     const service = this.opts.service;
     this.opts.log.warn(
       `an old subscriber uses retired service ${service}'s port ${p.endpoint} (prefixes ${prefixes || "none yet"}): it gets nothing: move it to herald (docs/migration.md) or run \`herald cutover restore ${service}\``,

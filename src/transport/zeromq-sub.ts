@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError } from "../errors.js";
 import { AsyncQueue } from "../util/queue.js";
@@ -53,6 +54,13 @@ export interface ZmqSubscribeOptions {
   receiveHighWaterMark?: number;
   /** Deliveries buffered per subscription before the readers stop reading (then libzmq's queue fills). Default 1000. */
   bufferSize?: number;
+  /**
+   * Return to the event loop once this many bytes were read since the last time (default: never). A
+   * received Buffer is freed only from there, and zeromq.js hands over what libzmq already holds without
+   * returning: a burst of large envelopes stayed in memory whole (the shim's legacy ingest). Counted in
+   * bytes, so that small messages still flow at full speed (a yield per message cut ingest to a sixth).
+   */
+  yieldEveryBytes?: number;
   /** What fedmsg envelopes do not carry (origin host/app), by endpoint; e.g. from the legacy service name. */
   legacyDefaults?: (endpoint: string) => { host?: string; app?: string };
   /**
@@ -113,7 +121,12 @@ export class ZmqSubscribeTransport implements Transport {
   receive(options: ReceiveOptions): Subscription {
     if (this.closed) throw new ClosedError(this.what());
     if (this.state.state === "starting") this.state.state = "up";
-    const sub = new ZmqSubscription(this, compilePatterns(options.patterns), this.opts.bufferSize ?? 1000);
+    const sub = new ZmqSubscription(
+      this,
+      compilePatterns(options.patterns),
+      this.opts.bufferSize ?? 1000,
+      this.opts.yieldEveryBytes,
+    );
     this.subs.add(sub);
     try {
       for (const endpoint of this.opts.endpoints) sub.attach(endpoint, this.makeSocket(sub, endpoint));
@@ -302,6 +315,7 @@ class ZmqSubscription implements Subscription {
     private readonly owner: ZmqSubscribeTransport,
     private readonly patterns: readonly TopicPattern[],
     private readonly limit: number,
+    private readonly yieldEveryBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   prefixes(): string[] {
@@ -343,6 +357,7 @@ class ZmqSubscription implements Subscription {
   }
 
   private async read(endpoint: string, socket: zmq.Subscriber): Promise<void> {
+    let sinceYield = 0;
     while (!this.stopped) {
       // Backpressure: stop reading while the consumer is behind; libzmq's own queue then fills and
       // the publisher drops for this subscriber alone (it is never blocked by us).
@@ -356,6 +371,11 @@ class ZmqSubscription implements Subscription {
         return;
       }
       this.owner.handle(this, frames, endpoint);
+      for (const f of frames) sinceYield += f.length;
+      if (sinceYield >= this.yieldEveryBytes) {
+        sinceYield = 0;
+        await nextTurn();
+      }
     }
   }
 
