@@ -65,15 +65,30 @@ def _section(doc, key):
 
 
 def _env_value(name):
-    """A HERALD_* variable as herald reads it: a YAML scalar (`false`, `[tcp://...]`), else the string."""
+    """A HERALD_* variable as herald reads it: a YAML scalar (`false`, `[tcp://...]`), else the string.
+
+    The values that matter here (booleans, a flow list of endpoints) are read without PyYAML too."""
     raw = os.environ.get(name)
     if raw is None:
         return None
-    try:
-        import yaml
-        return yaml.safe_load(raw)
-    except Exception:
-        return raw
+    text = raw.strip()
+    if text in ("true", "True", "false", "False"):
+        return text.lower() == "true"
+    if text.startswith("[") and text.endswith("]"):
+        return [x.strip().strip("'\"") for x in text[1:-1].split(",") if x.strip()]
+    return raw
+
+
+def _env_list(name, current):
+    """A list set whole (NAME) and/or item by item (NAME__0, NAME__1, ...), as herald applies them."""
+    value = _env_value(name)
+    items = list(value) if isinstance(value, list) else list(current) if isinstance(current, list) else []
+    n = 0
+    while ("%s__%d" % (name, n)) in os.environ:
+        item = os.environ["%s__%d" % (name, n)]
+        items[n:n + 1] = [item]
+        n += 1
+    return items
 
 
 def default_endpoint(config=None):
@@ -99,8 +114,7 @@ def default_endpoint(config=None):
     submit = _section(_section(doc, "broker"), "submit")
     ipc = _env_value("HERALD_BROKER__SUBMIT__IPC")
     ipc = submit.get("ipc", True) if ipc is None else ipc
-    tcp = _env_value("HERALD_BROKER__SUBMIT__TCP")
-    tcp = submit.get("tcp", []) if tcp is None else tcp
+    tcp = _env_list("HERALD_BROKER__SUBMIT__TCP", submit.get("tcp", []))
     if ipc is False and isinstance(tcp, list) and tcp and isinstance(tcp[0], str):
         return tcp[0].replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
     return "ipc://" + os.path.join(runtime, "submit.sock")

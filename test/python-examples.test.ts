@@ -124,6 +124,13 @@ describe("the Python examples users copy", () => {
       );
       const [overTcp] = await runJsonLines(PY, [script, "py.cfg", "{}"], env({ HERALD_CONFIG: tcp }));
       expect(overTcp).toMatchObject({ ok: true });
+      // Variables alone, item by item, as herald applies them (no file, and no PyYAML needed for these).
+      const [envOnly] = await runJsonLines(
+        PY,
+        [script, "py.cfg", "{}"],
+        env({ HERALD_BROKER__SUBMIT__IPC: "false", HERALD_BROKER__SUBMIT__TCP__0: `tcp://0.0.0.0:${port}` }),
+      );
+      expect(envOnly).toMatchObject({ ok: true });
       // A missing or broken file is a clear error, not a connection to the default socket.
       const missing = await runJsonLines(
         PY,
