@@ -141,7 +141,7 @@ describe("CURVE on one side only", () => {
     const { err } = await failure(client.publish("org.test.x", { n: 1 }));
     expect(err.code).toBe("TIMEOUT");
     expect(err.message).toContain(
-      "closed it during the ZeroMQ handshake, as a broker does that requires CURVE",
+      "closed the connection during the ZeroMQ handshake (is it a herald broker, and not restarting?); a broker does that when it requires CURVE",
     );
     expect(err.message).toContain("security.serverKey");
     expect(err.message).not.toContain("herald serve");
@@ -158,8 +158,8 @@ describe("CURVE on one side only", () => {
     });
     const { err } = await failure(client.publish("org.test.x", { n: 1 }));
     expect(err.code).toBe("TIMEOUT");
-    expect(err.message).toContain("closed it during the ZeroMQ handshake");
-    expect(err.message).toContain("whose CURVE key is not the server key we use");
+    expect(err.message).toContain("closed the connection during the ZeroMQ handshake");
+    expect(err.message).toContain("when its CURVE key is not the server key we use");
     expect(err.message).toContain("over CURVE a wrong server key looks the same");
   });
 
@@ -205,6 +205,6 @@ describe("CURVE on one side only", () => {
     // The next request meets only closed handshakes: the mismatch is not this request's, so not blamed.
     const second = await failure(herald.publish("org.test.x", { n: 2 }));
     expect(second.err.code).toBe("TIMEOUT");
-    expect(second.err.message).toContain("closed it during the ZeroMQ handshake");
+    expect(second.err.message).toContain("closed the connection during the ZeroMQ handshake");
   });
 });

@@ -297,9 +297,12 @@ export class Requester {
   /** The broker runs (it took the connection) but its handshake failed: what does that (see Trouble). */
   private closedHint(): string {
     const does = this.opts.curve
-      ? "whose CURVE key is not the server key we use, or one that does not use CURVE there"
-      : `that requires CURVE: ${this.curveFix()}`;
-    return `it took the connection but closed it during the ZeroMQ handshake, as a broker does ${does}`;
+      ? "when its CURVE key is not the server key we use, or when it does not use CURVE there"
+      : `when it requires CURVE: ${this.curveFix()}`;
+    return (
+      "something listens there but closed the connection during the ZeroMQ handshake (is it a herald " +
+      `broker, and not restarting?); a broker does that ${does}`
+    );
   }
 
   /** What to change when the broker's CURVE setting for this endpoint is not ours. */
