@@ -18,6 +18,7 @@ import { pythonJson } from "../src/wire/json.js";
 import type { Message } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
 import { CLI, freePorts } from "./helpers/serve.js";
+import { turnTracker } from "./helpers/turns.js";
 import { endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
 
 const TOPIC = "org.fedoraproject.prod.logger.log";
@@ -162,21 +163,11 @@ describe("relay_inbound against one anonymous peer", () => {
   async function mostPerTurn(yieldEveryBytes?: number): Promise<number> {
     const { seen, endpoint } = await relay(65_536, yieldEveryBytes);
     const pub = await publisher(endpoint, seen);
-    let turns = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const readIn: number[] = [];
-    seen.each = () => readIn.push(turns);
+    const turns = turnTracker();
+    seen.each = turns.mark;
     for (let k = 0; k < 500; k++) await pub.send([TOPIC, fedmsg({ k })]);
-    expect(await waitFor(() => readIn.length >= 500, 20_000)).toBe(true);
-    ticking = false;
-    const perTurn = new Map<number, number>();
-    for (const t of readIn) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
-    return Math.max(...perTurn.values());
+    expect(await waitFor(() => turns.marked >= 500, 20_000)).toBe(true);
+    return turns.stop();
   }
 
   // What a received Buffer holds is freed only from the event loop; before, a queued burst was read in one

@@ -18,6 +18,7 @@ import type { Logger } from "../src/util/log.js";
 import { pythonJson } from "../src/wire/json.js";
 import type { Message } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
+import { turnTracker } from "./helpers/turns.js";
 
 const TOPIC = "org.fedoraproject.prod.bodhi.update.comment";
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -167,29 +168,19 @@ describe("ZmqSubscribeTransport with yieldEveryBytes", () => {
     });
     const sub = t.receive({ patterns: ["#"] });
     cleanups.push(() => t.close());
-    let turns = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const readIn: number[] = [];
+    const turns = turnTracker();
     const got: Message[] = [];
     void (async () => {
       for await (const d of sub) {
         got.push(d.message);
-        readIn.push(turns);
+        turns.mark();
       }
     })();
     await link(pub, () => got);
-    readIn.length = 0;
+    turns.reset();
     for (let k = 0; k < 500; k++) await pub.send(envelope({ k }));
-    expect(await waitFor(() => readIn.length >= 500, 20_000)).toBe(true);
-    ticking = false;
-    const perTurn = new Map<number, number>();
-    for (const x of readIn) perTurn.set(x, (perTurn.get(x) ?? 0) + 1);
-    return Math.max(...perTurn.values());
+    expect(await waitFor(() => turns.marked >= 500, 20_000)).toBe(true);
+    return turns.stop();
   }
 
   it("returns to the event loop once the bytes read reach the bound, so a burst of large ones is not read in one turn", async () => {
