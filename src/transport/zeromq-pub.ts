@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
 import { ClosedError, HeraldError, rejected, TransportError, unencodable } from "../errors.js";
-import { retryInterrupted } from "../util/zeromq.js";
+import { bindRetryingEagain, retryInterrupted } from "../util/zeromq.js";
 import { stampedEnvelopeText } from "../wire/herald.js";
 import { legacyEnvelopeText } from "../wire/legacy.js";
 import type { Message } from "../wire/message.js";
@@ -175,7 +175,7 @@ export class ZmqPublishTransport implements Transport {
       : new zmq.Publisher(socketOptions);
     try {
       this.watchPeers(socket);
-      await socket.bind(opts.endpoint);
+      await bindRetryingEagain(socket, opts.endpoint);
     } catch (err) {
       socket.close();
       const e = translateZmqError(err, "bind", opts.endpoint, this.what());

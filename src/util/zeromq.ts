@@ -41,3 +41,26 @@ export function retryInterrupted<T>(call: () => T): T {
 function pauseMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
+
+/** Tries of a bind that libzmq answered EAGAIN (see bindRetryingEagain). */
+const BIND_EAGAIN_TRIES = 3;
+
+/**
+ * `socket.bind()`, again when libzmq answered EAGAIN, which no bind failure means by itself: once, in CI
+ * on a loaded machine, binding a port already in use came back EAGAIN instead of EADDRINUSE (a socket
+ * with its monitor started; libzmq reports a failed bind to the monitor, and that send is the likely
+ * source of the EAGAIN). Tried again, the real reason is reported. Only a failing bind pays.
+ */
+export async function bindRetryingEagain(
+  socket: { bind(endpoint: string): Promise<void> },
+  endpoint: string,
+) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await socket.bind(endpoint);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN" || tries >= BIND_EAGAIN_TRIES) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
