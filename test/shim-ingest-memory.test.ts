@@ -14,10 +14,10 @@ import { type HeraldError, rejected } from "../src/errors.js";
 import { Ingest, type IngestOptions, LEGACY_RECEIVE_HWM } from "../src/shim/ingest.js";
 import { READ_YIELD_BYTES } from "../src/shim/relay.js";
 import { ZmqSubscribeTransport } from "../src/transport/zeromq-sub.js";
-import type { Logger } from "../src/util/log.js";
 import { pythonJson } from "../src/wire/json.js";
 import type { Message } from "../src/wire/message.js";
 import { waitFor } from "./helpers/broker.js";
+import { type LogLine, memoryLogger } from "./helpers/log.js";
 import { turnTracker } from "./helpers/turns.js";
 
 const TOPIC = "org.fedoraproject.prod.bodhi.update.comment";
@@ -25,28 +25,6 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-interface Line {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-function memoryLog(lines: Line[]): Logger {
-  const at =
-    (level: string) =>
-    (msg: string, fields: Record<string, unknown> = {}): void => {
-      lines.push({ level, msg, fields });
-    };
-  const log: Logger = {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: () => log,
-  };
-  return log;
-}
 
 function envelope(body: Record<string, unknown>): [string, Buffer] {
   const env = { i: 1, msg: body, msg_id: `2024-${randomUUID()}`, timestamp: 1700000000, topic: TOPIC };
@@ -76,7 +54,7 @@ async function publisherOn(): Promise<{ pub: zmq.Publisher; endpoint: string }> 
 }
 
 function ingestWith(o: Partial<IngestOptions> & Pick<IngestOptions, "submitter">): Ingest {
-  const ingest = new Ingest({ brokerName: "b", log: memoryLog([]), ...o });
+  const ingest = new Ingest({ brokerName: "b", log: memoryLogger([]), ...o });
   cleanups.push(() => ingest.close());
   return ingest;
 }
@@ -196,8 +174,8 @@ describe("legacy ingest from a service's port: what it says", () => {
   it("counts every malformed message and says at most 20 a minute per service", async () => {
     const { pub, endpoint } = await publisherOn();
     const broker = slowBroker(0);
-    const lines: Line[] = [];
-    const ingest = ingestWith({ submitter: broker, log: memoryLog(lines) });
+    const lines: LogLine[] = [];
+    const ingest = ingestWith({ submitter: broker, log: memoryLogger(lines) });
     ingest.read("bodhi.app01", endpoint, {});
     await link(pub, () => broker.got);
     for (let i = 0; i < 60; i++) await pub.send([TOPIC, `not json ${i}`]);
@@ -207,7 +185,7 @@ describe("legacy ingest from a service's port: what it says", () => {
 
   it("a broker that has not started yet (NO_BROKER) is said at debug; once it answered, at warn", async () => {
     const { pub, endpoint } = await publisherOn();
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     let up = false;
     let down = false;
     const got: Message[] = [];
@@ -222,7 +200,7 @@ describe("legacy ingest from a service's port: what it says", () => {
         return ms.map((m) => ({ id: m.id, seq: 1, acceptedAt: "", duplicate: false }));
       },
     };
-    const ingest = ingestWith({ submitter, log: memoryLog(lines) });
+    const ingest = ingestWith({ submitter, log: memoryLogger(lines) });
     ingest.read("bodhi.app01", endpoint, {});
     const said = (level: string) =>
       lines.filter((l) => l.level === level && /cannot submit/.test(l.msg)).length;

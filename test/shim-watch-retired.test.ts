@@ -16,37 +16,14 @@ import type { LegacyStage } from "../src/config/schema.js";
 import { ConfigError } from "../src/errors.js";
 import { checkRetire, loadEvidence, restore, watchLines } from "../src/shim/cutover.js";
 import type { ServiceEvidence } from "../src/shim/evidence.js";
-import type { Logger } from "../src/util/log.js";
 import { waitFor } from "./helpers/broker.js";
+import { type LogLine, memoryLogger } from "./helpers/log.js";
 import { CLI, canBind, freePorts } from "./helpers/serve.js";
 import { PythonPeer } from "./peers/python-peer.js";
 import { configYaml, endpointsOn, type ShimSetup, startShimBroker } from "./shim-helpers.js";
 
 const SERVICE = "wiki.test";
 const PREFIX = "org.example.dev.wiki";
-
-interface LogLine {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-/** A logger that keeps every line, for asserting what the shim said. */
-function memoryLogger(into: LogLine[]): Logger {
-  const at =
-    (level: string) =>
-    (msg: string, fields: Record<string, unknown> = {}): void => {
-      into.push({ level, msg, fields });
-    };
-  const log: Logger = {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: () => log,
-  };
-  return log;
-}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 let setup: ShimSetup | undefined;
